@@ -1,0 +1,178 @@
+"""Validation of arguments: the bad-input catalogue of DESIGN.md section 6.
+
+Every check raises ``TypeError`` (wrong kind of thing) or ``ValueError`` (right kind,
+wrong value or shape) with a message that names the argument and shows the bad value.
+
+Checks come in two kinds:
+
+* *static* checks look only at shapes, dtypes and Python hyperparameters; they run
+  everywhere, also while JAX traces a function under ``jit``;
+* *value* checks look at array contents (class indices in range, weights non-negative);
+  they need concrete data, so adapters may switch them off where data is abstract
+  (a JAX tracer) and rely on the NaN that the core gives for an out-of-range index.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+from array_api_compat import array_namespace, device, is_array_api_obj
+
+Array = Any
+Namespace = Any
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def namespace_of(**arrays: Array | None) -> Namespace:
+    """The array namespace shared by the given arrays, with a clear error if they mix backends."""
+    present = {name: value for name, value in arrays.items() if is_array_api_obj(value)}
+    namespaces = {}
+    for name, value in present.items():
+        namespaces[name] = array_namespace(value)
+    distinct = {id(ns) for ns in namespaces.values()}
+    if len(distinct) > 1:
+        described = ", ".join(
+            f"{name}: {type(present[name]).__module__}.{type(present[name]).__name__}"
+            for name in namespaces
+        )
+        raise TypeError(f"arrays of different backends cannot be mixed ({described})")
+    return next(iter(namespaces.values()))
+
+
+def check_reduction(reduction: object) -> str:
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of 'mean', 'sum' or 'none'; got {reduction!r}")
+    return reduction
+
+
+def check_real_number(name: str, value: object, *, low: float, high: float = math.inf) -> float:
+    """A Python real in ``[low, high]``; NaN, bools and non-numbers are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        # numpy scalars are numbers.Real; 0-d arrays of any backend are refused here,
+        # because a hyperparameter must be static (a Python number).
+        raise TypeError(
+            f"{name} must be a real number; got {value!r} of type {type(value).__name__}"
+        )
+    number = float(value)
+    if math.isnan(number) or not low <= number <= high:
+        interval = f"[{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
+        raise ValueError(f"{name} must be {interval} and not NaN; got {value!r}")
+    return number
+
+
+def check_ignore_index(ignore_index: object) -> int:
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"ignore_index must be an integer; got {ignore_index!r}")
+    return int(ignore_index)
+
+
+def check_logits(xp: Namespace, logits: Array) -> None:
+    dtype = logits.dtype
+    if not xp.isdtype(dtype, "real floating"):
+        raise TypeError(
+            f"logits must have a real floating dtype (float16, bfloat16, float32, float64); "
+            f"got {dtype}"
+        )
+
+
+def normalize_axis(axis: object, ndim: int) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"axis must be an integer; got {axis!r}")
+    if ndim == 0:
+        raise ValueError(
+            "logits must have at least one dimension (the class axis); got a 0-d array"
+        )
+    if not -ndim <= int(axis) < ndim:
+        raise ValueError(f"axis {axis} is out of range for logits with {ndim} dimension(s)")
+    return int(axis) % ndim
+
+
+def compute_dtype(xp: Namespace, dtype: Any) -> Any:
+    """float16 and bfloat16 are computed in float32; float32 and float64 in themselves."""
+    return xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+
+
+def shape_without(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
+    return shape[:axis] + shape[axis + 1 :]
+
+
+def broadcast_shape(first: tuple[int, ...], second: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The broadcast of two shapes, or None when they do not broadcast."""
+    ndim = max(len(first), len(second))
+    first = (1,) * (ndim - len(first)) + tuple(first)
+    second = (1,) * (ndim - len(second)) + tuple(second)
+    result = []
+    for a, b in zip(first, second, strict=True):
+        if a != b and 1 not in (a, b):
+            return None
+        result.append(b if a == 1 else a)
+    return tuple(result)
+
+
+def as_weight_array(
+    xp: Namespace, name: str, value: Array | Sequence[float], like: Array, dtype: Any
+) -> Array:
+    """A user weight (array of the logits' backend or a Python sequence) as an array of `dtype`."""
+    if is_array_api_obj(value):
+        if array_namespace(value) is not xp:
+            raise TypeError(
+                f"{name} is an array of another backend ({type(value).__module__}."
+                f"{type(value).__name__}) than the logits"
+            )
+        if not (xp.isdtype(value.dtype, "real floating") or xp.isdtype(value.dtype, "integral")):
+            raise TypeError(f"{name} must hold real numbers; got dtype {value.dtype}")
+        return xp.astype(value, dtype, copy=False)
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, numbers.Real)):
+        raise TypeError(f"{name} must be a sequence of numbers or an array; got {value!r}")
+    try:
+        return xp.asarray(value, dtype=dtype, device=device(like))
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"{name} must be a sequence of numbers or an array; got {value!r}"
+        ) from error
+
+
+def check_weight_values(xp: Namespace, name: str, weight: Array) -> None:
+    """Value check: no negative entry and no NaN."""
+    if bool(xp.any(xp.isnan(weight))) or bool(xp.any(weight < 0)):
+        raise ValueError(f"{name} must be non-negative and not NaN; got {_preview(weight)}")
+
+
+def check_class_vector(xp: Namespace, name: str, weight: Array, num_classes: int) -> None:
+    if weight.ndim != 1 or weight.shape[0] != num_classes:
+        raise ValueError(
+            f"{name} must have one entry per class, shape ({num_classes},); "
+            f"got shape {tuple(weight.shape)}"
+        )
+
+
+def check_class_indices(xp: Namespace, target: Array, num_classes: int, ignore_index: int) -> None:
+    """Value check: every class index is in [0, C) or equals ignore_index."""
+    counted = target != ignore_index
+    bad = counted & ((target < 0) | (target >= num_classes))
+    if bool(xp.any(bad)):
+        bad_values = target[bad]
+        raise ValueError(
+            f"target has class indices out of range [0, {num_classes}) "
+            f"(ignore_index={ignore_index}): {_preview(bad_values)}"
+        )
+
+
+def _preview(values: Array, limit: int = 6) -> str:
+    """A short text showing the first few entries of a 1-d or n-d array."""
+    xp = array_namespace(values)
+    flat = xp.reshape(values, (-1,))
+    count = flat.shape[0]
+    shown = [
+        float(flat[i]) if xp.isdtype(flat.dtype, "real floating") else int(flat[i])
+        for i in range(min(count, limit))
+    ]
+    text = ", ".join(repr(v) for v in shown)
+    return f"[{text}{', ...' if count > limit else ''}]"
+
+
+is_array = is_array_api_obj

@@ -1,0 +1,68 @@
+"""Stable elementwise pieces shared by the losses (DESIGN.md section 5).
+
+All functions take the array namespace ``xp`` first and use only the array API standard.
+Notation: ``log_p`` is a log-probability ℓ ≤ 0, ``p = exp(ℓ)`` and ``u = 1 - p = -expm1(ℓ)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Array = Any
+Namespace = Any
+
+# Below this |ℓ|, r = ℓ / (1 - e^ℓ) is taken from its series; the first omitted term,
+# |ℓ|^10 · |B_10| / 10!, is below 3e-17 there, under half an ulp of float64.
+_SERIES_RADIUS = 0.1
+
+
+def one_minus_p(xp: Namespace, log_p: Array) -> Array:
+    """u = 1 - e^ℓ, accurate also where p is close to 1."""
+    return -xp.expm1(log_p)
+
+
+def log_p_over_one_minus_p(xp: Namespace, log_p: Array, u: Array) -> Array:
+    """r = ℓ / u, which tends to -1 as ℓ → 0 (p → 1).
+
+    Near 0 it is the series -1 + ℓ/2 - ℓ²/12 + ℓ⁴/720 - ℓ⁶/30240 + ℓ⁸/1209600
+    (Bernoulli numbers), so that r and its derivatives are finite and exact at p = 1.
+    """
+    near_zero = xp.abs(log_p) < _SERIES_RADIUS
+    l2 = log_p * log_p
+    series = (
+        -1.0 + log_p / 2 + l2 * (-1.0 / 12 + l2 * (1.0 / 720 + l2 * (-1.0 / 30240 + l2 / 1209600)))
+    )
+    safe_u = xp.where(near_zero, xp.ones_like(u), u)
+    return xp.where(near_zero, series, log_p / safe_u)
+
+
+def focal_term(xp: Namespace, log_p: Array, gamma: float) -> Array:
+    """f(ℓ) = -(1 - p)^γ · ℓ, the focal loss of one class with unit weight."""
+    if gamma == 0:
+        return -log_p
+    return -(one_minus_p(xp, log_p) ** gamma) * log_p
+
+
+def focal_slope(xp: Namespace, log_p: Array, gamma: float) -> Array:
+    """A(ℓ) = u^γ · (1 - γ·p·r), the factor of the focal gradient (DESIGN.md section 5).
+
+    dL/dz_k = p_k · Σ_j c_j A_j - c_k A_k. A ≡ 1 for γ = 0; A ≥ u^γ ≥ 0 otherwise,
+    with no negative power of u, so it is finite for 0 < γ < 1 at p = 1.
+    """
+    if gamma == 0:
+        return xp.ones_like(log_p)
+    u = one_minus_p(xp, log_p)
+    p = xp.exp(log_p)
+    r = log_p_over_one_minus_p(xp, log_p, u)
+    # p · r → 0 as ℓ → -inf (p = 0, r = -inf): take the limit instead of 0 · inf.
+    p_times_r = xp.where(p == 0, xp.zeros_like(p), p * r)
+    return u**gamma * (1.0 - gamma * p_times_r)
+
+
+def times_nonzero(xp: Namespace, coefficient: Array, value: Array) -> Array:
+    """coefficient · value, taken as 0 where the coefficient is exactly 0 (so 0 · inf = 0).
+
+    NaN coefficients (an out-of-range class index under tracing) stay NaN.
+    """
+    product = coefficient * value
+    return xp.where(coefficient == 0, xp.zeros_like(product), product)

@@ -1,0 +1,41 @@
+"""Reductions and their adjoints.
+
+``"mean"`` divides the sum by a denominator chosen by each loss (the number of counted
+elements, or PyTorch's Σ w_{y_i}); a mean over nothing (denominator 0) is 0.0 with a zero
+gradient, not NaN (DESIGN.md section 4, pytorch#70348).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Array = Any
+Namespace = Any
+
+
+def _nonzero(xp: Namespace, denominator: Array) -> Array:
+    """The denominator with 0 replaced by 1: the numerator is 0 there, so the mean is 0."""
+    return xp.where(denominator == 0, xp.ones_like(denominator), denominator)
+
+
+def reduce(xp: Namespace, per_element: Array, reduction: str, denominator: Array) -> Array:
+    """Apply `reduction` to the per-element losses (any shape)."""
+    if reduction == "none":
+        return per_element
+    total = xp.sum(per_element)
+    if reduction == "sum":
+        return total
+    return total / _nonzero(xp, denominator)
+
+
+def per_element_cotangent(
+    xp: Namespace, cotangent: Array, reduction: str, denominator: Array
+) -> Array:
+    """The cotangent of each per-element loss, given the cotangent of the reduced loss.
+
+    For ``"none"`` it is the cotangent itself (per element); otherwise a 0-d array that
+    broadcasts against every element.
+    """
+    if reduction == "mean":
+        return cotangent / _nonzero(xp, denominator)
+    return cotangent

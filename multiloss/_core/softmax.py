@@ -1,0 +1,357 @@
+r"""Softmax cross-entropy and softmax focal loss: forward and closed-form gradient.
+
+Both are one loss (DESIGN.md sections 4-5). With ℓ_k = z_k - logsumexp(z) the log-softmax
+of a row of logits z, p_k = e^{ℓ_k}, u_k = 1 - p_k and per-class coefficients
+c_k = y_k · w_k (target probability times class weight or alpha),
+
+    L = Σ_k c_k · f(ℓ_k),          f(ℓ) = -u^γ · ℓ,
+    ∂L/∂z_k = p_k · S - c_k · A_k,  A(ℓ) = u^γ · (1 - γ·p·ℓ/u),  S = Σ_j c_j A_j.
+
+γ = 0 is cross-entropy (A ≡ 1). A hard target y without label smoothing has a single
+non-zero coefficient c_t, so the gradient is the rank-1 c_t · A_t · (p - onehot(t)) and
+only the target column is ever gathered.
+
+The functions here work on one prepared call: ``prepare_*`` validates the user's
+arguments and returns a :class:`SoftmaxConfig` (static, hashable: safe as a JAX static
+argument) and the operand arrays; ``softmax_forward`` / ``softmax_vjp`` compute.
+Backward needs only the logits, the target and the per-row max and log-sum-exp kept by the
+forward pass: nothing of size N×C besides the logits.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from . import _checks
+from ._numerics import focal_slope, focal_term, one_minus_p, times_nonzero
+from ._reduce import per_element_cotangent, reduce
+
+Array = Any
+Namespace = Any
+
+
+@dataclass(frozen=True)
+class SoftmaxConfig:
+    """Everything static about one softmax-loss call (shapes, options); hashable."""
+
+    axis: int
+    num_classes: int
+    hard_target: bool
+    gamma: float
+    ignore_index: int
+    label_smoothing: float
+    reduction: str
+    mean_over_target_weight: bool
+    """"mean" divides by Σ w_{y_i} (PyTorch's weighted CE mean) rather than by the count."""
+
+
+class SoftmaxOperands(NamedTuple):
+    """The arrays of one call, in the compute dtype (float32 for 16-bit inputs)."""
+
+    logits: Array
+    target: Array
+    class_weight: Array | None
+
+
+class SoftmaxResiduals(NamedTuple):
+    """What the forward pass keeps for the backward pass: O(N), never O(N×C)."""
+
+    row_max: Array
+    log_sum_exp: Array
+    """log Σ_k exp(z_k - row_max), with the class axis kept (size 1)."""
+    denominator: Array
+    """The 0-d denominator of the "mean" reduction (unused by the others)."""
+
+
+def _prepare(
+    logits: Array,
+    target: Array,
+    *,
+    axis: object,
+    class_weight: object,
+    class_weight_name: str,
+    gamma: float,
+    ignore_index: object,
+    reduction: object,
+    label_smoothing: object,
+    is_cross_entropy: bool,
+    check_values: bool,
+) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
+    xp = _checks.namespace_of(logits=logits, target=target)
+    if not _checks.is_array(target):
+        raise TypeError(f"target must be an array; got {type(target).__name__}")
+    _checks.check_logits(xp, logits)
+    axis = _checks.normalize_axis(axis, logits.ndim)
+    num_classes = logits.shape[axis]
+    if num_classes == 0:
+        raise ValueError(
+            f"logits must have at least one class; got shape {tuple(logits.shape)} "
+            f"with 0 classes along axis {axis}"
+        )
+    reduction = _checks.check_reduction(reduction)
+    ignore_index = _checks.check_ignore_index(ignore_index)
+    label_smoothing = _checks.check_real_number(
+        "label_smoothing", label_smoothing, low=0.0, high=1.0
+    )
+    dtype = _checks.compute_dtype(xp, logits.dtype)
+
+    index_shape = _checks.shape_without(tuple(logits.shape), axis)
+    if xp.isdtype(target.dtype, "bool"):
+        raise TypeError(
+            "target must hold integer class indices or floating probabilities; got dtype bool"
+        )
+    hard_target = xp.isdtype(target.dtype, "integral")
+    if hard_target:
+        if tuple(target.shape) != index_shape:
+            raise ValueError(
+                f"target of class indices must have the logits' shape without the class axis, "
+                f"{index_shape}; got {tuple(target.shape)} (logits {tuple(logits.shape)}, "
+                f"axis {axis})"
+            )
+        target = xp.astype(target, xp.int64, copy=False)
+        if check_values:
+            _checks.check_class_indices(xp, target, num_classes, ignore_index)
+    elif xp.isdtype(target.dtype, "real floating"):
+        if tuple(target.shape) != tuple(logits.shape):
+            if tuple(target.shape) == index_shape:
+                raise TypeError(
+                    f"target has the shape of class indices {index_shape} but a floating dtype "
+                    f"({target.dtype}); class indices must be integers"
+                )
+            raise ValueError(
+                f"target of class probabilities must have the logits' shape "
+                f"{tuple(logits.shape)}; got {tuple(target.shape)}"
+            )
+        if ignore_index >= 0:
+            raise ValueError(
+                f"ignore_index={ignore_index} cannot be used with probability targets "
+                f"(there is no class index to ignore); leave it at its default -100"
+            )
+        target = xp.astype(target, dtype, copy=False)
+    else:
+        raise TypeError(
+            f"target must hold integer class indices or floating probabilities; "
+            f"got dtype {target.dtype}"
+        )
+
+    if class_weight is not None:
+        class_weight = _checks.as_weight_array(xp, class_weight_name, class_weight, logits, dtype)
+        _checks.check_class_vector(xp, class_weight_name, class_weight, num_classes)
+        if check_values:
+            _checks.check_weight_values(xp, class_weight_name, class_weight)
+
+    config = SoftmaxConfig(
+        axis=axis,
+        num_classes=num_classes,
+        hard_target=hard_target,
+        gamma=gamma,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+        mean_over_target_weight=is_cross_entropy and hard_target and class_weight is not None,
+    )
+    operands = SoftmaxOperands(xp.astype(logits, dtype, copy=False), target, class_weight)
+    return xp, config, operands
+
+
+def prepare_cross_entropy(
+    logits: Array,
+    target: Array,
+    *,
+    axis: object = -1,
+    weight: object = None,
+    ignore_index: object = -100,
+    reduction: object = "mean",
+    label_smoothing: object = 0.0,
+    check_values: bool = True,
+) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
+    """Validate the arguments of :func:`cross_entropy` (DESIGN.md section 6)."""
+    return _prepare(
+        logits,
+        target,
+        axis=axis,
+        class_weight=weight,
+        class_weight_name="weight",
+        gamma=0.0,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        is_cross_entropy=True,
+        check_values=check_values,
+    )
+
+
+def prepare_focal_loss(
+    logits: Array,
+    target: Array,
+    *,
+    axis: object = -1,
+    gamma: object = 2.0,
+    alpha: object = None,
+    ignore_index: object = -100,
+    reduction: object = "mean",
+    label_smoothing: object = 0.0,
+    check_values: bool = True,
+) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
+    """Validate the arguments of :func:`focal_loss`; a scalar alpha becomes [1-α, α, …, α]."""
+    gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+    if isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
+        scalar = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
+        if logits.ndim == 0:
+            _checks.normalize_axis(axis, 0)  # raises the 0-d error first
+        num_classes = logits.shape[_checks.normalize_axis(axis, logits.ndim)]
+        alpha = [1.0 - scalar] + [scalar] * (num_classes - 1) if num_classes else []
+    return _prepare(
+        logits,
+        target,
+        axis=axis,
+        class_weight=alpha,
+        class_weight_name="alpha",
+        gamma=gamma,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        is_cross_entropy=False,
+        check_values=check_values,
+    )
+
+
+def _along_class_axis(xp: Namespace, vector: Array, config: SoftmaxConfig, ndim: int) -> Array:
+    """A length-C vector shaped to broadcast along the class axis of an ndim-d array."""
+    shape = [1] * ndim
+    shape[config.axis] = config.num_classes
+    return xp.reshape(vector, tuple(shape))
+
+
+def _class_ids(xp: Namespace, config: SoftmaxConfig, ndim: int, like: Array) -> Array:
+    ids = xp.arange(config.num_classes, dtype=xp.int64, device=_checks.device(like))
+    return _along_class_axis(xp, ids, config, ndim)
+
+
+class _HardTarget(NamedTuple):
+    index: Array
+    """The target index with the class axis kept (size 1); 0 where not a valid class."""
+    row_mask: Array
+    """1 for a counted element, 0 for an ignored one, NaN for an out-of-range index."""
+    coefficient: Array
+    """c_t = w_t · row_mask (w_t = 1 without class weights)."""
+
+
+def _hard_target(xp: Namespace, config: SoftmaxConfig, operands: SoftmaxOperands) -> _HardTarget:
+    target = xp.expand_dims(operands.target, axis=config.axis)
+    counted = target != config.ignore_index
+    in_range = (target >= 0) & (target < config.num_classes)
+    index = xp.where(counted & in_range, target, xp.zeros_like(target))
+    dtype = operands.logits.dtype
+    ones = xp.ones(index.shape, dtype=dtype, device=_checks.device(index))
+    row_mask = xp.where(counted, ones, xp.zeros_like(ones))
+    # An out-of-range index that could not be checked (traced data) poisons its element:
+    # never a silent clamp or wrap to a valid class.
+    row_mask = xp.where(counted & ~in_range, xp.full_like(ones, math.nan), row_mask)
+    if operands.class_weight is None:
+        return _HardTarget(index, row_mask, row_mask)
+    weight = xp.take(operands.class_weight, xp.reshape(index, (-1,)), axis=0)
+    return _HardTarget(index, row_mask, xp.reshape(weight, index.shape) * row_mask)
+
+
+def _soft_coefficients(
+    xp: Namespace, config: SoftmaxConfig, operands: SoftmaxOperands, hard: _HardTarget | None
+) -> Array:
+    """c_k = q_k · w_k with q the (smoothed) target distribution; N×C."""
+    logits = operands.logits
+    smoothing = config.label_smoothing
+    uniform = smoothing / config.num_classes
+    if hard is not None:
+        on_target = _class_ids(xp, config, logits.ndim, logits) == hard.index
+        high = xp.full_like(logits, 1.0 - smoothing + uniform)
+        q = xp.where(on_target, high, xp.full_like(logits, uniform)) * hard.row_mask
+    else:
+        q = operands.target
+        if smoothing:
+            q = q * (1.0 - smoothing) + uniform
+    if operands.class_weight is not None:
+        q = q * _along_class_axis(xp, operands.class_weight, config, logits.ndim)
+    return q
+
+
+def _uses_soft_path(config: SoftmaxConfig) -> bool:
+    return not config.hard_target or config.label_smoothing > 0
+
+
+def _denominator(
+    xp: Namespace, config: SoftmaxConfig, operands: SoftmaxOperands, hard: _HardTarget | None
+) -> Array:
+    logits = operands.logits
+    if hard is None:
+        count = math.prod(_checks.shape_without(tuple(logits.shape), config.axis))
+        return xp.asarray(float(count), dtype=logits.dtype, device=_checks.device(logits))
+    if config.mean_over_target_weight:
+        return xp.sum(hard.coefficient)
+    return xp.sum(hard.row_mask)
+
+
+def softmax_forward(
+    xp: Namespace, config: SoftmaxConfig, operands: SoftmaxOperands
+) -> tuple[Array, SoftmaxResiduals]:
+    """The reduced loss (compute dtype) and the residuals for :func:`softmax_vjp`."""
+    logits, axis, gamma = operands.logits, config.axis, config.gamma
+    row_max = xp.max(logits, axis=axis, keepdims=True)
+    shifted = logits - row_max
+    log_sum_exp = xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+    hard = _hard_target(xp, config, operands) if config.hard_target else None
+
+    if _uses_soft_path(config):
+        coefficient = _soft_coefficients(xp, config, operands, hard)
+        log_p = shifted - log_sum_exp
+        per_element = xp.sum(
+            times_nonzero(xp, coefficient, focal_term(xp, log_p, gamma)), axis=axis, keepdims=True
+        )
+    else:
+        target_log_p = xp.take_along_axis(shifted, hard.index, axis=axis) - log_sum_exp
+        per_element = times_nonzero(xp, hard.coefficient, focal_term(xp, target_log_p, gamma))
+
+    denominator = _denominator(xp, config, operands, hard)
+    per_element = xp.squeeze(per_element, axis=axis)
+    loss = reduce(xp, per_element, config.reduction, denominator)
+    return loss, SoftmaxResiduals(row_max, log_sum_exp, denominator)
+
+
+def softmax_vjp(
+    xp: Namespace,
+    config: SoftmaxConfig,
+    operands: SoftmaxOperands,
+    residuals: SoftmaxResiduals,
+    cotangent: Array,
+) -> Array:
+    """cotangent · ∂loss/∂logits, in the compute dtype, with the logits' shape.
+
+    `cotangent` has the shape of the reduced loss: 0-d for "mean"/"sum", the per-element
+    shape for "none".
+    """
+    logits, axis, gamma = operands.logits, config.axis, config.gamma
+    element_cotangent = per_element_cotangent(
+        xp, cotangent, config.reduction, residuals.denominator
+    )
+    if config.reduction == "none":
+        element_cotangent = xp.expand_dims(element_cotangent, axis=axis)
+    log_p = (logits - residuals.row_max) - residuals.log_sum_exp
+    p = xp.exp(log_p)
+    hard = _hard_target(xp, config, operands) if config.hard_target else None
+
+    if _uses_soft_path(config):
+        coefficient = _soft_coefficients(xp, config, operands, hard)
+        weighted_slope = times_nonzero(xp, coefficient, focal_slope(xp, log_p, gamma))
+        total = xp.sum(weighted_slope, axis=axis, keepdims=True)
+        return element_cotangent * (p * total - weighted_slope)
+
+    target_log_p = xp.take_along_axis(log_p, hard.index, axis=axis)
+    row_scale = element_cotangent * times_nonzero(
+        xp, hard.coefficient, focal_slope(xp, target_log_p, gamma)
+    )
+    on_target = _class_ids(xp, config, logits.ndim, logits) == hard.index
+    # p_t - 1 is written -u_t = expm1(ℓ_t): exact also where p_t is close to 1.
+    minus_u = -one_minus_p(xp, target_log_p)
+    return xp.where(on_target, minus_u, p) * row_scale

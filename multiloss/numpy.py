@@ -1,0 +1,279 @@
+r"""The NumPy reference: the four losses and their gradients, in float64 by default.
+
+Use it to check another implementation (a CUDA kernel, a copied focal loss): the value
+*and* the gradient with respect to the logits come from one trusted place, computed in
+the stable closed forms of DESIGN.md section 5. The class axis is -1 (the array
+convention, as in optax).
+
+Every function takes ``dtype`` (default ``numpy.float64``): the logits (and probability
+targets) are converted to it first. ``dtype=None`` keeps the input's floating dtype
+(float16 is then computed in float32 inside and returned as float16).
+
+The ``*_grad`` functions return ∂(Σ loss)/∂logits: for ``reduction="none"`` that is every
+element's own gradient, since an element's loss depends only on its own logits. The
+``*_value_and_grad`` functions return ``(loss, grad)`` from one pass.
+
+>>> import numpy as np
+>>> from multiloss.numpy import focal_loss, focal_loss_grad
+>>> logits = np.array([[2.0, 0.5, -1.0]])
+>>> float(focal_loss(logits, np.array([0]), gamma=0.0))  # γ = 0 is cross-entropy
+0.24131...
+>>> bool(abs(focal_loss_grad(logits, np.array([0])).sum()) < 1e-15)  # rows sum to 0
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from . import _core
+
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_grad",
+    "binary_cross_entropy_value_and_grad",
+    "cross_entropy",
+    "cross_entropy_grad",
+    "cross_entropy_value_and_grad",
+    "focal_loss",
+    "focal_loss_grad",
+    "focal_loss_value_and_grad",
+    "sigmoid_focal_loss",
+    "sigmoid_focal_loss_grad",
+    "sigmoid_focal_loss_value_and_grad",
+]
+
+Weights = ArrayLike | Sequence[float] | None
+
+
+def _as_input(
+    logits: ArrayLike,
+    target: ArrayLike,
+    dtype: DTypeLike | None,
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    logits = np.asarray(logits)
+    target = np.asarray(target)
+    if dtype is not None and np.issubdtype(logits.dtype, np.floating):
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"dtype must be a floating dtype; got {dtype}")
+        logits = logits.astype(dtype, copy=False)
+        if np.issubdtype(target.dtype, np.floating):
+            target = target.astype(dtype, copy=False)
+    return logits, target
+
+
+def _run(
+    name: str,
+    logits: ArrayLike,
+    target: ArrayLike,
+    dtype: DTypeLike | None,
+    with_grad: bool,
+    options: dict[str, Any],
+) -> Any:
+    logits, target = _as_input(logits, target, dtype)
+    prepared = _core.PREPARE[name](logits, target, **options)
+    if with_grad:
+        return _core.loss_value_and_grad(prepared, logits.dtype)
+    return _core.loss_value(prepared, logits.dtype)
+
+
+def cross_entropy(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    dtype: DTypeLike | None = np.float64,
+) -> NDArray[Any]:
+    r"""Softmax cross-entropy, with the semantics of ``torch.nn.functional.cross_entropy``.
+
+    Per element with log-softmax ℓ = log_softmax(z) along `axis` and target distribution q
+    (one-hot of a class index, or the given probabilities; label smoothing ε makes it
+    ``(1-ε)·q + ε/C``):
+
+    .. math:: L = -\sum_k q_k \, w_k \, \log p_k
+
+    Args:
+        logits: unnormalised scores, any rank, classes along `axis`.
+        target: integer class indices (the logits' shape without `axis`) or class
+            probabilities (the logits' shape, floating).
+        axis: the class axis.
+        weight: per-class weights w (length C); None weights every class by 1.
+        ignore_index: class-index targets equal to it contribute nothing and are not
+            counted (class-index targets only).
+        reduction: ``"mean"`` (Σ w_{y_i} ℓ_i / Σ w_{y_i} over counted elements for class
+            indices; divided by the element count for probabilities), ``"sum"`` or
+            ``"none"`` (per element, class axis removed). A mean over nothing is 0.0.
+        label_smoothing: ε in [0, 1].
+        dtype: computation and result dtype (None keeps the input's).
+
+    >>> import numpy as np
+    >>> round(float(cross_entropy(np.array([[0.0, 0.0]]), np.array([1]))), 8)  # log 2
+    0.69314718
+    """
+    options = {
+        "axis": axis,
+        "weight": weight,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+    }
+    return _run("cross_entropy", logits, target, dtype, False, options)
+
+
+def focal_loss(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    axis: int = -1,
+    gamma: float = 2.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    dtype: DTypeLike | None = np.float64,
+) -> NDArray[Any]:
+    r"""Softmax focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
+
+    .. math:: L = -\sum_k q_k \, \alpha_k \, (1 - p_k)^\gamma \log p_k
+
+    For a class-index target t this is :math:`-\alpha_t (1-p_t)^\gamma \log p_t`; γ = 0 with
+    no alpha is exactly :func:`cross_entropy`. The modulating factor (1-p_t)^γ turns down
+    well-classified examples: with γ = 2, p_t = 0.9 is weighted by 0.01.
+
+    Args:
+        logits, target, axis, ignore_index, label_smoothing, dtype: as in :func:`cross_entropy`.
+        gamma: focusing parameter γ ≥ 0.
+        alpha: None (no weighting); a sequence of C per-class weights; or a scalar α in
+            [0, 1] that weights class 0 (background) by 1-α and every other class by α
+            (RetinaNet, kornia, MONAI). The two-class ``[α, 1-α]`` is the sequence form.
+        reduction: ``"mean"`` divides by the number of counted (not ignored) elements, not
+            by Σα; ``"sum"``; ``"none"``. A mean over nothing is 0.0.
+
+    The gradient is computed as p_k·Σ_j c_j A_j - c_k A_k with A = u^γ(1 - γ p ℓ/u),
+    u = 1 - p, which has no negative power of u: finite for 0 < γ < 1 at p_t = 1.
+
+    >>> import numpy as np
+    >>> round(float(focal_loss(np.log(np.array([[0.9, 0.1]])), np.array([0]))), 8)
+    0.00105361
+    """
+    options = {
+        "axis": axis,
+        "gamma": gamma,
+        "alpha": alpha,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+    }
+    return _run("focal_loss", logits, target, dtype, False, options)
+
+
+def binary_cross_entropy(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    reduction: str = "mean",
+    dtype: DTypeLike | None = np.float64,
+) -> NDArray[Any]:
+    r"""Sigmoid cross-entropy on logits, with the semantics of ``torch.nn.BCEWithLogitsLoss``.
+
+    .. math:: L = -w \left[ p_w \, y \log \sigma(x) + (1 - y) \log (1 - \sigma(x)) \right]
+
+    computed as ``w·(pw·y·softplus(-x) + (1-y)·softplus(x))``, finite for any finite logit.
+
+    Args:
+        logits: any shape.
+        target: the logits' shape; probabilities in [0, 1] (integer or bool 0/1 accepted).
+        weight: per-element weight, broadcast to the logits' shape.
+        pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
+            vector weights the last axis, as in PyTorch).
+        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"``.
+        dtype: computation and result dtype (None keeps the input's).
+
+    >>> import numpy as np
+    >>> round(float(binary_cross_entropy(np.array([0.0]), np.array([1.0]))), 8)  # log 2
+    0.69314718
+    """
+    options = {"weight": weight, "pos_weight": pos_weight, "reduction": reduction}
+    return _run("binary_cross_entropy", logits, target, dtype, False, options)
+
+
+def sigmoid_focal_loss(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    alpha: float | None = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "mean",
+    dtype: DTypeLike | None = np.float64,
+) -> NDArray[Any]:
+    r"""Sigmoid focal loss, with the semantics of ``torchvision.ops.sigmoid_focal_loss``.
+
+    .. math:: L = \alpha_t \, (1 - p_t)^\gamma \, \mathrm{BCE}(x, y), \quad
+              p_t = p y + (1-p)(1-y), \quad \alpha_t = \alpha y + (1-\alpha)(1-y)
+
+    Args:
+        logits, target, dtype: as in :func:`binary_cross_entropy`.
+        alpha: α in [0, 1], or None for no α_t weighting.
+        gamma: focusing parameter γ ≥ 0.
+        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"``.
+
+    >>> import numpy as np
+    >>> round(float(sigmoid_focal_loss(np.array([0.0]), np.array([1.0]), alpha=None)), 6)
+    0.173287
+    """
+    options = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
+    return _run("sigmoid_focal_loss", logits, target, dtype, False, options)
+
+
+def _gradient_pair(name: str) -> tuple[Any, Any]:
+    """The ``<loss>_value_and_grad`` and ``<loss>_grad`` functions of one loss."""
+
+    def value_and_grad(
+        logits: ArrayLike,
+        target: ArrayLike,
+        *,
+        dtype: DTypeLike | None = np.float64,
+        **options: Any,
+    ) -> tuple[NDArray[Any], NDArray[Any]]:
+        return _run(name, logits, target, dtype, True, options)
+
+    def grad(
+        logits: ArrayLike,
+        target: ArrayLike,
+        *,
+        dtype: DTypeLike | None = np.float64,
+        **options: Any,
+    ) -> NDArray[Any]:
+        return _run(name, logits, target, dtype, True, options)[1]
+
+    value_and_grad.__name__ = value_and_grad.__qualname__ = f"{name}_value_and_grad"
+    value_and_grad.__doc__ = (
+        f"``({name}(...), ∂Σ{name}(...)/∂logits)`` from one pass; the keyword arguments "
+        f"are those of :func:`{name}`."
+    )
+    grad.__name__ = grad.__qualname__ = f"{name}_grad"
+    grad.__doc__ = (
+        f"∂Σ{name}(...)/∂logits, shaped like the logits; the keyword arguments are those "
+        f"of :func:`{name}`."
+    )
+    value_and_grad.__module__ = grad.__module__ = __name__
+    return value_and_grad, grad
+
+
+cross_entropy_value_and_grad, cross_entropy_grad = _gradient_pair("cross_entropy")
+focal_loss_value_and_grad, focal_loss_grad = _gradient_pair("focal_loss")
+binary_cross_entropy_value_and_grad, binary_cross_entropy_grad = _gradient_pair(
+    "binary_cross_entropy"
+)
+sigmoid_focal_loss_value_and_grad, sigmoid_focal_loss_grad = _gradient_pair("sigmoid_focal_loss")
