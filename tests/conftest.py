@@ -1,0 +1,32 @@
+"""Shared test configuration.
+
+* JAX (if installed) runs with float64 enabled for the whole session, so that float64
+  oracles can be compared; tests that need float32 ask for it explicitly. The library
+  itself never changes JAX's configuration.
+* Hypothesis has a derandomised ``ci`` profile (the default) and a ``long`` profile:
+  ``HYPOTHESIS_PROFILE=long pytest``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile("long", max_examples=2000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+try:
+    import jax
+except ImportError:  # pragma: no cover - jax is in the test extra
+    jax = None
+else:
+    jax.config.update("jax_enable_x64", True)
