@@ -43,6 +43,14 @@ def namespace_of(**arrays: Array | None) -> Namespace:
     return next(iter(namespaces.values()))
 
 
+def input_namespace(logits: object, target: object) -> Namespace:
+    """The namespace of the logits and target, which must be arrays of one backend."""
+    for name, value in (("logits", logits), ("target", target)):
+        if not is_array_api_obj(value):
+            raise TypeError(f"{name} must be an array; got {type(value).__name__}")
+    return namespace_of(logits=logits, target=target)
+
+
 def check_reduction(reduction: object) -> str:
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of 'mean', 'sum' or 'none'; got {reduction!r}")
@@ -59,7 +67,7 @@ def check_real_number(name: str, value: object, *, low: float, high: float = mat
         )
     number = float(value)
     if math.isnan(number) or not low <= number <= high:
-        interval = f"[{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
+        interval = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
         raise ValueError(f"{name} must be {interval} and not NaN; got {value!r}")
     return number
 
@@ -173,6 +181,3 @@ def _preview(values: Array, limit: int = 6) -> str:
     ]
     text = ", ".join(repr(v) for v in shown)
     return f"[{text}{', ...' if count > limit else ''}]"
-
-
-is_array = is_array_api_obj

@@ -63,9 +63,7 @@ def _prepare(
     reduction: object,
     check_values: bool,
 ) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
-    xp = _checks.namespace_of(logits=logits, target=target)
-    if not _checks.is_array(target):
-        raise TypeError(f"target must be an array; got {type(target).__name__}")
+    xp = _checks.input_namespace(logits, target)
     _checks.check_logits(xp, logits)
     reduction = _checks.check_reduction(reduction)
     dtype = _checks.compute_dtype(xp, logits.dtype)
@@ -188,7 +186,6 @@ def sigmoid_forward(
         per_element = one_minus_p_t**config.gamma * per_element
     if pieces.coefficient is not None:
         per_element = times_nonzero(xp, pieces.coefficient, per_element)
-    per_element = xp.broadcast_to(per_element, tuple(operands.logits.shape))
     return reduce(xp, per_element, config.reduction, _denominator(xp, operands.logits)), None
 
 
@@ -219,4 +216,4 @@ def sigmoid_vjp(
     if pieces.coefficient is not None:
         slope = times_nonzero(xp, pieces.coefficient, slope)
     element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, _denominator(xp, x))
-    return xp.broadcast_to(element_cotangent * slope, tuple(x.shape))
+    return element_cotangent * slope

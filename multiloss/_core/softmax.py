@@ -80,9 +80,7 @@ def _prepare(
     is_cross_entropy: bool,
     check_values: bool,
 ) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
-    xp = _checks.namespace_of(logits=logits, target=target)
-    if not _checks.is_array(target):
-        raise TypeError(f"target must be an array; got {type(target).__name__}")
+    xp = _checks.input_namespace(logits, target)
     _checks.check_logits(xp, logits)
     axis = _checks.normalize_axis(axis, logits.ndim)
     num_classes = logits.shape[axis]
@@ -137,6 +135,8 @@ def _prepare(
             f"got dtype {target.dtype}"
         )
 
+    if not is_cross_entropy and isinstance(class_weight, numbers.Real):
+        class_weight = _scalar_alpha(class_weight, num_classes)
     if class_weight is not None:
         class_weight = _checks.as_weight_array(xp, class_weight_name, class_weight, logits, dtype)
         _checks.check_class_vector(xp, class_weight_name, class_weight, num_classes)
@@ -155,6 +155,12 @@ def _prepare(
     )
     operands = SoftmaxOperands(xp.astype(logits, dtype, copy=False), target, class_weight)
     return xp, config, operands
+
+
+def _scalar_alpha(alpha: object, num_classes: int) -> list[float]:
+    """A scalar α weights class 0 (background) by 1 - α and every other class by α."""
+    alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
+    return [1.0 - alpha] + [alpha] * (num_classes - 1)
 
 
 def prepare_cross_entropy(
@@ -198,12 +204,6 @@ def prepare_focal_loss(
 ) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
     """Validate the arguments of :func:`focal_loss`; a scalar alpha becomes [1-α, α, …, α]."""
     gamma = _checks.check_real_number("gamma", gamma, low=0.0)
-    if isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
-        scalar = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
-        if logits.ndim == 0:
-            _checks.normalize_axis(axis, 0)  # raises the 0-d error first
-        num_classes = logits.shape[_checks.normalize_axis(axis, logits.ndim)]
-        alpha = [1.0 - scalar] + [scalar] * (num_classes - 1) if num_classes else []
     return _prepare(
         logits,
         target,
