@@ -24,6 +24,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from . import _core
 from ._version import __version__
 
@@ -51,7 +53,8 @@ def _dispatch(name: str, logits: Array, target: Array, options: dict[str, Any]) 
     if options.get("axis", 0) is None:
         options["axis"] = -1
     prepared = _core.PREPARE[name](logits, target, **options)
-    return _core.loss_value(prepared, logits.dtype)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # guarded 0·inf
+        return _core.loss_value(prepared, logits.dtype)
 
 
 def cross_entropy(

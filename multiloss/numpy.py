@@ -77,9 +77,12 @@ def _run(
 ) -> Any:
     logits, target = _as_input(logits, target, dtype)
     prepared = _core.PREPARE[name](logits, target, **options)
-    if with_grad:
-        return _core.loss_value_and_grad(prepared, logits.dtype)
-    return _core.loss_value(prepared, logits.dtype)
+    # The core evaluates both sides of its guards (where(p == 0, 0, p·r) and the like):
+    # the discarded side may hold 0·inf, which is not worth a warning.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if with_grad:
+            return _core.loss_value_and_grad(prepared, logits.dtype)
+        return _core.loss_value(prepared, logits.dtype)
 
 
 def cross_entropy(
