@@ -109,7 +109,7 @@ def _prepare(
                 f"{index_shape}; got {tuple(target.shape)} (logits {tuple(logits.shape)}, "
                 f"axis {axis})"
             )
-        target = xp.astype(target, xp.int64, copy=False)
+        target = xp.astype(target, _index_dtype(xp), copy=False)
         if check_values:
             _checks.check_class_indices(xp, target, num_classes, ignore_index)
     elif xp.isdtype(target.dtype, "real floating"):
@@ -226,8 +226,16 @@ def _along_class_axis(xp: Namespace, vector: Array, config: SoftmaxConfig, ndim:
     return xp.reshape(vector, tuple(shape))
 
 
+def _index_dtype(xp: Namespace) -> Any:
+    """The namespace's default indexing dtype: int64, or int32 for JAX without x64.
+
+    Asking JAX for int64 when x64 is off warns and truncates; the default is what it has.
+    """
+    return xp.__array_namespace_info__().default_dtypes()["indexing"]
+
+
 def _class_ids(xp: Namespace, config: SoftmaxConfig, ndim: int, like: Array) -> Array:
-    ids = xp.arange(config.num_classes, dtype=xp.int64, device=_checks.device(like))
+    ids = xp.arange(config.num_classes, dtype=_index_dtype(xp), device=_checks.device(like))
     return _along_class_axis(xp, ids, config, ndim)
 
 
