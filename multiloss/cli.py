@@ -73,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
-    commands.add_parser(
-        "check", help="print the installed backends and check that they agree"
-    )
+    commands.add_parser("check", help="print the installed backends and check that they agree")
     return parser
 
 

@@ -218,9 +218,7 @@ def run_training(
             )
             recall, precision = per_class_scores(predicted, dataset.test_y, dataset.num_classes)
             seconds = time.perf_counter() - start
-            results.append(
-                RunResult(backend, display_name, final_loss, recall, precision, seconds)
-            )
+            results.append(RunResult(backend, display_name, final_loss, recall, precision, seconds))
     return results
 
 
@@ -381,10 +379,17 @@ def write_figure(path: Path) -> Path:
         with np.errstate(invalid="ignore", divide="ignore"):
             factor = np.where(cross_entropy > 0, loss / cross_entropy, float(gamma == 0))
         right.plot(p_t, factor, label=f"γ = {gamma:g}")
-    left.set(xlabel="probability of the true class p_t", ylabel="loss", ylim=(0, 5),
-             title="Focal loss −(1 − p_t)^γ log p_t")
-    right.set(xlabel="probability of the true class p_t", ylabel="(1 − p_t)^γ",
-              title="Modulating factor (focal / cross-entropy)")
+    left.set(
+        xlabel="probability of the true class p_t",
+        ylabel="loss",
+        ylim=(0, 5),
+        title="Focal loss −(1 − p_t)^γ log p_t",
+    )
+    right.set(
+        xlabel="probability of the true class p_t",
+        ylabel="(1 − p_t)^γ",
+        title="Modulating factor (focal / cross-entropy)",
+    )
     for axes in (left, right):
         axes.grid(alpha=0.3)
         axes.legend()

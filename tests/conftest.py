@@ -30,3 +30,17 @@ except ImportError:  # pragma: no cover - jax is in the test extra
     jax = None
 else:
     jax.config.update("jax_enable_x64", True)
+
+
+# --------------------------------------------------------------------------- the xp fixture
+import pytest  # noqa: E402
+
+from backends import XP_NAMES, namespace  # noqa: E402
+
+
+@pytest.fixture(params=XP_NAMES)
+def xp(request):
+    """The array namespace under test: numpy, array_api_strict, torch (through
+    ``array_api_compat.torch``) or ``jax.numpy``; skipped where the backend is missing.
+    Use ``backends.asarray`` / ``backends.to_numpy`` to move NumPy data in and out."""
+    return namespace(request.param)

@@ -1,0 +1,155 @@
+"""Moving NumPy test data into each array namespace of the ``xp`` fixture and back,
+and running the core directly (the framework adapters are tested elsewhere).
+
+Namespaces (what the ``xp`` fixture yields): ``numpy``, ``array_api_strict``,
+``array_api_compat.torch`` (torch tensors) and ``jax.numpy``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+import pytest
+
+from multiloss import _core
+
+XP_NAMES = ("numpy", "array_api_strict", "torch", "jax")
+FLOATS = ("float16", "bfloat16", "float32", "float64")
+
+
+def namespace(name: str) -> Any:
+    """The namespace of a backend name, skipping the test if the backend is missing."""
+    if name == "numpy":
+        return np
+    if name == "array_api_strict":
+        return pytest.importorskip("array_api_strict")
+    if name == "torch":
+        pytest.importorskip("torch")
+        return importlib.import_module("array_api_compat.torch")
+    if name == "jax":
+        pytest.importorskip("jax")
+        return importlib.import_module("jax.numpy")
+    raise ValueError(name)
+
+
+def backend_name(xp: Any) -> str:
+    name = xp.__name__
+    if name == "numpy":
+        return "numpy"
+    if name.startswith("array_api_strict"):
+        return "array_api_strict"
+    if name.endswith("torch"):
+        return "torch"
+    if name.startswith("jax"):
+        return "jax"
+    raise ValueError(name)
+
+
+def dtype_of(xp: Any, name: str) -> Any:
+    """A dtype of `xp` by name; skips where the backend has no such dtype (bfloat16)."""
+    if name == "bfloat16":
+        which = backend_name(xp)
+        if which == "torch":
+            import torch
+
+            return torch.bfloat16
+        if which == "jax":
+            return xp.bfloat16
+        pytest.skip(f"{which} has no bfloat16")
+    return getattr(xp, name)
+
+
+def asarray(xp: Any, value: Any, dtype: str | None = None) -> Any:
+    """An array of namespace `xp` holding `value` (NumPy data), optionally cast by dtype name."""
+    which = backend_name(xp)
+    value = np.asarray(value)
+    if dtype == "bfloat16":
+        value = value.astype(np.float32)
+    if which == "numpy":
+        array = value
+    elif which == "array_api_strict":
+        array = xp.asarray(value)
+    elif which == "torch":
+        import torch
+
+        array = torch.asarray(value.copy())
+    else:
+        array = xp.asarray(value)
+    if dtype is not None:
+        array = xp.astype(array, dtype_of(xp, dtype))
+    return array
+
+
+def to_numpy(array: Any) -> np.ndarray:
+    """A NumPy copy of an array of any of the four backends (bfloat16 becomes float32)."""
+    if isinstance(array, (np.ndarray, np.generic, float, int)):
+        return np.asarray(array)
+    module = type(array).__module__
+    if module.startswith("torch"):
+        import torch
+
+        tensor = array.detach().cpu()
+        if tensor.dtype == torch.bfloat16:
+            tensor = tensor.to(torch.float32)
+        return tensor.numpy()
+    if module.startswith("array_api_strict"):
+        return np.from_dlpack(array)
+    result = np.asarray(array)
+    if result.dtype.name == "bfloat16":
+        result = result.astype(np.float32)
+    return result
+
+
+def dtype_name(array: Any) -> str:
+    """'float32', 'bfloat16', 'int64', … of an array of any backend."""
+    text = str(array.dtype)
+    return text.rsplit(".", 1)[-1]
+
+
+def run_core(name: str, logits: Any, target: Any, **options: Any) -> tuple[Any, Any]:
+    """The core end to end: validate, then loss and ∂Σloss/∂logits in the input dtype."""
+    prepared = _core.PREPARE[name](logits, target, **options)
+    return _core.loss_value_and_grad(prepared, logits.dtype)
+
+
+def run_core_jit(name: str, logits: Any, target: Any, **options: Any) -> tuple[Any, Any]:
+    """The same under ``jax.jit`` (value checks off: the data is abstract there)."""
+    import jax
+
+    def function(logits, target):
+        prepared = _core.PREPARE[name](logits, target, check_values=False, **options)
+        return _core.loss_value_and_grad(prepared, logits.dtype)
+
+    return jax.jit(function)(logits, target)
+
+
+def run_numpy(
+    xp: Any,
+    name: str,
+    logits: np.ndarray,
+    target: np.ndarray,
+    *,
+    dtype: str | None = None,
+    jit: bool = False,
+    **options: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move NumPy data into `xp` (logits cast to `dtype`), run the core, bring results back.
+
+    Array-valued options (``weight``, ``pos_weight``, an ``alpha`` vector given as a NumPy
+    array) are moved into `xp` too; Python lists and numbers are passed as they are.
+    """
+    target = np.asarray(target)
+    target_dtype = (
+        dtype if (dtype is not None and np.issubdtype(target.dtype, np.floating)) else None
+    )
+    moved = {
+        key: asarray(xp, value) if isinstance(value, np.ndarray) else value
+        for key, value in options.items()
+    }
+    run = run_core_jit if jit else run_core
+    loss, grad = run(
+        name, asarray(xp, logits, dtype), asarray(xp, target, target_dtype), **moved
+    )
+    return to_numpy(loss), to_numpy(grad)

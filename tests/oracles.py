@@ -1,0 +1,469 @@
+"""Ground truth for the tests, written from the formulas and independent of multiloss.
+
+Two oracles for each of the four losses, each returning ``(loss, grad)`` where ``grad`` is
+∂(Σ loss)/∂logits (for ``reduction="none"`` every element's own gradient):
+
+* ``np_*``: naive float64 NumPy, straight from the textbook (log_softmax by max-shift,
+  gather, ``(1 - p)**γ``, PyTorch's weighted means). Good for moderate inputs.
+* ``mp_*``: mpmath at 50 significant digits. Probabilities are written so that no
+  digit cancels at any finite logit, e.g. ``u_k = 1 - p_k = s_k / (1 + s_k)`` with
+  ``s_k = Σ_{j≠k} exp(z_j - z_k)``, and mpmath's exponent range does not overflow or
+  underflow, so these are exact to ~50 digits also at logits of ±1e4. The results are
+  rounded to float64 (half an ulp of float64).
+
+Gradients are hand-derived (and cross-checked against ``mpmath.diff`` in
+``test_core_oracles.py``). For the softmax family, with ℓ = log p and c_k = q_k·w_k:
+
+    L = Σ_k c_k f(ℓ_k),  f(ℓ) = -(1 - e^ℓ)^γ ℓ,
+    f'(ℓ) = -(1 - p)^γ + γ (1 - p)^(γ-1) p ℓ,
+    ∂L/∂z_j = Σ_k c_k f'(ℓ_k) (δ_kj - p_j) = c_j f'(ℓ_j) - p_j Σ_k c_k f'(ℓ_k).
+
+For the sigmoid family, with σ = sigmoid, ce = -pw·y·log σ(x) - (1-y)·log σ(-x),
+m = 1 - p_t = y σ(-x) + (1-y) σ(x) and L = w α_t m^γ ce:
+
+    ∂L/∂x = w α_t (γ m^(γ-1) (1-2y) σ(x) σ(-x) ce + m^γ ((1-y) σ(x) - pw y σ(-x))).
+
+Reductions: ``"mean"`` of class-index cross-entropy with ``weight`` divides by
+Σ_i w_{y_i} over counted elements (PyTorch), otherwise by the number of counted elements
+(class indices) or of all elements (probability targets, sigmoid losses); a mean over
+nothing is 0.0 with a zero gradient (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import mpmath
+import numpy as np
+
+DPS = 50
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _rows(logits: np.ndarray, axis: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The logits with the class axis moved last and the rest flattened: (M, C)."""
+    moved = np.moveaxis(np.asarray(logits, dtype=np.float64), axis, -1)
+    return moved.reshape(-1, moved.shape[-1]), moved.shape[:-1]
+
+
+def _unrows(rows: np.ndarray, batch_shape: tuple[int, ...], axis: int) -> np.ndarray:
+    return np.moveaxis(rows.reshape(*batch_shape, rows.shape[-1]), -1, axis)
+
+
+def scalar_alpha_vector(alpha: float, num_classes: int) -> list[float]:
+    """RetinaNet's scalar α: class 0 (background) weighted 1-α, every other class α."""
+    return [1.0 - alpha] + [alpha] * (num_classes - 1)
+
+
+def _softmax_setup(
+    logits, target, axis, class_weight, ignore_index, label_smoothing, weighted_mean
+) -> dict[str, Any]:
+    """Everything but the math of one row: q (M, C), w (C,), counted (M,), denominator."""
+    rows, batch_shape = _rows(logits, axis)
+    num_rows, num_classes = rows.shape
+    target = np.asarray(target)
+    hard = np.issubdtype(target.dtype, np.integer)
+    w = np.ones(num_classes) if class_weight is None else np.asarray(class_weight, np.float64)
+    eps = label_smoothing
+    if hard:
+        t = target.reshape(-1)
+        counted = t != ignore_index
+        q = np.zeros((num_rows, num_classes))
+        for i in range(num_rows):
+            if counted[i]:
+                q[i, :] = eps / num_classes
+                q[i, t[i]] += 1.0 - eps
+        if weighted_mean and class_weight is not None:
+            denominator = sum(w[t[i]] for i in range(num_rows) if counted[i])
+        else:
+            denominator = float(np.sum(counted))
+    else:
+        y, _ = _rows(target, axis)
+        q = (1.0 - eps) * y + eps / num_classes
+        counted = np.ones(num_rows, dtype=bool)
+        denominator = float(num_rows)
+    return {
+        "rows": rows,
+        "batch_shape": batch_shape,
+        "q": q,
+        "w": w,
+        "denominator": float(denominator),
+    }
+
+
+def _reduce(per_element, grad, reduction, denominator):
+    """Apply the reduction to per-element losses and their (per-element) gradients."""
+    if reduction == "none":
+        return per_element, grad
+    if reduction == "sum":
+        return float(np.sum(per_element)), grad
+    if denominator == 0:  # a mean over nothing
+        return 0.0, np.zeros_like(grad)
+    return float(np.sum(per_element)) / denominator, grad / denominator
+
+
+# ----------------------------------------------------------------------------- NumPy
+
+
+def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The textbook log-softmax: z - max - log Σ exp(z - max)."""
+    m = np.max(z, axis=axis, keepdims=True)
+    return z - m - np.log(np.sum(np.exp(z - m), axis=axis, keepdims=True))
+
+
+def _np_softmax_family(
+    logits,
+    target,
+    *,
+    axis,
+    gamma,
+    class_weight,
+    ignore_index,
+    reduction,
+    label_smoothing,
+    weighted_mean,
+):
+    s = _softmax_setup(
+        logits, target, axis, class_weight, ignore_index, label_smoothing, weighted_mean
+    )
+    log_p = log_softmax(s["rows"], axis=-1)
+    p = np.exp(log_p)
+    c = s["q"] * s["w"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = -((1.0 - p) ** gamma) * log_p
+        if gamma == 0:
+            df = -np.ones_like(p)
+        else:
+            df = -((1.0 - p) ** gamma) + gamma * (1.0 - p) ** (gamma - 1) * p * log_p
+    terms = np.where(c == 0, 0.0, c * f)
+    cdf = np.where(c == 0, 0.0, c * df)
+    per_row = np.sum(terms, axis=-1)
+    grad_rows = cdf - p * np.sum(cdf, axis=-1, keepdims=True)
+    per_element = per_row.reshape(s["batch_shape"])
+    grad = _unrows(grad_rows, s["batch_shape"], axis)
+    return _reduce(per_element, grad, reduction, s["denominator"])
+
+
+def np_cross_entropy(
+    logits,
+    target,
+    *,
+    axis=-1,
+    weight=None,
+    ignore_index=-100,
+    reduction="mean",
+    label_smoothing=0.0,
+):
+    """torch.nn.functional.cross_entropy semantics (mean over nothing = 0)."""
+    return _np_softmax_family(
+        logits,
+        target,
+        axis=axis,
+        gamma=0.0,
+        class_weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        weighted_mean=True,
+    )
+
+
+def _alpha_vector(alpha, logits, axis):
+    if alpha is None or not np.isscalar(alpha):
+        return alpha
+    return scalar_alpha_vector(float(alpha), np.shape(logits)[axis])
+
+
+def np_focal_loss(
+    logits,
+    target,
+    *,
+    axis=-1,
+    gamma=2.0,
+    alpha=None,
+    ignore_index=-100,
+    reduction="mean",
+    label_smoothing=0.0,
+):
+    """Σ_k q_k α_k (1 - p_k)^γ (-log p_k); mean over counted elements."""
+    return _np_softmax_family(
+        logits,
+        target,
+        axis=axis,
+        gamma=gamma,
+        class_weight=_alpha_vector(alpha, logits, axis),
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        weighted_mean=False,
+    )
+
+
+def _np_sigmoid_family(logits, target, *, weight, pos_weight, gamma, alpha, reduction):
+    x = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    w = 1.0 if weight is None else np.asarray(weight, np.float64)
+    pw = 1.0 if pos_weight is None else np.asarray(pos_weight, np.float64)
+    sig = 1.0 / (1.0 + np.exp(-x))
+    log_sig = -np.logaddexp(0.0, -x)  # log σ(x)
+    log_one_minus_sig = -np.logaddexp(0.0, x)  # log(1 - σ(x))
+    ce = -(pw * y * log_sig + (1.0 - y) * log_one_minus_sig)
+    dce = (1.0 - y) * sig - pw * y * (1.0 - sig)
+    p_t = sig * y + (1.0 - sig) * (1.0 - y)
+    m = 1.0 - p_t
+    if gamma == 0:
+        per, dper = ce, dce
+    else:
+        dm = (1.0 - 2.0 * y) * sig * (1.0 - sig)
+        per = m**gamma * ce
+        dper = gamma * m ** (gamma - 1) * dm * ce + m**gamma * dce
+    factor = w
+    if alpha is not None:
+        factor = factor * (alpha * y + (1.0 - alpha) * (1.0 - y))
+    per = np.broadcast_to(factor * per, x.shape)
+    dper = np.broadcast_to(factor * dper, x.shape)
+    return _reduce(per, np.array(dper), reduction, float(x.size))
+
+
+def np_binary_cross_entropy(logits, target, *, weight=None, pos_weight=None, reduction="mean"):
+    """torch.nn.BCEWithLogitsLoss semantics."""
+    return _np_sigmoid_family(
+        logits,
+        target,
+        weight=weight,
+        pos_weight=pos_weight,
+        gamma=0.0,
+        alpha=None,
+        reduction=reduction,
+    )
+
+
+def np_sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean"):
+    """torchvision.ops.sigmoid_focal_loss semantics (alpha=None: no α_t)."""
+    return _np_sigmoid_family(
+        logits, target, weight=None, pos_weight=None, gamma=gamma, alpha=alpha, reduction=reduction
+    )
+
+
+# ----------------------------------------------------------------------------- mpmath
+
+
+def _mp(value) -> mpmath.mpf:
+    """A float (any precision) as an exact mpf."""
+    return mpmath.mpf(float(value))
+
+
+def mp_log_softmax_row(z: list) -> tuple[list, list, list]:
+    """ℓ_k, p_k and u_k = 1 - p_k of one row of mpf logits, with no cancellation.
+
+    s_k = Σ_{j≠k} exp(z_j - z_k);  p_k = 1/(1+s_k);  u_k = s_k/(1+s_k);  ℓ_k = -log1p(s_k).
+    """
+    log_p, p, u = [], [], []
+    for k, z_k in enumerate(z):
+        s_k = mpmath.fsum(mpmath.exp(z_j - z_k) for j, z_j in enumerate(z) if j != k)
+        log_p.append(-mpmath.log1p(s_k))
+        p.append(1 / (1 + s_k))
+        u.append(s_k / (1 + s_k))
+    return log_p, p, u
+
+
+def mp_focal_term(log_p, u, gamma):
+    """f(ℓ) = -(1 - p)^γ ℓ and f'(ℓ) = -(1 - p)^γ + γ (1 - p)^(γ-1) p ℓ, in mpmath."""
+    gamma = _mp(gamma)
+    p = 1 - u
+    if gamma == 0:
+        return -log_p, mpmath.mpf(-1)
+    if u == 0:  # one class only (ℓ = 0): f ≡ 0 near it
+        return mpmath.mpf(0), mpmath.mpf(0)
+    f = -(u**gamma) * log_p
+    df = -(u**gamma) + gamma * u ** (gamma - 1) * p * log_p
+    return f, df
+
+
+def _mp_softmax_family(
+    logits,
+    target,
+    *,
+    axis,
+    gamma,
+    class_weight,
+    ignore_index,
+    reduction,
+    label_smoothing,
+    weighted_mean,
+):
+    rows, batch_shape = _rows(logits, axis)
+    num_rows, num_classes = rows.shape
+    target = np.asarray(target)
+    hard = np.issubdtype(target.dtype, np.integer)
+    flat_target = target.reshape(-1) if hard else None
+    soft_target = None if hard else _rows(target, axis)[0]
+    with mpmath.workdps(DPS):
+        eps = _mp(label_smoothing)
+        w = [mpmath.mpf(1)] * num_classes if class_weight is None else [_mp(v) for v in class_weight]
+        per_row = [mpmath.mpf(0)] * num_rows
+        grad_rows = [[mpmath.mpf(0)] * num_classes for _ in range(num_rows)]
+        denominator = mpmath.mpf(0)
+        for i in range(num_rows):
+            if hard:
+                t = int(flat_target[i])
+                if t == ignore_index:
+                    continue
+                q = [(1 - eps) * (1 if k == t else 0) + eps / num_classes for k in range(num_classes)]
+                denominator += w[t] if weighted_mean and class_weight is not None else 1
+            else:
+                q = [(1 - eps) * _mp(soft_target[i, k]) + eps / num_classes for k in range(num_classes)]
+                denominator += 1
+            c = [q[k] * w[k] for k in range(num_classes)]
+            log_p, p, u = mp_log_softmax_row([_mp(v) for v in rows[i]])
+            loss, slopes = mpmath.mpf(0), []
+            for k in range(num_classes):
+                if c[k] == 0:  # 0 · f = 0, also where f is infinite
+                    slopes.append(mpmath.mpf(0))
+                    continue
+                f, df = mp_focal_term(log_p[k], u[k], gamma)
+                loss += c[k] * f
+                slopes.append(c[k] * df)
+            slope_sum = mpmath.fsum(slopes)
+            per_row[i] = loss
+            grad_rows[i] = [slopes[j] - p[j] * slope_sum for j in range(num_classes)]
+        if reduction in ("none", "sum"):
+            scale = mpmath.mpf(1)
+        elif denominator == 0:  # a mean over nothing: 0 with a zero gradient
+            scale = mpmath.inf
+        else:
+            scale = denominator
+        grad = np.array([[float(g / scale) for g in row] for row in grad_rows]).reshape(
+            num_rows, num_classes
+        )
+        grad = _unrows(grad, batch_shape, axis)
+        if reduction == "none":
+            return np.array([float(v) for v in per_row]).reshape(batch_shape), grad
+        return float(mpmath.fsum(per_row) / scale), grad
+
+
+def mp_cross_entropy(
+    logits, target, *, axis=-1, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0
+):
+    """mpmath cross-entropy (PyTorch semantics); grad rounded from ~50 digits."""
+    return _mp_softmax_family(
+        logits,
+        target,
+        axis=axis,
+        gamma=0.0,
+        class_weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        weighted_mean=True,
+    )
+
+
+def mp_focal_loss(
+    logits,
+    target,
+    *,
+    axis=-1,
+    gamma=2.0,
+    alpha=None,
+    ignore_index=-100,
+    reduction="mean",
+    label_smoothing=0.0,
+):
+    """mpmath softmax focal loss."""
+    return _mp_softmax_family(
+        logits,
+        target,
+        axis=axis,
+        gamma=gamma,
+        class_weight=_alpha_vector(alpha, logits, axis),
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        weighted_mean=False,
+    )
+
+
+def mp_sigmoid_element(x, y, *, gamma=0.0, alpha=None, weight=1.0, pos_weight=1.0):
+    """Loss and d loss/dx of one element, in mpmath, from σ(±x) = 1/(1 + exp(∓x))."""
+    with mpmath.workdps(DPS):
+        x, y, gamma = _mp(x), _mp(y), _mp(gamma)
+        w, pw = _mp(weight), _mp(pos_weight)
+        sig_pos = 1 / (1 + mpmath.exp(-x))  # σ(x)
+        sig_neg = 1 / (1 + mpmath.exp(x))  # σ(-x) = 1 - σ(x)
+        minus_log_sig_pos = mpmath.log1p(mpmath.exp(-x))  # -log σ(x)
+        minus_log_sig_neg = mpmath.log1p(mpmath.exp(x))  # -log σ(-x)
+        ce = pw * y * minus_log_sig_pos + (1 - y) * minus_log_sig_neg
+        dce = (1 - y) * sig_pos - pw * y * sig_neg
+        factor = w
+        if alpha is not None:
+            a = _mp(alpha)
+            factor *= a * y + (1 - a) * (1 - y)
+        if gamma == 0:
+            return factor * ce, factor * dce
+        m = y * sig_neg + (1 - y) * sig_pos
+        dm = (1 - 2 * y) * sig_pos * sig_neg
+        loss = m**gamma * ce
+        dloss = gamma * m ** (gamma - 1) * dm * ce + m**gamma * dce
+        return factor * loss, factor * dloss
+
+
+def _mp_sigmoid_family(logits, target, *, weight, pos_weight, gamma, alpha, reduction):
+    x = np.asarray(logits, dtype=np.float64)
+    shape = x.shape
+    y = np.broadcast_to(np.asarray(target, np.float64), shape)
+    w = np.broadcast_to(np.asarray(1.0 if weight is None else weight, np.float64), shape)
+    pw = np.broadcast_to(np.asarray(1.0 if pos_weight is None else pos_weight, np.float64), shape)
+    with mpmath.workdps(DPS):
+        losses, grads = [], []
+        for index in np.ndindex(shape):
+            loss, grad = mp_sigmoid_element(
+                x[index], y[index], gamma=gamma, alpha=alpha, weight=w[index], pos_weight=pw[index]
+            )
+            losses.append(loss)
+            grads.append(grad)
+        total = mpmath.fsum(losses)
+        size = math.prod(shape)
+        if reduction == "none":
+            return (
+                np.array([float(v) for v in losses]).reshape(shape),
+                np.array([float(g) for g in grads]).reshape(shape),
+            )
+        scale = mpmath.mpf(1) if reduction == "sum" or size == 0 else mpmath.mpf(size)
+        return float(total / scale), np.array([float(g / scale) for g in grads]).reshape(shape)
+
+
+def mp_binary_cross_entropy(logits, target, *, weight=None, pos_weight=None, reduction="mean"):
+    """mpmath BCE with logits (BCEWithLogitsLoss semantics)."""
+    return _mp_sigmoid_family(
+        logits,
+        target,
+        weight=weight,
+        pos_weight=pos_weight,
+        gamma=0.0,
+        alpha=None,
+        reduction=reduction,
+    )
+
+
+def mp_sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean"):
+    """mpmath sigmoid focal loss (torchvision semantics)."""
+    return _mp_sigmoid_family(
+        logits, target, weight=None, pos_weight=None, gamma=gamma, alpha=alpha, reduction=reduction
+    )
+
+
+NUMPY = {
+    "cross_entropy": np_cross_entropy,
+    "focal_loss": np_focal_loss,
+    "binary_cross_entropy": np_binary_cross_entropy,
+    "sigmoid_focal_loss": np_sigmoid_focal_loss,
+}
+MPMATH = {
+    "cross_entropy": mp_cross_entropy,
+    "focal_loss": mp_focal_loss,
+    "binary_cross_entropy": mp_binary_cross_entropy,
+    "sigmoid_focal_loss": mp_sigmoid_focal_loss,
+}

@@ -1,0 +1,120 @@
+"""The command line: ``multiloss demo`` and ``multiloss check``, and the demo's pieces."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from multiloss import cli, demo
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "multiloss", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+
+
+def test_dataset_is_imbalanced_100_10_1() -> None:
+    dataset = demo.make_dataset(seed=3)
+    assert np.bincount(dataset.train_y).tolist() == [1000, 100, 10]
+    assert np.bincount(dataset.test_y).tolist() == list(demo.TEST_COUNTS)
+    assert dataset.train_x.shape == (1110, 2)
+    assert dataset.train_x.dtype == np.float32
+    again = demo.make_dataset(seed=3)
+    np.testing.assert_array_equal(dataset.train_x, again.train_x)
+
+
+def test_balanced_class_weights_give_each_class_the_same_total() -> None:
+    labels = np.array([0] * 100 + [1] * 10 + [2])
+    weights = demo.balanced_class_weights(labels, 3)
+    totals = np.bincount(labels) * np.array(weights)
+    np.testing.assert_allclose(totals, [111 / 3] * 3)
+
+
+def test_per_class_scores_by_hand() -> None:
+    truth = np.array([0, 0, 0, 1, 1, 2])
+    predicted = np.array([0, 0, 1, 1, 0, 0])
+    recall, precision = demo.per_class_scores(predicted, truth, 3)
+    np.testing.assert_allclose(recall, [2 / 3, 1 / 2, 0.0])
+    np.testing.assert_allclose(precision, [2 / 4, 1 / 2, 0.0])  # class 2 never predicted
+
+
+def test_focal_curves_follow_lin_et_al() -> None:
+    p_t, curves = demo.focal_curves(num_points=10)
+    np.testing.assert_allclose(curves[0.0], -np.log(p_t), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(curves[2.0], -((1 - p_t) ** 2) * np.log(p_t), rtol=1e-12, atol=1e-15)
+    assert curves[5.0][-1] == 0.0  # p_t = 1
+    nine = np.argmin(np.abs(p_t - 0.9))
+    assert curves[2.0][nine] == pytest.approx(1.054e-3, rel=1e-3)
+
+
+def test_figure_is_written(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    path = demo.write_figure(tmp_path / "figure.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_check_passes_and_lists_versions() -> None:
+    result = run_cli("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "numpy" in result.stdout
+    assert "all checks passed" in result.stdout
+    for backend in demo.installed_backends():
+        assert f"| {backend} |" in result.stdout
+
+
+def test_check_fails_on_disagreement(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    backends = demo.installed_backends()
+    if not backends:
+        pytest.skip("no backend to disagree with")
+    runner = demo.AGREEMENT_RUNNERS[backends[0]]
+
+    def off_by_a_little(*args):
+        value, grad = runner(*args)
+        return value * (1 + 1e-3), grad
+
+    monkeypatch.setitem(demo.AGREEMENT_RUNNERS, backends[0], off_by_a_little)
+    assert cli.main(["check"]) == 1
+    assert "DISAGREEMENT" in capsys.readouterr().out
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    result = run_cli("demo", "--steps", "3", "--out", str(tmp_path), "--no-progress")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for backend in demo.installed_backends():
+        for loss in ("cross-entropy", "weighted CE", "focal γ=2"):
+            assert f"| {backend} | {loss} |" in result.stdout
+    assert (tmp_path / "results.md").read_text(encoding="utf-8").startswith("## ")
+    if "matplotlib is not installed" not in result.stdout:
+        assert (tmp_path / "focal_loss.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--steps", "0"], "expected a positive integer; got 0"),
+        (["demo", "--steps", "many"], "expected a positive integer; got 'many'"),
+        (["demo", "--seed", "-1"], "expected an integer >= 0; got -1"),
+        (["demo", "--backend", "tensorflow"], "invalid choice: 'tensorflow'"),
+        (["train"], "invalid choice: 'train'"),
+        ([], "required: COMMAND"),
+    ],
+)
+def test_bad_options_get_a_clear_message(args: list[str], message: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_missing_backend_is_reported(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setattr(demo, "installed_backends", lambda: [])
+    assert cli.main(["demo", "--backend", "torch", "--steps", "1"]) == 2
+    assert "backend 'torch' is not installed" in capsys.readouterr().err
