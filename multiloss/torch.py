@@ -19,34 +19,53 @@ How it works, and the decisions behind it:
   ``torch.func`` and ``torch.compile`` accept it) whose backward is the core's closed-form
   vector-Jacobian product. Between forward and backward it keeps the logits (in their own
   dtype), the target, the class weights and, for the softmax losses, two O(N) residuals
-  (row max and log-sum-exp): nothing of size N×C besides the logits.
-* **Double backward.** The backward is made of differentiable torch operations, so
-  ``create_graph=True`` (Hessian-vector products, gradient penalties, ``gradgradcheck``)
-  works. The saved residuals depend on the logits; when a graph is being built in
-  backward they are recomputed from the logits (one more forward pass) instead of being
-  used as constants, which would make the second derivative wrong.
+  (row max and log-sum-exp) and the 0-d mean denominator: nothing of size N×C besides
+  the logits. Backward recomputes the softmax from them (one exp per element). Computing
+  the gradient in the forward pass and keeping it instead of the logits was not taken:
+  it would make the backward non-differentiable.
+* **Double backward.** With ``create_graph=True`` (Hessian-vector products, gradient
+  penalties, ``gradgradcheck``, ``torch.func.hessian``) the gradient is itself a
+  differentiable ``Function`` of the logits and the incoming cotangent, whose backward is
+  the core's closed-form Hessian-vector product (``multiloss._core.second_order``). The
+  residuals saved by forward are not reused there, since they depend on the logits: the
+  gradient is recomputed from the logits. The closed form keeps the second derivative
+  finite where differentiating the first one automatically would not (0 < γ < 1 at
+  p_t = 1).
+* **Forward mode.** ``torch.func.jvp``, ``jacfwd``, ``hessian`` and
+  ``torch.autograd.forward_ad`` work through a ``jvp`` built from the same closed forms.
+  ``torch.compile`` cannot trace a ``Function`` that defines ``jvp``, so under
+  compilation a twin ``Function`` without it is used (compiled code has no forward mode).
+* **Transforms and compilation.** ``torch.func.vmap`` (generated batching rule),
+  ``torch.func.grad``/``vjp``, ``torch.compile(fullgraph=True)`` and ``torch.export``
+  work. On the first compilation Dynamo may warn that it traces through
+  ``array_api_compat``'s ``lru_cache``-wrapped type checks (used by the core's argument
+  validation); the warning is harmless.
+* **Speed.** The core's arithmetic runs on ``array_api_compat.torch``, plus three native
+  fast paths offered to the core for the hard-target softmax losses (log-sum-exp and
+  the rank-one gradient computed in place in one temporary, the target logit gathered
+  with one ``torch.gather``), used in eager mode when no graph is recorded and no
+  ``torch.func`` transform is active. They give the same numbers as the generic path.
 * **Dtypes.** float16 and bfloat16 logits are computed in float32 inside; the loss comes
   back in the input dtype, the gradient in the logits' dtype. A ``"mean"`` is formed in
   float32, so it stays finite in float16 when the sum passes 65504. Under
-  ``torch.autocast`` the same holds (the loss is not listed by autocast; it takes whatever
-  dtype the logits arrive in).
+  ``torch.autocast`` the same holds (the loss is not on autocast's lists; it takes the
+  dtype the logits arrive in, and is computed in float32 inside whatever that is).
 * **No host synchronisation on the hot path.** Shape, dtype and hyperparameter checks
-  are static and always run. The *value* checks (class indices in range, weights
-  non-negative and not NaN) need the data, which on an accelerator means a device-to-host
-  copy, so they run only when every tensor is on the CPU and no tracing is going on (not
-  under ``torch.compile``/``torch.export``, ``torch.jit`` tracing, ``torch.func``
-  transforms, fake or meta tensors). There they raise the same ``ValueError`` as
-  :mod:`multiloss.numpy`. Elsewhere nothing is checked and an out-of-range class index
-  makes its element's loss (and the mean) NaN, never a silent clamp to a valid class; a
-  negative weight is used as given. A module's own weights are checked once, at
-  construction.
+  are static and always run; nothing reads tensor data to decide what to compute. The
+  *value* checks (class indices in range, weights non-negative and not NaN) need the
+  data, which on an accelerator means a device-to-host copy, so they run only when every
+  tensor is on the CPU and nothing is tracing (not under ``torch.compile``/
+  ``torch.export``, ``torch.jit``, ``torch.func`` transforms, fake or meta tensors).
+  There they raise the same ``ValueError`` as :mod:`multiloss.numpy`. Elsewhere nothing
+  is checked: an out-of-range class index makes its element's loss (and so the mean)
+  NaN, never a silent clamp to a valid class, and a negative weight is used as given. A
+  module's own weights are checked once, at construction.
+* **Devices.** Nothing is moved: constants and weights given as sequences are created on
+  the logits' device; module buffers follow ``.to(device)``.
 * **What gets a gradient.** The closed form differentiates the logits only. If a
   probability target, ``weight``, ``alpha`` or ``pos_weight`` tensor requires grad while
-  grad mode is on, the call raises ``NotImplementedError`` (detach it first) rather than
-  return a silently wrong gradient.
-* **Transforms.** ``torch.func.vmap`` (the batching rule is generated), ``torch.func.grad``
-  / ``vjp`` and ``torch.compile(fullgraph=True)`` work; forward-mode AD
-  (``torch.func.jvp``, ``jacfwd``) is not provided.
+  grad mode is on, the call raises ``NotImplementedError`` (pass ``.detach()``) rather
+  than return a silently missing gradient.
 
 >>> import torch
 >>> from multiloss.torch import FocalLoss, cross_entropy
@@ -63,23 +82,19 @@ torch.Size([2, 3])
 from __future__ import annotations
 
 import numbers
+import types
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from array_api_compat import array_namespace
 from torch import Tensor, nn
 
 from . import _core
-from ._core import _checks
-from ._core.sigmoid import SigmoidConfig, SigmoidOperands, sigmoid_forward, sigmoid_vjp
-from ._core.softmax import (
-    SoftmaxConfig,
-    SoftmaxOperands,
-    SoftmaxResiduals,
-    softmax_forward,
-    softmax_vjp,
-)
+from ._core import _checks, second_order
+from ._core.sigmoid import SigmoidConfig, SigmoidOperands
+from ._core.softmax import SoftmaxConfig, SoftmaxOperands, SoftmaxResiduals
 
 __all__ = [
     "BCEWithLogitsLoss",
@@ -98,76 +113,168 @@ _XP = array_namespace(torch.empty(0))
 """The array-API namespace of torch tensors (``array_api_compat.torch``)."""
 
 
+def _native_max_and_log_sum_exp(logits: Tensor, axis: int) -> tuple[Tensor, Tensor]:
+    """The core's ``_max_and_log_sum_exp`` (same operations, same numbers), with one
+    temporary of the logits' size instead of two."""
+    row_max = torch.amax(logits, dim=axis, keepdim=True)
+    exps = torch.sub(logits, row_max).exp_()
+    return row_max, exps.sum(dim=axis, keepdim=True).log_()
+
+
+def _native_scaled_softmax_with_target(
+    logits: Tensor,
+    row_max: Tensor,
+    log_sum_exp: Tensor,
+    index: Tensor,
+    target_value: Tensor,
+    scale: Tensor,
+    axis: int,
+) -> Tensor:
+    """The core's ``_scaled_softmax_with_target`` (same operations, same numbers) in one
+    buffer of the logits' size, which becomes the gradient, instead of six."""
+    p = torch.sub(logits, row_max).sub_(log_sum_exp).exp_().mul_(scale)
+    return p.scatter_(axis, index, target_value * scale)
+
+
+def _native_take_along_axis(x: Tensor, indices: Tensor, /, *, axis: int = -1) -> Tensor:
+    """``take_along_axis`` as one ``torch.gather`` where the standard's broadcasting and
+    negative indices are not needed (the core gathers one in-range class per element)."""
+    same_shape = indices.ndim == x.ndim and all(
+        size == x.shape[dim] for dim, size in enumerate(indices.shape) if dim != axis % x.ndim
+    )
+    if not same_shape:
+        return _XP.take_along_axis(x, indices, axis=axis)
+    return torch.gather(x, axis, indices)
+
+
+def _broadcast_to(x: Tensor, /, shape: tuple[int, ...]) -> Tensor:
+    """``broadcast_to`` as ``Tensor.expand`` (the same view), which the legacy vmap of
+    ``torch.autograd.grad(..., is_grads_batched=True)`` can batch."""
+    return x.expand(shape)
+
+
+def _namespace_with(name: str, **functions: Any) -> types.ModuleType:
+    """``array_api_compat.torch`` with some functions replaced or added."""
+    namespace = types.ModuleType(f"{__name__}.{name}", _XP.__doc__)
+    namespace.__dict__.update(
+        (key, value)
+        for key, value in vars(_XP).items()
+        if not key.startswith("__") or key == "__array_namespace_info__"
+    )
+    namespace.__dict__.update(functions)
+    return namespace
+
+
+_XP_GENERIC = _namespace_with("_generic_namespace", broadcast_to=_broadcast_to)
+"""What the core computes with in general."""
+
+_XP_NATIVE = _namespace_with(
+    "_native_namespace",
+    broadcast_to=_broadcast_to,
+    take_along_axis=_native_take_along_axis,
+    multiloss_max_and_log_sum_exp=_native_max_and_log_sum_exp,
+    multiloss_scaled_softmax_with_target=_native_scaled_softmax_with_target,
+)
+"""The same plus the core's optional native fast paths (in-place work on temporaries)."""
+
+
+def _namespace(*tensors: Tensor | None) -> Any:
+    """The namespace for the core's arithmetic: with the native in-place fast paths in
+    plain eager execution without a graph being recorded; the plain one where in-place
+    work on temporaries is unsafe or pointless (autograd recording, ``torch.func``
+    transforms, ``torch.compile``, which fuses the plain operations itself)."""
+    if torch.compiler.is_compiling() or torch.is_grad_enabled():
+        return _XP_GENERIC
+    if any(_is_functorch(t) for t in tensors if t is not None):
+        return _XP_GENERIC
+    return _XP_NATIVE
+
+
+def _is_functorch(tensor: Tensor) -> bool:
+    """A tensor seen through a ``torch.func`` transform, or batched by autograd itself
+    (``torch.autograd.grad(..., is_grads_batched=True)``, which uses the legacy vmap)."""
+    functorch = torch._C._functorch
+    return functorch.is_functorch_wrapped_tensor(tensor) or functorch.is_legacy_batchedtensor(
+        tensor
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # Autograd glue
 # ---------------------------------------------------------------------------------------
 
 
-class _Spec(NamedTuple):
-    """The static part of one call: the core's config and the dtypes the core works in."""
+@dataclass(frozen=True)
+class _Spec:
+    """The static part of one call: the core's config and the dtypes the core works in.
+
+    A dataclass, not a tuple, so that ``torch.func`` sees it as one opaque argument.
+    """
 
     config: SoftmaxConfig | SigmoidConfig
     compute_dtype: torch.dtype
     target_dtype: torch.dtype
 
 
-def _cast(tensor: Tensor | None, dtype: torch.dtype) -> Tensor | None:
-    return None if tensor is None else tensor.to(dtype)
+def _prepared(
+    spec: _Spec,
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    *others: Tensor | None,
+) -> tuple[Any, Any, Any]:
+    """The core's ``(xp, config, operands)`` from tensors saved as the user gave them.
 
-
-class _SoftmaxLoss(torch.autograd.Function):
-    """Softmax cross-entropy / focal loss with the core's closed-form backward.
-
-    Inputs: the spec, the logits and target as the user gave them (saved for backward),
-    the class weights in the compute dtype, and the logits and target already converted
-    by the core's ``prepare`` step (used by forward only, so they are not converted twice).
-    Outputs: the loss and the residuals, which are not differentiable.
+    The logits and target are converted as the core's ``prepare`` step converts them (to
+    the compute dtype, class indices to the index dtype); the weights already were.
+    `others` are the further tensors of the computation, which choose the namespace too.
     """
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(
-        spec: _Spec,
-        logits: Tensor,
-        target: Tensor,
-        class_weight: Tensor | None,
-        compute_logits: Tensor,
-        compute_target: Tensor,
-    ) -> tuple[Tensor, ...]:
-        operands = SoftmaxOperands(compute_logits, compute_target, class_weight)
-        loss, residuals = softmax_forward(_XP, spec.config, operands)
-        return (loss, *residuals)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
-        spec, logits, target, class_weight, _, _ = inputs
-        residuals = output[1:]
-        ctx.mark_non_differentiable(*residuals)
-        ctx.save_for_backward(logits, target, class_weight, *residuals)
-        ctx.spec = spec
-
-    @staticmethod
-    def backward(ctx: Any, grad_loss: Tensor, *_: Any) -> tuple[Tensor | None, ...]:
-        if not ctx.needs_input_grad[1]:
-            return (None,) * 6
-        spec: _Spec = ctx.spec
-        logits, target, class_weight, *saved = ctx.saved_tensors
-        operands = SoftmaxOperands(
-            logits.to(spec.compute_dtype), target.to(spec.target_dtype), class_weight
-        )
-        if torch.is_grad_enabled():
-            # Building a graph (create_graph=True): the residuals must carry their own
-            # dependence on the logits, so they are recomputed here, differentiably.
-            residuals = softmax_forward(_XP, spec.config, operands)[1]
-        else:
-            residuals = SoftmaxResiduals(*saved)
-        grad = softmax_vjp(_XP, spec.config, operands, residuals, grad_loss)
-        return None, grad.to(logits.dtype), None, None, None, None
+    xp = _namespace(logits, target, weight, pos_weight, *others)
+    logits = logits.to(spec.compute_dtype)
+    target = target.to(spec.target_dtype)
+    if isinstance(spec.config, SoftmaxConfig):
+        return xp, spec.config, SoftmaxOperands(logits, target, weight)
+    return xp, spec.config, SigmoidOperands(logits, target, weight, pos_weight)
 
 
-class _SigmoidLoss(torch.autograd.Function):
-    """Binary cross-entropy / sigmoid focal loss with the core's closed-form backward."""
+def _unit_cotangent(spec: _Spec, loss_shape: torch.Size, like: Tensor) -> Tensor:
+    """Ones shaped like the loss: the cotangent whose vjp is the unit gradient G."""
+    return torch.ones(loss_shape, dtype=spec.compute_dtype, device=like.device)
+
+
+def _per_element(spec: _Spec, cotangent: Tensor) -> Tensor:
+    """The cotangent of the loss, broadcastable against the logits."""
+    config = spec.config
+    if isinstance(config, SoftmaxConfig) and config.reduction == "none":
+        return cotangent.unsqueeze(config.axis)
+    return cotangent
+
+
+def _hessian_times(spec: _Spec, prepared: Any, cotangent: Tensor, tangent: Tensor) -> Tensor:
+    """cotangent · H · tangent, from the core's closed-form Hessian-vector product."""
+    hvp = second_order.hessian_vector_product(prepared, tangent.to(spec.compute_dtype))
+    return hvp * _per_element(spec, cotangent)
+
+
+def _refuse_tangents(**tangents: Tensor | None) -> None:
+    for name, tangent in tangents.items():
+        if tangent is not None:
+            raise NotImplementedError(
+                f"forward-mode derivative with respect to {name} is not provided (the closed "
+                f"form differentiates the logits only); make {name} a constant"
+            )
+
+
+class _Loss(torch.autograd.Function):
+    """One loss with the core's closed-form backward.
+
+    Inputs: the spec; the logits, the target and the weights (``weight`` or ``alpha`` and
+    ``pos_weight``) as saved for backward (logits and target as the user gave them, so a
+    16-bit input is not kept twice); the logits and target already converted by the
+    core's ``prepare`` step, which forward alone uses. Outputs: the loss, then the
+    residuals of the softmax losses (not differentiable).
+    """
 
     generate_vmap_rule = True
 
@@ -180,27 +287,151 @@ class _SigmoidLoss(torch.autograd.Function):
         pos_weight: Tensor | None,
         compute_logits: Tensor,
         compute_target: Tensor,
+    ) -> tuple[Tensor, ...]:
+        prepared = _prepared(spec, compute_logits, compute_target, weight, pos_weight)
+        loss, residuals = _core.forward(prepared)
+        return (loss, *(residuals or ()))
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+        spec, logits, target, weight, pos_weight, _, _ = inputs
+        residuals = output[1:]
+        ctx.mark_non_differentiable(*residuals)
+        ctx.save_for_backward(logits, target, weight, pos_weight, *residuals)
+        ctx.spec = spec
+        ctx.loss_shape = output[0].shape
+
+    @staticmethod
+    def backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Tensor | None, ...]:
+        if grad_loss is None or not ctx.needs_input_grad[1]:
+            return (None,) * 7
+        spec: _Spec = ctx.spec
+        logits, target, weight, pos_weight, *saved = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            # create_graph=True: the gradient must itself be differentiable, also through
+            # the residuals, which depend on the logits. Its derivative is the core's
+            # closed-form Hessian-vector product (finite also for 0 < γ < 1 at p_t = 1).
+            grad = _function(_LossGradient).apply(
+                spec, grad_loss, logits, target, weight, pos_weight
+            )
+        else:
+            prepared = _prepared(spec, logits, target, weight, pos_weight, grad_loss, *saved)
+            residuals = SoftmaxResiduals(*saved) if saved else None
+            grad = _core.vjp(prepared, residuals, grad_loss).to(logits.dtype)
+        return None, grad, None, None, None, None, None
+
+
+class _LossForwardMode(_Loss):
+    """:class:`_Loss` with forward-mode AD (``torch.func.jvp``, ``jacfwd``, dual tensors).
+
+    A separate class because ``torch.compile`` does not trace an ``autograd.Function``
+    that defines ``jvp``; it is used only outside compilation.
+    """
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+        _Loss.setup_context(ctx, inputs, output)
+        ctx.save_for_forward(*inputs[1:5], *output[1:])
+        ctx.set_materialize_grads(False)  # a missing tangent stays None, not zeros
+
+    @staticmethod
+    def jvp(ctx: Any, *tangents: Tensor | None) -> tuple[Tensor | None, ...]:
+        _, logits_t, target_t, weight_t, pos_weight_t, _, _ = tangents
+        _refuse_tangents(target=target_t, weight=weight_t, pos_weight=pos_weight_t)
+        spec: _Spec = ctx.spec
+        logits, target, weight, pos_weight, *saved = ctx.saved_tensors
+        residual_tangents = (None,) * len(saved)
+        if logits_t is None:
+            return (None, *residual_tangents)
+        prepared = _prepared(spec, logits, target, weight, pos_weight)
+        residuals = SoftmaxResiduals(*saved) if saved else None
+        unit = _core.vjp(prepared, residuals, _unit_cotangent(spec, ctx.loss_shape, logits))
+        tangent = second_order.directional_derivative(
+            prepared, unit, logits_t.to(spec.compute_dtype)
+        )
+        return (tangent, *residual_tangents)
+
+
+class _LossGradient(torch.autograd.Function):
+    """The gradient cotangent · ∂loss/∂logits as a differentiable function of both.
+
+    Used by :class:`_Loss` when a graph is built through its backward. Forward recomputes
+    the residuals; backward is ⟨G, v⟩ for the cotangent and cotangent · H·v for the
+    logits, both from the core (``second_order``).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        spec: _Spec,
+        cotangent: Tensor,
+        logits: Tensor,
+        target: Tensor,
+        weight: Tensor | None,
+        pos_weight: Tensor | None,
     ) -> Tensor:
-        operands = SigmoidOperands(compute_logits, compute_target, weight, pos_weight)
-        return sigmoid_forward(_XP, spec.config, operands)[0]
+        prepared = _prepared(spec, logits, target, weight, pos_weight, cotangent)
+        _, residuals = _core.forward(prepared)
+        return _core.vjp(prepared, residuals, cotangent).to(logits.dtype)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        spec, logits, target, weight, pos_weight, _, _ = inputs
-        ctx.save_for_backward(logits, target, weight, pos_weight)
+        spec, cotangent, logits, target, weight, pos_weight = inputs
+        ctx.save_for_backward(cotangent, logits, target, weight, pos_weight)
         ctx.spec = spec
 
     @staticmethod
-    def backward(ctx: Any, grad_loss: Tensor) -> tuple[Tensor | None, ...]:
-        if not ctx.needs_input_grad[1]:
-            return (None,) * 7
+    def backward(ctx: Any, grad_grad: Tensor | None) -> tuple[Tensor | None, ...]:
+        if grad_grad is None:
+            return (None,) * 6
         spec: _Spec = ctx.spec
-        logits, target, weight, pos_weight = ctx.saved_tensors
-        operands = SigmoidOperands(
-            logits.to(spec.compute_dtype), target.to(spec.target_dtype), weight, pos_weight
-        )
-        grad = sigmoid_vjp(_XP, spec.config, operands, None, grad_loss)
-        return None, grad.to(logits.dtype), None, None, None, None, None
+        cotangent, logits, target, weight, pos_weight = ctx.saved_tensors
+        prepared = _prepared(spec, logits, target, weight, pos_weight)
+        grad_cotangent = grad_logits = None
+        if ctx.needs_input_grad[1]:
+            _, residuals = _core.forward(prepared)
+            unit = _core.vjp(prepared, residuals, torch.ones_like(cotangent))
+            grad_cotangent = second_order.directional_derivative(
+                prepared, unit, grad_grad.to(spec.compute_dtype)
+            )
+        if ctx.needs_input_grad[2]:
+            grad_logits = _hessian_times(spec, prepared, cotangent, grad_grad).to(logits.dtype)
+        return None, grad_cotangent, grad_logits, None, None, None
+
+
+class _LossGradientForwardMode(_LossGradient):
+    """:class:`_LossGradient` with forward-mode AD (``torch.func.hessian``)."""
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        _LossGradient.setup_context(ctx, inputs, output)
+        ctx.save_for_forward(*inputs[1:])
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def jvp(ctx: Any, *tangents: Tensor | None) -> Tensor | None:
+        _, cotangent_t, logits_t, target_t, weight_t, pos_weight_t = tangents
+        _refuse_tangents(target=target_t, weight=weight_t, pos_weight=pos_weight_t)
+        spec: _Spec = ctx.spec
+        cotangent, logits, target, weight, pos_weight = ctx.saved_tensors
+        prepared = _prepared(spec, logits, target, weight, pos_weight)
+        result = None
+        if cotangent_t is not None:  # the gradient is linear in the cotangent
+            _, residuals = _core.forward(prepared)
+            result = _core.vjp(prepared, residuals, cotangent_t)
+        if logits_t is not None:
+            curvature = _hessian_times(spec, prepared, cotangent, logits_t)
+            result = curvature if result is None else result + curvature
+        return None if result is None else result.to(logits.dtype)
+
+
+_FORWARD_MODE = {_Loss: _LossForwardMode, _LossGradient: _LossGradientForwardMode}
+
+
+def _function(base: type[torch.autograd.Function]) -> type[torch.autograd.Function]:
+    """`base`, or its forward-mode variant where nothing is compiling."""
+    return base if torch.compiler.is_compiling() else _FORWARD_MODE[base]
 
 
 # ---------------------------------------------------------------------------------------
@@ -214,9 +445,7 @@ def _is_tracing() -> bool:
 
 def _is_concrete_cpu(tensor: Tensor) -> bool:
     """A plain CPU tensor whose values can be read without a device sync or a trace."""
-    if tensor.device.type != "cpu":
-        return False
-    if torch._C._functorch.is_functorch_wrapped_tensor(tensor):
+    if tensor.device.type != "cpu" or _is_functorch(tensor):
         return False
     return not isinstance(tensor, torch._subclasses.FakeTensor)
 
@@ -228,11 +457,12 @@ def _values_checkable(*tensors: object) -> bool:
     return all(_is_concrete_cpu(t) for t in tensors if isinstance(t, Tensor))
 
 
-def _check_tensor(name: str, value: object) -> None:
-    if not isinstance(value, Tensor):
+def _check_logits(logits: object) -> None:
+    # A target or weight of another backend is refused by the core, with its message.
+    if not isinstance(logits, Tensor):
         raise TypeError(
-            f"{name} must be a torch.Tensor for multiloss.torch; got {type(value).__module__}."
-            f"{type(value).__name__}"
+            f"logits must be a torch.Tensor for multiloss.torch; got "
+            f"{type(logits).__module__}.{type(logits).__name__}"
         )
 
 
@@ -253,54 +483,33 @@ def _refuse_grad(loss_name: str, **tensors: Tensor | None) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _softmax_loss(name: str, logits: Tensor, target: Tensor, options: dict[str, Any]) -> Tensor:
-    _check_tensor("logits", logits)
-    _check_tensor("target", target)
-    if options["axis"] is None:
+def _loss(name: str, logits: Tensor, target: Tensor, options: dict[str, Any]) -> Tensor:
+    """Validate through the core's ``prepare`` step, then run :class:`_Loss`."""
+    _check_logits(logits)
+    softmax = name in ("cross_entropy", "focal_loss")
+    if softmax and options["axis"] is None:
         # PyTorch's convention: classes on axis 1 of (N, C, d1..dk), on axis 0 of (C,).
         options["axis"] = 0 if logits.ndim == 1 else 1
-    weight_name = "weight" if name == "cross_entropy" else "alpha"
-    check_values = _values_checkable(logits, target, options[weight_name])
-    _, config, operands = _core.PREPARE[name](
-        logits, target, check_values=check_values, **options
-    )
-    soft_target = operands.target if not config.hard_target else None
-    _refuse_grad(name, target=soft_target, **{weight_name: operands.class_weight})
-    spec = _Spec(config, operands.logits.dtype, operands.target.dtype)
-    loss, *_ = _SoftmaxLoss.apply(
-        spec,
-        logits,
-        target,
-        operands.class_weight,
-        operands.logits.detach(),
-        operands.target.detach(),
-    )
-    return loss.to(logits.dtype)
-
-
-def _sigmoid_loss(name: str, logits: Tensor, target: Tensor, options: dict[str, Any]) -> Tensor:
-    _check_tensor("logits", logits)
-    _check_tensor("target", target)
-    check_values = _values_checkable(
-        logits, target, options.get("weight"), options.get("pos_weight")
-    )
-    _, config, operands = _core.PREPARE[name](
-        logits, target, check_values=check_values, **options
-    )
+    if softmax:
+        weight_names = ("weight" if name == "cross_entropy" else "alpha", "")
+    else:
+        weight_names = ("weight", "pos_weight")
+    check_values = _values_checkable(logits, target, *(options.get(n) for n in weight_names))
+    _, config, operands = _core.PREPARE[name](logits, target, check_values=check_values, **options)
+    if softmax:
+        weights = (operands.class_weight, None)
+        soft_target = None if config.hard_target else operands.target
+    else:
+        weights = (operands.weight, operands.pos_weight)
+        soft_target = operands.target
     _refuse_grad(
-        name, target=operands.target, weight=operands.weight, pos_weight=operands.pos_weight
+        name, target=soft_target, **{n: w for n, w in zip(weight_names, weights, strict=True) if n}
     )
     spec = _Spec(config, operands.logits.dtype, operands.target.dtype)
-    loss = _SigmoidLoss.apply(
-        spec,
-        logits,
-        target,
-        operands.weight,
-        operands.pos_weight,
-        operands.logits.detach(),
-        operands.target.detach(),
+    outputs = _function(_Loss).apply(
+        spec, logits, target, *weights, operands.logits.detach(), operands.target.detach()
     )
-    return loss.to(logits.dtype)
+    return outputs[0].to(logits.dtype)
 
 
 def cross_entropy(
@@ -353,7 +562,7 @@ def cross_entropy(
         "reduction": reduction,
         "label_smoothing": label_smoothing,
     }
-    return _softmax_loss("cross_entropy", logits, target, options)
+    return _loss("cross_entropy", logits, target, options)
 
 
 def focal_loss(
@@ -402,7 +611,7 @@ def focal_loss(
         "reduction": reduction,
         "label_smoothing": label_smoothing,
     }
-    return _softmax_loss("focal_loss", logits, target, options)
+    return _loss("focal_loss", logits, target, options)
 
 
 def binary_cross_entropy(
@@ -435,7 +644,7 @@ def binary_cross_entropy(
     0.693147
     """
     options = {"weight": weight, "pos_weight": pos_weight, "reduction": reduction}
-    return _sigmoid_loss("binary_cross_entropy", logits, target, options)
+    return _loss("binary_cross_entropy", logits, target, options)
 
 
 def sigmoid_focal_loss(
@@ -467,7 +676,7 @@ def sigmoid_focal_loss(
     0.173287
     """
     options = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
-    return _sigmoid_loss("sigmoid_focal_loss", logits, target, options)
+    return _loss("sigmoid_focal_loss", logits, target, options)
 
 
 # ---------------------------------------------------------------------------------------
@@ -686,9 +895,7 @@ class BCEWithLogitsLoss(nn.Module):
     ) -> None:
         super().__init__()
         self.register_buffer("weight", _as_buffer("weight", weight, class_vector=False))
-        self.register_buffer(
-            "pos_weight", _as_buffer("pos_weight", pos_weight, class_vector=False)
-        )
+        self.register_buffer("pos_weight", _as_buffer("pos_weight", pos_weight, class_vector=False))
         self.reduction = _checks.check_reduction(reduction)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
@@ -730,9 +937,7 @@ class SigmoidFocalLoss(nn.Module):
     ) -> None:
         super().__init__()
         self.alpha = (
-            None
-            if alpha is None
-            else _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
+            None if alpha is None else _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
         )
         self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
         self.reduction = _checks.check_reduction(reduction)

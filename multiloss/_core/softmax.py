@@ -239,6 +239,50 @@ def _class_ids(xp: Namespace, config: SoftmaxConfig, ndim: int, like: Array) -> 
     return _along_class_axis(xp, ids, config, ndim)
 
 
+def _max_and_log_sum_exp(xp: Namespace, logits: Array, axis: int) -> tuple[Array, Array]:
+    """The row max m and log Σ_k exp(z_k - m) along `axis`, both with the axis kept.
+
+    A namespace may carry a native ``multiloss_max_and_log_sum_exp(logits, axis)`` giving
+    the same numbers faster (the torch adapter's works in place on its own temporary).
+    """
+    native = getattr(xp, "multiloss_max_and_log_sum_exp", None)
+    if native is not None:
+        return native(logits, axis)
+    row_max = xp.max(logits, axis=axis, keepdims=True)
+    return row_max, xp.log(xp.sum(xp.exp(logits - row_max), axis=axis, keepdims=True))
+
+
+def _scaled_softmax_with_target(
+    xp: Namespace,
+    config: SoftmaxConfig,
+    logits: Array,
+    residuals: SoftmaxResiduals,
+    index: Array,
+    target_value: Array,
+    scale: Array,
+) -> Array:
+    """scale · p, p = softmax(z), with the entry at `index` along the class axis set to
+    scale · target_value: the rank-one gradient of a hard target.
+
+    A namespace may carry a native ``multiloss_scaled_softmax_with_target(logits, row_max,
+    log_sum_exp, index, target_value, scale, axis)`` giving the same numbers faster.
+    """
+    native = getattr(xp, "multiloss_scaled_softmax_with_target", None)
+    if native is not None:
+        return native(
+            logits,
+            residuals.row_max,
+            residuals.log_sum_exp,
+            index,
+            target_value,
+            scale,
+            config.axis,
+        )
+    p = xp.exp((logits - residuals.row_max) - residuals.log_sum_exp)
+    on_target = _class_ids(xp, config, logits.ndim, logits) == index
+    return xp.where(on_target, target_value, p) * scale
+
+
 class _HardTarget(NamedTuple):
     index: Array
     """The target index with the class axis kept (size 1); 0 where not a valid class."""
@@ -306,19 +350,17 @@ def softmax_forward(
 ) -> tuple[Array, SoftmaxResiduals]:
     """The reduced loss (compute dtype) and the residuals for :func:`softmax_vjp`."""
     logits, axis, gamma = operands.logits, config.axis, config.gamma
-    row_max = xp.max(logits, axis=axis, keepdims=True)
-    shifted = logits - row_max
-    log_sum_exp = xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+    row_max, log_sum_exp = _max_and_log_sum_exp(xp, logits, axis)
     hard = _hard_target(xp, config, operands) if config.hard_target else None
 
     if _uses_soft_path(config):
         coefficient = _soft_coefficients(xp, config, operands, hard)
-        log_p = shifted - log_sum_exp
+        log_p = (logits - row_max) - log_sum_exp
         per_element = xp.sum(
             times_nonzero(xp, coefficient, focal_term(xp, log_p, gamma)), axis=axis, keepdims=True
         )
     else:
-        target_log_p = xp.take_along_axis(shifted, hard.index, axis=axis) - log_sum_exp
+        target_log_p = (xp.take_along_axis(logits, hard.index, axis=axis) - row_max) - log_sum_exp
         per_element = times_nonzero(xp, hard.coefficient, focal_term(xp, target_log_p, gamma))
 
     denominator = _denominator(xp, config, operands, hard)
@@ -345,21 +387,23 @@ def softmax_vjp(
     )
     if config.reduction == "none":
         element_cotangent = xp.expand_dims(element_cotangent, axis=axis)
-    log_p = (logits - residuals.row_max) - residuals.log_sum_exp
-    p = xp.exp(log_p)
+    row_max, log_sum_exp = residuals.row_max, residuals.log_sum_exp
     hard = _hard_target(xp, config, operands) if config.hard_target else None
 
     if _uses_soft_path(config):
+        log_p = (logits - row_max) - log_sum_exp
+        p = xp.exp(log_p)
         coefficient = _soft_coefficients(xp, config, operands, hard)
         weighted_slope = times_nonzero(xp, coefficient, focal_slope(xp, log_p, gamma))
         total = xp.sum(weighted_slope, axis=axis, keepdims=True)
         return element_cotangent * (p * total - weighted_slope)
 
-    target_log_p = xp.take_along_axis(log_p, hard.index, axis=axis)
+    target_log_p = (xp.take_along_axis(logits, hard.index, axis=axis) - row_max) - log_sum_exp
     row_scale = element_cotangent * times_nonzero(
         xp, hard.coefficient, focal_slope(xp, target_log_p, gamma)
     )
-    on_target = _class_ids(xp, config, logits.ndim, logits) == hard.index
     # p_t - 1 is written -u_t = expm1(ℓ_t): exact also where p_t is close to 1.
     minus_u = -one_minus_p(xp, target_log_p)
-    return xp.where(on_target, minus_u, p) * row_scale
+    return _scaled_softmax_with_target(
+        xp, config, logits, residuals, hard.index, minus_u, row_scale
+    )
