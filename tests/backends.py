@@ -109,9 +109,14 @@ def dtype_name(array: Any) -> str:
 
 
 def run_core(name: str, logits: Any, target: Any, **options: Any) -> tuple[Any, Any]:
-    """The core end to end: validate, then loss and ∂Σloss/∂logits in the input dtype."""
+    """The core end to end: validate, then loss and ∂Σloss/∂logits in the input dtype.
+
+    As in ``multiloss.numpy``, NumPy's warnings about the discarded side of the core's
+    guards (``where(p == 0, 0, p·r)`` and the like) are silenced.
+    """
     prepared = _core.PREPARE[name](logits, target, **options)
-    return _core.loss_value_and_grad(prepared, logits.dtype)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return _core.loss_value_and_grad(prepared, logits.dtype)
 
 
 def run_core_jit(name: str, logits: Any, target: Any, **options: Any) -> tuple[Any, Any]:
@@ -149,7 +154,43 @@ def run_numpy(
         for key, value in options.items()
     }
     run = run_core_jit if jit else run_core
-    loss, grad = run(
-        name, asarray(xp, logits, dtype), asarray(xp, target, target_dtype), **moved
-    )
+    loss, grad = run(name, asarray(xp, logits, dtype), asarray(xp, target, target_dtype), **moved)
     return to_numpy(loss), to_numpy(grad)
+
+
+# ----------------------------------------------------------------------------- tolerances
+
+EPS = {
+    "float64": 2.0**-52,
+    "float32": 2.0**-23,
+    "float16": 2.0**-10,
+    "bfloat16": 2.0**-7,
+}
+
+
+def eps_error(actual: Any, reference: Any, dtype: str) -> float:
+    """max |actual - reference| / (eps · (1 + |reference|)), in units of `dtype`'s eps.
+
+    Equal infinities and NaN against NaN count as no error; any other non-finite
+    mismatch is an infinite error.
+    """
+    actual = np.asarray(actual, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    assert actual.shape == reference.shape, (actual.shape, reference.shape)
+    if actual.size == 0:
+        return 0.0
+    same = (actual == reference) | (np.isnan(actual) & np.isnan(reference))
+    with np.errstate(invalid="ignore"):
+        error = np.abs(actual - reference) / (EPS[dtype] * (1.0 + np.abs(reference)))
+    error = np.where(same, 0.0, error)
+    error = np.where(np.isnan(error), np.inf, error)
+    return float(np.max(error))
+
+
+def assert_eps(actual: Any, reference: Any, dtype: str, bound: float, what: str = "") -> None:
+    """|actual - reference| ≤ bound · eps(dtype) · (1 + |reference|), elementwise."""
+    error = eps_error(actual, reference, dtype)
+    assert error <= bound, (
+        f"{what}: error {error:.3g} eps of {dtype} > {bound} eps\n"
+        f"actual    = {np.asarray(actual)!r}\nreference = {np.asarray(reference)!r}"
+    )

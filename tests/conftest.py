@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+from backends import XP_NAMES, namespace
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -33,9 +35,6 @@ else:
 
 
 # --------------------------------------------------------------------------- the xp fixture
-import pytest  # noqa: E402
-
-from backends import XP_NAMES, namespace  # noqa: E402
 
 
 @pytest.fixture(params=XP_NAMES)

@@ -60,7 +60,8 @@ def scalar_alpha_vector(alpha: float, num_classes: int) -> list[float]:
 def _softmax_setup(
     logits, target, axis, class_weight, ignore_index, label_smoothing, weighted_mean
 ) -> dict[str, Any]:
-    """Everything but the math of one row: q (M, C), w (C,), counted (M,), denominator."""
+    """Everything but the math of a row: the rows (M, C), the target distribution q (M, C;
+    zero for ignored rows), the class weights w (C,) and the "mean" denominator."""
     rows, batch_shape = _rows(logits, axis)
     num_rows, num_classes = rows.shape
     target = np.asarray(target)
@@ -82,7 +83,6 @@ def _softmax_setup(
     else:
         y, _ = _rows(target, axis)
         q = (1.0 - eps) * y + eps / num_classes
-        counted = np.ones(num_rows, dtype=bool)
         denominator = float(num_rows)
     return {
         "rows": rows,
@@ -137,6 +137,8 @@ def _np_softmax_family(
             df = -np.ones_like(p)
         else:
             df = -((1.0 - p) ** gamma) + gamma * (1.0 - p) ** (gamma - 1) * p * log_p
+            # p = 1 (a single class): f(ℓ) ≈ u^(γ+1) near it, so f'(ℓ) = 0
+            df = np.where(p == 1.0, 0.0, df)
     terms = np.where(c == 0, 0.0, c * f)
     cdf = np.where(c == 0, 0.0, c * df)
     per_row = np.sum(terms, axis=-1)
@@ -250,8 +252,15 @@ def np_sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="m
 # ----------------------------------------------------------------------------- mpmath
 
 
+def _precision():
+    """At least DPS digits (more where a caller such as ``mpmath.diff`` raised them)."""
+    return mpmath.workdps(max(DPS, mpmath.mp.dps))
+
+
 def _mp(value) -> mpmath.mpf:
-    """A float (any precision) as an exact mpf."""
+    """A float (any precision) as an exact mpf; an mpf as it is."""
+    if isinstance(value, mpmath.mpf):
+        return value
     return mpmath.mpf(float(value))
 
 
@@ -269,10 +278,9 @@ def mp_log_softmax_row(z: list) -> tuple[list, list, list]:
     return log_p, p, u
 
 
-def mp_focal_term(log_p, u, gamma):
-    """f(ℓ) = -(1 - p)^γ ℓ and f'(ℓ) = -(1 - p)^γ + γ (1 - p)^(γ-1) p ℓ, in mpmath."""
+def mp_focal_term(log_p, p, u, gamma):
+    """f(ℓ) = -u^γ ℓ and f'(ℓ) = -u^γ + γ u^(γ-1) p ℓ with u = 1 - p, in mpmath."""
     gamma = _mp(gamma)
-    p = 1 - u
     if gamma == 0:
         return -log_p, mpmath.mpf(-1)
     if u == 0:  # one class only (ℓ = 0): f ≡ 0 near it
@@ -280,6 +288,34 @@ def mp_focal_term(log_p, u, gamma):
     f = -(u**gamma) * log_p
     df = -(u**gamma) + gamma * u ** (gamma - 1) * p * log_p
     return f, df
+
+
+def mp_softmax_row(z: list, c: list, gamma) -> tuple[Any, list]:
+    """Σ_k c_k f(ℓ_k) of one row of mpf logits z with coefficients c, and its gradient
+    c_j f'(ℓ_j) - p_j Σ_k c_k f'(ℓ_k)."""
+    with _precision():
+        log_p, p, u = mp_log_softmax_row(z)
+        loss, slopes = mpmath.mpf(0), []
+        for k in range(len(z)):
+            if c[k] == 0:  # 0 · f = 0, also where f is infinite
+                slopes.append(mpmath.mpf(0))
+                continue
+            f, df = mp_focal_term(log_p[k], p[k], u[k], gamma)
+            loss += c[k] * f
+            slopes.append(c[k] * df)
+        slope_sum = mpmath.fsum(slopes)
+        return loss, [slopes[j] - p[j] * slope_sum for j in range(len(z))]
+
+
+def mp_softmax_row_hvp(z: list, direction: list, c: list, gamma) -> list:
+    """H·t of one row: d/dε of the gradient of :func:`mp_softmax_row` at z + ε·t."""
+
+    def gradient_entry(epsilon, j):
+        moved = [z_k + epsilon * t_k for z_k, t_k in zip(z, direction, strict=True)]
+        return mp_softmax_row(moved, c, gamma)[1][j]
+
+    with _precision():
+        return [mpmath.diff(lambda e, j=j: gradient_entry(e, j), 0) for j in range(len(z))]
 
 
 def _mp_softmax_family(
@@ -293,16 +329,22 @@ def _mp_softmax_family(
     reduction,
     label_smoothing,
     weighted_mean,
+    tangent=None,
 ):
     rows, batch_shape = _rows(logits, axis)
     num_rows, num_classes = rows.shape
+    tangent_rows = None if tangent is None else _rows(tangent, axis)[0]
     target = np.asarray(target)
     hard = np.issubdtype(target.dtype, np.integer)
     flat_target = target.reshape(-1) if hard else None
     soft_target = None if hard else _rows(target, axis)[0]
-    with mpmath.workdps(DPS):
+    with _precision():
         eps = _mp(label_smoothing)
-        w = [mpmath.mpf(1)] * num_classes if class_weight is None else [_mp(v) for v in class_weight]
+        w = (
+            [mpmath.mpf(1)] * num_classes
+            if class_weight is None
+            else [_mp(v) for v in class_weight]
+        )
         per_row = [mpmath.mpf(0)] * num_rows
         grad_rows = [[mpmath.mpf(0)] * num_classes for _ in range(num_rows)]
         denominator = mpmath.mpf(0)
@@ -311,24 +353,22 @@ def _mp_softmax_family(
                 t = int(flat_target[i])
                 if t == ignore_index:
                     continue
-                q = [(1 - eps) * (1 if k == t else 0) + eps / num_classes for k in range(num_classes)]
+                q = [
+                    (1 - eps) * (1 if k == t else 0) + eps / num_classes for k in range(num_classes)
+                ]
                 denominator += w[t] if weighted_mean and class_weight is not None else 1
             else:
-                q = [(1 - eps) * _mp(soft_target[i, k]) + eps / num_classes for k in range(num_classes)]
+                q = [
+                    (1 - eps) * _mp(soft_target[i, k]) + eps / num_classes
+                    for k in range(num_classes)
+                ]
                 denominator += 1
             c = [q[k] * w[k] for k in range(num_classes)]
-            log_p, p, u = mp_log_softmax_row([_mp(v) for v in rows[i]])
-            loss, slopes = mpmath.mpf(0), []
-            for k in range(num_classes):
-                if c[k] == 0:  # 0 · f = 0, also where f is infinite
-                    slopes.append(mpmath.mpf(0))
-                    continue
-                f, df = mp_focal_term(log_p[k], u[k], gamma)
-                loss += c[k] * f
-                slopes.append(c[k] * df)
-            slope_sum = mpmath.fsum(slopes)
-            per_row[i] = loss
-            grad_rows[i] = [slopes[j] - p[j] * slope_sum for j in range(num_classes)]
+            z = [_mp(v) for v in rows[i]]
+            per_row[i], grad_rows[i] = mp_softmax_row(z, c, gamma)
+            if tangent_rows is not None:  # H·t in place of the gradient
+                direction = [_mp(v) for v in tangent_rows[i]]
+                grad_rows[i] = mp_softmax_row_hvp(z, direction, c, gamma)
         if reduction in ("none", "sum"):
             scale = mpmath.mpf(1)
         elif denominator == 0:  # a mean over nothing: 0 with a zero gradient
@@ -345,9 +385,22 @@ def _mp_softmax_family(
 
 
 def mp_cross_entropy(
-    logits, target, *, axis=-1, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0
+    logits,
+    target,
+    *,
+    axis=-1,
+    weight=None,
+    ignore_index=-100,
+    reduction="mean",
+    label_smoothing=0.0,
+    tangent=None,
 ):
-    """mpmath cross-entropy (PyTorch semantics); grad rounded from ~50 digits."""
+    """mpmath cross-entropy (PyTorch semantics); grad rounded from ~50 digits.
+
+    Given a `tangent` (the logits' shape), the second result is the Hessian-vector product
+    H·tangent instead of the gradient: ``mpmath.diff`` of the gradient along the tangent.
+    The same holds for the other ``mp_*`` losses.
+    """
     return _mp_softmax_family(
         logits,
         target,
@@ -358,6 +411,7 @@ def mp_cross_entropy(
         reduction=reduction,
         label_smoothing=label_smoothing,
         weighted_mean=True,
+        tangent=tangent,
     )
 
 
@@ -371,6 +425,7 @@ def mp_focal_loss(
     ignore_index=-100,
     reduction="mean",
     label_smoothing=0.0,
+    tangent=None,
 ):
     """mpmath softmax focal loss."""
     return _mp_softmax_family(
@@ -383,12 +438,13 @@ def mp_focal_loss(
         reduction=reduction,
         label_smoothing=label_smoothing,
         weighted_mean=False,
+        tangent=tangent,
     )
 
 
 def mp_sigmoid_element(x, y, *, gamma=0.0, alpha=None, weight=1.0, pos_weight=1.0):
     """Loss and d loss/dx of one element, in mpmath, from σ(±x) = 1/(1 + exp(∓x))."""
-    with mpmath.workdps(DPS):
+    with _precision():
         x, y, gamma = _mp(x), _mp(y), _mp(gamma)
         w, pw = _mp(weight), _mp(pos_weight)
         sig_pos = 1 / (1 + mpmath.exp(-x))  # σ(x)
@@ -410,18 +466,25 @@ def mp_sigmoid_element(x, y, *, gamma=0.0, alpha=None, weight=1.0, pos_weight=1.
         return factor * loss, factor * dloss
 
 
-def _mp_sigmoid_family(logits, target, *, weight, pos_weight, gamma, alpha, reduction):
+def _mp_sigmoid_family(
+    logits, target, *, weight, pos_weight, gamma, alpha, reduction, tangent=None
+):
     x = np.asarray(logits, dtype=np.float64)
     shape = x.shape
     y = np.broadcast_to(np.asarray(target, np.float64), shape)
     w = np.broadcast_to(np.asarray(1.0 if weight is None else weight, np.float64), shape)
     pw = np.broadcast_to(np.asarray(1.0 if pos_weight is None else pos_weight, np.float64), shape)
-    with mpmath.workdps(DPS):
+    with _precision():
         losses, grads = [], []
         for index in np.ndindex(shape):
-            loss, grad = mp_sigmoid_element(
-                x[index], y[index], gamma=gamma, alpha=alpha, weight=w[index], pos_weight=pw[index]
-            )
+            options = {"gamma": gamma, "alpha": alpha, "weight": w[index], "pos_weight": pw[index]}
+            loss, grad = mp_sigmoid_element(x[index], y[index], **options)
+            if tangent is not None:  # H·t in place of the gradient
+                x_i, t_i, y_i = _mp(x[index]), _mp(np.asarray(tangent)[index]), y[index]
+                grad = t_i * mpmath.diff(
+                    lambda v, y_i=y_i, options=options: mp_sigmoid_element(v, y_i, **options)[1],
+                    x_i,
+                )
             losses.append(loss)
             grads.append(grad)
         total = mpmath.fsum(losses)
@@ -435,7 +498,9 @@ def _mp_sigmoid_family(logits, target, *, weight, pos_weight, gamma, alpha, redu
         return float(total / scale), np.array([float(g / scale) for g in grads]).reshape(shape)
 
 
-def mp_binary_cross_entropy(logits, target, *, weight=None, pos_weight=None, reduction="mean"):
+def mp_binary_cross_entropy(
+    logits, target, *, weight=None, pos_weight=None, reduction="mean", tangent=None
+):
     """mpmath BCE with logits (BCEWithLogitsLoss semantics)."""
     return _mp_sigmoid_family(
         logits,
@@ -445,13 +510,21 @@ def mp_binary_cross_entropy(logits, target, *, weight=None, pos_weight=None, red
         gamma=0.0,
         alpha=None,
         reduction=reduction,
+        tangent=tangent,
     )
 
 
-def mp_sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean"):
+def mp_sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean", tangent=None):
     """mpmath sigmoid focal loss (torchvision semantics)."""
     return _mp_sigmoid_family(
-        logits, target, weight=None, pos_weight=None, gamma=gamma, alpha=alpha, reduction=reduction
+        logits,
+        target,
+        weight=None,
+        pos_weight=None,
+        gamma=gamma,
+        alpha=alpha,
+        reduction=reduction,
+        tangent=tangent,
     )
 
 

@@ -19,12 +19,26 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-from array_api_compat import array_namespace, device, is_array_api_obj
+from array_api_compat import array_namespace, is_array_api_obj
+from array_api_compat import device as _array_device
 
 Array = Any
 Namespace = Any
 
 REDUCTIONS = ("mean", "sum", "none")
+
+
+def device(array: Array) -> Any:
+    """The device to create new arrays on, next to `array` (``array_api_compat.device``).
+
+    An array sharded over several devices (JAX) reports its sharding, which is valid only
+    for arrays of its own rank: new arrays then go to the default device (None), from
+    where the operations that combine them with the sharded array place them.
+    """
+    found = _array_device(array)
+    if len(getattr(found, "device_set", ())) > 1:
+        return None
+    return found
 
 
 def namespace_of(**arrays: Array | None) -> Namespace:
@@ -66,8 +80,9 @@ def check_real_number(name: str, value: object, *, low: float, high: float = mat
             f"{name} must be a real number; got {value!r} of type {type(value).__name__}"
         )
     number = float(value)
-    if math.isnan(number) or not low <= number <= high:
-        interval = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
+    # An open-ended range still excludes infinity: γ = inf gives a NaN gradient.
+    if math.isnan(number) or math.isinf(number) or not low <= number <= high:
+        interval = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f"finite and >= {low:g}"
         raise ValueError(f"{name} must be {interval} and not NaN; got {value!r}")
     return number
 
