@@ -1,11 +1,10 @@
 r"""Forward-mode and second-order derivatives of the losses, in closed form.
 
 Adapters whose autodiff system works in forward mode (JAX's ``custom_jvp``) need, besides
-:func:`~multiloss._core.softmax.softmax_vjp` / :func:`~multiloss._core.sigmoid.sigmoid_vjp`:
+the unit gradient G = ∂(Σ loss)/∂logits of :func:`multiloss._core.loss_value_and_grad` (for
+``reduction="none"`` the gradient of the sum of the per-element losses, i.e. every
+element's own gradient, since an element's loss depends only on its own logits):
 
-* :func:`unit_gradient`: G = ∂(Σ loss)/∂logits, the gradient of the reduced loss (for
-  ``reduction="none"``: of the sum of the per-element losses, i.e. every element's own
-  gradient, since an element's loss depends only on its own logits);
 * :func:`directional_derivative`: the JVP of the loss from G, ⟨G, t⟩ contracted over the
   logits of each loss element (all of them for ``"mean"``/``"sum"``);
 * :func:`hessian_vector_product`: H·t, the JVP of G, from a closed form that stays finite
@@ -50,28 +49,15 @@ from .softmax import (
     _hard_target,
     _soft_coefficients,
     _uses_soft_path,
-    softmax_forward,
-    softmax_vjp,
 )
-from .sigmoid import sigmoid_forward, sigmoid_vjp
 
 Array = Any
 Namespace = Any
 Prepared = tuple[Any, Any, Any]
 
 
-def unit_gradient(prepared: Prepared) -> Array:
-    """∂(Σ loss)/∂logits in the compute dtype, shaped like the logits."""
-    xp, config, operands = prepared
-    if isinstance(config, SoftmaxConfig):
-        loss, residuals = softmax_forward(xp, config, operands)
-        return softmax_vjp(xp, config, operands, residuals, xp.ones_like(loss))
-    loss, residuals = sigmoid_forward(xp, config, operands)
-    return sigmoid_vjp(xp, config, operands, residuals, xp.ones_like(loss))
-
-
 def directional_derivative(prepared: Prepared, gradient: Array, tangent: Array) -> Array:
-    """The JVP of the loss along `tangent`, given its :func:`unit_gradient`.
+    """The JVP of the loss along `tangent`, given its unit gradient G.
 
     The result has the loss's shape: 0-d for "mean"/"sum", per element for "none" (the
     class axis summed for the softmax losses; elementwise for the sigmoid losses).
@@ -86,7 +72,7 @@ def directional_derivative(prepared: Prepared, gradient: Array, tangent: Array) 
 
 
 def hessian_vector_product(prepared: Prepared, tangent: Array) -> Array:
-    """H·t: the JVP of :func:`unit_gradient` along `tangent`, shaped like the logits."""
+    """H·t: the JVP of the unit gradient G along `tangent`, shaped like the logits."""
     xp, config, operands = prepared
     if isinstance(config, SoftmaxConfig):
         return softmax_hvp(xp, config, operands, tangent)
@@ -131,7 +117,11 @@ def softmax_hvp(
     hard = _hard_target(xp, config, operands) if config.hard_target else None
     denominator = _denominator(xp, config, operands, hard)
     loss_shape = _checks.shape_without(tuple(logits.shape), axis)
-    ones = xp.ones(loss_shape if config.reduction == "none" else (), dtype=logits.dtype)
+    ones = xp.ones(
+        loss_shape if config.reduction == "none" else (),
+        dtype=logits.dtype,
+        device=_checks.device(logits),
+    )
     element_cotangent = per_element_cotangent(xp, ones, config.reduction, denominator)
     if config.reduction == "none":
         element_cotangent = xp.expand_dims(element_cotangent, axis=axis)
@@ -202,7 +192,11 @@ def sigmoid_hvp(
         )
     if pieces.coefficient is not None:
         curvature = times_nonzero(xp, pieces.coefficient, curvature)
-    ones = xp.ones(tuple(x.shape) if config.reduction == "none" else (), dtype=x.dtype)
+    ones = xp.ones(
+        tuple(x.shape) if config.reduction == "none" else (),
+        dtype=x.dtype,
+        device=_checks.device(x),
+    )
     element_cotangent = per_element_cotangent(
         xp, ones, config.reduction, _sigmoid_denominator(xp, x)
     )

@@ -278,7 +278,10 @@ def _scaled_softmax_with_target(
             scale,
             config.axis,
         )
-    p = xp.exp((logits - residuals.row_max) - residuals.log_sum_exp)
+    # exp(z - m) / Σ_k exp(z_k - m), the exp written exactly as in _max_and_log_sum_exp:
+    # where forward and backward compile together (JAX under jit) XLA then computes it
+    # once, as optax does (measured: 1.6x -> 1.0x the time of optax at 8192x1000).
+    p = xp.exp(logits - residuals.row_max) / xp.exp(residuals.log_sum_exp)
     on_target = _class_ids(xp, config, logits.ndim, logits) == index
     return xp.where(on_target, target_value, p) * scale
 

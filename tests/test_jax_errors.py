@@ -1,0 +1,191 @@
+"""multiloss.jax: the bad-input catalogue of DESIGN.md section 6, eager and under jit.
+
+Shape, dtype and hyperparameter errors raise at trace time with the exception type and
+message of the NumPy backend. Value errors (class index out of range, negative or NaN
+weights) raise eagerly on concrete arrays; under jit an out-of-range index gives NaN,
+and :func:`multiloss.jax.checked` (checkify) turns it into an error.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jnp = pytest.importorskip("jax.numpy")
+
+from jax.experimental import checkify  # noqa: E402
+
+import multiloss.jax as mlj  # noqa: E402
+import multiloss.numpy as mln  # noqa: E402
+from multiloss import _core  # noqa: E402
+
+RNG = np.random.default_rng(3)
+Z = RNG.normal(size=(4, 3))
+Y = np.array([0, 2, 1, 1])
+P = RNG.dirichlet(np.ones(3), size=4)
+B = RNG.integers(0, 2, size=(4, 3)).astype(np.float64)
+
+# (id, loss, logits, target, options, exception): errors that need no array values.
+STATIC = [
+    ("float-class-indices", "cross_entropy", Z, Y.astype(np.float64), {}, TypeError),
+    ("bool-class-indices", "focal_loss", Z, Y.astype(bool), {}, TypeError),
+    ("integer-logits", "cross_entropy", Z.astype(np.int64), Y, {}, TypeError),
+    ("bool-logits", "sigmoid_focal_loss", Z > 0, B, {}, TypeError),
+    ("batch-shape", "focal_loss", Z, Y[:3], {}, ValueError),
+    ("spatial-shape", "cross_entropy", Z.reshape(2, 2, 3), Y.reshape(2, 2)[:, :1], {}, ValueError),
+    ("probability-shape", "cross_entropy", Z, P[:, :2], {}, ValueError),
+    ("sigmoid-target-shape", "binary_cross_entropy", Z, B[:, :2], {}, ValueError),
+    ("weight-length", "cross_entropy", Z, Y, {"weight": [1.0, 2.0]}, ValueError),
+    ("alpha-length", "focal_loss", Z, Y, {"alpha": [0.1, 0.2, 0.3, 0.4]}, ValueError),
+    ("pos-weight-shape", "binary_cross_entropy", Z, B, {"pos_weight": [1.0, 2.0]}, ValueError),
+    ("weight-not-numbers", "cross_entropy", Z, Y, {"weight": "abc"}, TypeError),
+    ("smoothing-above-1", "cross_entropy", Z, Y, {"label_smoothing": 1.5}, ValueError),
+    ("smoothing-negative", "focal_loss", Z, Y, {"label_smoothing": -0.1}, ValueError),
+    ("smoothing-nan", "cross_entropy", Z, Y, {"label_smoothing": float("nan")}, ValueError),
+    ("gamma-negative", "focal_loss", Z, Y, {"gamma": -1.0}, ValueError),
+    ("gamma-nan", "sigmoid_focal_loss", Z, B, {"gamma": float("nan")}, ValueError),
+    ("gamma-not-number", "focal_loss", Z, Y, {"gamma": "2"}, TypeError),
+    ("scalar-alpha-above-1", "focal_loss", Z, Y, {"alpha": 1.5}, ValueError),
+    ("sigmoid-alpha-negative", "sigmoid_focal_loss", Z, B, {"alpha": -0.25}, ValueError),
+    ("reduction", "cross_entropy", Z, Y, {"reduction": "average"}, ValueError),
+    ("sigmoid-reduction", "binary_cross_entropy", Z, B, {"reduction": "max"}, ValueError),
+    ("axis-out-of-range", "focal_loss", Z, Y, {"axis": 2}, ValueError),
+    ("axis-not-integer", "cross_entropy", Z, Y, {"axis": 1.0}, TypeError),
+    ("no-classes", "cross_entropy", np.zeros((4, 0)), Y, {}, ValueError),
+    ("0-d-logits", "focal_loss", np.float64(1.0), np.int64(0), {}, ValueError),
+    ("ignore-index-with-probabilities", "cross_entropy", Z, P, {"ignore_index": 0}, ValueError),
+    ("ignore-index-not-integer", "cross_entropy", Z, Y, {"ignore_index": 1.5}, TypeError),
+]
+
+# Errors that need the arrays' values: raised on concrete arrays.
+VALUES = [
+    ("index-too-large", "cross_entropy", Z, np.array([0, 3, 1, 1]), {}, ValueError),
+    ("index-negative", "focal_loss", Z, np.array([0, -1, 1, 1]), {}, ValueError),
+    ("weight-negative", "cross_entropy", Z, Y, {"weight": [1.0, -2.0, 1.0]}, ValueError),
+    ("alpha-nan", "focal_loss", Z, Y, {"alpha": [1.0, float("nan"), 1.0]}, ValueError),
+    ("pos-weight-negative", "binary_cross_entropy", Z, B, {"pos_weight": [1.0, -1, 1]}, ValueError),
+]
+
+
+def _numpy_error(name, logits, target, options):
+    with pytest.raises(Exception) as info:
+        getattr(mln, name)(logits, target, **options)
+    return info.value
+
+
+def _ids(cases):
+    return [case[0] for case in cases]
+
+
+@pytest.mark.parametrize(("case", "name", "logits", "target", "options", "kind"), STATIC,
+                         ids=_ids(STATIC))  # fmt: skip
+def test_static_errors_raise_at_trace_time_like_numpy(case, name, logits, target, options, kind):
+    expected = _numpy_error(name, logits, target, options)
+    assert type(expected) is kind
+    function = functools.partial(getattr(mlj, name), **options)
+    z, y = jnp.asarray(logits), jnp.asarray(target)
+    runs = [function, jax.jit(function)]
+    if np.issubdtype(np.asarray(logits).dtype, np.floating):  # else jax.grad itself refuses
+        runs.append(jax.jit(jax.grad(function)))
+    for run in runs:
+        with pytest.raises(kind) as info:
+            run(z, y)
+        assert str(info.value) == str(expected)
+
+
+@pytest.mark.parametrize(("case", "name", "logits", "target", "options", "kind"), VALUES,
+                         ids=_ids(VALUES))  # fmt: skip
+def test_value_errors_raise_on_concrete_arrays_like_numpy(case, name, logits, target, options,
+                                                          kind):  # fmt: skip
+    expected = _numpy_error(name, logits, target, options)
+    assert type(expected) is kind
+    function = functools.partial(getattr(mlj, name), **options)
+    z, y = jnp.asarray(logits), jnp.asarray(target)
+    runs = [function, jax.grad(function)]
+    if "index" not in case:  # traced class indices cannot be checked (see below); weights can
+        runs.append(lambda z, y: jax.vmap(function)(z[None], y[None]))
+    for run in runs:
+        with pytest.raises(kind) as info:
+            run(z, y)
+        assert str(info.value) == str(expected)
+
+
+def test_python_weights_are_checked_under_jit_too():
+    # Known while tracing, so checked then (and the message is the NumPy backend's).
+    expected = _numpy_error("cross_entropy", Z, Y, {"weight": [1.0, -2.0, 1.0]})
+    function = jax.jit(functools.partial(mlj.cross_entropy, weight=[1.0, -2.0, 1.0]))
+    with pytest.raises(ValueError) as info:
+        function(jnp.asarray(Z), jnp.asarray(Y))
+    assert str(info.value) == str(expected)
+    with pytest.raises(ValueError, match="alpha must be non-negative"):
+        jax.jit(mlj.focal_loss, static_argnames="alpha")(Z, Y, alpha=(1.0, float("nan"), 1.0))
+
+
+def test_mixing_backends_is_refused():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="arrays of different backends cannot be mixed"):
+        _core.prepare_cross_entropy(Z, torch.tensor(Y))  # what the NumPy path says
+    with pytest.raises(TypeError, match="arrays of different backends cannot be mixed"):
+        mlj.cross_entropy(jnp.asarray(Z), torch.tensor(Y))
+    with pytest.raises(TypeError, match="weight is an array of another backend"):
+        mlj.cross_entropy(jnp.asarray(Z), jnp.asarray(Y), weight=torch.ones(3))
+
+
+def test_traced_hyperparameters_get_a_hint():
+    with pytest.raises(TypeError, match=r"label_smoothing must be a static Python value"):
+        jax.jit(mlj.cross_entropy)(Z, Y, label_smoothing=0.1)
+    with pytest.raises(TypeError, match=r"alpha must be a static Python value"):
+        jax.jit(mlj.sigmoid_focal_loss)(Z, B, alpha=0.5)
+
+
+# ------------------------------------------------------------------ out-of-range under jit
+
+
+def test_out_of_range_index_under_jit_is_nan_never_a_clamp():
+    labels = jnp.asarray([0, 3, 1, -5])  # 3 and -5 are out of range for C = 3
+    z = jnp.asarray(Z)
+    per_element = jax.jit(functools.partial(mlj.focal_loss, reduction="none"))(z, labels)
+    assert np.isnan(per_element[1]) and np.isnan(per_element[3])
+    assert np.all(np.isfinite(per_element[np.array([0, 2])]))
+    grad = jax.jit(jax.grad(lambda z, y: mlj.cross_entropy(z, y, reduction="sum")))(z, labels)
+    assert np.all(np.isnan(grad[1])) and np.all(np.isfinite(grad[0]))
+    for name in ("cross_entropy", "focal_loss"):
+        assert np.isnan(jax.jit(getattr(mlj, name))(z, labels))
+    ignored = jnp.asarray([0, -100, 1, 2])  # ignore_index is not out of range
+    assert np.isfinite(jax.jit(mlj.cross_entropy)(z, ignored))
+
+
+def test_checked_turns_run_time_value_errors_into_exceptions():
+    z = jnp.asarray(Z)
+    step = mlj.checked(jax.jit(jax.value_and_grad(mlj.focal_loss)))
+    value, grad = step(z, jnp.asarray(Y))
+    assert np.isfinite(value) and grad.shape == z.shape
+    with pytest.raises(checkify.JaxRuntimeError, match=r"out of range \[0, 3\).*for example 3"):
+        step(z, jnp.asarray([0, 3, 1, 1]))
+    with pytest.raises(checkify.JaxRuntimeError, match="for example -1"):
+        mlj.checked(jax.vmap(mlj.cross_entropy))(z[None], jnp.asarray([[0, -1, 1, 1]]))
+    weighted = mlj.checked(jax.jit(lambda z, y, w: mlj.cross_entropy(z, y, weight=w)))
+    with pytest.raises(checkify.JaxRuntimeError, match="weight must be non-negative"):
+        weighted(z, jnp.asarray(Y), jnp.asarray([1.0, -1.0, 1.0]))
+    pos = mlj.checked(jax.jit(lambda x, y, w: mlj.binary_cross_entropy(x, y, pos_weight=w)))
+    with pytest.raises(checkify.JaxRuntimeError, match="pos_weight must be non-negative"):
+        pos(z, jnp.asarray(B), jnp.asarray([1.0, float("nan"), 1.0]))
+
+
+def test_validate_labels():
+    mlj.validate_labels(jnp.asarray([0, 2, -100]), 3)  # eager, fine
+    with pytest.raises(checkify.JaxRuntimeError, match="out of range"):
+        mlj.validate_labels(jnp.asarray([0, 3]), 3)  # eager, concrete: raises at once
+    checked = mlj.checked(jax.jit(lambda y: mlj.validate_labels(y, 3, ignore_index=255)))
+    checked(jnp.asarray([0, 255, 2]))
+    with pytest.raises(checkify.JaxRuntimeError, match="ignore_index=255"):
+        checked(jnp.asarray([0, 254, 2]))
+    with pytest.raises(ValueError, match="functionalized"):  # jit without checkify
+        jax.jit(lambda y: mlj.validate_labels(y, 3))(jnp.asarray([0, 1]))
+    with pytest.raises(TypeError, match="integer class indices"):
+        mlj.validate_labels(jnp.asarray([0.0, 1.0]), 3)
+    with pytest.raises(ValueError, match="num_classes must be a positive integer"):
+        mlj.validate_labels(jnp.asarray([0]), 0)
