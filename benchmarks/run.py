@@ -354,6 +354,8 @@ def format_bytes(count: int | None) -> str:
         return "–"
     if count < 1024:
         return f"{count} B"
+    if count < 2**20:
+        return f"{count / 1024:.1f} KiB"
     return f"{count / 2**20:.2f} MiB"
 
 

@@ -113,12 +113,30 @@ _XP = array_namespace(torch.empty(0))
 """The array-API namespace of torch tensors (``array_api_compat.torch``)."""
 
 
+_CHUNK_ELEMENTS = 1 << 18
+"""Elements per chunk of the native passes: 1 MiB of float32, which stays in cache."""
+
+
+def _chunks(axis: int, *tensors: Tensor) -> Any:
+    """The tensors split alike into slabs of about `_CHUNK_ELEMENTS` elements along a
+    dimension other than the class axis (all dimensions of size 1 or the logits' size)."""
+    first = tensors[0]
+    dim = 1 if axis == 0 else 0
+    if first.ndim < 2 or first.numel() <= _CHUNK_ELEMENTS:
+        return [tensors]
+    per_slice = first.numel() // max(first.shape[dim], 1)
+    step = max(1, _CHUNK_ELEMENTS // max(per_slice, 1))
+    return zip(*(t.split(step, dim=dim) for t in tensors), strict=True)
+
+
 def _native_max_and_log_sum_exp(logits: Tensor, axis: int) -> tuple[Tensor, Tensor]:
-    """The core's ``_max_and_log_sum_exp`` (same operations, same numbers), with one
-    temporary of the logits' size instead of two."""
+    """The core's ``_max_and_log_sum_exp`` (same operations, same numbers), a cache-sized
+    slab at a time: no temporary of the logits' size."""
     row_max = torch.amax(logits, dim=axis, keepdim=True)
-    exps = torch.sub(logits, row_max).exp_()
-    return row_max, exps.sum(dim=axis, keepdim=True).log_()
+    sum_exp = torch.empty_like(row_max)
+    for z, m, out in _chunks(axis, logits, row_max, sum_exp):
+        torch.sum(torch.sub(z, m).exp_(), dim=axis, keepdim=True, out=out)
+    return row_max, sum_exp.log_()
 
 
 def _native_scaled_softmax_with_target(
@@ -132,8 +150,11 @@ def _native_scaled_softmax_with_target(
 ) -> Tensor:
     """The core's ``_scaled_softmax_with_target`` (same operations, same numbers) in one
     buffer of the logits' size, which becomes the gradient, instead of six."""
-    p = torch.sub(logits, row_max).sub_(log_sum_exp).exp_().mul_(scale)
-    return p.scatter_(axis, index, target_value * scale)
+    gradient = torch.empty_like(logits)
+    scale = torch.broadcast_to(scale, row_max.shape)
+    for z, m, lse, s, out in _chunks(axis, logits, row_max, log_sum_exp, scale, gradient):
+        torch.sub(z, m, out=out).sub_(lse).exp_().mul_(s)
+    return gradient.scatter_(axis, index, target_value * scale)
 
 
 def _native_take_along_axis(x: Tensor, indices: Tensor, /, *, axis: int = -1) -> Tensor:
