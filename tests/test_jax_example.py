@@ -40,13 +40,3 @@ def test_flax_focal_example_command_line(monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [str(path), "--steps", "2", "--gamma", "0", "--no-alpha"])
     runpy.run_path(str(path), run_name="__main__")
     assert "focal loss (gamma=0)" in capsys.readouterr().out
-
-
-def test_jax_benchmark_quick_mode():
-    benchmark = _load("benchmarks/jax_quick.py")
-    table = benchmark.main(["--quick", "--rounds", "1", "--warmup", "1"])
-    lines = table.splitlines()
-    assert lines[0].startswith("| shape |")
-    per_shape = len(benchmark.implementations()) + len(benchmark.separate_peers())
-    assert len(lines) == 2 + per_shape * len(benchmark.QUICK_SHAPES)
-    assert all("×" in line for line in lines[2:])
