@@ -6,7 +6,7 @@ static under :func:`jax.jit` (``static_argnames=...`` or :func:`functools.partia
 
 Derivatives
     Each loss is a :func:`jax.custom_jvp` whose rule is the core's closed-form gradient
-    G = ∂loss/∂logits (DESIGN.md section 5): the JVP along a tangent t is ⟨G, t⟩, and JAX
+    G = ∂loss/∂logits (docs/math.md): the JVP along a tangent t is ⟨G, t⟩, and JAX
     transposes that for reverse mode. So :func:`jax.grad`, :func:`jax.value_and_grad`,
     :func:`jax.vjp`, :func:`jax.jvp`, :func:`jax.jacfwd`, :func:`jax.jacrev` and
     :func:`jax.hessian` all work, and reverse mode costs what a ``custom_vjp`` would: XLA
@@ -29,7 +29,7 @@ Dtypes
 
 Bad input
     Shape, dtype and hyperparameter errors raise at trace time, under ``jit`` too, with
-    the messages of every other backend (``TypeError``/``ValueError``, DESIGN.md section 6).
+    the messages of every other backend (``TypeError``/``ValueError``; docs/semantics.md).
     Values (class indices in range, weights non-negative) are checked eagerly when the
     arrays are concrete. Under ``jit`` they cannot be: an out-of-range class index gives a
     NaN loss (and NaN gradient) for its element, never a silent clamp or wrap. To turn

@@ -2,7 +2,7 @@ r"""The NumPy reference: the four losses and their gradients, in float64 by defa
 
 Use it to check another implementation (a CUDA kernel, a copied focal loss): the value
 *and* the gradient with respect to the logits come from one trusted place, computed in
-the stable closed forms of DESIGN.md section 5. The class axis is -1 (the array
+the stable closed forms of docs/math.md. The class axis is -1 (the array
 convention, as in optax).
 
 Every function takes ``dtype`` (default ``numpy.float64``): the logits (and probability

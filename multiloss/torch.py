@@ -472,7 +472,7 @@ def _is_concrete_cpu(tensor: Tensor) -> bool:
 
 
 def _values_checkable(*tensors: object) -> bool:
-    """Whether the value checks (DESIGN.md section 6) run: CPU tensors, nothing tracing."""
+    """Whether the value checks (docs/semantics.md, Bad input) run: CPU tensors, nothing tracing."""
     if _is_tracing():
         return False
     return all(_is_concrete_cpu(t) for t in tensors if isinstance(t, Tensor))

@@ -5,7 +5,7 @@ No framework is imported here: every function takes arrays of any namespace that
 
 Layers:
 
-* ``prepare_<loss>(logits, target, **options)`` validates the call (DESIGN.md section 6)
+* ``prepare_<loss>(logits, target, **options)`` validates the call (docs/semantics.md, Bad input)
   and returns ``(xp, config, operands)``: the namespace, a static hashable config and the
   operand arrays in the compute dtype;
 * ``softmax_forward`` / ``softmax_vjp`` and ``sigmoid_forward`` / ``sigmoid_vjp`` compute
@@ -46,7 +46,7 @@ PREPARE = {
     "binary_cross_entropy": prepare_binary_cross_entropy,
     "sigmoid_focal_loss": prepare_sigmoid_focal_loss,
 }
-"""The four losses of DESIGN.md section 3, by name, to their validating ``prepare`` step."""
+"""The four losses of docs/semantics.md, by name, to their validating ``prepare`` step."""
 
 
 def forward(prepared: Prepared) -> tuple[Array, Any]:

@@ -1,4 +1,4 @@
-"""Validation of arguments: the bad-input catalogue of DESIGN.md section 6.
+"""Validation of arguments: the bad-input catalogue of docs/semantics.md, Bad input.
 
 Every check raises ``TypeError`` (wrong kind of thing) or ``ValueError`` (right kind,
 wrong value or shape) with a message that names the argument and shows the bad value.

@@ -1,4 +1,4 @@
-"""Stable elementwise pieces shared by the losses (DESIGN.md section 5).
+"""Stable elementwise pieces shared by the losses (docs/math.md).
 
 All functions take the array namespace ``xp`` first and use only the array API standard.
 Notation: ``log_p`` is a log-probability ℓ ≤ 0, ``p = exp(ℓ)`` and ``u = 1 - p = -expm1(ℓ)``.
@@ -44,7 +44,7 @@ def focal_term(xp: Namespace, log_p: Array, gamma: float) -> Array:
 
 
 def focal_slope(xp: Namespace, log_p: Array, gamma: float) -> Array:
-    """A(ℓ) = u^γ · (1 - γ·p·r), the factor of the focal gradient (DESIGN.md section 5).
+    """A(ℓ) = u^γ · (1 - γ·p·r), the factor of the focal gradient (docs/math.md).
 
     dL/dz_k = p_k · Σ_j c_j A_j - c_k A_k. A ≡ 1 for γ = 0; A ≥ u^γ ≥ 0 otherwise,
     with no negative power of u, so it is finite for 0 < γ < 1 at p = 1.

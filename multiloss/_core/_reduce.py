@@ -2,7 +2,7 @@
 
 ``"mean"`` divides the sum by a denominator chosen by each loss (the number of counted
 elements, or PyTorch's Σ w_{y_i}); a mean over nothing (denominator 0) is 0.0 with a zero
-gradient, not NaN (DESIGN.md section 4, pytorch#70348).
+gradient, not NaN (docs/semantics.md, pytorch#70348).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ element's own gradient, since an element's loss depends only on its own logits):
   where the automatic derivative of G does not (0 < γ < 1 at p_t = 1, where u^γ has an
   infinite derivative that multiplies a zero).
 
-Softmax (notation of DESIGN.md section 5; B = dA/dℓ, dℓ_k = t_k - Σ_j p_j t_j):
+Softmax (notation of docs/math.md; B = dA/dℓ, dℓ_k = t_k - Σ_j p_j t_j):
 
     H·t = e · [ S · p ⊙ dℓ  +  Σ_k c_k B_k dℓ_k (p - onehot_k) ],
     B(ℓ) = -γ p u^(γ-1) (2 + ℓ - (γ-1) p r),

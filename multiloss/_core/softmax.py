@@ -1,6 +1,6 @@
 r"""Softmax cross-entropy and softmax focal loss: forward and closed-form gradient.
 
-Both are one loss (DESIGN.md sections 4-5). With ℓ_k = z_k - logsumexp(z) the log-softmax
+Both are one loss (docs/math.md). With ℓ_k = z_k - logsumexp(z) the log-softmax
 of a row of logits z, p_k = e^{ℓ_k}, u_k = 1 - p_k and per-class coefficients
 c_k = y_k · w_k (target probability times class weight or alpha),
 
@@ -174,7 +174,7 @@ def prepare_cross_entropy(
     label_smoothing: object = 0.0,
     check_values: bool = True,
 ) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
-    """Validate the arguments of :func:`cross_entropy` (DESIGN.md section 6)."""
+    """Validate the arguments of :func:`cross_entropy` (docs/semantics.md, Bad input)."""
     return _prepare(
         logits,
         target,
