@@ -415,12 +415,15 @@ def plot(results: list[Measurement], path: Path) -> None:
             positions = np.arange(len(shapes)) + index * width
             axes[row][0].bar(positions, ratios, width, label=name)
             axes[row][1].bar(positions, memory, width, label=name)
-        for column, title in enumerate(("time / reference (lower is faster)", "memory (MiB)")):
+        for column, title in enumerate(
+            ("time / reference, log scale (lower is faster)", "memory (MiB)")
+        ):
             axis = axes[row][column]
             axis.set_title(f"{backend}: {title}")
             axis.set_xticks(np.arange(len(shapes)) + 0.4 - width / 2)
             axis.set_xticklabels(shapes, rotation=20, ha="right", fontsize=8)
             axis.grid(axis="y", alpha=0.3)
+        axes[row][0].set_yscale("log")
         axes[row][0].axhline(1.0, color="black", linewidth=0.8)
         axes[row][0].legend(fontsize=7)
     figure.tight_layout()
