@@ -84,7 +84,7 @@ from __future__ import annotations
 import numbers
 import types
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -93,7 +93,9 @@ from torch import Tensor, nn
 
 from . import _core
 from ._core import _checks, second_order
-from ._core.sigmoid import SigmoidConfig, SigmoidOperands
+from ._core._reduce import per_element_cotangent, reduce
+from ._core.sigmoid import SigmoidConfig, SigmoidOperands, sigmoid_forward, sigmoid_vjp
+from ._core.sigmoid import _denominator as sigmoid_denominator
 from ._core.softmax import SoftmaxConfig, SoftmaxOperands, SoftmaxResiduals
 
 __all__ = [
@@ -211,6 +213,66 @@ def _namespace(*tensors: Tensor | None) -> Any:
     return _XP_NATIVE
 
 
+def _sigmoid_slabs(prepared: Any) -> list[SigmoidOperands] | None:
+    """A large element-wise (sigmoid) call on the native namespace, split into slabs of
+    about `_CHUNK_ELEMENTS` elements along dim 0 (weights broadcast first): each slab's
+    temporaries stay in cache instead of being fresh, page-faulted memory. None when the
+    call is not split (softmax losses, small or 1-d inputs, the generic namespace)."""
+    xp, config, operands = prepared
+    logits = operands.logits
+    if not isinstance(config, SigmoidConfig) or xp is not _XP_NATIVE:
+        return None
+    if logits.ndim < 2 or logits.numel() <= _CHUNK_ELEMENTS:
+        return None
+    full = [None if t is None else t.expand(logits.shape) for t in operands]
+    slabs = []
+    for parts in _chunks(-1, *(t for t in full if t is not None)):
+        present = iter(parts)
+        slabs.append(SigmoidOperands(*(None if t is None else next(present) for t in full)))
+    return slabs
+
+
+def _forward(prepared: Any) -> tuple[Tensor, Any]:
+    """The core's forward; for a split sigmoid call, the core's per-slab sums reduced by
+    the core's own reduction over the whole call's denominator."""
+    slabs = _sigmoid_slabs(prepared)
+    if slabs is None:
+        return _core.forward(prepared)
+    xp, config, operands = prepared
+    if config.reduction == "none":
+        return torch.cat([sigmoid_forward(xp, config, slab)[0] for slab in slabs]), None
+    summed = replace(config, reduction="sum")
+    sums = torch.stack([sigmoid_forward(xp, summed, slab)[0] for slab in slabs])
+    return reduce(xp, sums, config.reduction, sigmoid_denominator(xp, operands.logits)), None
+
+
+def _vjp(prepared: Any, residuals: Any, cotangent: Tensor) -> Tensor:
+    """The core's vjp; for a split sigmoid call, slab by slab with each element's cotangent
+    (the core's adjoint of the whole call's reduction)."""
+    slabs = _sigmoid_slabs(prepared)
+    if slabs is None:
+        return _core.vjp(prepared, residuals, cotangent)
+    xp, config, operands = prepared
+    denominator = sigmoid_denominator(xp, operands.logits)
+    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, denominator)
+    grad = torch.empty_like(operands.logits)
+    if config.reduction == "none":
+        pieces = zip(
+            slabs,
+            grad.split([slab.logits.shape[0] for slab in slabs]),
+            element_cotangent.split([slab.logits.shape[0] for slab in slabs]),
+            strict=True,
+        )
+        for slab, out, slab_cotangent in pieces:
+            out.copy_(sigmoid_vjp(xp, config, slab, None, slab_cotangent))
+        return grad
+    summed = replace(config, reduction="sum")
+    outs = grad.split([slab.logits.shape[0] for slab in slabs])
+    for slab, out in zip(slabs, outs, strict=True):
+        out.copy_(sigmoid_vjp(xp, summed, slab, None, element_cotangent))
+    return grad
+
+
 def _is_functorch(tensor: Tensor) -> bool:
     """A tensor seen through a ``torch.func`` transform, or batched by autograd itself
     (``torch.autograd.grad(..., is_grads_batched=True)``, which uses the legacy vmap)."""
@@ -310,7 +372,7 @@ class _Loss(torch.autograd.Function):
         compute_target: Tensor,
     ) -> tuple[Tensor, ...]:
         prepared = _prepared(spec, compute_logits, compute_target, weight, pos_weight)
-        loss, residuals = _core.forward(prepared)
+        loss, residuals = _forward(prepared)
         return (loss, *(residuals or ()))
 
     @staticmethod
@@ -338,7 +400,7 @@ class _Loss(torch.autograd.Function):
         else:
             prepared = _prepared(spec, logits, target, weight, pos_weight, grad_loss, *saved)
             residuals = SoftmaxResiduals(*saved) if saved else None
-            grad = _core.vjp(prepared, residuals, grad_loss).to(logits.dtype)
+            grad = _vjp(prepared, residuals, grad_loss).to(logits.dtype)
         return None, grad, None, None, None, None, None
 
 

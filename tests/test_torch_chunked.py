@@ -39,3 +39,36 @@ def test_chunked_native_path_matches_pytorch(shape, axis, loss) -> None:
     (reference_grad,) = torch.autograd.grad(reference, logits)
     torch.testing.assert_close(ours, reference, rtol=1e-13, atol=1e-15)
     torch.testing.assert_close(ours_grad, reference_grad, rtol=1e-12, atol=1e-17)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "sigmoid_focal_loss"])
+def test_chunked_sigmoid_losses_match_the_formula(loss, reduction) -> None:
+    """Large sigmoid calls run slab by slab; the numbers are those of the naive formula
+    (torchvision's sigmoid focal loss, ``BCEWithLogitsLoss``), values and gradients."""
+    shape = (300, 4, 500)
+    assert torch.Size(shape).numel() > 2 * _CHUNK_ELEMENTS
+    generator = torch.Generator().manual_seed(1)
+    logits = (torch.randn(shape, generator=generator, dtype=torch.float64) * 4).requires_grad_()
+    target = torch.rand(shape, generator=generator, dtype=torch.float64)
+    if loss == "binary_cross_entropy":
+        weight = torch.rand(4, 1, generator=generator, dtype=torch.float64)
+        pos_weight = torch.rand(500, generator=generator, dtype=torch.float64) * 3
+        ours = mt.binary_cross_entropy(
+            logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction
+        )
+        reference = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction
+        )
+    else:
+        ours = mt.sigmoid_focal_loss(logits, target, alpha=0.3, gamma=1.5, reduction=reduction)
+        p = torch.sigmoid(logits)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        p_t = p * target + (1 - p) * (1 - target)
+        elements = (0.3 * target + 0.7 * (1 - target)) * bce * (1 - p_t) ** 1.5
+        reference = {"mean": elements.mean(), "sum": elements.sum(), "none": elements}[reduction]
+    cotangent = torch.rand(ours.shape, generator=generator, dtype=torch.float64)
+    (ours_grad,) = torch.autograd.grad(ours, logits, cotangent)
+    (reference_grad,) = torch.autograd.grad(reference, logits, cotangent)
+    torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(ours_grad, reference_grad, rtol=1e-10, atol=1e-15)
