@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from backends import asarray, assert_eps, namespace, run_core, to_numpy
 from cases import REDUCTIONS, sigmoid_cases, softmax_cases
+from peers import torchvision_sigmoid_focal_loss
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -182,22 +183,6 @@ def test_binary_cross_entropy_matches_torch(case, reduction):
     assert_eps(grad, ref_grad, "float64", BOUND, "grad")
 
 
-def _torchvision_sigmoid_focal_loss(inputs, targets, alpha, gamma, reduction):
-    """torchvision.ops.sigmoid_focal_loss, verbatim (torchvision is not installed here)."""
-    p = torch.sigmoid(inputs)
-    ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
-    p_t = p * targets + (1 - p) * (1 - targets)
-    loss = ce_loss * ((1 - p_t) ** gamma)
-    if alpha >= 0:
-        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
-        loss = alpha_t * loss
-    if reduction == "none":
-        return loss
-    if reduction == "mean":
-        return loss.mean()
-    return loss.sum()
-
-
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("case", SFL_CASES)
 def test_sigmoid_focal_loss_matches_torchvision(case, reduction):
@@ -207,7 +192,7 @@ def test_sigmoid_focal_loss_matches_torchvision(case, reduction):
 
     def peer(z):
         y = torch.tensor(np.asarray(target, dtype=np.float64))
-        return _torchvision_sigmoid_focal_loss(
+        return torchvision_sigmoid_focal_loss(
             z, y, -1.0 if alpha is None else alpha, gamma, reduction
         )
 

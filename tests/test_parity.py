@@ -14,7 +14,7 @@ file reproduces every id:
   its clipped value), so that the table is corrected when a peer changes.
 
 torchvision cannot be installed beside torch 2.13 in this environment, so its
-``sigmoid_focal_loss`` is written here verbatim as a stand-in (``_torchvision_sigmoid_focal_loss``).
+``sigmoid_focal_loss`` is written verbatim as a stand-in (``tests/peers.py``).
 The blog class is the widely copied ``FocalLoss(gamma, alpha)`` module (log_softmax, gather,
 ``alpha.gather(target)``, ``-(1 - pt)**gamma * logpt``, ``.mean()``).
 """
@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from peers import torchvision_sigmoid_focal_loss
 
 import multiloss.numpy as ml
 
@@ -109,27 +110,6 @@ def assert_close(actual: Any, desired: Any, tol: dict[str, float]) -> None:
 
 
 # ----------------------------------------------------------------------- peer stand-ins
-
-
-def _torchvision_sigmoid_focal_loss(
-    inputs: Any, targets: Any, alpha: float = 0.25, gamma: float = 2, reduction: str = "none"
-) -> Any:
-    """``torchvision.ops.sigmoid_focal_loss`` (torchvision/ops/focal_loss.py), verbatim."""
-    p = torch.sigmoid(inputs)
-    ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
-    p_t = p * targets + (1 - p) * (1 - targets)
-    loss = ce_loss * ((1 - p_t) ** gamma)
-
-    if alpha >= 0:
-        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
-        loss = alpha_t * loss
-
-    if reduction == "mean":
-        loss = loss.mean()
-    elif reduction == "sum":
-        loss = loss.sum()
-
-    return loss
 
 
 class BlogFocalLoss(torch.nn.Module):
@@ -325,7 +305,7 @@ TORCH_ROWS: dict[str, TorchRow] = {
     # --- torchvision.ops.sigmoid_focal_loss (verbatim stand-in)
     "torchvision-sigmoid-focal": TorchRow(
         binary_logits,
-        lambda z: _torchvision_sigmoid_focal_loss(
+        lambda z: torchvision_sigmoid_focal_loss(
             z, _t(binary_target()), alpha=ALPHA, gamma=GAMMA, reduction="mean"
         ),
         lambda z: ml.sigmoid_focal_loss_value_and_grad(
@@ -335,13 +315,13 @@ TORCH_ROWS: dict[str, TorchRow] = {
     ),
     "torchvision-reduction-none": TorchRow(
         binary_logits,
-        lambda z: _torchvision_sigmoid_focal_loss(z, _t(binary_target())),
+        lambda z: torchvision_sigmoid_focal_loss(z, _t(binary_target())),
         lambda z: ml.sigmoid_focal_loss_value_and_grad(z, binary_target(), reduction="none"),
         lambda z: _mlt().sigmoid_focal_loss(z, _t(binary_target()), reduction="none"),
     ),
     "torchvision-alpha-off": TorchRow(
         binary_logits,
-        lambda z: _torchvision_sigmoid_focal_loss(
+        lambda z: torchvision_sigmoid_focal_loss(
             z, _t(binary_target()), alpha=-1, gamma=1.5, reduction="sum"
         ),
         lambda z: ml.sigmoid_focal_loss_value_and_grad(
@@ -636,7 +616,7 @@ def test_torchvision_gamma_below_one() -> None:
     logits = np.array([-100.0, -100.0, 100.0, 100.0, 40.0, -40.0])
     target = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
     z = torch.tensor(logits, requires_grad=True)
-    _torchvision_sigmoid_focal_loss(z, _t(target), gamma=0.5, reduction="sum").backward()
+    torchvision_sigmoid_focal_loss(z, _t(target), gamma=0.5, reduction="sum").backward()
     saturated = (logits > 0) == (target > 0)
     assert torch.isnan(z.grad[_t(saturated)]).all()
     assert not torch.isnan(z.grad[_t(~saturated)]).any()

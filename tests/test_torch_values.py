@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 import pytest
+from peers import torchvision_sigmoid_focal_loss
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -192,22 +193,6 @@ def test_binary_cross_entropy_matches_pytorch(dtype, reduction, weight, pos_weig
 
 
 # ------------------------------------------------- sigmoid focal: torchvision's formula
-
-
-def torchvision_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none"):
-    """``torchvision.ops.sigmoid_focal_loss`` as torchvision writes it (alpha < 0: off)."""
-    p = torch.sigmoid(inputs)
-    ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
-    p_t = p * targets + (1 - p) * (1 - targets)
-    loss = ce_loss * ((1 - p_t) ** gamma)
-    if alpha >= 0:
-        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
-        loss = alpha_t * loss
-    if reduction == "mean":
-        loss = loss.mean()
-    elif reduction == "sum":
-        loss = loss.sum()
-    return loss
 
 
 @pytest.mark.parametrize("alpha", [0.25, None, 0.0, 1.0])
