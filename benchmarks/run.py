@@ -439,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
         "--budget", type=float, default=None, help="seconds per measurement (0.15; quick 0.002)"
     )
     parser.add_argument("--backends", default="torch,jax", help="comma-separated (torch,jax)")
+    parser.add_argument(
+        "--shapes",
+        default="",
+        help="only the shapes whose name contains one of these comma-separated words "
+        "(e.g. '8192,bfloat16'); all by default",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     args = parser.parse_args(argv)
@@ -450,6 +456,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}; choose torch, jax")
     shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
     sigmoid_shapes = SIGMOID_QUICK if args.quick else SIGMOID_FULL
+    words = [word.strip() for word in args.shapes.split(",") if word.strip()]
+    if words:
+        shapes = [s for s in shapes if any(word in s.name for word in words)]
+        sigmoid_shapes = [s for s in sigmoid_shapes if any(word in s.name for word in words)]
 
     header = {
         "versions": versions(),

@@ -14,9 +14,11 @@ from multiloss.torch import _CHUNK_ELEMENTS  # noqa: E402
 @pytest.mark.parametrize(
     ("shape", "axis"),
     [
-        ((700, 1000), 1),  # rows split along dim 0
-        ((3, 7, 200, 200), 1),  # (N, C, H, W): one image per slab
-        ((1000, 700), 0),  # class axis 0: split along dim 1
+        ((700, 1000), 1),  # rows split along dim 0; fused kernels (C >= 32)
+        ((60000, 10), 1),  # few classes, class axis last: element-wise passes
+        ((3, 7, 200, 200), 1),  # (N, C, H, W): one image per slab; fused kernels
+        ((20000, 10, 4), 1),  # class axis inner but short trailing dims: element-wise
+        ((1000, 700), 0),  # class axis 0: split along dim 1 (strided slabs)
         ((5, 300, 400), -1),  # class axis last, 3-d
     ],
 )
@@ -39,6 +41,35 @@ def test_chunked_native_path_matches_pytorch(shape, axis, loss) -> None:
     (reference_grad,) = torch.autograd.grad(reference, logits)
     torch.testing.assert_close(ours, reference, rtol=1e-13, atol=1e-15)
     torch.testing.assert_close(ours_grad, reference_grad, rtol=1e-12, atol=1e-17)
+
+
+def _textbook_focal(logits, target, gamma):
+    """-(1 - p_t)^γ · log p_t per element, by autograd-able PyTorch operations."""
+    log_p_t = torch.log_softmax(logits, 1).gather(1, target.unsqueeze(1)).squeeze(1)
+    return -((1 - log_p_t.exp()) ** gamma) * log_p_t
+
+
+@pytest.mark.parametrize("shape", [(64, 40), (4, 40, 8, 8), (64, 10)])
+@pytest.mark.parametrize("gamma", [0.0, 2.0, 0.5])
+def test_batched_backward_after_a_native_forward(shape, gamma) -> None:
+    """The fused native forward does not form the row max and log-sum-exp; a backward
+    that takes the generic path (here batched cotangents, ``is_grads_batched``) recomputes
+    them. Every batched gradient must be the textbook one for its cotangent."""
+    generator = torch.Generator().manual_seed(2)
+    logits = (torch.randn(shape, generator=generator, dtype=torch.float64) * 3).requires_grad_()
+    target = torch.randint(0, shape[1], shape[:1] + shape[2:], generator=generator)
+    loss = mt.focal_loss(logits, target, gamma=gamma, reduction="none")
+    reference_logits = logits.detach().requires_grad_()
+    reference_loss = _textbook_focal(reference_logits, target, gamma)
+    torch.testing.assert_close(loss, reference_loss, rtol=1e-12, atol=1e-15)
+
+    cotangents = torch.randn((3, *loss.shape), generator=generator, dtype=torch.float64)
+    (batched,) = torch.autograd.grad(loss, logits, cotangents, is_grads_batched=True)
+    for cotangent, gradient in zip(cotangents, batched, strict=True):
+        (reference,) = torch.autograd.grad(
+            reference_loss, reference_logits, cotangent, retain_graph=True
+        )
+        torch.testing.assert_close(gradient, reference, rtol=1e-10, atol=1e-13)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])

@@ -175,8 +175,7 @@ def check_class_vector(xp: Namespace, name: str, weight: Array, num_classes: int
 
 def check_class_indices(xp: Namespace, target: Array, num_classes: int, ignore_index: int) -> None:
     """Value check: every class index is in [0, C) or equals ignore_index."""
-    counted = target != ignore_index
-    bad = counted & ((target < 0) | (target >= num_classes))
+    bad = (xp.clip(target, 0, num_classes - 1) != target) & (target != ignore_index)
     if bool(xp.any(bad)):
         bad_values = target[bad]
         raise ValueError(

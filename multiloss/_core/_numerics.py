@@ -48,14 +48,22 @@ def focal_slope(xp: Namespace, log_p: Array, gamma: float) -> Array:
 
     dL/dz_k = p_k · Σ_j c_j A_j - c_k A_k. A ≡ 1 for γ = 0; A ≥ u^γ ≥ 0 otherwise,
     with no negative power of u, so it is finite for 0 < γ < 1 at p = 1.
+
+    For γ ≥ 1 it is computed as u^(γ-1) · (u - γ·p·ℓ), the same value with neither the
+    ratio r nor its series: both terms are ≥ 0, so nothing cancels.
     """
     if gamma == 0:
         return xp.ones_like(log_p)
     u = one_minus_p(xp, log_p)
     p = xp.exp(log_p)
+    if gamma >= 1:
+        # p · ℓ → 0 as ℓ → -inf (p = 0): take the limit instead of 0 · (-inf).
+        p_log_p = xp.where(p == 0, 0.0, p * log_p)
+        head = u if gamma == 2 else u ** (gamma - 1)
+        return head * (u - gamma * p_log_p)
     r = log_p_over_one_minus_p(xp, log_p, u)
     # p · r → 0 as ℓ → -inf (p = 0, r = -inf): take the limit instead of 0 · inf.
-    p_times_r = xp.where(p == 0, xp.zeros_like(p), p * r)
+    p_times_r = xp.where(p == 0, 0.0, p * r)
     return u**gamma * (1.0 - gamma * p_times_r)
 
 
@@ -64,5 +72,4 @@ def times_nonzero(xp: Namespace, coefficient: Array, value: Array) -> Array:
 
     NaN coefficients (an out-of-range class index under tracing) stay NaN.
     """
-    product = coefficient * value
-    return xp.where(coefficient == 0, xp.zeros_like(product), product)
+    return xp.where(coefficient == 0, 0.0, coefficient * value)

@@ -15,7 +15,7 @@ Namespace = Any
 
 def _nonzero(xp: Namespace, denominator: Array) -> Array:
     """The denominator with 0 replaced by 1: the numerator is 0 there, so the mean is 0."""
-    return xp.where(denominator == 0, xp.ones_like(denominator), denominator)
+    return xp.where(denominator == 0, 1.0, denominator)
 
 
 def reduce(xp: Namespace, per_element: Array, reduction: str, denominator: Array) -> Array:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from . import _checks
-from ._numerics import focal_slope, focal_term, one_minus_p, times_nonzero
+from ._numerics import focal_slope, focal_term, times_nonzero
 from ._reduce import per_element_cotangent, reduce
 
 Array = Any
@@ -46,6 +46,8 @@ class SoftmaxConfig:
     reduction: str
     mean_over_target_weight: bool
     """"mean" divides by Σ w_{y_i} (PyTorch's weighted CE mean) rather than by the count."""
+    indices_checked: bool = False
+    """The class indices were checked in range, so none needs to be poisoned with NaN."""
 
 
 class SoftmaxOperands(NamedTuple):
@@ -57,13 +59,23 @@ class SoftmaxOperands(NamedTuple):
 
 
 class SoftmaxResiduals(NamedTuple):
-    """What the forward pass keeps for the backward pass: O(N), never O(N×C)."""
+    """What the forward pass keeps for the backward pass: O(N), never O(N×C).
 
-    row_max: Array
-    log_sum_exp: Array
-    """log Σ_k exp(z_k - row_max), with the class axis kept (size 1)."""
+    The last two are kept for hard targets without label smoothing only (None
+    otherwise): with them the backward pass gathers no logit and rebuilds no mask.
+    """
+
+    row_max: Array | None
+    """The row max, with the class axis kept (size 1); None if a native pass did not form
+    it (then the backward pass recomputes it where it needs it)."""
+    log_sum_exp: Array | None
+    """log Σ_k exp(z_k - row_max), with the class axis kept; None with ``row_max``."""
     denominator: Array
     """The 0-d denominator of the "mean" reduction (unused by the others)."""
+    target_coefficient: Array | None = None
+    """c_t = w_t · row mask (see :class:`_HardTarget`)."""
+    target_log_p: Array | None = None
+    """ℓ_t = z_t - row_max - log_sum_exp."""
 
 
 def _prepare(
@@ -152,6 +164,7 @@ def _prepare(
         label_smoothing=label_smoothing,
         reduction=reduction,
         mean_over_target_weight=is_cross_entropy and hard_target and class_weight is not None,
+        indices_checked=hard_target and check_values,
     )
     operands = SoftmaxOperands(xp.astype(logits, dtype, copy=False), target, class_weight)
     return xp, config, operands
@@ -252,6 +265,25 @@ def _max_and_log_sum_exp(xp: Namespace, logits: Array, axis: int) -> tuple[Array
     return row_max, xp.log(xp.sum(xp.exp(logits - row_max), axis=axis, keepdims=True))
 
 
+def _target_log_softmax(
+    xp: Namespace, logits: Array, index: Array, axis: int
+) -> tuple[Array, Array, Array]:
+    """The row max m, L = log Σ_k exp(z_k - m) and the target's log-probability
+    ℓ_t = (z_t - m) - L, all with the class axis kept.
+
+    A namespace may carry a native ``multiloss_target_log_softmax(logits, index, axis)``
+    giving the same quantities faster (the torch adapter's runs PyTorch's fused
+    log-softmax kernel a cache-sized slab at a time); it may return None for m and L if
+    its own ``multiloss_scaled_softmax_with_target`` does not need them.
+    """
+    native = getattr(xp, "multiloss_target_log_softmax", None)
+    if native is not None:
+        return native(logits, index, axis)
+    row_max, log_sum_exp = _max_and_log_sum_exp(xp, logits, axis)
+    target_log_p = (xp.take_along_axis(logits, index, axis=axis) - row_max) - log_sum_exp
+    return row_max, log_sum_exp, target_log_p
+
+
 def _scaled_softmax_with_target(
     xp: Namespace,
     config: SoftmaxConfig,
@@ -265,7 +297,8 @@ def _scaled_softmax_with_target(
     scale · target_value: the rank-one gradient of a hard target.
 
     A namespace may carry a native ``multiloss_scaled_softmax_with_target(logits, row_max,
-    log_sum_exp, index, target_value, scale, axis)`` giving the same numbers faster.
+    log_sum_exp, index, target_value, scale, axis)`` giving the same quantity faster (the
+    torch adapter's runs PyTorch's fused softmax kernel a cache-sized slab at a time).
     """
     native = getattr(xp, "multiloss_scaled_softmax_with_target", None)
     if native is not None:
@@ -278,34 +311,42 @@ def _scaled_softmax_with_target(
             scale,
             config.axis,
         )
+    row_max, log_sum_exp = residuals.row_max, residuals.log_sum_exp
+    if row_max is None:
+        row_max, log_sum_exp = _max_and_log_sum_exp(xp, logits, config.axis)
     # exp(z - m) / Σ_k exp(z_k - m), the exp written exactly as in _max_and_log_sum_exp:
     # where forward and backward compile together (JAX under jit) XLA then computes it
     # once, as optax does (measured: 1.6x -> 1.0x the time of optax at 8192x1000).
-    p = xp.exp(logits - residuals.row_max) / xp.exp(residuals.log_sum_exp)
+    p = xp.exp(logits - row_max) / xp.exp(log_sum_exp)
     on_target = _class_ids(xp, config, logits.ndim, logits) == index
     return xp.where(on_target, target_value, p) * scale
 
 
 class _HardTarget(NamedTuple):
     index: Array
-    """The target index with the class axis kept (size 1); 0 where not a valid class."""
+    """The target index with the class axis kept (size 1), see :func:`_target_index`."""
     row_mask: Array
     """1 for a counted element, 0 for an ignored one, NaN for an out-of-range index."""
     coefficient: Array
     """c_t = w_t · row_mask (w_t = 1 without class weights)."""
 
 
+def _target_index(xp: Namespace, config: SoftmaxConfig, target: Array) -> Array:
+    """The class index t with the class axis kept, clipped into [0, C) so that it can be
+    gathered: a counted element's own index, and some valid column for the others, whose
+    coefficient (0 if ignored, NaN if out of range) voids what is read there."""
+    return xp.clip(xp.expand_dims(target, axis=config.axis), 0, config.num_classes - 1)
+
+
 def _hard_target(xp: Namespace, config: SoftmaxConfig, operands: SoftmaxOperands) -> _HardTarget:
     target = xp.expand_dims(operands.target, axis=config.axis)
+    index = _target_index(xp, config, operands.target)
     counted = target != config.ignore_index
-    in_range = (target >= 0) & (target < config.num_classes)
-    index = xp.where(counted & in_range, target, xp.zeros_like(target))
-    dtype = operands.logits.dtype
-    ones = xp.ones(index.shape, dtype=dtype, device=_checks.device(index))
-    row_mask = xp.where(counted, ones, xp.zeros_like(ones))
-    # An out-of-range index that could not be checked (traced data) poisons its element:
-    # never a silent clamp or wrap to a valid class.
-    row_mask = xp.where(counted & ~in_range, xp.full_like(ones, math.nan), row_mask)
+    row_mask = xp.astype(counted, operands.logits.dtype)
+    if not config.indices_checked:
+        # An out-of-range index that could not be checked (traced data) poisons its
+        # element: never a silent clamp or wrap to a valid class.
+        row_mask = xp.where(counted & (index != target), math.nan, row_mask)
     if operands.class_weight is None:
         return _HardTarget(index, row_mask, row_mask)
     weight = xp.take(operands.class_weight, xp.reshape(index, (-1,)), axis=0)
@@ -353,23 +394,26 @@ def softmax_forward(
 ) -> tuple[Array, SoftmaxResiduals]:
     """The reduced loss (compute dtype) and the residuals for :func:`softmax_vjp`."""
     logits, axis, gamma = operands.logits, config.axis, config.gamma
-    row_max, log_sum_exp = _max_and_log_sum_exp(xp, logits, axis)
     hard = _hard_target(xp, config, operands) if config.hard_target else None
+    denominator = _denominator(xp, config, operands, hard)
 
     if _uses_soft_path(config):
+        row_max, log_sum_exp = _max_and_log_sum_exp(xp, logits, axis)
         coefficient = _soft_coefficients(xp, config, operands, hard)
         log_p = (logits - row_max) - log_sum_exp
         per_element = xp.sum(
             times_nonzero(xp, coefficient, focal_term(xp, log_p, gamma)), axis=axis, keepdims=True
         )
+        residuals = SoftmaxResiduals(row_max, log_sum_exp, denominator)
     else:
-        target_log_p = (xp.take_along_axis(logits, hard.index, axis=axis) - row_max) - log_sum_exp
+        row_max, log_sum_exp, target_log_p = _target_log_softmax(xp, logits, hard.index, axis)
         per_element = times_nonzero(xp, hard.coefficient, focal_term(xp, target_log_p, gamma))
+        residuals = SoftmaxResiduals(
+            row_max, log_sum_exp, denominator, hard.coefficient, target_log_p
+        )
 
-    denominator = _denominator(xp, config, operands, hard)
     per_element = xp.squeeze(per_element, axis=axis)
-    loss = reduce(xp, per_element, config.reduction, denominator)
-    return loss, SoftmaxResiduals(row_max, log_sum_exp, denominator)
+    return reduce(xp, per_element, config.reduction, denominator), residuals
 
 
 def softmax_vjp(
@@ -390,23 +434,27 @@ def softmax_vjp(
     )
     if config.reduction == "none":
         element_cotangent = xp.expand_dims(element_cotangent, axis=axis)
-    row_max, log_sum_exp = residuals.row_max, residuals.log_sum_exp
-    hard = _hard_target(xp, config, operands) if config.hard_target else None
-
     if _uses_soft_path(config):
-        log_p = (logits - row_max) - log_sum_exp
+        hard = _hard_target(xp, config, operands) if config.hard_target else None
+        log_p = (logits - residuals.row_max) - residuals.log_sum_exp
         p = xp.exp(log_p)
         coefficient = _soft_coefficients(xp, config, operands, hard)
         weighted_slope = times_nonzero(xp, coefficient, focal_slope(xp, log_p, gamma))
         total = xp.sum(weighted_slope, axis=axis, keepdims=True)
         return element_cotangent * (p * total - weighted_slope)
 
-    target_log_p = (xp.take_along_axis(logits, hard.index, axis=axis) - row_max) - log_sum_exp
-    row_scale = element_cotangent * times_nonzero(
-        xp, hard.coefficient, focal_slope(xp, target_log_p, gamma)
+    target_log_p = residuals.target_log_p
+    row_scale = element_cotangent * _weighted_slope(
+        xp, residuals.target_coefficient, target_log_p, gamma
     )
-    # p_t - 1 is written -u_t = expm1(ℓ_t): exact also where p_t is close to 1.
-    minus_u = -one_minus_p(xp, target_log_p)
-    return _scaled_softmax_with_target(
-        xp, config, logits, residuals, hard.index, minus_u, row_scale
-    )
+    # p_t - 1 = -u_t = expm1(ℓ_t): exact also where p_t is close to 1.
+    minus_u = xp.expm1(target_log_p)
+    index = _target_index(xp, config, operands.target)
+    return _scaled_softmax_with_target(xp, config, logits, residuals, index, minus_u, row_scale)
+
+
+def _weighted_slope(xp: Namespace, coefficient: Array, log_p: Array, gamma: float) -> Array:
+    """c · A(ℓ), 0 where c is 0; c itself for cross-entropy (A ≡ 1)."""
+    if gamma == 0:
+        return coefficient
+    return times_nonzero(xp, coefficient, focal_slope(xp, log_p, gamma))
