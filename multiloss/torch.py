@@ -132,10 +132,24 @@ def _chunks(axis: int, *tensors: Tensor) -> Any:
     return zip(*(t.split(step, dim=dim) for t in tensors), strict=True)
 
 
+def _compute_dtype(tensor: Tensor) -> torch.dtype:
+    """float32 for 16-bit floating tensors, the tensor's own dtype otherwise."""
+    return _checks.compute_dtype(_XP, tensor.dtype)
+
+
+def _native_takes_16_bit(config: SoftmaxConfig | SigmoidConfig, logits: Tensor) -> bool:
+    """Whether the native passes take the logits in their own dtype and convert them a
+    slab at a time: the hard-target softmax passes (the core reads the logits through
+    them alone) and split sigmoid calls (:func:`_sigmoid_slabs` converts each slab)."""
+    if isinstance(config, SoftmaxConfig):
+        return config.hard_target and config.label_smoothing == 0
+    return logits.ndim >= 2 and logits.numel() > _CHUNK_ELEMENTS
+
+
 def _native_max_and_log_sum_exp(logits: Tensor, axis: int) -> tuple[Tensor, Tensor]:
     """The core's ``_max_and_log_sum_exp`` (same operations, same numbers), a cache-sized
     slab at a time: no temporary of the logits' size."""
-    row_max = torch.amax(logits, dim=axis, keepdim=True)
+    row_max = torch.amax(logits, dim=axis, keepdim=True).to(_compute_dtype(logits))
     sum_exp = torch.empty_like(row_max)
     for z, m, out in _chunks(axis, logits, row_max, sum_exp):
         torch.sum(torch.sub(z, m).exp_(), dim=axis, keepdim=True, out=out)
@@ -166,13 +180,14 @@ def _native_target_log_softmax(
     log-softmax kernel, and m and L are not formed (None): the native backward pass does
     not read them, and the core recomputes them where another one does. Elsewhere the
     core's operations are done in place (same numbers)."""
+    dtype = _compute_dtype(logits)
     if not _fused_softmax_pays(logits, axis):
         row_max, log_sum_exp = _native_max_and_log_sum_exp(logits, axis)
-        target_log_p = torch.gather(logits, axis, index).sub_(row_max).sub_(log_sum_exp)
-        return row_max, log_sum_exp, target_log_p
-    target_log_p = torch.empty(index.shape, dtype=logits.dtype, device=logits.device)
+        target_logit = torch.gather(logits, axis, index).to(dtype)
+        return row_max, log_sum_exp, target_logit.sub_(row_max).sub_(log_sum_exp)
+    target_log_p = torch.empty(index.shape, dtype=dtype, device=logits.device)
     for z, i, log_p_t in _chunks(axis, logits, index, target_log_p):
-        torch.gather(torch.log_softmax(z, axis), axis, i, out=log_p_t)
+        torch.gather(torch.log_softmax(z, axis, dtype=dtype), axis, i, out=log_p_t)
     return None, None, target_log_p
 
 
@@ -185,20 +200,28 @@ def _native_scaled_softmax_with_target(
     scale: Tensor,
     axis: int,
 ) -> Tensor:
-    """The core's ``_scaled_softmax_with_target`` written straight into the gradient, a
+    """The core's ``_scaled_softmax_with_target`` written straight into the gradient (in
+    the logits' dtype: 16-bit logits are computed in float32 slab by slab), a
     cache-sized slab at a time: where it pays by PyTorch's fused softmax kernel (which
     recomputes the row max and sum in cache instead of reading `row_max` and
     `log_sum_exp`), elsewhere by the core's operations done in place (same numbers)."""
     gradient = torch.empty_like(logits)
+    dtype = _compute_dtype(logits)
     scale = torch.broadcast_to(scale, index.shape)
     scaled_target = target_value * scale
-    if _fused_softmax_pays(logits, axis):
-        for z, s, i, v, out in _chunks(axis, logits, scale, index, scaled_target, gradient):
-            torch.softmax(z, axis, out=out).mul_(s).scatter_(axis, i, v)
-        return gradient
+    fused = _fused_softmax_pays(logits, axis)
+    if fused:  # row_max and log_sum_exp may be None: pass stand-ins that split alike
+        row_max = log_sum_exp = scale
     slabs = _chunks(axis, logits, row_max, log_sum_exp, scale, index, scaled_target, gradient)
     for z, m, lse, s, i, v, out in slabs:
-        torch.sub(z, m, out=out).sub_(lse).exp_().mul_(s).scatter_(axis, i, v)
+        # 16-bit logits: the softmax in a float32 slab, rounded once into the gradient by
+        # the product with the row scale
+        work = out if dtype == out.dtype else torch.empty(out.shape, dtype=dtype, device=z.device)
+        if fused:
+            torch.softmax(z, axis, dtype=dtype, out=work)
+        else:
+            torch.sub(z, m, out=work).sub_(lse).exp_()
+        torch.mul(work, s, out=out).scatter_(axis, i, v.to(out.dtype))
     return gradient
 
 
@@ -272,7 +295,8 @@ def _sigmoid_slabs(prepared: Any) -> list[SigmoidOperands] | None:
     slabs = []
     for parts in _chunks(-1, *(t for t in full if t is not None)):
         present = iter(parts)
-        slabs.append(SigmoidOperands(*(None if t is None else next(present) for t in full)))
+        slab = SigmoidOperands(*(None if t is None else next(present) for t in full))
+        slabs.append(slab._replace(logits=slab.logits.to(_compute_dtype(slab.logits))))
     return slabs
 
 
@@ -350,15 +374,20 @@ def _prepared(
     weight: Tensor | None,
     pos_weight: Tensor | None,
     *others: Tensor | None,
+    first_order: bool = False,
 ) -> tuple[Any, Any, Any]:
     """The core's ``(xp, config, operands)`` from tensors saved as the user gave them.
 
     The logits and target are converted as the core's ``prepare`` step converts them (to
     the compute dtype, class indices to the index dtype); the weights already were.
     `others` are the further tensors of the computation, which choose the namespace too.
+    For the loss and its gradient (`first_order`) on the native namespace, 16-bit logits
+    stay 16-bit where the native passes convert them slab by slab
+    (:func:`_native_takes_16_bit`): no float32 copy of the whole logits is made.
     """
     xp = _namespace(logits, target, weight, pos_weight, *others)
-    logits = logits.to(spec.compute_dtype)
+    if not (first_order and xp is _XP_NATIVE and _native_takes_16_bit(spec.config, logits)):
+        logits = logits.to(spec.compute_dtype)
     target = target.to(spec.target_dtype)
     if isinstance(spec.config, SoftmaxConfig):
         return xp, spec.config, SoftmaxOperands(logits, target, weight)
@@ -414,9 +443,9 @@ class _Loss(torch.autograd.Function):
     """One loss with the core's closed-form backward.
 
     Inputs: the spec; the logits, the target and the weights (``weight`` or ``alpha`` and
-    ``pos_weight``) as saved for backward (logits and target as the user gave them, so a
-    16-bit input is not kept twice); the logits and target already converted by the
-    core's ``prepare`` step, which forward alone uses. Outputs: the loss, then the
+    ``pos_weight``) as saved for backward (logits and target as the user gave them); the
+    logits (in their own dtype) and target already converted by the core's ``prepare``
+    step, which forward alone uses. Outputs: the loss, then the
     residuals of the softmax losses (not differentiable).
     """
 
@@ -432,7 +461,9 @@ class _Loss(torch.autograd.Function):
         compute_logits: Tensor,
         compute_target: Tensor,
     ) -> tuple[Tensor, ...]:
-        prepared = _prepared(spec, compute_logits, compute_target, weight, pos_weight)
+        prepared = _prepared(
+            spec, compute_logits, compute_target, weight, pos_weight, first_order=True
+        )
         loss, residuals = _forward(prepared)
         return (loss, *_residual_outputs(residuals, like=loss))
 
@@ -459,7 +490,9 @@ class _Loss(torch.autograd.Function):
                 spec, grad_loss, logits, target, weight, pos_weight
             )
         else:
-            prepared = _prepared(spec, logits, target, weight, pos_weight, grad_loss, *saved)
+            prepared = _prepared(
+                spec, logits, target, weight, pos_weight, grad_loss, *saved, first_order=True
+            )
             residuals = _saved_residuals(saved)
             grad = _vjp(prepared, residuals, grad_loss).to(logits.dtype)
         return None, grad, None, None, None, None, None
@@ -639,7 +672,9 @@ def _loss(name: str, logits: Tensor, target: Tensor, options: dict[str, Any]) ->
     else:
         weight_names = ("weight", "pos_weight")
     check_values = _values_checkable(logits, target, *(options.get(n) for n in weight_names))
-    _, config, operands = _core.PREPARE[name](logits, target, check_values=check_values, **options)
+    _, config, operands = _core.PREPARE[name](
+        logits, target, check_values=check_values, convert_logits=False, **options
+    )
     if softmax:
         weights = (operands.class_weight, None)
         soft_target = None if config.hard_target else operands.target
@@ -649,7 +684,7 @@ def _loss(name: str, logits: Tensor, target: Tensor, options: dict[str, Any]) ->
     _refuse_grad(
         name, target=soft_target, **{n: w for n, w in zip(weight_names, weights, strict=True) if n}
     )
-    spec = _Spec(config, operands.logits.dtype, operands.target.dtype)
+    spec = _Spec(config, _compute_dtype(logits), operands.target.dtype)
     outputs = _function(_Loss).apply(
         spec, logits, target, *weights, operands.logits.detach(), operands.target.detach()
     )

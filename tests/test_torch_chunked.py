@@ -103,3 +103,37 @@ def test_chunked_sigmoid_losses_match_the_formula(loss, reduction) -> None:
     (reference_grad,) = torch.autograd.grad(reference, logits, cotangent)
     torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(ours_grad, reference_grad, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize(
+    ("loss", "shape"),
+    [
+        ("cross_entropy", (600, 1000)),  # fused kernels
+        ("focal_loss", (3, 7, 200, 200)),  # fused kernels, class axis inner
+        ("cross_entropy", (60000, 10)),  # element-wise passes
+        ("binary_cross_entropy", (600, 1000)),  # sigmoid slabs
+        ("sigmoid_focal_loss", (600, 1000)),
+    ],
+)
+def test_16_bit_logits_are_computed_in_float32_slab_by_slab(loss, shape, dtype) -> None:
+    """16-bit logits are not copied to float32 as a whole: each slab is. The numbers are
+    those of the same call on the logits converted to float32 (loss in float32, returned
+    in the input dtype; gradient rounded to the input dtype)."""
+    dtype = getattr(torch, dtype)
+    generator = torch.Generator().manual_seed(3)
+    wide = (torch.randn(shape, generator=generator) * 3).to(dtype).float()
+    if loss in ("cross_entropy", "focal_loss"):
+        target = torch.randint(0, shape[1], shape[:1] + shape[2:], generator=generator)
+    else:
+        target = (torch.rand(shape, generator=generator) < 0.1).float()
+    narrow = wide.to(dtype).requires_grad_()
+    wide.requires_grad_()
+    ours = getattr(mt, loss)(narrow, target)
+    reference = getattr(mt, loss)(wide, target)
+    assert ours.dtype == dtype
+    torch.testing.assert_close(ours, reference.to(dtype), rtol=0, atol=0)
+    ours.backward()
+    reference.backward()
+    assert narrow.grad.dtype == dtype
+    torch.testing.assert_close(narrow.grad, wide.grad.to(dtype), rtol=0, atol=0)

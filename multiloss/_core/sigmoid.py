@@ -62,6 +62,7 @@ def _prepare(
     alpha: float | None,
     reduction: object,
     check_values: bool,
+    convert_logits: bool,
 ) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
     xp = _checks.input_namespace(logits, target)
     _checks.check_logits(xp, logits)
@@ -88,7 +89,7 @@ def _prepare(
         arrays[name] = array
     config = SigmoidConfig(gamma=gamma, alpha=alpha, reduction=reduction)
     operands = SigmoidOperands(
-        xp.astype(logits, dtype, copy=False),
+        xp.astype(logits, dtype, copy=False) if convert_logits else logits,
         xp.astype(target, dtype, copy=False),
         arrays["weight"],
         arrays["pos_weight"],
@@ -104,8 +105,14 @@ def prepare_binary_cross_entropy(
     pos_weight: object = None,
     reduction: object = "mean",
     check_values: bool = True,
+    convert_logits: bool = True,
 ) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
-    """Validate the arguments of :func:`binary_cross_entropy`."""
+    """Validate the arguments of :func:`binary_cross_entropy`.
+
+    `check_values` False skips the checks that read array contents (traced data);
+    `convert_logits` False leaves 16-bit logits in their dtype, for an adapter that
+    converts them a slab at a time before calling :func:`sigmoid_forward`.
+    """
     return _prepare(
         logits,
         target,
@@ -115,6 +122,7 @@ def prepare_binary_cross_entropy(
         alpha=None,
         reduction=reduction,
         check_values=check_values,
+        convert_logits=convert_logits,
     )
 
 
@@ -126,8 +134,12 @@ def prepare_sigmoid_focal_loss(
     gamma: object = 2.0,
     reduction: object = "mean",
     check_values: bool = True,
+    convert_logits: bool = True,
 ) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
-    """Validate the arguments of :func:`sigmoid_focal_loss`; ``alpha=None`` disables α_t."""
+    """Validate the arguments of :func:`sigmoid_focal_loss`; ``alpha=None`` disables α_t.
+
+    `check_values` and `convert_logits` as in :func:`prepare_binary_cross_entropy`.
+    """
     gamma = _checks.check_real_number("gamma", gamma, low=0.0)
     if alpha is not None:
         alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
@@ -140,6 +152,7 @@ def prepare_sigmoid_focal_loss(
         alpha=alpha,
         reduction=reduction,
         check_values=check_values,
+        convert_logits=convert_logits,
     )
 
 
@@ -168,9 +181,9 @@ def _pieces(xp: Namespace, config: SigmoidConfig, operands: SigmoidOperands) -> 
 
 
 def _denominator(xp: Namespace, logits: Array) -> Array:
-    return xp.asarray(
-        float(math.prod(logits.shape)), dtype=logits.dtype, device=_checks.device(logits)
-    )
+    """The element count, in the compute dtype (also for 16-bit logits left unconverted)."""
+    dtype = _checks.compute_dtype(xp, logits.dtype)
+    return xp.asarray(float(math.prod(logits.shape)), dtype=dtype, device=_checks.device(logits))
 
 
 def sigmoid_forward(

@@ -51,7 +51,13 @@ class SoftmaxConfig:
 
 
 class SoftmaxOperands(NamedTuple):
-    """The arrays of one call, in the compute dtype (float32 for 16-bit inputs)."""
+    """The arrays of one call, in the compute dtype (float32 for 16-bit inputs).
+
+    The logits alone may still be 16-bit (``prepare_*(convert_logits=False)``) where the
+    namespace's native passes take them so (the torch adapter's, for class-index targets
+    without label smoothing: the only path that reads the logits through those passes
+    alone); each pass then computes in float32, a slab at a time.
+    """
 
     logits: Array
     target: Array
@@ -91,6 +97,7 @@ def _prepare(
     label_smoothing: object,
     is_cross_entropy: bool,
     check_values: bool,
+    convert_logits: bool,
 ) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
     xp = _checks.input_namespace(logits, target)
     _checks.check_logits(xp, logits)
@@ -166,7 +173,9 @@ def _prepare(
         mean_over_target_weight=is_cross_entropy and hard_target and class_weight is not None,
         indices_checked=hard_target and check_values,
     )
-    operands = SoftmaxOperands(xp.astype(logits, dtype, copy=False), target, class_weight)
+    if convert_logits:
+        logits = xp.astype(logits, dtype, copy=False)
+    operands = SoftmaxOperands(logits, target, class_weight)
     return xp, config, operands
 
 
@@ -186,8 +195,14 @@ def prepare_cross_entropy(
     reduction: object = "mean",
     label_smoothing: object = 0.0,
     check_values: bool = True,
+    convert_logits: bool = True,
 ) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
-    """Validate the arguments of :func:`cross_entropy` (docs/semantics.md, Bad input)."""
+    """Validate the arguments of :func:`cross_entropy` (docs/semantics.md, Bad input).
+
+    `check_values` False skips the checks that read array contents (traced data);
+    `convert_logits` False leaves 16-bit logits in their dtype, for an adapter whose
+    native passes convert them a slab at a time (see :class:`SoftmaxOperands`).
+    """
     return _prepare(
         logits,
         target,
@@ -200,6 +215,7 @@ def prepare_cross_entropy(
         label_smoothing=label_smoothing,
         is_cross_entropy=True,
         check_values=check_values,
+        convert_logits=convert_logits,
     )
 
 
@@ -214,8 +230,12 @@ def prepare_focal_loss(
     reduction: object = "mean",
     label_smoothing: object = 0.0,
     check_values: bool = True,
+    convert_logits: bool = True,
 ) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
-    """Validate the arguments of :func:`focal_loss`; a scalar alpha becomes [1-α, α, …, α]."""
+    """Validate the arguments of :func:`focal_loss`; a scalar alpha becomes [1-α, α, …, α].
+
+    `check_values` and `convert_logits` as in :func:`prepare_cross_entropy`.
+    """
     gamma = _checks.check_real_number("gamma", gamma, low=0.0)
     return _prepare(
         logits,
@@ -229,6 +249,7 @@ def prepare_focal_loss(
         label_smoothing=label_smoothing,
         is_cross_entropy=False,
         check_values=check_values,
+        convert_logits=convert_logits,
     )
 
 
@@ -342,7 +363,7 @@ def _hard_target(xp: Namespace, config: SoftmaxConfig, operands: SoftmaxOperands
     target = xp.expand_dims(operands.target, axis=config.axis)
     index = _target_index(xp, config, operands.target)
     counted = target != config.ignore_index
-    row_mask = xp.astype(counted, operands.logits.dtype)
+    row_mask = xp.astype(counted, _checks.compute_dtype(xp, operands.logits.dtype))
     if not config.indices_checked:
         # An out-of-range index that could not be checked (traced data) poisons its
         # element: never a silent clamp or wrap to a valid class.
@@ -383,7 +404,8 @@ def _denominator(
     logits = operands.logits
     if hard is None:
         count = math.prod(_checks.shape_without(tuple(logits.shape), config.axis))
-        return xp.asarray(float(count), dtype=logits.dtype, device=_checks.device(logits))
+        dtype = _checks.compute_dtype(xp, logits.dtype)
+        return xp.asarray(float(count), dtype=dtype, device=_checks.device(logits))
     if config.mean_over_target_weight:
         return xp.sum(hard.coefficient)
     return xp.sum(hard.row_mask)
@@ -423,7 +445,8 @@ def softmax_vjp(
     residuals: SoftmaxResiduals,
     cotangent: Array,
 ) -> Array:
-    """cotangent · ∂loss/∂logits, in the compute dtype, with the logits' shape.
+    """cotangent · ∂loss/∂logits, with the logits' shape, in the compute dtype (a native
+    pass over 16-bit logits may return it in their own dtype).
 
     `cotangent` has the shape of the reduced loss: 0-d for "mean"/"sum", the per-element
     shape for "none".
