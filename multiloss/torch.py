@@ -81,6 +81,7 @@ torch.Size([2, 3])
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import types
@@ -604,6 +605,12 @@ class _LossGradientForwardMode(_LossGradient):
 
 
 _FORWARD_MODE = {_Loss: _LossForwardMode, _LossGradient: _LossGradientForwardMode}
+
+
+for _class in (_Loss, _LossGradient):
+    # ``Function.apply`` binds its arguments to ``inspect.signature(forward)`` on every
+    # call; a signature stored on the function is returned at once instead of re-parsed.
+    _class.forward.__signature__ = inspect.signature(_class.forward)
 
 
 def _function(base: type[torch.autograd.Function]) -> type[torch.autograd.Function]:

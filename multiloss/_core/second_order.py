@@ -39,7 +39,7 @@ from typing import Any
 from . import _checks
 from ._numerics import focal_slope, log_p_over_one_minus_p, one_minus_p, times_nonzero
 from ._reduce import per_element_cotangent
-from .sigmoid import SigmoidConfig, SigmoidOperands, _pieces
+from .sigmoid import SigmoidConfig, SigmoidOperands, _cross_entropy, _pieces
 from .sigmoid import _denominator as _sigmoid_denominator
 from .softmax import (
     SoftmaxConfig,
@@ -178,7 +178,7 @@ def sigmoid_hvp(
     v = sigma_pos * sigma_neg
     curvature = v * (positive_weight + (1.0 - y))
     if gamma != 0:
-        ce = pieces.cross_entropy
+        ce = _cross_entropy(xp, operands, pieces)
         slope = (1.0 - y) * sigma_pos - positive_weight * sigma_neg
         m = y * sigma_neg + (1.0 - y) * sigma_pos
         safe_m = xp.where(m == 0, xp.ones_like(m), m)
