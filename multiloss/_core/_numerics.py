@@ -57,8 +57,9 @@ def focal_slope(xp: Namespace, log_p: Array, gamma: float) -> Array:
     u = one_minus_p(xp, log_p)
     p = xp.exp(log_p)
     if gamma >= 1:
-        # p · ℓ → 0 as ℓ → -inf (p = 0): take the limit instead of 0 · (-inf).
-        p_log_p = xp.where(p == 0, 0.0, p * log_p)
+        # p · ℓ → 0 as ℓ → -inf (p = 0): ℓ bounded below by the lowest finite number
+        # gives that limit instead of 0 · (-inf), and changes nothing else (p = 0 there).
+        p_log_p = p * xp.clip(log_p, min=xp.finfo(log_p.dtype).min)
         head = u if gamma == 2 else u ** (gamma - 1)
         return head * (u - gamma * p_log_p)
     r = log_p_over_one_minus_p(xp, log_p, u)

@@ -477,7 +477,11 @@ def softmax_vjp(
 
 
 def _weighted_slope(xp: Namespace, coefficient: Array, log_p: Array, gamma: float) -> Array:
-    """c · A(ℓ), 0 where c is 0; c itself for cross-entropy (A ≡ 1)."""
+    """c · A(ℓ); c itself for cross-entropy (A ≡ 1).
+
+    A plain product: A is finite wherever ℓ is a number, and where ℓ is NaN (a NaN logit)
+    the gradient's whole row is NaN through p whatever c is.
+    """
     if gamma == 0:
         return coefficient
-    return times_nonzero(xp, coefficient, focal_slope(xp, log_p, gamma))
+    return coefficient * focal_slope(xp, log_p, gamma)
