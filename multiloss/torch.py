@@ -18,9 +18,11 @@ How it works, and the decisions behind it:
 * **Autograd.** Each call is one ``torch.autograd.Function`` (``setup_context`` style, so
   ``torch.func`` and ``torch.compile`` accept it) whose backward is the core's closed-form
   vector-Jacobian product. Between forward and backward it keeps the logits (in their own
-  dtype), the target, the class weights and, for the softmax losses, two O(N) residuals
-  (row max and log-sum-exp) and the 0-d mean denominator: nothing of size N×C besides
-  the logits. Backward recomputes the softmax from them (one exp per element). Computing
+  dtype), the target, the class weights and, for the softmax losses, a few O(N)
+  residuals (for class indices: the target's log-probability and coefficient, and the row
+  max and log-sum-exp unless the fused pass below skipped them) and the 0-d mean
+  denominator: nothing of size N×C besides the logits. Backward recomputes the softmax
+  from the logits (one exp per element). Computing
   the gradient in the forward pass and keeping it instead of the logits was not taken:
   it would make the backward non-differentiable.
 * **Double backward.** With ``create_graph=True`` (Hessian-vector products, gradient
@@ -40,11 +42,19 @@ How it works, and the decisions behind it:
   work. On the first compilation Dynamo may warn that it traces through
   ``array_api_compat``'s ``lru_cache``-wrapped type checks (used by the core's argument
   validation); the warning is harmless.
-* **Speed.** The core's arithmetic runs on ``array_api_compat.torch``, plus three native
-  fast paths offered to the core for the hard-target softmax losses (log-sum-exp and
-  the rank-one gradient computed in place in one temporary, the target logit gathered
-  with one ``torch.gather``), used in eager mode when no graph is recorded and no
-  ``torch.func`` transform is active. They give the same numbers as the generic path.
+* **Speed.** The core's arithmetic runs on ``array_api_compat.torch``, plus native
+  passes offered to the core for the class-index softmax losses, used in eager mode when
+  no graph is recorded and no ``torch.func`` transform is active. They work a cache-sized
+  slab (about 1 MiB) at a time, so no temporary of the logits' size is made: forward
+  gathers the target's log-probability from PyTorch's fused ``log_softmax`` kernel,
+  backward writes ``softmax`` times the row scale straight into the gradient and
+  scatters the target entries. Where those kernels are slow (the class axis last with
+  fewer than 32 classes, or an inner class axis with short trailing dimensions) the same
+  slabs go through separate in-place element-wise passes instead, which give the generic
+  path's numbers exactly; the fused kernels agree with it to a few ulps. 16-bit logits
+  are converted to float32 slab by slab there, never as a whole. The sigmoid losses run
+  slab by slab through the core's generic operations. Measured figures:
+  ``docs/benchmarks.md``.
 * **Dtypes.** float16 and bfloat16 logits are computed in float32 inside; the loss comes
   back in the input dtype, the gradient in the logits' dtype. A ``"mean"`` is formed in
   float32, so it stays finite in float16 when the sum passes 65504. Under
@@ -147,13 +157,32 @@ def _native_takes_16_bit(config: SoftmaxConfig | SigmoidConfig, logits: Tensor) 
     return logits.ndim >= 2 and logits.numel() > _CHUNK_ELEMENTS
 
 
+class _Workspace:
+    """One slab-sized buffer reused by every slab of a pass (the first slab is the
+    largest): the pass allocates it once instead of a temporary per slab, which on the
+    CPU can mean fresh, page-faulted memory each time, depending on the allocator's
+    state."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        self.buffer: Tensor | None = None
+
+    def like(self, slab: Tensor) -> Tensor:
+        """A buffer of `slab`'s shape in the workspace's dtype (a view of the one buffer)."""
+        if self.buffer is None:
+            self.buffer = torch.empty(slab.shape, dtype=self.dtype, device=slab.device)
+        return self.buffer[tuple(slice(0, size) for size in slab.shape)]
+
+
 def _native_max_and_log_sum_exp(logits: Tensor, axis: int) -> tuple[Tensor, Tensor]:
     """The core's ``_max_and_log_sum_exp`` (same operations, same numbers), a cache-sized
     slab at a time: no temporary of the logits' size."""
     row_max = torch.amax(logits, dim=axis, keepdim=True).to(_compute_dtype(logits))
     sum_exp = torch.empty_like(row_max)
+    workspace = _Workspace(row_max.dtype)
     for z, m, out in _chunks(axis, logits, row_max, sum_exp):
-        torch.sum(torch.sub(z, m).exp_(), dim=axis, keepdim=True, out=out)
+        shifted = torch.sub(z, m, out=workspace.like(z)).exp_()
+        torch.sum(shifted, dim=axis, keepdim=True, out=out)
     return row_max, sum_exp.log_()
 
 
@@ -187,8 +216,10 @@ def _native_target_log_softmax(
         target_logit = torch.gather(logits, axis, index).to(dtype)
         return row_max, log_sum_exp, target_logit.sub_(row_max).sub_(log_sum_exp)
     target_log_p = torch.empty(index.shape, dtype=dtype, device=logits.device)
+    workspace = _Workspace(dtype)
     for z, i, log_p_t in _chunks(axis, logits, index, target_log_p):
-        torch.gather(torch.log_softmax(z, axis, dtype=dtype), axis, i, out=log_p_t)
+        log_p = torch.log_softmax(z, axis, dtype=dtype, out=workspace.like(z))
+        torch.gather(log_p, axis, i, out=log_p_t)
     return None, None, target_log_p
 
 
@@ -214,10 +245,11 @@ def _native_scaled_softmax_with_target(
     if fused:  # row_max and log_sum_exp may be None: pass stand-ins that split alike
         row_max = log_sum_exp = scale
     slabs = _chunks(axis, logits, row_max, log_sum_exp, scale, index, scaled_target, gradient)
+    workspace = _Workspace(dtype)
     for z, m, lse, s, i, v, out in slabs:
         # 16-bit logits: the softmax in a float32 slab, rounded once into the gradient by
         # the product with the row scale
-        work = out if dtype == out.dtype else torch.empty(out.shape, dtype=dtype, device=z.device)
+        work = out if dtype == out.dtype else workspace.like(out)
         if fused:
             torch.softmax(z, axis, dtype=dtype, out=work)
         else:
