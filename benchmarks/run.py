@@ -8,6 +8,8 @@ Method (DESIGN.md section 8): every implementation of a group runs forward + bac
 same logits; after a warm-up, the implementations are timed interleaved (A B C A B C …, the
 order rotated each round) for several rounds; each round gives every implementation a
 ratio to the group's reference measured beside it, and the table shows the median ratio.
+Each group (backend, loss kind, shape) runs in a new process (``--in-process`` to run them
+all in this one), so that one group's allocations do not shape the next one's timings.
 Absolute times drift on shared machines; ratios measured side by side do not (as much).
 
 Memory: for torch, the bytes saved for backward beyond the logits (saved-tensor hooks, each
@@ -447,6 +449,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every shape in this process (default: each shape in a new process)",
+    )
     args = parser.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else 7)
     budget = args.budget or (0.002 if args.quick else 0.15)
@@ -472,17 +479,20 @@ def main(argv: list[str] | None = None) -> int:
     print(", ".join(f"{k} {v}" for k, v in header["versions"].items()))
     print(f"threads: {THREADS} (of {os.cpu_count()} CPUs); rounds: {rounds}; budget: {budget}s")
 
-    runners = {"torch": bench_torch, "jax": bench_jax}
-    total = 0
-    for backend in backends:
-        for kind, chosen in (("softmax", shapes), ("sigmoid", sigmoid_shapes)):
-            for shape in chosen:
-                total += rounds * (len(_names(backend, kind, shape)) + 1)
+    groups = [
+        (backend, kind, shape)
+        for backend in backends
+        for kind, chosen in (("softmax", shapes), ("sigmoid", sigmoid_shapes))
+        for shape in chosen
+    ]
+    total = sum(rounds * (len(_names(*group)) + 1) for group in groups)
     bar = ProgressBar(total)
     results: list[Measurement] = []
-    for backend in backends:
-        for kind, chosen in (("softmax", shapes), ("sigmoid", sigmoid_shapes)):
-            runners[backend](chosen, kind, rounds, budget, bar.update_one, results)
+    for group in groups:
+        if args.in_process:
+            _run_group(*group, rounds, budget, bar.update_one, results)
+        else:
+            results.extend(_run_group_in_a_new_process(*group, rounds, budget, bar.update_one))
     bar.close()
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -504,6 +514,61 @@ def main(argv: list[str] | None = None) -> int:
         + ("" if args.no_plot else ", benchmarks.png")
     )
     return 0
+
+
+RUNNERS = {"torch": bench_torch, "jax": bench_jax}
+
+
+def _run_group(
+    backend: str,
+    kind: str,
+    shape: Shape,
+    rounds: int,
+    budget: float,
+    progress: Callable[[], None],
+    results: list[Measurement],
+) -> None:
+    RUNNERS[backend]([shape], kind, rounds, budget, progress, results)
+
+
+def _group_worker(backend, kind, shape, rounds, budget, messages) -> None:
+    """The child process's side of :func:`_run_group_in_a_new_process`."""
+    try:
+        results: list[Measurement] = []
+        _run_group(backend, kind, shape, rounds, budget, lambda: messages.put(("tick",)), results)
+        messages.put(("done", results))
+    except BaseException:  # reported to the parent, which raises
+        import traceback
+
+        messages.put(("error", traceback.format_exc()))
+
+
+def _run_group_in_a_new_process(
+    backend: str, kind: str, shape: Shape, rounds: int, budget: float, progress: Callable
+) -> list[Measurement]:
+    """One shape group in a fresh interpreter, so that what an earlier group allocated
+    (MONAI takes up to 625 MiB at 1024×32000) does not change the allocator's state, and
+    with it the page faults, of the next group; the implementations within a group still
+    run side by side in one process."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    worker = context.Process(
+        target=_group_worker, args=(backend, kind, shape, rounds, budget, messages)
+    )
+    worker.start()
+    try:
+        while True:
+            message = messages.get()
+            if message[0] == "tick":
+                progress()
+            elif message[0] == "done":
+                return message[1]
+            else:
+                raise RuntimeError(f"{backend} {kind} {shape.name} failed:\n{message[1]}")
+    finally:
+        worker.join()
 
 
 def _names(backend: str, kind: str, shape: Shape) -> list[str]:
