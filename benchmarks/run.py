@@ -366,6 +366,7 @@ def markdown(results: list[Measurement], header: dict[str, Any]) -> str:
     lines.append(
         ", ".join(f"{key} {value}" for key, value in header["versions"].items())
         + f"; {header['threads']} threads; {header['rounds']} interleaved rounds"
+        + f"; malloc {header.get('malloc', 'default')}"
         + (" (quick mode: tiny shapes, no meaning for speed)" if header["quick"] else "")
     )
     lines.append("")
@@ -450,6 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     parser.add_argument(
+        "--warm-malloc",
+        action="store_true",
+        help="pin glibc malloc's mmap and trim thresholds at 1 GiB in the measuring processes, "
+        "so that freed memory is reused instead of returned and page-faulted again",
+    )
+    parser.add_argument(
         "--in-process",
         action="store_true",
         help="run every shape in this process (default: each shape in a new process)",
@@ -479,6 +486,13 @@ def main(argv: list[str] | None = None) -> int:
     print(", ".join(f"{k} {v}" for k, v in header["versions"].items()))
     print(f"threads: {THREADS} (of {os.cpu_count()} CPUs); rounds: {rounds}; budget: {budget}s")
 
+    if args.warm_malloc:
+        # glibc reads these when a process starts: they apply to the new processes of the
+        # groups; with --in-process, set them in the environment before running instead.
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = str(1 << 30)
+        os.environ["MALLOC_TRIM_THRESHOLD_"] = str(1 << 30)
+    header["malloc"] = "warm (glibc thresholds pinned at 1 GiB)" if args.warm_malloc else "default"
+    print(f"malloc: {header['malloc']}")
     groups = [
         (backend, kind, shape)
         for backend in backends
