@@ -242,17 +242,19 @@ def _native_scaled_softmax_with_target(
     scale = torch.broadcast_to(scale, index.shape)
     scaled_target = target_value * scale
     fused = _fused_softmax_pays(logits, axis)
-    if fused:  # row_max and log_sum_exp may be None: pass stand-ins that split alike
-        row_max = log_sum_exp = scale
-    slabs = _chunks(axis, logits, row_max, log_sum_exp, scale, index, scaled_target, gradient)
+    # the fused kernel does not read row_max and log_sum_exp (None after a fused forward)
+    shift = () if fused else (row_max, log_sum_exp)
     workspace = _Workspace(dtype)
-    for z, m, lse, s, i, v, out in slabs:
+    for z, s, i, v, out, *m_lse in _chunks(
+        axis, logits, scale, index, scaled_target, gradient, *shift
+    ):
         # 16-bit logits: the softmax in a float32 slab, rounded once into the gradient by
         # the product with the row scale
         work = out if dtype == out.dtype else workspace.like(out)
         if fused:
             torch.softmax(z, axis, dtype=dtype, out=work)
         else:
+            m, lse = m_lse
             torch.sub(z, m, out=work).sub_(lse).exp_()
         torch.mul(work, s, out=out).scatter_(axis, i, v.to(out.dtype))
     return gradient
