@@ -10,11 +10,12 @@ held-out set drawn from the same distribution. The table reports whatever the nu
 show: per-class recall and precision, balanced accuracy, and the final training loss.
 
 The demo needs ``matplotlib`` for the figure and uses ``tqdm`` for progress bars when it
-is installed (``pip install "multiloss[demo]"``).
+is installed (from a checkout, ``pip install ".[demo]"``).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +36,8 @@ HIDDEN = 32
 LEARNING_RATE = 0.02
 GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)
 BACKENDS = ("torch", "jax")
+WARMUP_STEPS = 2
+"""Untimed steps per loss that warm a backend up before its timed runs (see run_training)."""
 
 
 @dataclass(frozen=True)
@@ -106,9 +109,10 @@ def per_class_scores(
     return recall, precision
 
 
-def _progress(steps: int, label: str, enabled: bool) -> Iterator[int]:
-    """range(steps), with a tqdm progress bar when tqdm is installed and output is wanted."""
-    if enabled and importlib.util.find_spec("tqdm") is not None:
+def _progress(steps: int, label: str | None) -> Iterator[int]:
+    """range(steps), with a tqdm progress bar labelled ``label`` (None: no bar) when tqdm is
+    installed."""
+    if label is not None and importlib.util.find_spec("tqdm") is not None:
         from tqdm import tqdm
 
         yield from tqdm(range(steps), desc=label, leave=False, ncols=80)
@@ -117,9 +121,17 @@ def _progress(steps: int, label: str, enabled: bool) -> Iterator[int]:
 
 
 def train_torch(
-    dataset: Dataset, loss: str, options: dict[str, Any], steps: int, seed: int, progress: bool
+    dataset: Dataset,
+    loss: str,
+    options: dict[str, Any],
+    steps: int,
+    seed: int,
+    label: str | None,
 ) -> tuple[float, np.ndarray]:
-    """Train the MLP with a ``multiloss.torch`` module; (final loss, test predictions)."""
+    """Train the MLP with a ``multiloss.torch`` module; (final loss, test predictions).
+
+    ``label`` labels the progress bar; None shows none.
+    """
     import torch
 
     from . import torch as multiloss_torch
@@ -139,7 +151,7 @@ def train_torch(
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     x, y = torch.from_numpy(dataset.train_x), torch.from_numpy(dataset.train_y)
     value = torch.zeros(())
-    for _ in _progress(steps, f"torch {loss}", progress):
+    for _ in _progress(steps, label):
         optimizer.zero_grad()
         value = criterion(model(x), y)
         value.backward()
@@ -149,43 +161,83 @@ def train_torch(
     return float(value.detach()), predicted
 
 
-def train_jax(
-    dataset: Dataset, loss: str, options: dict[str, Any], steps: int, seed: int, progress: bool
-) -> tuple[float, np.ndarray]:
-    """Train the MLP with Flax (nnx), optax and a ``multiloss.jax`` loss."""
+@functools.cache
+def _jax_parts() -> tuple[type[Any], Any]:
+    """The Flax MLP class and the optax optimizer, made once per process.
+
+    ``nnx.jit`` caches a compiled step against the structure of its arguments, the class and
+    the optimizer included; sharing them lets a later run reuse the compilation.
+    """
     import jax
     import jax.numpy as jnp
     import optax
     from flax import nnx
 
-    from . import jax as multiloss_jax
-
     class MLP(nnx.Module):
-        def __init__(self, rngs: nnx.Rngs) -> None:
+        def __init__(self, num_classes: int, rngs: nnx.Rngs) -> None:
             self.hidden1 = nnx.Linear(2, HIDDEN, rngs=rngs)
             self.hidden2 = nnx.Linear(HIDDEN, HIDDEN, rngs=rngs)
-            self.out = nnx.Linear(HIDDEN, dataset.num_classes, rngs=rngs)
+            self.out = nnx.Linear(HIDDEN, num_classes, rngs=rngs)
 
         def __call__(self, x: jax.Array) -> jax.Array:
             return self.out(jnp.tanh(self.hidden2(jnp.tanh(self.hidden1(x)))))
 
-    loss_function = getattr(multiloss_jax, loss)
-    model = MLP(nnx.Rngs(seed))
-    optimizer = nnx.Optimizer(model, optax.adam(LEARNING_RATE), wrt=nnx.Param)
+    return MLP, optax.adam(LEARNING_RATE)
+
+
+_JAX_STEPS: dict[str, Callable[..., Any]] = {}
+
+
+def _jax_train_step(loss: str, options: dict[str, Any]) -> Callable[..., Any]:
+    """The jitted train step of a loss and its options, built once and kept, so that the
+    timed run of a setting reuses what its warm-up compiled."""
+    key = f"{loss} {sorted(options.items())}"
+    if key not in _JAX_STEPS:
+        import jax
+        from flax import nnx
+
+        from . import jax as multiloss_jax
+
+        loss_function, bound = getattr(multiloss_jax, loss), dict(options)
+
+        @nnx.jit
+        def step(
+            model: nnx.Module, optimizer: nnx.Optimizer, x: jax.Array, y: jax.Array
+        ) -> jax.Array:
+            def objective(model: nnx.Module) -> jax.Array:
+                return loss_function(model(x), y, **bound)
+
+            value, grads = nnx.value_and_grad(objective)(model)
+            optimizer.update(model, grads)
+            return value
+
+        _JAX_STEPS[key] = step
+    return _JAX_STEPS[key]
+
+
+def train_jax(
+    dataset: Dataset,
+    loss: str,
+    options: dict[str, Any],
+    steps: int,
+    seed: int,
+    label: str | None,
+) -> tuple[float, np.ndarray]:
+    """Train the MLP with Flax (nnx), optax and a ``multiloss.jax`` loss.
+
+    ``label`` labels the progress bar; None shows none.
+    """
+    import jax.numpy as jnp
+    from flax import nnx
+
+    mlp, adam = _jax_parts()
+    model = mlp(dataset.num_classes, nnx.Rngs(seed))
+    optimizer = nnx.Optimizer(model, adam, wrt=nnx.Param)
+    step = _jax_train_step(loss, options)
     x, y = jnp.asarray(dataset.train_x), jnp.asarray(dataset.train_y)
-
-    @nnx.jit
-    def step(model: MLP, optimizer: nnx.Optimizer) -> jax.Array:
-        def objective(model: MLP) -> jax.Array:
-            return loss_function(model(x), y, **options)
-
-        value, grads = nnx.value_and_grad(objective)(model)
-        optimizer.update(model, grads)
-        return value
-
     value = jnp.zeros(())
-    for _ in _progress(steps, f"jax {loss}", progress):
-        value = step(model, optimizer)
+    for _ in _progress(steps, label):
+        value = step(model, optimizer, x, y)
     predicted = np.asarray(jnp.argmax(model(jnp.asarray(dataset.test_x)), axis=1))
     return float(value), predicted
 
@@ -209,12 +261,23 @@ def installed_backends() -> list[str]:
 def run_training(
     dataset: Dataset, backends: list[str], steps: int, seed: int, progress: bool
 ) -> list[RunResult]:
+    """Train every loss setting in every backend, timing each run.
+
+    Each backend is first warmed up, untimed: every setting trains a throw-away model for
+    WARMUP_STEPS steps, which pays the first-call costs (imports, lazy initialisation, JIT
+    compilation) that would otherwise fall on the first timed run, so the times compare.
+    """
+    settings = loss_settings(dataset)
     results = []
     for backend in backends:
-        for display_name, setting in loss_settings(dataset).items():
+        trainer = TRAINERS[backend]
+        for setting in settings.values():
+            trainer(dataset, setting["loss"], setting["options"], WARMUP_STEPS, seed, None)
+        for display_name, setting in settings.items():
+            label = f"{backend} · {display_name}" if progress else None
             start = time.perf_counter()
-            final_loss, predicted = TRAINERS[backend](
-                dataset, setting["loss"], setting["options"], steps, seed, progress
+            final_loss, predicted = trainer(
+                dataset, setting["loss"], setting["options"], steps, seed, label
             )
             recall, precision = per_class_scores(predicted, dataset.test_y, dataset.num_classes)
             seconds = time.perf_counter() - start

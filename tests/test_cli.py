@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -114,7 +116,103 @@ def test_bad_options_get_a_clear_message(args: list[str], message: str) -> None:
     assert message in result.stderr
 
 
-def test_missing_backend_is_reported(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_missing_backend_is_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(demo, "installed_backends", lambda: [])
-    assert cli.main(["demo", "--backend", "torch", "--steps", "1"]) == 2
-    assert "backend 'torch' is not installed" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert cli.main(["demo", "--backend", "torch", "--steps", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "backend 'torch' is not installed" in err
+    assert 'pip install ".[torch]"' in err
+    assert not out.exists()
+
+
+def test_demo_without_any_backend_stops_before_training(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(demo, "installed_backends", lambda: [])
+    out = tmp_path / "out"
+    assert cli.main(["demo", "--steps", "1", "--out", str(out), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert "no training backend is installed" in captured.err
+    assert 'pip install ".[torch]"' in captured.err
+    assert 'pip install ".[jax]"' in captured.err
+    assert captured.out == ""  # no set-up printed, nothing trained
+    assert not (out / "results.md").exists()
+    assert not out.exists()
+
+
+def test_each_backend_is_warmed_up_before_its_timed_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    calls: list[tuple[str, int]] = []
+
+    def fake_trainer(backend: str) -> Callable[..., tuple[float, np.ndarray]]:
+        seen: set[str] = set()
+
+        def train(
+            dataset: demo.Dataset, loss: str, options: dict, steps: int, *rest: object
+        ) -> tuple[float, np.ndarray]:
+            key = f"{loss} {sorted(options.items())}"
+            if key not in seen:  # first call of a setting: imports, lazy init, JIT compile
+                seen.add(key)
+                clock[0] += 10.0
+            clock[0] += 0.5 * steps
+            calls.append((backend, steps))
+            return 0.0, np.zeros(len(dataset.test_y), dtype=np.int64)
+
+        return train
+
+    for backend in demo.BACKENDS:
+        monkeypatch.setitem(demo.TRAINERS, backend, fake_trainer(backend))
+    monkeypatch.setattr(demo, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    dataset = demo.make_dataset(0)
+    results = demo.run_training(dataset, list(demo.BACKENDS), steps=4, seed=0, progress=False)
+    assert [r.seconds for r in results] == [2.0] * 3 * len(demo.BACKENDS)
+    warm_up = demo.WARMUP_STEPS
+    assert warm_up != 4
+    for backend in demo.BACKENDS:
+        assert [steps for b, steps in calls if b == backend] == [warm_up] * 3 + [4] * 3
+
+
+def test_every_run_has_its_own_progress_label(monkeypatch: pytest.MonkeyPatch) -> None:
+    backends = demo.installed_backends()
+    if not backends:
+        pytest.skip("no training backend installed")
+    labels: list[str] = []
+
+    def recording_progress(steps: int, label: str | None, enabled: bool = True) -> Iterator[int]:
+        if label is not None and enabled:
+            labels.append(label)
+        return iter(range(steps))
+
+    monkeypatch.setattr(demo, "_progress", recording_progress)
+    demo.run_training(demo.make_dataset(0), backends, steps=1, seed=0, progress=True)
+    assert len(labels) == 3 * len(backends)
+    assert len(set(labels)) == len(labels), labels
+    for backend in backends:
+        assert sum(label.startswith(f"{backend} ") for label in labels) == 3, labels
+
+
+@pytest.mark.parametrize(
+    ("command", "description"),
+    [
+        (
+            "check",
+            "Print the versions of multiloss's dependencies and the installed training "
+            "backends, check the NumPy reference gradient against central differences and "
+            "every backend's loss and gradient against the NumPy float64 reference; exit 1 "
+            "on any disagreement.",
+        ),
+        ("demo", "cross-entropy, class-weighted cross-entropy and focal loss on an imbalanced"),
+    ],
+)
+def test_subcommand_help_has_a_description(
+    command: str, description: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        cli.main([command, "--help"])
+    assert stopped.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
+    assert f"usage: multiloss {command}" in out
+    assert description in out
