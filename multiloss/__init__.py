@@ -9,7 +9,9 @@ The functions here take arrays of any supported backend and dispatch on the arra
   reference with gradients).
 
 ``import multiloss`` imports neither torch nor jax: a backend is looked up in
-``sys.modules`` only when one of its arrays arrives.
+``sys.modules`` only when one of its arrays arrives. The backend modules are attributes
+of the package, imported on first access: ``multiloss.numpy.focal_loss_grad(...)`` works
+after a plain ``import multiloss`` (and ``multiloss.torch`` then imports torch).
 
 >>> import numpy as np, multiloss
 >>> logits = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 0.5]])
@@ -22,14 +24,37 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _core
 from ._version import __version__
 
+if TYPE_CHECKING:  # for type checkers; at run time these are imported by __getattr__
+    from . import jax as jax
+    from . import numpy as numpy
+    from . import torch as torch
+
 Array = Any
+
+_BACKENDS = ("jax", "numpy", "torch")
+
+
+def __getattr__(name: str) -> ModuleType:
+    """``multiloss.numpy``, ``multiloss.torch``, ``multiloss.jax``: imported on first access.
+
+    A backend that is not installed raises the ImportError that says which extra to install.
+    """
+    if name in _BACKENDS:
+        return importlib.import_module(f"{__name__}.{name}")  # also sets the attribute
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The package's names and the three backend modules (listing them imports nothing)."""
+    return sorted({*globals(), *_BACKENDS})
 
 
 def backend_of(array: object) -> str:

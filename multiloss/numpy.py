@@ -24,7 +24,8 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -239,8 +240,20 @@ def sigmoid_focal_loss(
     return _run("sigmoid_focal_loss", logits, target, dtype, False, options)
 
 
-def _gradient_pair(name: str) -> tuple[Any, Any]:
-    """The ``<loss>_value_and_grad`` and ``<loss>_grad`` functions of one loss."""
+def _check_options(function: str, allowed: frozenset[str], options: dict[str, Any]) -> None:
+    """Raise Python's own TypeError for a keyword `allowed` lacks, naming `function`."""
+    for key in options:
+        if key not in allowed:
+            raise TypeError(f"{function}() got an unexpected keyword argument {key!r}")
+
+
+def _gradient_pair(loss: Callable[..., NDArray[Any]]) -> tuple[Any, Any]:
+    """The ``<loss>_value_and_grad`` and ``<loss>_grad`` functions of one loss, which take
+    the keyword arguments of `loss` (checked here, so that a mistyped one is reported
+    against the public function, not the core's ``prepare_<loss>``)."""
+    name = loss.__name__
+    parameters = inspect.signature(loss).parameters.values()
+    allowed = frozenset(p.name for p in parameters if p.kind is p.KEYWORD_ONLY)  # with dtype
 
     def value_and_grad(
         logits: ArrayLike,
@@ -249,6 +262,7 @@ def _gradient_pair(name: str) -> tuple[Any, Any]:
         dtype: DTypeLike | None = np.float64,
         **options: Any,
     ) -> tuple[NDArray[Any], NDArray[Any]]:
+        _check_options(f"{name}_value_and_grad", allowed, options)
         return _run(name, logits, target, dtype, True, options)
 
     def grad(
@@ -258,6 +272,7 @@ def _gradient_pair(name: str) -> tuple[Any, Any]:
         dtype: DTypeLike | None = np.float64,
         **options: Any,
     ) -> NDArray[Any]:
+        _check_options(f"{name}_grad", allowed, options)
         return _run(name, logits, target, dtype, True, options)[1]
 
     value_and_grad.__name__ = value_and_grad.__qualname__ = f"{name}_value_and_grad"
@@ -274,9 +289,9 @@ def _gradient_pair(name: str) -> tuple[Any, Any]:
     return value_and_grad, grad
 
 
-cross_entropy_value_and_grad, cross_entropy_grad = _gradient_pair("cross_entropy")
-focal_loss_value_and_grad, focal_loss_grad = _gradient_pair("focal_loss")
+cross_entropy_value_and_grad, cross_entropy_grad = _gradient_pair(cross_entropy)
+focal_loss_value_and_grad, focal_loss_grad = _gradient_pair(focal_loss)
 binary_cross_entropy_value_and_grad, binary_cross_entropy_grad = _gradient_pair(
-    "binary_cross_entropy"
+    binary_cross_entropy
 )
-sigmoid_focal_loss_value_and_grad, sigmoid_focal_loss_grad = _gradient_pair("sigmoid_focal_loss")
+sigmoid_focal_loss_value_and_grad, sigmoid_focal_loss_grad = _gradient_pair(sigmoid_focal_loss)
