@@ -66,14 +66,22 @@ import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
+
+from ._backends import missing_backend
+
+try:
+    import jax
+except ImportError as error:
+    raise missing_backend(__name__, "JAX", "jax") from error
+
+import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 from jax.experimental import checkify
 
 from . import _core
 from ._core import _checks, second_order
+from ._core import operands as operands_derivatives
 from ._core.softmax import SoftmaxConfig
 
 __all__ = [
@@ -93,25 +101,69 @@ Weights = Array | np.ndarray | Sequence[float] | None
 # Autodiff: the core's closed forms hooked into custom_jvp.
 
 
-def _logit_tangent(operands: Any, tangents: Any) -> Array | None:
-    """The tangent of the logits (None when it is a symbolic zero).
+def _is_zero(tangent: object) -> bool:
+    """A tangent that is known to be zero: absent, symbolic, or of an integer array."""
+    return (
+        tangent is None
+        or isinstance(tangent, SymbolicZero)
+        or getattr(tangent, "dtype", None) == jax.dtypes.float0
+    )
 
-    Refuses a non-zero tangent of anything else: the core differentiates the logits only.
-    """
-    names = {"class_weight": "'weight' or 'alpha'"}
-    for field, tangent in zip(operands._fields[1:], tangents[1:], strict=True):
-        if tangent is None or isinstance(tangent, SymbolicZero):
-            continue
-        if getattr(tangent, "dtype", None) == jax.dtypes.float0:
-            continue
-        name = names.get(field, repr(field))
+
+_USER_NAMES = {"class_weight": "weight (or alpha)"}
+
+
+def _split_tangents(operands: Any, tangents: Any) -> tuple[Array | None, dict[str, Array]]:
+    """The tangent of the logits (None when it is zero) and the non-zero tangents of the other
+    operands, by field name (a probability target, the weights)."""
+    others = {
+        field: tangent
+        for field, tangent in zip(operands._fields[1:], tangents[1:], strict=True)
+        if not _is_zero(tangent)
+    }
+    logit_tangent = None if _is_zero(tangents[0]) else tangents[0]
+    return logit_tangent, others
+
+
+def _refuse_second_order(fields: Any) -> None:
+    for field in fields:
+        name = _USER_NAMES.get(field, field)
         raise NotImplementedError(
-            f"multiloss.jax losses are differentiable with respect to the logits only, not "
-            f"{name}; wrap it in jax.lax.stop_gradient, or close over it (for example with "
-            f"functools.partial) instead of differentiating it"
+            f"second derivatives through {name} are not provided: multiloss.jax gives "
+            f"first-order derivatives with respect to {name} and derivatives of any order "
+            f"with respect to the logits; wrap {name} in jax.lax.stop_gradient (or close over "
+            f"it) where a second derivative is taken"
         )
-    tangent = tangents[0]
-    return None if isinstance(tangent, SymbolicZero) else tangent
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _first_order_only(fields: tuple[str, ...], operands: Any) -> Any:
+    """The operands themselves; differentiating them here is refused.
+
+    :func:`_operand_tangent` reads the operands through this identity. A first derivative
+    with respect to a target or weight does not differentiate it (the tangent is linear in
+    the operand tangents, the operands enter as constants); a second derivative through them
+    does, and gets a clear error instead of JAX's automatic derivative of the first-order
+    closed form (`fields`: the operands whose first derivative is being taken).
+    """
+    return operands
+
+
+def _first_order_only_jvp(fields: tuple[str, ...], primals: Any, tangents: Any) -> Any:
+    (operands,), (operand_tangents,) = primals, tangents
+    logit_tangent, others = _split_tangents(operands, operand_tangents)
+    if logit_tangent is not None or others:
+        _refuse_second_order(fields)
+    return operands, operand_tangents
+
+
+_first_order_only.defjvp(_first_order_only_jvp, symbolic_zeros=True)
+
+
+def _operand_tangent(config: Any, operands: Any, tangents: dict[str, Array]) -> Array:
+    """The loss's tangent along the tangents of the target and the weights (first order)."""
+    guarded = _first_order_only(tuple(sorted(tangents)), operands)
+    return operands_derivatives.operand_jvp((jnp, config, guarded), tangents)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -129,22 +181,29 @@ def _loss_and_gradient(config: Any, operands: Any) -> tuple[Array, Array]:
 
 def _loss_jvp(config: Any, primals: Any, tangents: Any) -> tuple[Array, Array]:
     (operands,), (operand_tangents,) = primals, tangents
-    tangent = _logit_tangent(operands, operand_tangents)
+    tangent, others = _split_tangents(operands, operand_tangents)
     if tangent is None:
         loss = _loss(config, operands)
-        return loss, jnp.zeros_like(loss)
+        if not others:
+            return loss, jnp.zeros_like(loss)
+        return loss, _operand_tangent(config, operands, others)
     # Calling the custom_jvp functions (not the core) for the primal outputs makes a
     # second derivative of this rule use their closed-form rules too.
     loss, gradient = _loss_and_gradient(config, operands)
     prepared = (jnp, config, operands)
-    return loss, second_order.directional_derivative(prepared, gradient, tangent)
+    loss_tangent = second_order.directional_derivative(prepared, gradient, tangent)
+    if others:
+        loss_tangent = loss_tangent + _operand_tangent(config, operands, others)
+    return loss, loss_tangent
 
 
 def _loss_and_gradient_jvp(
     config: Any, primals: Any, tangents: Any
 ) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
     (operands,), (operand_tangents,) = primals, tangents
-    tangent = _logit_tangent(operands, operand_tangents)
+    tangent, others = _split_tangents(operands, operand_tangents)
+    if others:  # the gradient G differentiated with respect to a target or weight
+        _refuse_second_order(others)
     loss, gradient = _loss_and_gradient(config, operands)
     if tangent is None:
         return (loss, gradient), (jnp.zeros_like(loss), jnp.zeros_like(gradient))

@@ -99,13 +99,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import torch
+from ._backends import missing_backend
+
+try:
+    import torch
+except ImportError as error:
+    raise missing_backend(__name__, "PyTorch", "torch") from error
+
 from array_api_compat import array_namespace
 from torch import Tensor, nn
 
 from . import _core
 from ._core import _checks, second_order
 from ._core._reduce import per_element_cotangent, reduce
+from ._core.operands import operand_jvp, operand_vjp
 from ._core.sigmoid import SigmoidConfig, SigmoidOperands, sigmoid_forward, sigmoid_vjp
 from ._core.sigmoid import _denominator as sigmoid_denominator
 from ._core.softmax import SoftmaxConfig, SoftmaxOperands, SoftmaxResiduals
@@ -277,6 +284,22 @@ def _broadcast_to(x: Tensor, /, shape: tuple[int, ...]) -> Tensor:
     return x.expand(shape)
 
 
+def _clip(x: Tensor, /, min: Any = None, max: Any = None) -> Tensor:
+    """``clip`` as ``torch.clamp`` with Python-number bounds: array_api_compat's reads its
+    bounds with ``math.isnan``, which ``torch.compile`` cannot trace for a symbolic class
+    count (``dynamic=True``)."""
+    return torch.clamp(x, min=min, max=max)
+
+
+def _asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: Any = None) -> Tensor:
+    """``asarray``; a Python number as ``torch.full``, which keeps a symbolic size (the mean's
+    element count under ``torch.compile(dynamic=True)``) symbolic instead of specialising
+    the graph to it."""
+    if isinstance(obj, (numbers.Real, torch.SymInt, torch.SymFloat)) and not isinstance(obj, bool):
+        return torch.full((), obj, dtype=dtype, device=device)
+    return _XP.asarray(obj, dtype=dtype, device=device, copy=copy)
+
+
 def _namespace_with(name: str, **functions: Any) -> types.ModuleType:
     """``array_api_compat.torch`` with some functions replaced or added."""
     namespace = types.ModuleType(f"{__name__}.{name}", _XP.__doc__)
@@ -289,12 +312,20 @@ def _namespace_with(name: str, **functions: Any) -> types.ModuleType:
     return namespace
 
 
-_XP_GENERIC = _namespace_with("_generic_namespace", broadcast_to=_broadcast_to)
+_XP_GENERIC = _namespace_with(
+    "_generic_namespace",
+    asarray=_asarray,
+    broadcast_to=_broadcast_to,
+    clip=_clip,
+    take_along_axis=_native_take_along_axis,
+)
 """What the core computes with in general."""
 
 _XP_NATIVE = _namespace_with(
     "_native_namespace",
+    asarray=_asarray,
     broadcast_to=_broadcast_to,
+    clip=_clip,
     take_along_axis=_native_take_along_axis,
     multiloss_max_and_log_sum_exp=_native_max_and_log_sum_exp,
     multiloss_target_log_softmax=_native_target_log_softmax,
@@ -448,13 +479,45 @@ def _hessian_times(spec: _Spec, prepared: Any, cotangent: Tensor, tangent: Tenso
     return hvp * _per_element(spec, cotangent)
 
 
-def _refuse_tangents(**tangents: Tensor | None) -> None:
+def _operand_fields(spec: _Spec) -> tuple[str | None, str | None, str | None]:
+    """The core's operand fields behind the ``target``, ``weight`` and ``pos_weight``
+    inputs of :class:`_Loss` (None where the family has no such operand)."""
+    if isinstance(spec.config, SoftmaxConfig):
+        return ("target", "class_weight", None)
+    return ("target", "weight", "pos_weight")
+
+
+def _refuse_second_order(spec: _Spec, **tangents: object) -> None:
+    """Second derivatives through the target and the weights are not provided."""
     for name, tangent in tangents.items():
-        if tangent is not None:
+        if tangent is not None and tangent is not False:
             raise NotImplementedError(
-                f"forward-mode derivative with respect to {name} is not provided (the closed "
-                f"form differentiates the logits only); make {name} a constant"
+                f"second derivatives through {name} are not provided: the closed forms give "
+                f"first-order gradients with respect to {name} and second-order ones with "
+                f"respect to the logits only; detach {name} for create_graph=True, "
+                f"gradgradcheck, torch.func.hessian and the like"
             )
+
+
+def _operand_grads(
+    spec: _Spec, ctx: Any, grad_loss: Tensor, inputs: tuple[Tensor | None, ...]
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """cotangent · ∂loss/∂(target, weight, pos_weight), for those that need a gradient."""
+    fields = _operand_fields(spec)
+    needs = ctx.needs_input_grad[2:5]
+    wanted = [field for field, need in zip(fields, needs, strict=True) if need and field]
+    if not wanted:
+        return None, None, None
+    logits, target, weight, pos_weight = inputs
+    if torch.is_grad_enabled():  # create_graph=True
+        names = ("target", "weight", "pos_weight")
+        _refuse_second_order(spec, **dict(zip(names, needs, strict=True)))
+    prepared = _prepared(spec, logits, target, weight, pos_weight, grad_loss)
+    grads = operand_vjp(prepared, grad_loss.to(spec.compute_dtype), wanted)
+    return tuple(  # type: ignore[return-value]
+        None if field not in grads else grads[field].to(tensor.dtype)
+        for field, tensor in zip(fields, (target, weight, pos_weight), strict=True)
+    )
 
 
 def _residual_outputs(residuals: SoftmaxResiduals | None, like: Tensor) -> tuple[Tensor, ...]:
@@ -513,11 +576,14 @@ class _Loss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Tensor | None, ...]:
-        if grad_loss is None or not ctx.needs_input_grad[1]:
+        if grad_loss is None:
             return (None,) * 7
         spec: _Spec = ctx.spec
         logits, target, weight, pos_weight, *saved = ctx.saved_tensors
-        if torch.is_grad_enabled():
+        operand_grads = _operand_grads(spec, ctx, grad_loss, (logits, target, weight, pos_weight))
+        if not ctx.needs_input_grad[1]:
+            grad = None
+        elif torch.is_grad_enabled():
             # create_graph=True: the gradient must itself be differentiable, also through
             # the residuals, which depend on the logits. Its derivative is the core's
             # closed-form Hessian-vector product (finite also for 0 < γ < 1 at p_t = 1).
@@ -530,7 +596,7 @@ class _Loss(torch.autograd.Function):
             )
             residuals = _saved_residuals(saved)
             grad = _vjp(prepared, residuals, grad_loss).to(logits.dtype)
-        return None, grad, None, None, None, None, None
+        return None, grad, *operand_grads, None, None
 
 
 class _LossForwardMode(_Loss):
@@ -548,19 +614,26 @@ class _LossForwardMode(_Loss):
 
     @staticmethod
     def jvp(ctx: Any, *tangents: Tensor | None) -> tuple[Tensor | None, ...]:
-        _, logits_t, target_t, weight_t, pos_weight_t, _, _ = tangents
-        _refuse_tangents(target=target_t, weight=weight_t, pos_weight=pos_weight_t)
+        _, logits_t, *operand_tangents, _, _ = tangents
         spec: _Spec = ctx.spec
         logits, target, weight, pos_weight, *saved = ctx.saved_tensors
         residual_tangents = (None,) * len(saved)
-        if logits_t is None:
+        given = {
+            field: t.to(spec.compute_dtype)
+            for field, t in zip(_operand_fields(spec), operand_tangents, strict=True)
+            if field is not None and t is not None
+        }
+        if logits_t is None and not given:
             return (None, *residual_tangents)
         prepared = _prepared(spec, logits, target, weight, pos_weight)
-        residuals = _saved_residuals(saved)
-        unit = _core.vjp(prepared, residuals, _unit_cotangent(spec, ctx.loss_shape, logits))
-        tangent = second_order.directional_derivative(
-            prepared, unit, logits_t.to(spec.compute_dtype)
-        )
+        tangent = operand_jvp(prepared, given) if given else None
+        if logits_t is not None:
+            residuals = _saved_residuals(saved)
+            unit = _core.vjp(prepared, residuals, _unit_cotangent(spec, ctx.loss_shape, logits))
+            logit_part = second_order.directional_derivative(
+                prepared, unit, logits_t.to(spec.compute_dtype)
+            )
+            tangent = logit_part if tangent is None else tangent + logit_part
         return (tangent, *residual_tangents)
 
 
@@ -624,8 +697,8 @@ class _LossGradientForwardMode(_LossGradient):
     @staticmethod
     def jvp(ctx: Any, *tangents: Tensor | None) -> Tensor | None:
         _, cotangent_t, logits_t, target_t, weight_t, pos_weight_t = tangents
-        _refuse_tangents(target=target_t, weight=weight_t, pos_weight=pos_weight_t)
         spec: _Spec = ctx.spec
+        _refuse_second_order(spec, target=target_t, weight=weight_t, pos_weight=pos_weight_t)
         cotangent, logits, target, weight, pos_weight = ctx.saved_tensors
         prepared = _prepared(spec, logits, target, weight, pos_weight)
         result = None
@@ -684,18 +757,6 @@ def _check_logits(logits: object) -> None:
         )
 
 
-def _refuse_grad(loss_name: str, **tensors: Tensor | None) -> None:
-    """The closed form differentiates the logits only; refuse to drop another gradient."""
-    if not torch.is_grad_enabled():
-        return
-    for name, tensor in tensors.items():
-        if tensor is not None and tensor.requires_grad:
-            raise NotImplementedError(
-                f"{loss_name}: {name} requires grad, but the closed-form backward gives the "
-                f"gradient with respect to the logits only; pass {name}.detach()"
-            )
-
-
 # ---------------------------------------------------------------------------------------
 # Functional API
 # ---------------------------------------------------------------------------------------
@@ -716,15 +777,7 @@ def _loss(name: str, logits: Tensor, target: Tensor, options: dict[str, Any]) ->
     _, config, operands = _core.PREPARE[name](
         logits, target, check_values=check_values, convert_logits=False, **options
     )
-    if softmax:
-        weights = (operands.class_weight, None)
-        soft_target = None if config.hard_target else operands.target
-    else:
-        weights = (operands.weight, operands.pos_weight)
-        soft_target = operands.target
-    _refuse_grad(
-        name, target=soft_target, **{n: w for n, w in zip(weight_names, weights, strict=True) if n}
-    )
+    weights = (operands.class_weight, None) if softmax else (operands.weight, operands.pos_weight)
     spec = _Spec(config, _compute_dtype(logits), operands.target.dtype)
     outputs = _function(_Loss).apply(
         spec, logits, target, *weights, operands.logits.detach(), operands.target.detach()

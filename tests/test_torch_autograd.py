@@ -218,11 +218,25 @@ def test_torch_func_grad_equals_autograd_and_the_fast_path_is_exact():
         assert torch.equal(z.grad, generic)
 
 
-def test_jvp_refuses_a_target_tangent():
+def test_jvp_along_a_target_tangent_is_pytorchs():
     logits = logits_of((3, 4), 11).detach()
     soft = torch.softmax(logits_of((3, 4), 12).detach(), 1)
-    with pytest.raises(NotImplementedError, match="forward-mode derivative with respect to target"):
-        torch.func.jvp(lambda t: mt.cross_entropy(logits, t), (soft,), (torch.ones_like(soft),))
+    tangent = logits_of((3, 4), 13).detach()
+    ours = torch.func.jvp(lambda t: mt.cross_entropy(logits, t), (soft,), (tangent,))
+    theirs = torch.func.jvp(lambda t: F.cross_entropy(logits, t), (soft,), (tangent,))
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-14)
+
+
+def test_second_order_through_a_target_is_refused():
+    logits = logits_of((3, 4), 11)
+    soft = torch.softmax(logits_of((3, 4), 12).detach(), 1).requires_grad_()
+    loss = mt.cross_entropy(logits, soft.detach())
+    (grad,) = torch.autograd.grad(loss, logits, create_graph=True)
+    assert grad.requires_grad  # logits-only second order is unaffected
+    # With the target requiring grad, the logits' gradient would miss its dependence on the
+    # target: refused, even where only the logits' gradient is asked for.
+    with pytest.raises(NotImplementedError, match="second derivatives through target"):
+        torch.autograd.grad(mt.cross_entropy(logits, soft), logits, create_graph=True)
 
 
 # ---------------------------------------------------------------- compile, tracing, devices

@@ -81,7 +81,10 @@ def check_real_number(name: str, value: object, *, low: float, high: float = mat
         )
     number = float(value)
     # An open-ended range still excludes infinity: γ = inf gives a NaN gradient.
-    if math.isnan(number) or math.isinf(number) or not low <= number <= high:
+    # Comparisons only (no math.isnan): under torch.compile a float argument is a symbolic
+    # float, which Dynamo specialises on comparisons but cannot pass to math.isnan.
+    is_nan = number != number
+    if is_nan or number in (math.inf, -math.inf) or not low <= number <= high:
         interval = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f"finite and >= {low:g}"
         raise ValueError(f"{name} must be {interval} and not NaN; got {value!r}")
     return number
