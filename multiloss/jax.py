@@ -18,9 +18,11 @@ Derivatives
     0 < γ < 1 at saturated logits, p_t = 1: ``d/du u^γ`` is infinite there). Third and
     higher derivatives are JAX's automatic derivatives of that closed form.
 
-    Derivatives are taken with respect to the logits only. Differentiating with respect to
-    ``target`` (probabilities), ``weight``, ``alpha`` or ``pos_weight`` raises
-    ``NotImplementedError``; wrap those in :func:`jax.lax.stop_gradient` or close over them.
+    A probability target, a sigmoid target, ``weight``, a per-class ``alpha`` array and
+    ``pos_weight`` are differentiable to first order too (closed forms in
+    ``multiloss._core.operands``, contracted with their tangents in the same rule). A
+    second derivative through them raises ``NotImplementedError``; wrap them in
+    :func:`jax.lax.stop_gradient` or close over them where one is taken.
 
 Dtypes
     float16 and bfloat16 logits are computed in float32 inside, and the loss (and the
@@ -31,7 +33,8 @@ Bad input
     Shape, dtype and hyperparameter errors raise at trace time, under ``jit`` too, with
     the messages of every other backend (``TypeError``/``ValueError``; docs/semantics.md).
     Values (class indices in range, weights non-negative) are checked eagerly when the
-    arrays are concrete. Under ``jit`` they cannot be: an out-of-range class index gives a
+    arrays are concrete, and so are weights held in concrete arrays that a traced function
+    captures. Traced values cannot be: an out-of-range class index gives a
     NaN loss (and NaN gradient) for its element, never a silent clamp or wrap. To turn
     that into an error, run the function through :func:`checked` (or
     :func:`jax.experimental.checkify.checkify` yourself): the losses then check class
@@ -261,10 +264,10 @@ def _debug_checks(config: Any, operands: Any, weights: tuple[tuple[str, int], ..
         _check_labels(operands.target, config.num_classes, config.ignore_index, debug=True)
     for name, index in weights:
         weight = operands[index]
-        good = weight >= 0  # False for NaN too
+        good = (weight >= 0) & jnp.isfinite(weight)  # False for NaN too
         checkify.debug_check(
             jnp.all(good),
-            f"{name} must be non-negative and not NaN; got for example {{}}",
+            f"{name} must be non-negative and finite (not NaN or inf); got for example {{}}",
             jnp.min(jnp.where(good, jnp.inf, weight)),  # the most negative, or NaN
         )
 
@@ -325,7 +328,9 @@ def checked(
 
     The checks cost a reduction over the labels at run time; without ``checked`` the
     losses skip them and give NaN for an out-of-range label. ``checkify`` re-traces `fn`
-    on every call (about half a millisecond); in a training loop,
+    on every call (about half a millisecond). `checked` goes outside ``jit``
+    (``checked(jax.jit(fn))``; inside a trace it raises a ``TypeError`` that says so). In a
+    training loop,
     ``jax.jit(checkify.checkify(step, errors=checkify.user_checks))`` followed by
     ``error.throw()`` compiles the checked step once.
 
@@ -345,6 +350,14 @@ def checked(
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if any(_is_tracer(leaf) for leaf in jax.tree_util.tree_leaves((args, kwargs))):
+            raise TypeError(
+                "checked(fn) raises the failed checks as exceptions, which cannot happen "
+                "inside jax.jit or another transformation (its arguments are traced): apply "
+                "checked outside, checked(jax.jit(fn)), or inside a jitted function call "
+                "jax.experimental.checkify.checkify(fn) and error.throw() on its result "
+                "outside"
+            )
         error, out = checked_fn(*args, **kwargs)
         error.throw()
         return out
@@ -361,6 +374,23 @@ def _is_host_data(value: object) -> bool:
     return isinstance(value, (np.ndarray, np.generic, numbers.Real, list, tuple))
 
 
+def _check_host_labels(logits: Any, target: Any, options: dict[str, Any]) -> None:
+    """Check class indices given as NumPy integers or a Python sequence before JAX converts
+    them: without x64 JAX's int32 would wrap a label of 2**31 or more (into range, or onto
+    ignore_index), and a Python int that does not fit would raise an OverflowError that
+    does not name the target."""
+    if not _is_host_data(target) or isinstance(target, numbers.Real):
+        return
+    labels = np.asarray(target)
+    if not np.issubdtype(labels.dtype, np.integer):
+        return
+    shape = tuple(np.shape(logits))
+    axis = _checks.normalize_axis(options["axis"], len(shape))
+    ignore_index = _checks.check_ignore_index(options["ignore_index"])
+    index = labels.astype(np.int64)
+    _checks.check_class_indices(np, labels, index, shape[axis], ignore_index)
+
+
 def _run(
     name: str,
     logits: Any,
@@ -369,10 +399,14 @@ def _run(
     *,
     static: tuple[str, ...],
     weights: tuple[str, ...],
+    class_indices: bool = False,
 ) -> Array:
     """Validate (at trace time), then run the custom_jvp loss; `weights` are the names of
-    the array-valued options, in the order of the core's operands."""
+    the array-valued options, in the order of the core's operands; `class_indices`: an
+    integer target holds class indices (the softmax losses)."""
     _require_static(**{key: options[key] for key in static})
+    if class_indices:
+        _check_host_labels(logits, target, options)
     logits, target = _as_jax(logits), _as_jax(target)
     originals = {key: options[key] for key in weights}
     for key in weights:
@@ -381,13 +415,13 @@ def _run(
     traced = _is_tracer(target) or any(_is_tracer(options[key]) for key in weights)
     if not traced:
         try:
-            xp, config, operands = prepare(check_values=True)
+            _, config, operands = prepare(check_values=True)
         except jax.errors.ConcretizationTypeError:
             # Under jit even constants are staged: the converted arrays are tracers.
             traced = True
     unchecked = None  # None: checked already; else the weights to check at run time
     if traced:
-        xp, config, operands = prepare(check_values=False)
+        _, config, operands = prepare(check_values=False)
         unchecked = []
         for index, (key, weight) in enumerate(zip(weights, operands[2:], strict=False), 2):
             if weight is None:
@@ -396,7 +430,9 @@ def _run(
                 host = np.asarray(originals[key], dtype=np.float64)
                 _checks.check_weight_values(np, key, host)
             elif not _is_tracer(weight):
-                _checks.check_weight_values(xp, key, weight)
+                # A concrete array, also one captured by jit, scan or checkpoint: its values
+                # are known while tracing (the namespace's own operations would be staged).
+                _checks.check_weight_values(np, key, np.asarray(weight, dtype=np.float64))
             else:
                 unchecked.append((key, index))
     return _call_loss(config, operands, unchecked).astype(logits.dtype)
@@ -518,6 +554,7 @@ def cross_entropy(
         options,
         static=("axis", "ignore_index", "reduction", "label_smoothing"),
         weights=("weight",),
+        class_indices=True,
     )
 
 
@@ -585,6 +622,7 @@ def focal_loss(
         options,
         static=("axis", "gamma", "ignore_index", "reduction", "label_smoothing"),
         weights=("alpha",),
+        class_indices=True,
     )
 
 

@@ -39,9 +39,13 @@ How it works, and the decisions behind it:
   compilation a twin ``Function`` without it is used (compiled code has no forward mode).
 * **Transforms and compilation.** ``torch.func.vmap`` (generated batching rule),
   ``torch.func.grad``/``vjp``, ``torch.compile(fullgraph=True)`` and ``torch.export``
-  work. On the first compilation Dynamo may warn that it traces through
-  ``array_api_compat``'s ``lru_cache``-wrapped type checks (used by the core's argument
-  validation); the warning is harmless.
+  work. A float hyperparameter specialises a compiled graph to its value, as
+  ``F.cross_entropy``'s ``label_smoothing`` does (a new value compiles once more); with
+  ``dynamic=True`` the batch size and the class count stay symbolic. The core finds the
+  namespace of a tensor by a registered look-up, so compiling traces none of
+  ``array_api_compat``'s cached type checks (no warnings). TorchScript
+  (``torch.jit.script``/``trace``) is refused with an error that points to
+  ``torch.compile``.
 * **Speed.** The core's arithmetic runs on ``array_api_compat.torch``, plus native
   passes offered to the core for the class-index softmax losses, used in eager mode when
   no graph is recorded and no ``torch.func`` transform is active. They work a cache-sized
@@ -62,7 +66,7 @@ How it works, and the decisions behind it:
   dtype the logits arrive in, and is computed in float32 inside whatever that is).
 * **No host synchronisation on the hot path.** Shape, dtype and hyperparameter checks
   are static and always run; nothing reads tensor data to decide what to compute. The
-  *value* checks (class indices in range, weights non-negative and not NaN) need the
+  *value* checks (class indices in range, weights non-negative and finite) need the
   data, which on an accelerator means a device-to-host copy, so they run only when every
   tensor is on the CPU and nothing is tracing (not under ``torch.compile``/
   ``torch.export``, ``torch.jit``, ``torch.func`` transforms, fake or meta tensors).
@@ -72,10 +76,11 @@ How it works, and the decisions behind it:
   module's own weights are checked once, at construction.
 * **Devices.** Nothing is moved: constants and weights given as sequences are created on
   the logits' device; module buffers follow ``.to(device)``.
-* **What gets a gradient.** The closed form differentiates the logits only. If a
-  probability target, ``weight``, ``alpha`` or ``pos_weight`` tensor requires grad while
-  grad mode is on, the call raises ``NotImplementedError`` (pass ``.detach()``) rather
-  than return a silently missing gradient.
+* **What gets a gradient.** The logits, to second order; and to first order a probability
+  or sigmoid target, ``weight``, a per-class ``alpha`` tensor and ``pos_weight``
+  (closed forms in ``multiloss._core.operands``; backward and forward mode). Second
+  derivatives through those are refused with ``NotImplementedError`` (detach them for
+  ``create_graph=True``) rather than returned without their terms.
 
 >>> import torch
 >>> from multiloss.torch import FocalLoss, cross_entropy
@@ -132,6 +137,9 @@ Weights = Tensor | Sequence[float] | None
 
 _XP = array_namespace(torch.empty(0))
 """The array-API namespace of torch tensors (``array_api_compat.torch``)."""
+
+for _tensor_type in (Tensor, nn.Parameter):
+    _checks.register_namespace(_tensor_type, _XP)
 
 
 _CHUNK_ELEMENTS = 1 << 18
@@ -762,8 +770,17 @@ def _check_logits(logits: object) -> None:
 # ---------------------------------------------------------------------------------------
 
 
+_NO_TORCHSCRIPT = (
+    "multiloss.torch does not support TorchScript (torch.jit.script, torch.jit.trace): its "
+    "losses are Python autograd Functions, which TorchScript can neither compile nor trace; "
+    "use torch.compile (or torch.export) instead"
+)
+
+
 def _loss(name: str, logits: Tensor, target: Tensor, options: dict[str, Any]) -> Tensor:
     """Validate through the core's ``prepare`` step, then run :class:`_Loss`."""
+    if torch.jit.is_tracing():
+        raise NotImplementedError(_NO_TORCHSCRIPT)
     _check_logits(logits)
     softmax = name in ("cross_entropy", "focal_loss")
     if softmax and options["axis"] is None:
@@ -1000,7 +1017,16 @@ def _check_axis(axis: object) -> int | None:
     return int(axis)
 
 
-class CrossEntropyLoss(nn.Module):
+class _Criterion(nn.Module):
+    """The modules' common base: refuses TorchScript with a clear error."""
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        # torch.jit.script calls this on the module (and on every submodule of a model
+        # being scripted) before compiling anything.
+        raise NotImplementedError(_NO_TORCHSCRIPT)
+
+
+class CrossEntropyLoss(_Criterion):
     r"""Softmax cross-entropy criterion, a drop-in for ``torch.nn.CrossEntropyLoss``.
 
     ``L = -Σ_k q_k w_k log p_k`` per element; see :func:`cross_entropy` for every option.
@@ -1064,7 +1090,7 @@ class CrossEntropyLoss(nn.Module):
         return text + ("" if self.axis is None else f", axis={self.axis}")
 
 
-class FocalLoss(nn.Module):
+class FocalLoss(_Criterion):
     r"""Softmax focal loss criterion (Lin et al., "Focal Loss for Dense Object Detection").
 
     ``L = -Σ_k q_k α_k (1 - p_k)^γ log p_k`` per element, ``-α_t (1-p_t)^γ log p_t`` for a
@@ -1101,7 +1127,7 @@ class FocalLoss(nn.Module):
     ) -> None:
         super().__init__()
         self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
-        if isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
+        if isinstance(alpha, numbers.Real):  # a bool is refused here, as by focal_loss
             self.alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
         else:
             self.register_buffer("alpha", _as_buffer("alpha", alpha, class_vector=True))
@@ -1133,7 +1159,7 @@ class FocalLoss(nn.Module):
         return text + ("" if self.axis is None else f", axis={self.axis}")
 
 
-class BCEWithLogitsLoss(nn.Module):
+class BCEWithLogitsLoss(_Criterion):
     r"""Sigmoid cross-entropy criterion, a drop-in for ``torch.nn.BCEWithLogitsLoss``.
 
     ``L = -w [pw·y log σ(x) + (1-y) log(1-σ(x))]`` per element; see
@@ -1184,7 +1210,7 @@ class BCEWithLogitsLoss(nn.Module):
         return text
 
 
-class SigmoidFocalLoss(nn.Module):
+class SigmoidFocalLoss(_Criterion):
     r"""Sigmoid focal loss criterion (Lin et al. 2017), as ``torchvision.ops.sigmoid_focal_loss``.
 
     ``L = α_t (1 - p_t)^γ BCE(x, y)`` per element; see :func:`sigmoid_focal_loss`.

@@ -203,12 +203,12 @@ def test_class_weight_of_wrong_rank(xp, name):
         _prepare(xp, name, logits, target, **{key: asarray(xp, np.ones((4, 1)))})
 
 
-@pytest.mark.parametrize("bad", [-1.0, -1e-12, math.nan, -math.inf])
+@pytest.mark.parametrize("bad", [-1.0, -1e-12, math.nan, -math.inf, math.inf])
 @pytest.mark.parametrize(("name", "key"), WEIGHTED)
-def test_weight_negative_or_nan(xp, name, key, bad):
+def test_weight_negative_nan_or_infinite(xp, name, key, bad):
     logits, target = _good(name)
     value = [1.0, 2.0, bad, 0.5]
-    with pytest.raises(ValueError, match=rf"{key}.*non-negative.*(nan|-)"):
+    with pytest.raises(ValueError, match=rf"{key}.*non-negative.*(nan|-|inf)"):
         _prepare(xp, name, logits, target, **{key: value})
     with pytest.raises(ValueError, match=rf"{key}.*non-negative"):
         _prepare(xp, name, logits, target, **{key: asarray(xp, np.array(value))})

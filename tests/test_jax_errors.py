@@ -67,6 +67,16 @@ VALUES = [
     ("weight-negative", "cross_entropy", Z, Y, {"weight": [1.0, -2.0, 1.0]}, ValueError),
     ("alpha-nan", "focal_loss", Z, Y, {"alpha": [1.0, float("nan"), 1.0]}, ValueError),
     ("pos-weight-negative", "binary_cross_entropy", Z, B, {"pos_weight": [1.0, -1, 1]}, ValueError),
+    ("weight-inf", "cross_entropy", Z, Y, {"weight": [1.0, float("inf"), 1.0]}, ValueError),
+    ("bce-weight-inf", "binary_cross_entropy", Z, B, {"weight": [float("inf")]}, ValueError),
+    (
+        "index-uint64-wraps",
+        "cross_entropy",
+        Z,
+        np.array([0, 2**64 - 100, 1, 1], np.uint64),
+        {},
+        ValueError,
+    ),
 ]
 
 

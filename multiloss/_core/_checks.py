@@ -28,6 +28,37 @@ Namespace = Any
 REDUCTIONS = ("mean", "sum", "none")
 
 
+_KNOWN_NAMESPACES: dict[type, Namespace] = {}
+"""Array types whose namespace an adapter registered (:func:`register_namespace`)."""
+
+
+def register_namespace(array_type: type, namespace: Namespace) -> None:
+    """Declare `namespace` the array namespace of every array of exactly `array_type`.
+
+    An adapter registers its own array type (the torch adapter: ``torch.Tensor`` and
+    ``nn.Parameter``), so that its calls find the namespace by one dictionary look-up
+    instead of ``array_api_compat``'s type detection, which ``torch.compile`` would trace
+    through (with a warning for each of its cached helpers) on every compilation.
+    """
+    _KNOWN_NAMESPACES[array_type] = namespace
+
+
+def _namespace(value: Array) -> Namespace:
+    known = _KNOWN_NAMESPACES.get(type(value))
+    return known if known is not None else array_namespace(value)
+
+
+_NOT_ARRAYS = (type(None), bool, int, float, complex, str, bytes, list, tuple)
+
+
+def is_array(value: object) -> bool:
+    """Whether `value` is an array of some array-API namespace (Python's own values are not;
+    NumPy scalars are)."""
+    if type(value) in _KNOWN_NAMESPACES:
+        return True
+    return type(value) not in _NOT_ARRAYS and is_array_api_obj(value)
+
+
 def device(array: Array) -> Any:
     """The device to create new arrays on, next to `array` (``array_api_compat.device``).
 
@@ -35,6 +66,8 @@ def device(array: Array) -> Any:
     for arrays of its own rank: new arrays then go to the default device (None), from
     where the operations that combine them with the sharded array place them.
     """
+    if type(array) in _KNOWN_NAMESPACES:
+        return array.device
     found = _array_device(array)
     if len(getattr(found, "device_set", ())) > 1:
         return None
@@ -43,10 +76,10 @@ def device(array: Array) -> Any:
 
 def namespace_of(**arrays: Array | None) -> Namespace:
     """The array namespace shared by the given arrays, with a clear error if they mix backends."""
-    present = {name: value for name, value in arrays.items() if is_array_api_obj(value)}
+    present = {name: value for name, value in arrays.items() if is_array(value)}
     namespaces = {}
     for name, value in present.items():
-        namespaces[name] = array_namespace(value)
+        namespaces[name] = _namespace(value)
     distinct = {id(ns) for ns in namespaces.values()}
     if len(distinct) > 1:
         described = ", ".join(
@@ -60,7 +93,7 @@ def namespace_of(**arrays: Array | None) -> Namespace:
 def input_namespace(logits: object, target: object) -> Namespace:
     """The namespace of the logits and target, which must be arrays of one backend."""
     for name, value in (("logits", logits), ("target", target)):
-        if not is_array_api_obj(value):
+        if not is_array(value):
             raise TypeError(f"{name} must be an array; got {type(value).__name__}")
     return namespace_of(logits=logits, target=target)
 
@@ -143,8 +176,8 @@ def as_weight_array(
     xp: Namespace, name: str, value: Array | Sequence[float], like: Array, dtype: Any
 ) -> Array:
     """A user weight (array of the logits' backend or a Python sequence) as an array of `dtype`."""
-    if is_array_api_obj(value):
-        if array_namespace(value) is not xp:
+    if is_array(value):
+        if _namespace(value) is not xp:
             raise TypeError(
                 f"{name} is an array of another backend ({type(value).__module__}."
                 f"{type(value).__name__}) than the logits"
@@ -163,9 +196,12 @@ def as_weight_array(
 
 
 def check_weight_values(xp: Namespace, name: str, weight: Array) -> None:
-    """Value check: no negative entry and no NaN."""
-    if bool(xp.any(xp.isnan(weight))) or bool(xp.any(weight < 0)):
-        raise ValueError(f"{name} must be non-negative and not NaN; got {_preview(weight)}")
+    """Value check: every entry finite and non-negative (an infinite weight makes the loss
+    inf or NaN, as a NaN one does)."""
+    if not bool(xp.all((weight >= 0) & xp.isfinite(weight))):
+        raise ValueError(
+            f"{name} must be non-negative and finite (not NaN or inf); got {_preview(weight)}"
+        )
 
 
 def check_class_vector(xp: Namespace, name: str, weight: Array, num_classes: int) -> None:
@@ -176,25 +212,50 @@ def check_class_vector(xp: Namespace, name: str, weight: Array, num_classes: int
         )
 
 
-def check_class_indices(xp: Namespace, target: Array, num_classes: int, ignore_index: int) -> None:
-    """Value check: every class index is in [0, C) or equals ignore_index."""
-    bad = (xp.clip(target, 0, num_classes - 1) != target) & (target != ignore_index)
+def check_class_indices(
+    xp: Namespace, given: Array, index: Array, num_classes: int, ignore_index: int
+) -> None:
+    """Value check: every class index is in [0, C) or equals ignore_index.
+
+    `given` holds the labels as the user gave them, `index` the same labels cast to the
+    index dtype. A label that the cast changed (an unsigned label at or above the index
+    dtype's maximum, which wraps to a negative index, possibly onto ignore_index; a signed
+    one too wide for it) is out of range whatever it wrapped to. Only equality and casts are
+    used on `given`: PyTorch's unsigned dtypes beyond uint8 offer nothing else.
+    """
+    given_range, index_range = xp.iinfo(given.dtype), xp.iinfo(index.dtype)
+    unsigned = given_range.min == 0
+    bad = (xp.clip(index, 0, num_classes - 1) != index) & (index != ignore_index)
+    if given_range.min < index_range.min or given_range.max > index_range.max:
+        wrapped = xp.astype(index, given.dtype) != given
+        bad = bad | wrapped | (index < 0) if unsigned else bad | wrapped
     if bool(xp.any(bad)):
-        bad_values = target[bad]
+        if unsigned:  # the cast kept the bits: the label as given, modulo 2^bits
+            modulus = 2**given_range.bits
+            bad_indices = index[bad]
+            shown = [int(value) % modulus for value in _first(xp, bad_indices)]
+            values = _format(shown, count=math.prod(bad_indices.shape))
+        else:
+            values = _preview(given[bad])
         raise ValueError(
             f"target has class indices out of range [0, {num_classes}) "
-            f"(ignore_index={ignore_index}): {_preview(bad_values)}"
+            f"(ignore_index={ignore_index}): {values}"
         )
+
+
+def _first(xp: Namespace, values: Array, limit: int = 6) -> list[Any]:
+    flat = xp.reshape(values, (-1,))
+    return [flat[i] for i in range(min(flat.shape[0], limit))]
+
+
+def _format(shown: list[Any], count: int, limit: int = 6) -> str:
+    text = ", ".join(repr(v) for v in shown)
+    return f"[{text}{', ...' if count > limit else ''}]"
 
 
 def _preview(values: Array, limit: int = 6) -> str:
     """A short text showing the first few entries of a 1-d or n-d array."""
-    xp = array_namespace(values)
-    flat = xp.reshape(values, (-1,))
-    count = flat.shape[0]
-    shown = [
-        float(flat[i]) if xp.isdtype(flat.dtype, "real floating") else int(flat[i])
-        for i in range(min(count, limit))
-    ]
-    text = ", ".join(repr(v) for v in shown)
-    return f"[{text}{', ...' if count > limit else ''}]"
+    xp = _namespace(values)
+    floating = xp.isdtype(values.dtype, "real floating")
+    shown = [float(v) if floating else int(v) for v in _first(xp, values, limit)]
+    return _format(shown, count=math.prod(values.shape), limit=limit)

@@ -126,11 +126,11 @@ def _prepare(
             raise ValueError(
                 f"target of class indices must have the logits' shape without the class axis, "
                 f"{index_shape}; got {tuple(target.shape)} (logits {tuple(logits.shape)}, "
-                f"axis {axis})"
+                f"axis {axis}){_index_shape_hint(tuple(logits.shape), tuple(target.shape), axis)}"
             )
-        target = xp.astype(target, _index_dtype(xp), copy=False)
+        given, target = target, xp.astype(target, _index_dtype(xp), copy=False)
         if check_values:
-            _checks.check_class_indices(xp, target, num_classes, ignore_index)
+            _checks.check_class_indices(xp, given, target, num_classes, ignore_index)
     elif xp.isdtype(target.dtype, "real floating"):
         if tuple(target.shape) != tuple(logits.shape):
             if tuple(target.shape) == index_shape:
@@ -177,6 +177,31 @@ def _prepare(
         logits = xp.astype(logits, dtype, copy=False)
     operands = SoftmaxOperands(logits, target, class_weight)
     return xp, config, operands
+
+
+def _index_shape_hint(
+    logits_shape: tuple[int, ...], target_shape: tuple[int, ...], axis: int
+) -> str:
+    """What a class-index target of the wrong shape most likely means, for the error."""
+    if len(logits_shape) == 1:
+        return (
+            f": logits of shape {logits_shape} are read as one unbatched sample of "
+            f"{logits_shape[0]} classes; for one logit per sample use binary_cross_entropy or "
+            f"sigmoid_focal_loss, or give the logits a class axis"
+        )
+    if target_shape == logits_shape:
+        return (
+            f": an integer target of the logits' own shape looks one-hot; pass class indices "
+            f"(target.argmax(axis={axis})) or a floating probability target"
+        )
+    last = len(logits_shape) - 1
+    if axis != last and target_shape == logits_shape[:-1]:
+        return (
+            f": the target matches the logits without their last axis, as for channels-last "
+            f"logits; if the classes are on the last axis pass axis=-1, or move them to axis "
+            f"{axis}"
+        )
+    return ""
 
 
 def _scalar_alpha(alpha: object, num_classes: int) -> list[float]:
