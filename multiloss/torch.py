@@ -495,9 +495,12 @@ def _operand_fields(spec: _Spec) -> tuple[str | None, str | None, str | None]:
     return ("target", "weight", "pos_weight")
 
 
-def _refuse_second_order(spec: _Spec, **tangents: object) -> None:
-    """Second derivatives through the target and the weights are not provided."""
-    for name, tangent in tangents.items():
+def _refuse_second_order(spec: _Spec, target: object, weight: object, pos_weight: object) -> None:
+    """Second derivatives through the target and the weights are not provided: refuse
+    where one of them has a tangent or needs a gradient (not None, not False)."""
+    softmax = isinstance(spec.config, SoftmaxConfig)
+    names = ("target", "weight (or alpha)" if softmax else "weight", "pos_weight")
+    for name, tangent in zip(names, (target, weight, pos_weight), strict=True):
         if tangent is not None and tangent is not False:
             raise NotImplementedError(
                 f"second derivatives through {name} are not provided: the closed forms give "
@@ -518,8 +521,7 @@ def _operand_grads(
         return None, None, None
     logits, target, weight, pos_weight = inputs
     if torch.is_grad_enabled():  # create_graph=True
-        names = ("target", "weight", "pos_weight")
-        _refuse_second_order(spec, **dict(zip(names, needs, strict=True)))
+        _refuse_second_order(spec, *needs)
     prepared = _prepared(spec, logits, target, weight, pos_weight, grad_loss)
     grads = operand_vjp(prepared, grad_loss.to(spec.compute_dtype), wanted)
     return tuple(  # type: ignore[return-value]
@@ -706,7 +708,7 @@ class _LossGradientForwardMode(_LossGradient):
     def jvp(ctx: Any, *tangents: Tensor | None) -> Tensor | None:
         _, cotangent_t, logits_t, target_t, weight_t, pos_weight_t = tangents
         spec: _Spec = ctx.spec
-        _refuse_second_order(spec, target=target_t, weight=weight_t, pos_weight=pos_weight_t)
+        _refuse_second_order(spec, target_t, weight_t, pos_weight_t)
         cotangent, logits, target, weight, pos_weight = ctx.saved_tensors
         prepared = _prepared(spec, logits, target, weight, pos_weight)
         result = None

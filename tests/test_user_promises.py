@@ -324,3 +324,16 @@ def test_one_dimensional_logits_point_to_the_binary_losses():
     for message in _messages(logits, target, axis=0):
         assert "one unbatched sample of 3 classes" in message
         assert "binary_cross_entropy" in message
+
+
+def test_weighted_mean_over_zero_weight_with_smoothing_is_zero():
+    """Σ w_{y_i} = 0 but the smoothing term is not: the mean is 0.0 by definition (was the
+    sum), with a zero gradient, in every backend (found by tests/test_operand_gradients.py)."""
+    target, weight = np.array([0, 1, 0, 1]), [0.0, 0.0, 2.0]
+    loss, grad = mn.cross_entropy_value_and_grad(LOGITS, target, weight=weight, label_smoothing=0.1)
+    assert loss == 0.0 and not grad.any()
+    x = torch.tensor(LOGITS, requires_grad=True)
+    mt.cross_entropy(x, torch.tensor(target), weight=weight, label_smoothing=0.1).backward()
+    assert not x.grad.any()
+    value = mj.cross_entropy(jnp.asarray(LOGITS), target, weight=weight, label_smoothing=0.1)
+    assert float(value) == 0.0

@@ -14,7 +14,7 @@ Namespace = Any
 
 
 def _nonzero(xp: Namespace, denominator: Array) -> Array:
-    """The denominator with 0 replaced by 1: the numerator is 0 there, so the mean is 0."""
+    """The denominator with 0 replaced by 1, where the mean is 0 by definition."""
     return xp.where(denominator == 0, 1.0, denominator)
 
 
@@ -25,7 +25,9 @@ def reduce(xp: Namespace, per_element: Array, reduction: str, denominator: Array
     total = xp.sum(per_element)
     if reduction == "sum":
         return total
-    return total / _nonzero(xp, denominator)
+    # 0 where the denominator is: also for a numerator that is not (the label-smoothing
+    # term of a weighted mean whose counted targets all weigh 0).
+    return xp.where(denominator == 0, xp.zeros_like(total), total / _nonzero(xp, denominator))
 
 
 def per_element_cotangent(
@@ -37,5 +39,6 @@ def per_element_cotangent(
     broadcasts against every element.
     """
     if reduction == "mean":
-        return cotangent / _nonzero(xp, denominator)
+        scaled = cotangent / _nonzero(xp, denominator)
+        return xp.where(denominator == 0, xp.zeros_like(scaled), scaled)
     return cotangent
