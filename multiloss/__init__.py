@@ -69,15 +69,16 @@ def backend_of(array: object) -> str:
 
 
 def _dispatch(name: str, logits: Array, target: Array, options: dict[str, Any]) -> Array:
+    loss = _core.LOSSES[name]
     backend = backend_of(logits)
     if backend != "array_api":
         function = getattr(importlib.import_module(f"multiloss.{backend}"), name)
-        if options.get("axis", 0) is None:
+        if loss.has_class_axis and options["axis"] is None:
             del options["axis"]  # the adapter's own default
         return function(logits, target, **options)
-    if options.get("axis", 0) is None:
-        options["axis"] = -1
-    prepared = _core.PREPARE[name](logits, target, **options)
+    if loss.has_class_axis and options["axis"] is None:
+        options["axis"] = loss.class_axis["numpy"]
+    prepared = loss.prepare(logits, target, **options)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # guarded 0·inf
         return _core.loss_value(prepared, logits.dtype)
 

@@ -77,7 +77,7 @@ def _run(
     options: dict[str, Any],
 ) -> Any:
     logits, target = _as_input(logits, target, dtype)
-    prepared = _core.PREPARE[name](logits, target, **options)
+    prepared = _core.LOSSES[name].prepare(logits, target, **options)
     # The core evaluates both sides of its guards (where(p == 0, 0, p·r) and the like):
     # the discarded side may hold 0·inf, which is not worth a warning.
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):

@@ -5,64 +5,79 @@ No framework is imported here: every function takes arrays of any namespace that
 
 Layers:
 
-* ``prepare_<loss>(logits, target, **options)`` validates the call (docs/semantics.md, Bad input)
-  and returns ``(xp, config, operands)``: the namespace, a static hashable config and the
-  operand arrays in the compute dtype;
-* ``softmax_forward`` / ``softmax_vjp`` and ``sigmoid_forward`` / ``sigmoid_vjp`` compute
-  the reduced loss and its vector-Jacobian product in closed form; adapters hook these into
-  their autodiff systems;
-* ``loss_value`` and ``loss_value_and_grad`` run a prepared call end to end, returning
-  results in the input dtype.
+* :data:`LOSSES` (:mod:`.registry`): one record per loss, the only list of losses;
+* ``prepare_<loss>(logits, target, **options)`` (:mod:`.prepare`) validates the call
+  (docs/semantics.md, Bad input) and returns ``(xp, config, operands)``: the namespace, a
+  static hashable config and the operand arrays in the compute dtype;
+* a family per kind of loss (:data:`.softmax.SOFTMAX`, :data:`.sigmoid.SIGMOID`), named by
+  the config (``config.family``), with the loss, its vector-Jacobian product, its
+  Hessian-vector product and directional derivative, and the derivatives with respect to
+  targets and weights, each in closed form; the softmax family's per-class term is
+  pluggable (:mod:`.terms`) and its few hot kernels replaceable (:mod:`.kernels`);
+* the functions below run a prepared call through its family.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from .sigmoid import (
-    SigmoidConfig,
-    SigmoidOperands,
+from .kernels import GENERIC, SoftmaxKernels
+from .prepare import (
     prepare_binary_cross_entropy,
-    prepare_sigmoid_focal_loss,
-    sigmoid_forward,
-    sigmoid_vjp,
-)
-from .softmax import (
-    SoftmaxConfig,
-    SoftmaxOperands,
-    SoftmaxResiduals,
     prepare_cross_entropy,
     prepare_focal_loss,
-    softmax_forward,
-    softmax_vjp,
+    prepare_sigmoid_focal_loss,
 )
+from .registry import LOSSES, Loss
+from .sigmoid import SIGMOID, SigmoidConfig, SigmoidOperands
+from .softmax import SOFTMAX, SoftmaxConfig, SoftmaxOperands, SoftmaxResiduals
 
 Array = Any
 Prepared = tuple[Any, SoftmaxConfig | SigmoidConfig, SoftmaxOperands | SigmoidOperands]
 
-PREPARE = {
-    "cross_entropy": prepare_cross_entropy,
-    "focal_loss": prepare_focal_loss,
-    "binary_cross_entropy": prepare_binary_cross_entropy,
-    "sigmoid_focal_loss": prepare_sigmoid_focal_loss,
-}
-"""The four losses of docs/semantics.md, by name, to their validating ``prepare`` step."""
+PREPARE = {name: loss.prepare for name, loss in LOSSES.items()}
+"""Every loss's validating ``prepare`` step, by name (from :data:`LOSSES`)."""
 
 
-def forward(prepared: Prepared) -> tuple[Array, Any]:
+def forward(prepared: Prepared, kernels: SoftmaxKernels = GENERIC) -> tuple[Array, Any]:
     """The reduced loss in the compute dtype, and the residuals that :func:`vjp` needs."""
     xp, config, operands = prepared
-    if isinstance(config, SoftmaxConfig):
-        return softmax_forward(xp, config, operands)
-    return sigmoid_forward(xp, config, operands)
+    return config.family.forward(xp, config, operands, kernels)
 
 
-def vjp(prepared: Prepared, residuals: Any, cotangent: Array) -> Array:
+def vjp(
+    prepared: Prepared, residuals: Any, cotangent: Array, kernels: SoftmaxKernels = GENERIC
+) -> Array:
     """cotangent · ∂loss/∂logits in the compute dtype."""
     xp, config, operands = prepared
-    if isinstance(config, SoftmaxConfig):
-        return softmax_vjp(xp, config, operands, residuals, cotangent)
-    return sigmoid_vjp(xp, config, operands, residuals, cotangent)
+    return config.family.vjp(xp, config, operands, residuals, cotangent, kernels)
+
+
+def operand_vjp(prepared: Prepared, cotangent: Array, wanted: Collection[str]) -> dict[str, Array]:
+    """cotangent · ∂loss/∂operand for each operand field in `wanted` (among the family's
+    ``differentiable``), each with the operand's shape, in the compute dtype."""
+    xp, config, operands = prepared
+    return config.family.operand_vjp(xp, config, operands, cotangent, wanted)
+
+
+def operand_jvp(prepared: Prepared, tangents: Mapping[str, Array]) -> Array:
+    """The tangent of the reduced loss along tangents of operands other than the logits."""
+    xp, config, operands = prepared
+    return config.family.operand_jvp(xp, config, operands, tangents)
+
+
+def mean_denominator(prepared: Prepared) -> Array:
+    """The 0-d denominator by which ``"mean"`` divides the sum of a prepared call (for an
+    adapter that sums the call in parts and reduces once)."""
+    xp, config, operands = prepared
+    return config.family.denominator(xp, config, operands)
+
+
+def loss_shape(prepared: Prepared) -> tuple[int, ...]:
+    """The shape of the reduced loss of a prepared call."""
+    _, config, operands = prepared
+    return config.family.loss_shape(config, tuple(operands.logits.shape))
 
 
 def loss_value(prepared: Prepared, dtype: Any) -> Array:
@@ -72,35 +87,43 @@ def loss_value(prepared: Prepared, dtype: Any) -> Array:
     return xp.astype(loss, dtype)
 
 
-def loss_value_and_grad(prepared: Prepared, dtype: Any) -> tuple[Array, Array]:
+def loss_value_and_grad(
+    prepared: Prepared, dtype: Any, kernels: SoftmaxKernels = GENERIC
+) -> tuple[Array, Array]:
     """The loss and the gradient of its sum with respect to the logits, both in `dtype`.
 
     For ``reduction="none"`` the gradient of the sum is every element's own gradient,
     because each element's loss depends only on its own logits.
     """
     xp = prepared[0]
-    loss, residuals = forward(prepared)
-    grad = vjp(prepared, residuals, xp.ones_like(loss))
+    loss, residuals = forward(prepared, kernels)
+    grad = vjp(prepared, residuals, xp.ones_like(loss), kernels)
     return xp.astype(loss, dtype), xp.astype(grad, dtype)
 
 
 __all__ = [
+    "GENERIC",
+    "LOSSES",
     "PREPARE",
+    "SIGMOID",
+    "SOFTMAX",
+    "Loss",
     "SigmoidConfig",
     "SigmoidOperands",
     "SoftmaxConfig",
+    "SoftmaxKernels",
     "SoftmaxOperands",
     "SoftmaxResiduals",
     "forward",
+    "loss_shape",
     "loss_value",
     "loss_value_and_grad",
+    "mean_denominator",
+    "operand_jvp",
+    "operand_vjp",
     "prepare_binary_cross_entropy",
     "prepare_cross_entropy",
     "prepare_focal_loss",
     "prepare_sigmoid_focal_loss",
-    "sigmoid_forward",
-    "sigmoid_vjp",
-    "softmax_forward",
-    "softmax_vjp",
     "vjp",
 ]

@@ -36,38 +36,6 @@ def log_p_over_one_minus_p(xp: Namespace, log_p: Array, u: Array) -> Array:
     return xp.where(near_zero, series, log_p / safe_u)
 
 
-def focal_term(xp: Namespace, log_p: Array, gamma: float) -> Array:
-    """f(ℓ) = -(1 - p)^γ · ℓ, the focal loss of one class with unit weight."""
-    if gamma == 0:
-        return -log_p
-    return -(one_minus_p(xp, log_p) ** gamma) * log_p
-
-
-def focal_slope(xp: Namespace, log_p: Array, gamma: float) -> Array:
-    """A(ℓ) = u^γ · (1 - γ·p·r), the factor of the focal gradient (docs/math.md).
-
-    dL/dz_k = p_k · Σ_j c_j A_j - c_k A_k. A ≡ 1 for γ = 0; A ≥ u^γ ≥ 0 otherwise,
-    with no negative power of u, so it is finite for 0 < γ < 1 at p = 1.
-
-    For γ ≥ 1 it is computed as u^(γ-1) · (u - γ·p·ℓ), the same value with neither the
-    ratio r nor its series: both terms are ≥ 0, so nothing cancels.
-    """
-    if gamma == 0:
-        return xp.ones_like(log_p)
-    u = one_minus_p(xp, log_p)
-    p = xp.exp(log_p)
-    if gamma >= 1:
-        # p · ℓ → 0 as ℓ → -inf (p = 0): ℓ bounded below by the lowest finite number
-        # gives that limit instead of 0 · (-inf), and changes nothing else (p = 0 there).
-        p_log_p = p * xp.clip(log_p, min=xp.finfo(log_p.dtype).min)
-        head = u if gamma == 2 else u ** (gamma - 1)
-        return head * (u - gamma * p_log_p)
-    r = log_p_over_one_minus_p(xp, log_p, u)
-    # p · r → 0 as ℓ → -inf (p = 0, r = -inf): take the limit instead of 0 · inf.
-    p_times_r = xp.where(p == 0, 0.0, p * r)
-    return u**gamma * (1.0 - gamma * p_times_r)
-
-
 def times_nonzero(xp: Namespace, coefficient: Array, value: Array) -> Array:
     """coefficient · value, taken as 0 where the coefficient is exactly 0 (so 0 · inf = 0).
 

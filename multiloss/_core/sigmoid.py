@@ -1,4 +1,4 @@
-r"""Sigmoid (binary, multi-label) cross-entropy and sigmoid focal loss: forward and gradient.
+r"""The sigmoid family: binary (multi-label) cross-entropy and sigmoid focal loss, every derivative.
 
 Per element, with logit x, target y ∈ [0, 1], σ = sigmoid and softplus(x) = log(1 + eˣ):
 
@@ -11,17 +11,33 @@ Per element, with logit x, target y ∈ [0, 1], σ = sigmoid and softplus(x) = l
 `sigmoid_focal_loss` is pw = w = 1 (``torchvision.ops.sigmoid_focal_loss``, Lin et al. 2017).
 Every term is a product of non-negative factors, so nothing cancels; σ(x)σ(-x)·ce/m
 tends to 0 where m → 0, which keeps γ < 1 finite at saturated logits.
+
+Second order, per element (σ = σ(x), σ' = σ(-x), v = σσ', m = 1 - p_t, ρ = v/m ≤ 1,
+s = (1-y)σ - pw·y·σ', κ = w·α_t):
+
+    ∂²L/∂x² = κ m^γ [γ(γ-1)(1-2y)² ρ² ce + γ(1-2y) ρ (σ'-σ) ce + 2γ(1-2y) ρ s
+                     + v (pw·y + 1 - y)],
+
+every term finite at saturated logits (ρ, ce and s are bounded there). The first-order
+derivatives with respect to the target, the weight and pos_weight (docs/math.md):
+
+    ∂L/∂w = α_t F ce,   ∂L/∂pw = w α_t F · y · softplus(-x),
+    ∂L/∂y = w [(2α - 1) F ce + α_t γ (σ' - σ) F ce/m + α_t F (pw·softplus(-x) - softplus(x))],
+
+with F = m^γ, the α term only with α, ce/m taken as 0 where m = 0.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from . import _checks
 from ._numerics import times_nonzero
 from ._reduce import per_element_cotangent, reduce
+from .family import Family, Tangents, Wanted
+from .kernels import SoftmaxKernels
 
 Array = Any
 Namespace = Any
@@ -30,6 +46,8 @@ Namespace = Any
 @dataclass(frozen=True)
 class SigmoidConfig:
     """Everything static about one sigmoid-loss call; hashable."""
+
+    family: ClassVar[Family]
 
     gamma: float
     alpha: float | None
@@ -45,115 +63,8 @@ class SigmoidOperands(NamedTuple):
     pos_weight: Array | None
 
 
-def _check_broadcast(name: str, value: Array, shape: tuple[int, ...]) -> None:
-    if _checks.broadcast_shape(tuple(value.shape), shape) != shape:
-        raise ValueError(
-            f"{name} of shape {tuple(value.shape)} does not broadcast to the logits' shape {shape}"
-        )
-
-
-def _prepare(
-    logits: Array,
-    target: Array,
-    *,
-    weight: object,
-    pos_weight: object,
-    gamma: float,
-    alpha: float | None,
-    reduction: object,
-    check_values: bool,
-    convert_logits: bool,
-) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
-    xp = _checks.input_namespace(logits, target)
-    _checks.check_logits(xp, logits)
-    reduction = _checks.check_reduction(reduction)
-    dtype = _checks.compute_dtype(xp, logits.dtype)
-    shape = tuple(logits.shape)
-    if tuple(target.shape) != shape:
-        raise ValueError(f"target must have the logits' shape {shape}; got {tuple(target.shape)}")
-    if not (
-        xp.isdtype(target.dtype, "real floating")
-        or xp.isdtype(target.dtype, "integral")
-        or xp.isdtype(target.dtype, "bool")
-    ):
-        raise TypeError(f"target must hold real numbers in [0, 1]; got dtype {target.dtype}")
-    arrays = {}
-    for name, value in (("weight", weight), ("pos_weight", pos_weight)):
-        if value is None:
-            arrays[name] = None
-            continue
-        array = _checks.as_weight_array(xp, name, value, logits, dtype)
-        _check_broadcast(name, array, shape)
-        if check_values:
-            _checks.check_weight_values(xp, name, array)
-        arrays[name] = array
-    config = SigmoidConfig(gamma=gamma, alpha=alpha, reduction=reduction)
-    operands = SigmoidOperands(
-        xp.astype(logits, dtype, copy=False) if convert_logits else logits,
-        xp.astype(target, dtype, copy=False),
-        arrays["weight"],
-        arrays["pos_weight"],
-    )
-    return xp, config, operands
-
-
-def prepare_binary_cross_entropy(
-    logits: Array,
-    target: Array,
-    *,
-    weight: object = None,
-    pos_weight: object = None,
-    reduction: object = "mean",
-    check_values: bool = True,
-    convert_logits: bool = True,
-) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
-    """Validate the arguments of :func:`binary_cross_entropy`.
-
-    `check_values` False skips the checks that read array contents (traced data);
-    `convert_logits` False leaves 16-bit logits in their dtype, for an adapter that
-    converts them a slab at a time before calling :func:`sigmoid_forward`.
-    """
-    return _prepare(
-        logits,
-        target,
-        weight=weight,
-        pos_weight=pos_weight,
-        gamma=0.0,
-        alpha=None,
-        reduction=reduction,
-        check_values=check_values,
-        convert_logits=convert_logits,
-    )
-
-
-def prepare_sigmoid_focal_loss(
-    logits: Array,
-    target: Array,
-    *,
-    alpha: object = 0.25,
-    gamma: object = 2.0,
-    reduction: object = "mean",
-    check_values: bool = True,
-    convert_logits: bool = True,
-) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
-    """Validate the arguments of :func:`sigmoid_focal_loss`; ``alpha=None`` disables α_t.
-
-    `check_values` and `convert_logits` as in :func:`prepare_binary_cross_entropy`.
-    """
-    gamma = _checks.check_real_number("gamma", gamma, low=0.0)
-    if alpha is not None:
-        alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
-    return _prepare(
-        logits,
-        target,
-        weight=None,
-        pos_weight=None,
-        gamma=gamma,
-        alpha=alpha,
-        reduction=reduction,
-        check_values=check_values,
-        convert_logits=convert_logits,
-    )
+# --------------------------------------------------------------------------------------
+# First order
 
 
 class _Pieces(NamedTuple):
@@ -198,7 +109,10 @@ def _denominator(xp: Namespace, logits: Array) -> Array:
 
 
 def sigmoid_forward(
-    xp: Namespace, config: SigmoidConfig, operands: SigmoidOperands
+    xp: Namespace,
+    config: SigmoidConfig,
+    operands: SigmoidOperands,
+    kernels: SoftmaxKernels | None = None,
 ) -> tuple[Array, None]:
     """The reduced loss (compute dtype); the backward pass needs no residuals."""
     pieces = _pieces(xp, config, operands)
@@ -219,9 +133,11 @@ def sigmoid_vjp(
     operands: SigmoidOperands,
     residuals: None,
     cotangent: Array,
+    kernels: SoftmaxKernels | None = None,
 ) -> Array:
-    """cotangent · ∂loss/∂logits, in the compute dtype, with the logits' shape."""
-    del residuals
+    """cotangent · ∂loss/∂logits, in the compute dtype, with the logits' shape (no kernel
+    of the seam applies: `kernels` is accepted for the family's common signature)."""
+    del residuals, kernels
     x, y = operands.logits, operands.target
     pieces = _pieces(xp, config, operands)
     sigma_pos, sigma_neg = xp.exp(-pieces.softplus_neg), xp.exp(-pieces.softplus_pos)
@@ -241,3 +157,171 @@ def sigmoid_vjp(
         slope = times_nonzero(xp, pieces.coefficient, slope)
     element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, _denominator(xp, x))
     return element_cotangent * slope
+
+
+# --------------------------------------------------------------------------------------
+# Second order
+
+
+def sigmoid_hvp(
+    xp: Namespace, config: SigmoidConfig, operands: SigmoidOperands, tangent: Array
+) -> Array:
+    """H·t for the sigmoid losses (diagonal Hessian; see the module docstring)."""
+    x, y, gamma = operands.logits, operands.target, config.gamma
+    pieces = _pieces(xp, config, operands)
+    sigma_pos, sigma_neg = xp.exp(-pieces.softplus_neg), xp.exp(-pieces.softplus_pos)
+    positive_weight = y if operands.pos_weight is None else y * operands.pos_weight
+    v = sigma_pos * sigma_neg
+    curvature = v * (positive_weight + (1.0 - y))
+    if gamma != 0:
+        ce = _cross_entropy(xp, operands, pieces)
+        slope = (1.0 - y) * sigma_pos - positive_weight * sigma_neg
+        m = y * sigma_neg + (1.0 - y) * sigma_pos
+        safe_m = xp.where(m == 0, xp.ones_like(m), m)
+        rho = xp.where(m == 0, xp.zeros_like(m), v / safe_m)
+        sign = 1.0 - 2.0 * y
+        curvature = m**gamma * (
+            gamma * (gamma - 1) * sign * sign * rho * rho * ce
+            + gamma * sign * rho * (sigma_neg - sigma_pos) * ce
+            + 2.0 * gamma * sign * rho * slope
+            + curvature
+        )
+    if pieces.coefficient is not None:
+        curvature = times_nonzero(xp, pieces.coefficient, curvature)
+    ones = xp.ones(
+        tuple(x.shape) if config.reduction == "none" else (),
+        dtype=x.dtype,
+        device=_checks.device(x),
+    )
+    element_cotangent = per_element_cotangent(xp, ones, config.reduction, _denominator(xp, x))
+    return xp.broadcast_to(element_cotangent * curvature * tangent, tuple(x.shape))
+
+
+def sigmoid_directional_derivative(
+    xp: Namespace, config: SigmoidConfig, gradient: Array, tangent: Array
+) -> Array:
+    """⟨G, t⟩ per loss element (element-wise for "none"; all of it for "mean"/"sum")."""
+    product = gradient * tangent
+    if config.reduction != "none":
+        return xp.sum(product)
+    return product
+
+
+# --------------------------------------------------------------------------------------
+# First order with respect to the target, the weight and pos_weight
+
+
+def _sum_to_shape(xp: Namespace, values: Array, shape: tuple[int, ...]) -> Array:
+    """`values` summed over the axes along which an operand of `shape` was broadcast."""
+    lead = values.ndim - len(shape)
+    if lead:
+        values = xp.sum(values, axis=tuple(range(lead)))
+    axes = tuple(d for d, size in enumerate(shape) if size == 1 and values.shape[d] != 1)
+    if axes:
+        values = xp.sum(values, axis=axes, keepdims=True)
+    return xp.reshape(values, shape)
+
+
+def _operand_partials(
+    xp: Namespace, config: SigmoidConfig, operands: SigmoidOperands, wanted: Wanted
+) -> dict[str, Array]:
+    """∂L/∂y, ∂L/∂w and ∂L/∂pw per element (the logits' shape)."""
+    x, y = operands.logits, operands.target
+    softplus_pos, softplus_neg = _softplus_pair(xp, x)
+    ce = _cross_entropy(xp, operands, _Pieces(softplus_pos, softplus_neg, None))
+    gamma, alpha = config.gamma, config.alpha
+    sigma_pos, sigma_neg = xp.exp(-softplus_neg), xp.exp(-softplus_pos)
+    one_minus_p_t = y * sigma_neg + (1.0 - y) * sigma_pos
+    focal = xp.ones_like(x) if gamma == 0 else one_minus_p_t**gamma
+    alpha_t = None if alpha is None else alpha * y + (1.0 - alpha) * (1.0 - y)
+
+    def times_alpha(values: Array) -> Array:
+        return values if alpha_t is None else times_nonzero(xp, alpha_t, values)
+
+    def times_weight(values: Array) -> Array:
+        return values if operands.weight is None else times_nonzero(xp, operands.weight, values)
+
+    partials = {}
+    if "weight" in wanted:
+        partials["weight"] = times_alpha(times_nonzero(xp, focal, ce))
+    if "pos_weight" in wanted:
+        partials["pos_weight"] = times_weight(
+            times_alpha(focal * times_nonzero(xp, y, softplus_neg))
+        )
+    if "target" in wanted:
+        positive_weight = 1.0 if operands.pos_weight is None else operands.pos_weight
+        slope = times_alpha(focal * (positive_weight * softplus_neg - softplus_pos))
+        if gamma != 0:
+            safe = xp.where(one_minus_p_t == 0, 1.0, one_minus_p_t)
+            ratio = xp.where(one_minus_p_t == 0, 0.0, ce / safe)
+            slope = slope + times_alpha(gamma * (sigma_neg - sigma_pos) * focal * ratio)
+        if alpha is not None:
+            slope = slope + (2.0 * alpha - 1.0) * times_nonzero(xp, focal, ce)
+        partials["target"] = times_weight(slope)
+    return partials
+
+
+def sigmoid_operand_vjp(
+    xp: Namespace,
+    config: SigmoidConfig,
+    operands: SigmoidOperands,
+    cotangent: Array,
+    wanted: Wanted,
+) -> dict[str, Array]:
+    partials = _operand_partials(xp, config, operands, wanted)
+    denominator = _denominator(xp, operands.logits)
+    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, denominator)
+    grads = {}
+    for name, partial in partials.items():
+        grad = times_nonzero(xp, element_cotangent, partial)
+        grads[name] = _sum_to_shape(xp, grad, tuple(getattr(operands, name).shape))
+    return grads
+
+
+def sigmoid_operand_jvp(
+    xp: Namespace, config: SigmoidConfig, operands: SigmoidOperands, tangents: Tangents
+) -> Array:
+    partials = _operand_partials(xp, config, operands, tangents.keys())
+    per_element = None
+    for name, partial in partials.items():
+        term = partial * tangents[name]  # linear in the tangent, as above
+        per_element = term if per_element is None else per_element + term
+    if per_element is None:
+        raise ValueError(f"no tangent of a differentiable operand; got {sorted(tangents)}")
+    denominator = _denominator(xp, operands.logits)
+    return reduce(xp, per_element, config.reduction, denominator)
+
+
+def _mean_denominator(xp: Namespace, config: SigmoidConfig, operands: SigmoidOperands) -> Array:
+    return _denominator(xp, operands.logits)
+
+
+def _loss_shape(config: SigmoidConfig, logits_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The reduced loss's shape: the logits' for "none", else 0-d."""
+    return logits_shape if config.reduction == "none" else ()
+
+
+def _logits_cotangent(xp: Namespace, config: SigmoidConfig, cotangent: Array) -> Array:
+    """The loss's cotangent, which already broadcasts against the logits."""
+    return cotangent
+
+
+SIGMOID = Family(
+    name="sigmoid",
+    operands=SigmoidOperands,
+    differentiable=("target", "weight", "pos_weight"),
+    forward=sigmoid_forward,
+    vjp=sigmoid_vjp,
+    hessian_vector_product=sigmoid_hvp,
+    directional_derivative=sigmoid_directional_derivative,
+    operand_vjp=sigmoid_operand_vjp,
+    operand_jvp=sigmoid_operand_jvp,
+    denominator=_mean_denominator,
+    loss_shape=_loss_shape,
+    logits_cotangent=_logits_cotangent,
+)
+"""The sigmoid family (see the module docstring)."""
+
+SigmoidConfig.family = SIGMOID
+
+__all__ = ["SIGMOID", "SigmoidConfig", "SigmoidOperands"]

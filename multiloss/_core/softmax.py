@@ -1,33 +1,52 @@
-r"""Softmax cross-entropy and softmax focal loss: forward and closed-form gradient.
+r"""The softmax family: cross-entropy, focal loss and any per-class term, every derivative.
 
-Both are one loss (docs/math.md). With ℓ_k = z_k - logsumexp(z) the log-softmax
-of a row of logits z, p_k = e^{ℓ_k}, u_k = 1 - p_k and per-class coefficients
-c_k = y_k · w_k (target probability times class weight or alpha),
+One loss (docs/math.md). With ℓ_k = z_k - logsumexp(z) the log-softmax of a row of
+logits z, p_k = e^{ℓ_k}, u_k = 1 - p_k, per-class coefficients c_k = y_k · w_k (target
+probability times class weight or alpha) and a per-class term f (:mod:`.terms`; the focal
+term f(ℓ) = -u^γ·ℓ, γ = 0 for cross-entropy):
 
-    L = Σ_k c_k · f(ℓ_k),          f(ℓ) = -u^γ · ℓ,
-    ∂L/∂z_k = p_k · S - c_k · A_k,  A(ℓ) = u^γ · (1 - γ·p·ℓ/u),  S = Σ_j c_j A_j.
+    L = Σ_k c_k · f(ℓ_k),
+    ∂L/∂z_k = p_k · S - c_k · A_k,  A = -df/dℓ,  S = Σ_j c_j A_j.
 
-γ = 0 is cross-entropy (A ≡ 1). A hard target y without label smoothing has a single
-non-zero coefficient c_t, so the gradient is the rank-1 c_t · A_t · (p - onehot(t)) and
-only the target column is ever gathered.
-
-The functions here work on one prepared call: ``prepare_*`` validates the user's
-arguments and returns a :class:`SoftmaxConfig` (static, hashable: safe as a JAX static
-argument) and the operand arrays; ``softmax_forward`` / ``softmax_vjp`` compute.
-Backward needs only the logits, the target and the per-row max and log-sum-exp kept by the
+A hard target y without label smoothing has a single non-zero coefficient c_t, so the
+gradient is the rank-1 c_t · A_t · (p - onehot(t)) and only the target column is ever
+gathered. Here, side by side: the forward pass and its vector-Jacobian product
+(:func:`softmax_forward`, :func:`softmax_vjp`), the closed-form Hessian-vector product and
+directional derivative (second order), and the first-order derivatives with respect to
+probability targets and class weights; :data:`SOFTMAX` bundles them for the core and the
+adapters. Backward needs only the logits, the target and a few numbers per row kept by the
 forward pass: nothing of size N×C besides the logits.
+
+Second order (B = dA/dℓ, dℓ_k = t_k - Σ_j p_j t_j):
+
+    H·t = e · [ S · p ⊙ dℓ  +  Σ_k c_k B_k dℓ_k (p - onehot_k) ],
+
+with e the cotangent of each element (1/denominator for "mean"). B·dℓ ~ u^γ is finite as
+u → 0 although B alone is not (for γ < 1), so dℓ at the dominant class m of each row is
+taken as Σ_j p_j (t_m - t_j), which has no cancellation. The dominant class's (p_m - 1) is
+written -u_m, as in the gradient.
+
+Targets and weights, per element i with row mask m_i and q = (1-ε)·y + ε/C:
+
+    ∂L_i/∂y_ik = m_i (1-ε) w_k f(ℓ_ik),   ∂L_i/∂w_k = m_i q_ik f(ℓ_ik),
+
+and PyTorch's weighted cross-entropy mean L = Σ_i L_i / D, D = Σ_i m_i w_{t_i}, adds
+-L·n_k / D (n_k the counted elements of class k); where D = 0 the mean and its derivative
+are 0.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from . import _checks
-from ._numerics import focal_slope, focal_term, times_nonzero
+from ._numerics import one_minus_p, times_nonzero
 from ._reduce import per_element_cotangent, reduce
+from .family import Family, Tangents, Wanted
+from .kernels import GENERIC, SoftmaxKernels, class_ids
+from .terms import Focal, Term
 
 Array = Any
 Namespace = Any
@@ -37,10 +56,13 @@ Namespace = Any
 class SoftmaxConfig:
     """Everything static about one softmax-loss call (shapes, options); hashable."""
 
+    family: ClassVar[Family]
+
     axis: int
     num_classes: int
     hard_target: bool
-    gamma: float
+    term: Term
+    """The per-class term f (:class:`.terms.Focal` for cross-entropy and focal loss)."""
     ignore_index: int
     label_smoothing: float
     reduction: str
@@ -84,288 +106,11 @@ class SoftmaxResiduals(NamedTuple):
     """ℓ_t = z_t - row_max - log_sum_exp."""
 
 
-def _prepare(
-    logits: Array,
-    target: Array,
-    *,
-    axis: object,
-    class_weight: object,
-    class_weight_name: str,
-    gamma: float,
-    ignore_index: object,
-    reduction: object,
-    label_smoothing: object,
-    is_cross_entropy: bool,
-    check_values: bool,
-    convert_logits: bool,
-) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
-    xp = _checks.input_namespace(logits, target)
-    _checks.check_logits(xp, logits)
-    axis = _checks.normalize_axis(axis, logits.ndim)
-    num_classes = logits.shape[axis]
-    if num_classes == 0:
-        raise ValueError(
-            f"logits must have at least one class; got shape {tuple(logits.shape)} "
-            f"with 0 classes along axis {axis}"
-        )
-    reduction = _checks.check_reduction(reduction)
-    ignore_index = _checks.check_ignore_index(ignore_index)
-    label_smoothing = _checks.check_real_number(
-        "label_smoothing", label_smoothing, low=0.0, high=1.0
-    )
-    dtype = _checks.compute_dtype(xp, logits.dtype)
-
-    index_shape = _checks.shape_without(tuple(logits.shape), axis)
-    if xp.isdtype(target.dtype, "bool"):
-        raise TypeError(
-            "target must hold integer class indices or floating probabilities; got dtype bool"
-        )
-    hard_target = xp.isdtype(target.dtype, "integral")
-    if hard_target:
-        if tuple(target.shape) != index_shape:
-            raise ValueError(
-                f"target of class indices must have the logits' shape without the class axis, "
-                f"{index_shape}; got {tuple(target.shape)} (logits {tuple(logits.shape)}, "
-                f"axis {axis}){_index_shape_hint(tuple(logits.shape), tuple(target.shape), axis)}"
-            )
-        given, target = target, xp.astype(target, _index_dtype(xp), copy=False)
-        if check_values:
-            _checks.check_class_indices(xp, given, target, num_classes, ignore_index)
-    elif xp.isdtype(target.dtype, "real floating"):
-        if tuple(target.shape) != tuple(logits.shape):
-            if tuple(target.shape) == index_shape:
-                raise TypeError(
-                    f"target has the shape of class indices {index_shape} but a floating dtype "
-                    f"({target.dtype}); class indices must be integers"
-                )
-            raise ValueError(
-                f"target of class probabilities must have the logits' shape "
-                f"{tuple(logits.shape)}; got {tuple(target.shape)}"
-            )
-        if ignore_index >= 0:
-            raise ValueError(
-                f"ignore_index={ignore_index} cannot be used with probability targets "
-                f"(there is no class index to ignore); leave it at its default -100"
-            )
-        target = xp.astype(target, dtype, copy=False)
-    else:
-        raise TypeError(
-            f"target must hold integer class indices or floating probabilities; "
-            f"got dtype {target.dtype}"
-        )
-
-    if not is_cross_entropy and isinstance(class_weight, numbers.Real):
-        class_weight = _scalar_alpha(class_weight, num_classes)
-    if class_weight is not None:
-        class_weight = _checks.as_weight_array(xp, class_weight_name, class_weight, logits, dtype)
-        _checks.check_class_vector(xp, class_weight_name, class_weight, num_classes)
-        if check_values:
-            _checks.check_weight_values(xp, class_weight_name, class_weight)
-
-    config = SoftmaxConfig(
-        axis=axis,
-        num_classes=num_classes,
-        hard_target=hard_target,
-        gamma=gamma,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-        mean_over_target_weight=is_cross_entropy and hard_target and class_weight is not None,
-        indices_checked=hard_target and check_values,
-    )
-    if convert_logits:
-        logits = xp.astype(logits, dtype, copy=False)
-    operands = SoftmaxOperands(logits, target, class_weight)
-    return xp, config, operands
-
-
-def _index_shape_hint(
-    logits_shape: tuple[int, ...], target_shape: tuple[int, ...], axis: int
-) -> str:
-    """What a class-index target of the wrong shape most likely means, for the error."""
-    if len(logits_shape) == 1:
-        return (
-            f": logits of shape {logits_shape} are read as one unbatched sample of "
-            f"{logits_shape[0]} classes; for one logit per sample use binary_cross_entropy or "
-            f"sigmoid_focal_loss, or give the logits a class axis"
-        )
-    if target_shape == logits_shape:
-        return (
-            f": an integer target of the logits' own shape looks one-hot; pass class indices "
-            f"(target.argmax(axis={axis})) or a floating probability target"
-        )
-    last = len(logits_shape) - 1
-    if axis != last and target_shape == logits_shape[:-1]:
-        return (
-            f": the target matches the logits without their last axis, as for channels-last "
-            f"logits; if the classes are on the last axis pass axis=-1, or move them to axis "
-            f"{axis}"
-        )
-    return ""
-
-
-def _scalar_alpha(alpha: object, num_classes: int) -> list[float]:
-    """A scalar α weights class 0 (background) by 1 - α and every other class by α."""
-    alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
-    return [1.0 - alpha] + [alpha] * (num_classes - 1)
-
-
-def prepare_cross_entropy(
-    logits: Array,
-    target: Array,
-    *,
-    axis: object = -1,
-    weight: object = None,
-    ignore_index: object = -100,
-    reduction: object = "mean",
-    label_smoothing: object = 0.0,
-    check_values: bool = True,
-    convert_logits: bool = True,
-) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
-    """Validate the arguments of :func:`cross_entropy` (docs/semantics.md, Bad input).
-
-    `check_values` False skips the checks that read array contents (traced data);
-    `convert_logits` False leaves 16-bit logits in their dtype, for an adapter whose
-    native passes convert them a slab at a time (see :class:`SoftmaxOperands`).
-    """
-    return _prepare(
-        logits,
-        target,
-        axis=axis,
-        class_weight=weight,
-        class_weight_name="weight",
-        gamma=0.0,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        is_cross_entropy=True,
-        check_values=check_values,
-        convert_logits=convert_logits,
-    )
-
-
-def prepare_focal_loss(
-    logits: Array,
-    target: Array,
-    *,
-    axis: object = -1,
-    gamma: object = 2.0,
-    alpha: object = None,
-    ignore_index: object = -100,
-    reduction: object = "mean",
-    label_smoothing: object = 0.0,
-    check_values: bool = True,
-    convert_logits: bool = True,
-) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
-    """Validate the arguments of :func:`focal_loss`; a scalar alpha becomes [1-α, α, …, α].
-
-    `check_values` and `convert_logits` as in :func:`prepare_cross_entropy`.
-    """
-    gamma = _checks.check_real_number("gamma", gamma, low=0.0)
-    return _prepare(
-        logits,
-        target,
-        axis=axis,
-        class_weight=alpha,
-        class_weight_name="alpha",
-        gamma=gamma,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        is_cross_entropy=False,
-        check_values=check_values,
-        convert_logits=convert_logits,
-    )
-
-
 def _along_class_axis(xp: Namespace, vector: Array, config: SoftmaxConfig, ndim: int) -> Array:
     """A length-C vector shaped to broadcast along the class axis of an ndim-d array."""
     shape = [1] * ndim
     shape[config.axis] = config.num_classes
     return xp.reshape(vector, tuple(shape))
-
-
-def _index_dtype(xp: Namespace) -> Any:
-    """The namespace's default indexing dtype: int64, or int32 for JAX without x64.
-
-    Asking JAX for int64 when x64 is off warns and truncates; the default is what it has.
-    """
-    return xp.__array_namespace_info__().default_dtypes()["indexing"]
-
-
-def _class_ids(xp: Namespace, config: SoftmaxConfig, ndim: int, like: Array) -> Array:
-    ids = xp.arange(config.num_classes, dtype=_index_dtype(xp), device=_checks.device(like))
-    return _along_class_axis(xp, ids, config, ndim)
-
-
-def _max_and_log_sum_exp(xp: Namespace, logits: Array, axis: int) -> tuple[Array, Array]:
-    """The row max m and log Σ_k exp(z_k - m) along `axis`, both with the axis kept.
-
-    A namespace may carry a native ``multiloss_max_and_log_sum_exp(logits, axis)`` giving
-    the same numbers faster (the torch adapter's works in place on its own temporary).
-    """
-    native = getattr(xp, "multiloss_max_and_log_sum_exp", None)
-    if native is not None:
-        return native(logits, axis)
-    row_max = xp.max(logits, axis=axis, keepdims=True)
-    return row_max, xp.log(xp.sum(xp.exp(logits - row_max), axis=axis, keepdims=True))
-
-
-def _target_log_softmax(
-    xp: Namespace, logits: Array, index: Array, axis: int
-) -> tuple[Array, Array, Array]:
-    """The row max m, L = log Σ_k exp(z_k - m) and the target's log-probability
-    ℓ_t = (z_t - m) - L, all with the class axis kept.
-
-    A namespace may carry a native ``multiloss_target_log_softmax(logits, index, axis)``
-    giving the same quantities faster (the torch adapter's runs PyTorch's fused
-    log-softmax kernel a cache-sized slab at a time); it may return None for m and L if
-    its own ``multiloss_scaled_softmax_with_target`` does not need them.
-    """
-    native = getattr(xp, "multiloss_target_log_softmax", None)
-    if native is not None:
-        return native(logits, index, axis)
-    row_max, log_sum_exp = _max_and_log_sum_exp(xp, logits, axis)
-    target_log_p = (xp.take_along_axis(logits, index, axis=axis) - row_max) - log_sum_exp
-    return row_max, log_sum_exp, target_log_p
-
-
-def _scaled_softmax_with_target(
-    xp: Namespace,
-    config: SoftmaxConfig,
-    logits: Array,
-    residuals: SoftmaxResiduals,
-    index: Array,
-    target_value: Array,
-    scale: Array,
-) -> Array:
-    """scale · p, p = softmax(z), with the entry at `index` along the class axis set to
-    scale · target_value: the rank-one gradient of a hard target.
-
-    A namespace may carry a native ``multiloss_scaled_softmax_with_target(logits, row_max,
-    log_sum_exp, index, target_value, scale, axis)`` giving the same quantity faster (the
-    torch adapter's runs PyTorch's fused softmax kernel a cache-sized slab at a time).
-    """
-    native = getattr(xp, "multiloss_scaled_softmax_with_target", None)
-    if native is not None:
-        return native(
-            logits,
-            residuals.row_max,
-            residuals.log_sum_exp,
-            index,
-            target_value,
-            scale,
-            config.axis,
-        )
-    row_max, log_sum_exp = residuals.row_max, residuals.log_sum_exp
-    if row_max is None:
-        row_max, log_sum_exp = _max_and_log_sum_exp(xp, logits, config.axis)
-    # exp(z - m) / Σ_k exp(z_k - m), the exp written exactly as in _max_and_log_sum_exp:
-    # where forward and backward compile together (JAX under jit) XLA then computes it
-    # once, as optax does (measured: 1.6x -> 1.0x the time of optax at 8192x1000).
-    p = xp.exp(logits - row_max) / xp.exp(log_sum_exp)
-    on_target = _class_ids(xp, config, logits.ndim, logits) == index
-    return xp.where(on_target, target_value, p) * scale
 
 
 class _HardTarget(NamedTuple):
@@ -407,7 +152,7 @@ def _soft_coefficients(
     smoothing = config.label_smoothing
     uniform = smoothing / config.num_classes
     if hard is not None:
-        on_target = _class_ids(xp, config, logits.ndim, logits) == hard.index
+        on_target = class_ids(xp, logits, config.axis) == hard.index
         high = xp.full_like(logits, 1.0 - smoothing + uniform)
         q = xp.where(on_target, high, xp.full_like(logits, uniform)) * hard.row_mask
     else:
@@ -436,25 +181,34 @@ def _denominator(
     return xp.sum(hard.row_mask)
 
 
+# --------------------------------------------------------------------------------------
+# First order: the loss and its gradient with respect to the logits
+
+
 def softmax_forward(
-    xp: Namespace, config: SoftmaxConfig, operands: SoftmaxOperands
+    xp: Namespace,
+    config: SoftmaxConfig,
+    operands: SoftmaxOperands,
+    kernels: SoftmaxKernels = GENERIC,
 ) -> tuple[Array, SoftmaxResiduals]:
     """The reduced loss (compute dtype) and the residuals for :func:`softmax_vjp`."""
-    logits, axis, gamma = operands.logits, config.axis, config.gamma
+    logits, axis, term = operands.logits, config.axis, config.term
     hard = _hard_target(xp, config, operands) if config.hard_target else None
     denominator = _denominator(xp, config, operands, hard)
 
     if _uses_soft_path(config):
-        row_max, log_sum_exp = _max_and_log_sum_exp(xp, logits, axis)
+        row_max, log_sum_exp = kernels.max_and_log_sum_exp(xp, logits, axis)
         coefficient = _soft_coefficients(xp, config, operands, hard)
         log_p = (logits - row_max) - log_sum_exp
         per_element = xp.sum(
-            times_nonzero(xp, coefficient, focal_term(xp, log_p, gamma)), axis=axis, keepdims=True
+            times_nonzero(xp, coefficient, term.value(xp, log_p)), axis=axis, keepdims=True
         )
         residuals = SoftmaxResiduals(row_max, log_sum_exp, denominator)
     else:
-        row_max, log_sum_exp, target_log_p = _target_log_softmax(xp, logits, hard.index, axis)
-        per_element = times_nonzero(xp, hard.coefficient, focal_term(xp, target_log_p, gamma))
+        row_max, log_sum_exp, target_log_p = kernels.target_log_softmax(
+            xp, logits, hard.index, axis
+        )
+        per_element = times_nonzero(xp, hard.coefficient, term.value(xp, target_log_p))
         residuals = SoftmaxResiduals(
             row_max, log_sum_exp, denominator, hard.coefficient, target_log_p
         )
@@ -469,6 +223,7 @@ def softmax_vjp(
     operands: SoftmaxOperands,
     residuals: SoftmaxResiduals,
     cotangent: Array,
+    kernels: SoftmaxKernels = GENERIC,
 ) -> Array:
     """cotangent · ∂loss/∂logits, with the logits' shape, in the compute dtype (a native
     pass over 16-bit logits may return it in their own dtype).
@@ -476,7 +231,7 @@ def softmax_vjp(
     `cotangent` has the shape of the reduced loss: 0-d for "mean"/"sum", the per-element
     shape for "none".
     """
-    logits, axis, gamma = operands.logits, config.axis, config.gamma
+    logits, axis, term = operands.logits, config.axis, config.term
     element_cotangent = per_element_cotangent(
         xp, cotangent, config.reduction, residuals.denominator
     )
@@ -487,26 +242,248 @@ def softmax_vjp(
         log_p = (logits - residuals.row_max) - residuals.log_sum_exp
         p = xp.exp(log_p)
         coefficient = _soft_coefficients(xp, config, operands, hard)
-        weighted_slope = times_nonzero(xp, coefficient, focal_slope(xp, log_p, gamma))
+        weighted_slope = times_nonzero(xp, coefficient, term.slope(xp, log_p))
         total = xp.sum(weighted_slope, axis=axis, keepdims=True)
         return element_cotangent * (p * total - weighted_slope)
 
     target_log_p = residuals.target_log_p
     row_scale = element_cotangent * _weighted_slope(
-        xp, residuals.target_coefficient, target_log_p, gamma
+        xp, residuals.target_coefficient, target_log_p, term
     )
     # p_t - 1 = -u_t = expm1(ℓ_t): exact also where p_t is close to 1.
     minus_u = xp.expm1(target_log_p)
     index = _target_index(xp, config, operands.target)
-    return _scaled_softmax_with_target(xp, config, logits, residuals, index, minus_u, row_scale)
+    return kernels.scaled_softmax_with_target(
+        xp, logits, residuals.row_max, residuals.log_sum_exp, index, minus_u, row_scale, axis
+    )
 
 
-def _weighted_slope(xp: Namespace, coefficient: Array, log_p: Array, gamma: float) -> Array:
+def _weighted_slope(xp: Namespace, coefficient: Array, log_p: Array, term: Term) -> Array:
     """c · A(ℓ); c itself for cross-entropy (A ≡ 1).
 
     A plain product: A is finite wherever ℓ is a number, and where ℓ is NaN (a NaN logit)
     the gradient's whole row is NaN through p whatever c is.
     """
-    if gamma == 0:
+    if term.constant_slope:
         return coefficient
-    return coefficient * focal_slope(xp, log_p, gamma)
+    return coefficient * term.slope(xp, log_p)
+
+
+# --------------------------------------------------------------------------------------
+# Second order
+
+
+def _row_sum(xp: Namespace, values: Array, axis: int) -> Array:
+    return xp.sum(values, axis=axis, keepdims=True)
+
+
+def softmax_hvp(
+    xp: Namespace, config: SoftmaxConfig, operands: SoftmaxOperands, tangent: Array
+) -> Array:
+    """H·t for the softmax losses (see the module docstring), in the compute dtype."""
+    logits, axis, term = operands.logits, config.axis, config.term
+    row_max = xp.max(logits, axis=axis, keepdims=True)
+    shifted = logits - row_max
+    log_p = shifted - xp.log(_row_sum(xp, xp.exp(shifted), axis))
+    p = xp.exp(log_p)
+    hard = _hard_target(xp, config, operands) if config.hard_target else None
+    denominator = _denominator(xp, config, operands, hard)
+    loss_shape = _checks.shape_without(tuple(logits.shape), axis)
+    ones = xp.ones(
+        loss_shape if config.reduction == "none" else (),
+        dtype=logits.dtype,
+        device=_checks.device(logits),
+    )
+    element_cotangent = per_element_cotangent(xp, ones, config.reduction, denominator)
+    if config.reduction == "none":
+        element_cotangent = xp.expand_dims(element_cotangent, axis=axis)
+
+    if _uses_soft_path(config):
+        # The dominant class m of each row (where p may be close to 1).
+        dominant = xp.argmax(logits, axis=axis, keepdims=True)
+        is_dominant = class_ids(xp, logits, axis) == dominant
+        coefficient = _soft_coefficients(xp, config, operands, hard)
+    else:
+        dominant = hard.index
+        is_dominant = class_ids(xp, logits, axis) == hard.index
+        coefficient = None
+
+    # dℓ_k = t_k - Σ_j p_j t_j, written (t_k - t_m) + Σ_j p_j (t_m - t_j): exact at p_m → 1.
+    tangent_dominant = xp.take_along_axis(tangent, dominant, axis=axis)
+    dominant_dlog_p = _row_sum(xp, p * (tangent_dominant - tangent), axis)
+    dlog_p = (tangent - tangent_dominant) + dominant_dlog_p
+
+    if coefficient is None:
+        log_p_t = xp.take_along_axis(log_p, hard.index, axis=axis)
+        total = times_nonzero(xp, hard.coefficient, term.slope(xp, log_p_t))
+        result = total * (p * dlog_p)
+        if not term.constant_slope:
+            scale = times_nonzero(xp, hard.coefficient, term.curvature(xp, log_p_t))
+            p_minus_onehot = xp.where(is_dominant, -one_minus_p(xp, log_p_t), p)
+            result = result + (scale * dominant_dlog_p) * p_minus_onehot
+        return element_cotangent * result
+
+    total = _row_sum(xp, times_nonzero(xp, coefficient, term.slope(xp, log_p)), axis)
+    result = total * (p * dlog_p)
+    if not term.constant_slope:
+        curvature = times_nonzero(xp, coefficient, term.curvature(xp, log_p)) * dlog_p
+        # Σ_k Q_k (p - onehot_k) with Q = c·B·dℓ; at the dominant class,
+        # p_m Σ_{k≠m} Q_k - u_m Q_m, so that nothing of size Q_m cancels.
+        zero = xp.zeros_like(curvature)
+        others = _row_sum(xp, xp.where(is_dominant, zero, curvature), axis)
+        own = _row_sum(xp, xp.where(is_dominant, curvature, zero), axis)
+        u = one_minus_p(xp, log_p)
+        result = result + xp.where(
+            is_dominant, p * others - u * curvature, p * (others + own) - curvature
+        )
+    return element_cotangent * result
+
+
+def softmax_directional_derivative(
+    xp: Namespace, config: SoftmaxConfig, gradient: Array, tangent: Array
+) -> Array:
+    """⟨G, t⟩ per loss element (the class axis summed; all of it for "mean"/"sum")."""
+    product = gradient * tangent
+    if config.reduction != "none":
+        return xp.sum(product)
+    return xp.sum(product, axis=config.axis)
+
+
+# --------------------------------------------------------------------------------------
+# First order with respect to probability targets and class weights
+
+
+def _operand_partials(
+    xp: Namespace,
+    config: SoftmaxConfig,
+    operands: SoftmaxOperands,
+    hard: _HardTarget | None,
+    wanted: Wanted,
+) -> dict[str, Array]:
+    """∂L_i/∂y_ik and ∂L_i/∂w_k (before the reduction), each N×C with the class axis kept."""
+    logits, axis = operands.logits, config.axis
+    row_max, log_sum_exp = GENERIC.max_and_log_sum_exp(xp, logits, axis)
+    term = config.term.value(xp, (logits - row_max) - log_sum_exp)
+    partials = {}
+    if "target" in wanted:
+        scale = 1.0 - config.label_smoothing
+        if operands.class_weight is None:
+            coefficient = xp.asarray(scale, dtype=term.dtype, device=_checks.device(term))
+        else:
+            coefficient = scale * _along_class_axis(xp, operands.class_weight, config, term.ndim)
+        partials["target"] = times_nonzero(xp, coefficient, term)
+    if "class_weight" in wanted:
+        target_mass = _soft_coefficients(xp, config, operands._replace(class_weight=None), hard)
+        partials["class_weight"] = times_nonzero(xp, target_mass, term)
+    return partials
+
+
+def _class_counts(xp: Namespace, config: SoftmaxConfig, hard: _HardTarget, like: Array) -> Array:
+    """n_ik = m_i [t_i = k]: the derivative of each element's share of Σ_i m_i w_{t_i}."""
+    on_target = class_ids(xp, like, config.axis) == hard.index
+    return xp.where(on_target, hard.row_mask, xp.zeros_like(like))
+
+
+def _over_target_weight(config: SoftmaxConfig) -> bool:
+    """Whether the "mean" is PyTorch's Σ_i L_i / Σ_i w_{t_i}, which depends on the weight."""
+    return config.mean_over_target_weight and config.reduction == "mean"
+
+
+def softmax_operand_vjp(
+    xp: Namespace,
+    config: SoftmaxConfig,
+    operands: SoftmaxOperands,
+    cotangent: Array,
+    wanted: Wanted,
+) -> dict[str, Array]:
+    axis = config.axis
+    hard = _hard_target(xp, config, operands) if config.hard_target else None
+    partials = _operand_partials(xp, config, operands, hard, wanted)
+    denominator = _denominator(xp, config, operands, hard)
+    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, denominator)
+    if config.reduction == "none":
+        element_cotangent = xp.expand_dims(element_cotangent, axis=axis)
+    other_axes = tuple(d for d in range(operands.logits.ndim) if d != axis)
+    grads = {}
+    if "target" in partials:
+        grads["target"] = times_nonzero(xp, element_cotangent, partials["target"])
+    if "class_weight" in partials:
+        weighted = times_nonzero(xp, element_cotangent, partials["class_weight"])
+        grad = xp.sum(weighted, axis=other_axes) if other_axes else weighted
+        if _over_target_weight(config) and hard is not None:
+            loss, _ = softmax_forward(xp, config, operands)
+            counts = _class_counts(xp, config, hard, operands.logits)
+            counts = xp.sum(counts, axis=other_axes) if other_axes else counts
+            grad = grad - element_cotangent * loss * counts
+            grad = xp.where(denominator == 0, xp.zeros_like(grad), grad)
+        grads["class_weight"] = grad
+    return grads
+
+
+def softmax_operand_jvp(
+    xp: Namespace, config: SoftmaxConfig, operands: SoftmaxOperands, tangents: Tangents
+) -> Array:
+    axis = config.axis
+    hard = _hard_target(xp, config, operands) if config.hard_target else None
+    partials = _operand_partials(xp, config, operands, hard, tangents.keys())
+    per_class = None
+    for name, partial in partials.items():
+        tangent = tangents[name]
+        if name == "class_weight":
+            tangent = _along_class_axis(xp, tangent, config, partial.ndim)
+        term = partial * tangent  # linear in the tangent (JAX transposes it): no select on it
+        per_class = term if per_class is None else per_class + term
+    if per_class is None:
+        raise ValueError(f"no tangent of a differentiable operand; got {sorted(tangents)}")
+    per_element = xp.sum(per_class, axis=axis)
+    denominator = _denominator(xp, config, operands, hard)
+    result = reduce(xp, per_element, config.reduction, denominator)
+    if "class_weight" in tangents and _over_target_weight(config) and hard is not None:
+        loss, _ = softmax_forward(xp, config, operands)
+        weight_tangent = _along_class_axis(xp, tangents["class_weight"], config, per_class.ndim)
+        denominator_tangent = xp.sum(
+            _class_counts(xp, config, hard, operands.logits) * weight_tangent
+        )
+        result = result - loss * denominator_tangent / xp.where(denominator == 0, 1.0, denominator)
+        result = xp.where(denominator == 0, xp.zeros_like(result), result)
+    return result
+
+
+def _mean_denominator(xp: Namespace, config: SoftmaxConfig, operands: SoftmaxOperands) -> Array:
+    hard = _hard_target(xp, config, operands) if config.hard_target else None
+    return _denominator(xp, config, operands, hard)
+
+
+def _loss_shape(config: SoftmaxConfig, logits_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The reduced loss's shape: the logits' without the class axis for "none", else 0-d."""
+    if config.reduction == "none":
+        return _checks.shape_without(logits_shape, config.axis)
+    return ()
+
+
+def _logits_cotangent(xp: Namespace, config: SoftmaxConfig, cotangent: Array) -> Array:
+    """The loss's cotangent with the class axis restored for "none" (broadcasts)."""
+    if config.reduction == "none":
+        return xp.expand_dims(cotangent, axis=config.axis)
+    return cotangent
+
+
+SOFTMAX = Family(
+    name="softmax",
+    operands=SoftmaxOperands,
+    differentiable=("target", "class_weight"),
+    forward=softmax_forward,
+    vjp=softmax_vjp,
+    hessian_vector_product=softmax_hvp,
+    directional_derivative=softmax_directional_derivative,
+    operand_vjp=softmax_operand_vjp,
+    operand_jvp=softmax_operand_jvp,
+    denominator=_mean_denominator,
+    loss_shape=_loss_shape,
+    logits_cotangent=_logits_cotangent,
+)
+"""The softmax family (see the module docstring)."""
+
+SoftmaxConfig.family = SOFTMAX
+
+__all__ = ["SOFTMAX", "Focal", "SoftmaxConfig", "SoftmaxOperands", "SoftmaxResiduals"]

@@ -1,0 +1,105 @@
+"""The fast-path seam: the few kernels of the softmax losses that a backend may replace.
+
+The core computes everything with the array API standard. Three pieces of the softmax
+losses are worth a backend's own implementation (a fused kernel, work in place on a
+cache-sized slab); :class:`SoftmaxKernels` names them, with the generic array-API
+implementations as defaults, and an adapter hands its own in explicitly
+(``_core.forward(prepared, kernels)``). Each replacement must return the same quantities
+as the default it replaces, to a few ulps.
+
+* ``max_and_log_sum_exp(xp, logits, axis)``: the row max m and L = log Σ_k exp(z_k - m),
+  both with the class axis kept;
+* ``target_log_softmax(xp, logits, index, axis)``: m, L and the target's log-probability
+  ℓ_t = (z_t - m) - L. It **may return None for m and L** when its own
+  ``scaled_softmax_with_target`` does not read them (a fused kernel recomputes them in
+  cache); the core then recomputes them wherever another pass needs them;
+* ``scaled_softmax_with_target(xp, logits, row_max, log_sum_exp, index, target_value,
+  scale, axis)``: scale · softmax(z) with the entry at `index` along the class axis set to
+  scale · target_value (the rank-one gradient of a class-index target). `row_max` and
+  `log_sum_exp` are None where ``target_log_softmax`` returned None for them.
+
+Only the class-index path without label smoothing goes through the last two; every path
+may use the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import _checks
+
+Array = Any
+Namespace = Any
+
+
+def max_and_log_sum_exp(xp: Namespace, logits: Array, axis: int) -> tuple[Array, Array]:
+    """The row max m and log Σ_k exp(z_k - m) along `axis`, both with the axis kept."""
+    row_max = xp.max(logits, axis=axis, keepdims=True)
+    return row_max, xp.log(xp.sum(xp.exp(logits - row_max), axis=axis, keepdims=True))
+
+
+def target_log_softmax(
+    xp: Namespace, logits: Array, index: Array, axis: int
+) -> tuple[Array | None, Array | None, Array]:
+    """The row max m, L = log Σ_k exp(z_k - m) and ℓ_t = (z_t - m) - L, class axis kept."""
+    row_max, log_sum_exp = max_and_log_sum_exp(xp, logits, axis)
+    target_log_p = (xp.take_along_axis(logits, index, axis=axis) - row_max) - log_sum_exp
+    return row_max, log_sum_exp, target_log_p
+
+
+def scaled_softmax_with_target(
+    xp: Namespace,
+    logits: Array,
+    row_max: Array | None,
+    log_sum_exp: Array | None,
+    index: Array,
+    target_value: Array,
+    scale: Array,
+    axis: int,
+) -> Array:
+    """scale · p, p = softmax(z), with the entry at `index` set to scale · target_value."""
+    if row_max is None or log_sum_exp is None:
+        row_max, log_sum_exp = max_and_log_sum_exp(xp, logits, axis)
+    # exp(z - m) / Σ_k exp(z_k - m), the exp written exactly as in max_and_log_sum_exp:
+    # where forward and backward compile together (JAX under jit) XLA then computes it
+    # once, as optax does (measured: 1.6x -> 1.0x the time of optax at 8192x1000).
+    p = xp.exp(logits - row_max) / xp.exp(log_sum_exp)
+    return xp.where(class_ids(xp, logits, axis) == index, target_value, p) * scale
+
+
+def index_dtype(xp: Namespace) -> Any:
+    """The namespace's default indexing dtype: int64, or int32 for JAX without x64.
+
+    Asking JAX for int64 when x64 is off warns and truncates; the default is what it has.
+    """
+    return xp.__array_namespace_info__().default_dtypes()["indexing"]
+
+
+def class_ids(xp: Namespace, like: Array, axis: int) -> Array:
+    """0, 1, …, C-1 along the class axis of `like` (C = its size there), broadcastable."""
+    num_classes = like.shape[axis]
+    ids = xp.arange(num_classes, dtype=index_dtype(xp), device=_checks.device(like))
+    shape = [1] * like.ndim
+    shape[axis] = num_classes
+    return xp.reshape(ids, tuple(shape))
+
+
+@dataclass(frozen=True)
+class SoftmaxKernels:
+    """The replaceable kernels of the softmax losses (see the module docstring)."""
+
+    max_and_log_sum_exp: Callable[[Namespace, Array, int], tuple[Array, Array]] = (
+        max_and_log_sum_exp
+    )
+    target_log_softmax: Callable[
+        [Namespace, Array, Array, int], tuple[Array | None, Array | None, Array]
+    ] = target_log_softmax
+    scaled_softmax_with_target: Callable[
+        [Namespace, Array, Array | None, Array | None, Array, Array, Array, int], Array
+    ] = scaled_softmax_with_target
+
+
+GENERIC = SoftmaxKernels()
+"""The array-API implementations: what every backend gets unless its adapter says otherwise."""

@@ -1,0 +1,326 @@
+"""Validation of a call: the ``prepare_<loss>`` step of every loss.
+
+``prepare_<loss>(logits, target, **options)`` checks the arguments against the bad-input
+catalogue (docs/semantics.md, Bad input; the checks themselves are in :mod:`._checks`) and
+returns ``(xp, config, operands)``: the namespace, the static hashable config of the
+loss's family and the operand arrays in the compute dtype.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from . import _checks
+from .kernels import index_dtype
+from .sigmoid import SigmoidConfig, SigmoidOperands
+from .softmax import SoftmaxConfig, SoftmaxOperands
+from .terms import Focal
+
+Array = Any
+Namespace = Any
+
+
+def _prepare_softmax(
+    logits: Array,
+    target: Array,
+    *,
+    axis: object,
+    class_weight: object,
+    class_weight_name: str,
+    gamma: float,
+    ignore_index: object,
+    reduction: object,
+    label_smoothing: object,
+    is_cross_entropy: bool,
+    check_values: bool,
+    convert_logits: bool,
+) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
+    xp = _checks.input_namespace(logits, target)
+    _checks.check_logits(xp, logits)
+    axis = _checks.normalize_axis(axis, logits.ndim)
+    num_classes = logits.shape[axis]
+    if num_classes == 0:
+        raise ValueError(
+            f"logits must have at least one class; got shape {tuple(logits.shape)} "
+            f"with 0 classes along axis {axis}"
+        )
+    reduction = _checks.check_reduction(reduction)
+    ignore_index = _checks.check_ignore_index(ignore_index)
+    label_smoothing = _checks.check_real_number(
+        "label_smoothing", label_smoothing, low=0.0, high=1.0
+    )
+    dtype = _checks.compute_dtype(xp, logits.dtype)
+
+    index_shape = _checks.shape_without(tuple(logits.shape), axis)
+    if xp.isdtype(target.dtype, "bool"):
+        raise TypeError(
+            "target must hold integer class indices or floating probabilities; got dtype bool"
+        )
+    hard_target = xp.isdtype(target.dtype, "integral")
+    if hard_target:
+        if tuple(target.shape) != index_shape:
+            raise ValueError(
+                f"target of class indices must have the logits' shape without the class axis, "
+                f"{index_shape}; got {tuple(target.shape)} (logits {tuple(logits.shape)}, "
+                f"axis {axis}){_index_shape_hint(tuple(logits.shape), tuple(target.shape), axis)}"
+            )
+        given, target = target, xp.astype(target, index_dtype(xp), copy=False)
+        if check_values:
+            _checks.check_class_indices(xp, given, target, num_classes, ignore_index)
+    elif xp.isdtype(target.dtype, "real floating"):
+        if tuple(target.shape) != tuple(logits.shape):
+            if tuple(target.shape) == index_shape:
+                raise TypeError(
+                    f"target has the shape of class indices {index_shape} but a floating dtype "
+                    f"({target.dtype}); class indices must be integers"
+                )
+            raise ValueError(
+                f"target of class probabilities must have the logits' shape "
+                f"{tuple(logits.shape)}; got {tuple(target.shape)}"
+            )
+        if ignore_index >= 0:
+            raise ValueError(
+                f"ignore_index={ignore_index} cannot be used with probability targets "
+                f"(there is no class index to ignore); leave it at its default -100"
+            )
+        target = xp.astype(target, dtype, copy=False)
+    else:
+        raise TypeError(
+            f"target must hold integer class indices or floating probabilities; "
+            f"got dtype {target.dtype}"
+        )
+
+    if not is_cross_entropy and isinstance(class_weight, numbers.Real):
+        class_weight = _scalar_alpha(class_weight, num_classes)
+    if class_weight is not None:
+        class_weight = _checks.as_weight_array(xp, class_weight_name, class_weight, logits, dtype)
+        _checks.check_class_vector(xp, class_weight_name, class_weight, num_classes)
+        if check_values:
+            _checks.check_weight_values(xp, class_weight_name, class_weight)
+
+    config = SoftmaxConfig(
+        axis=axis,
+        num_classes=num_classes,
+        hard_target=hard_target,
+        term=Focal(gamma),
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+        mean_over_target_weight=is_cross_entropy and hard_target and class_weight is not None,
+        indices_checked=hard_target and check_values,
+    )
+    if convert_logits:
+        logits = xp.astype(logits, dtype, copy=False)
+    operands = SoftmaxOperands(logits, target, class_weight)
+    return xp, config, operands
+
+
+def _index_shape_hint(
+    logits_shape: tuple[int, ...], target_shape: tuple[int, ...], axis: int
+) -> str:
+    """What a class-index target of the wrong shape most likely means, for the error."""
+    if len(logits_shape) == 1:
+        return (
+            f": logits of shape {logits_shape} are read as one unbatched sample of "
+            f"{logits_shape[0]} classes; for one logit per sample use binary_cross_entropy or "
+            f"sigmoid_focal_loss, or give the logits a class axis"
+        )
+    if target_shape == logits_shape:
+        return (
+            f": an integer target of the logits' own shape looks one-hot; pass class indices "
+            f"(target.argmax(axis={axis})) or a floating probability target"
+        )
+    last = len(logits_shape) - 1
+    if axis != last and target_shape == logits_shape[:-1]:
+        return (
+            f": the target matches the logits without their last axis, as for channels-last "
+            f"logits; if the classes are on the last axis pass axis=-1, or move them to axis "
+            f"{axis}"
+        )
+    return ""
+
+
+def _scalar_alpha(alpha: object, num_classes: int) -> list[float]:
+    """A scalar α weights class 0 (background) by 1 - α and every other class by α."""
+    alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
+    return [1.0 - alpha] + [alpha] * (num_classes - 1)
+
+
+def prepare_cross_entropy(
+    logits: Array,
+    target: Array,
+    *,
+    axis: object = -1,
+    weight: object = None,
+    ignore_index: object = -100,
+    reduction: object = "mean",
+    label_smoothing: object = 0.0,
+    check_values: bool = True,
+    convert_logits: bool = True,
+) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
+    """Validate the arguments of :func:`cross_entropy` (docs/semantics.md, Bad input).
+
+    `check_values` False skips the checks that read array contents (traced data);
+    `convert_logits` False leaves 16-bit logits in their dtype, for an adapter whose
+    native passes convert them a slab at a time (see :class:`SoftmaxOperands`).
+    """
+    return _prepare_softmax(
+        logits,
+        target,
+        axis=axis,
+        class_weight=weight,
+        class_weight_name="weight",
+        gamma=0.0,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        is_cross_entropy=True,
+        check_values=check_values,
+        convert_logits=convert_logits,
+    )
+
+
+def prepare_focal_loss(
+    logits: Array,
+    target: Array,
+    *,
+    axis: object = -1,
+    gamma: object = 2.0,
+    alpha: object = None,
+    ignore_index: object = -100,
+    reduction: object = "mean",
+    label_smoothing: object = 0.0,
+    check_values: bool = True,
+    convert_logits: bool = True,
+) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
+    """Validate the arguments of :func:`focal_loss`; a scalar alpha becomes [1-α, α, …, α].
+
+    `check_values` and `convert_logits` as in :func:`prepare_cross_entropy`.
+    """
+    gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+    return _prepare_softmax(
+        logits,
+        target,
+        axis=axis,
+        class_weight=alpha,
+        class_weight_name="alpha",
+        gamma=gamma,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        is_cross_entropy=False,
+        check_values=check_values,
+        convert_logits=convert_logits,
+    )
+
+
+def _check_broadcast(name: str, value: Array, shape: tuple[int, ...]) -> None:
+    if _checks.broadcast_shape(tuple(value.shape), shape) != shape:
+        raise ValueError(
+            f"{name} of shape {tuple(value.shape)} does not broadcast to the logits' shape {shape}"
+        )
+
+
+def _prepare_sigmoid(
+    logits: Array,
+    target: Array,
+    *,
+    weight: object,
+    pos_weight: object,
+    gamma: float,
+    alpha: float | None,
+    reduction: object,
+    check_values: bool,
+    convert_logits: bool,
+) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
+    xp = _checks.input_namespace(logits, target)
+    _checks.check_logits(xp, logits)
+    reduction = _checks.check_reduction(reduction)
+    dtype = _checks.compute_dtype(xp, logits.dtype)
+    shape = tuple(logits.shape)
+    if tuple(target.shape) != shape:
+        raise ValueError(f"target must have the logits' shape {shape}; got {tuple(target.shape)}")
+    if not (
+        xp.isdtype(target.dtype, "real floating")
+        or xp.isdtype(target.dtype, "integral")
+        or xp.isdtype(target.dtype, "bool")
+    ):
+        raise TypeError(f"target must hold real numbers in [0, 1]; got dtype {target.dtype}")
+    arrays = {}
+    for name, value in (("weight", weight), ("pos_weight", pos_weight)):
+        if value is None:
+            arrays[name] = None
+            continue
+        array = _checks.as_weight_array(xp, name, value, logits, dtype)
+        _check_broadcast(name, array, shape)
+        if check_values:
+            _checks.check_weight_values(xp, name, array)
+        arrays[name] = array
+    config = SigmoidConfig(gamma=gamma, alpha=alpha, reduction=reduction)
+    operands = SigmoidOperands(
+        xp.astype(logits, dtype, copy=False) if convert_logits else logits,
+        xp.astype(target, dtype, copy=False),
+        arrays["weight"],
+        arrays["pos_weight"],
+    )
+    return xp, config, operands
+
+
+def prepare_binary_cross_entropy(
+    logits: Array,
+    target: Array,
+    *,
+    weight: object = None,
+    pos_weight: object = None,
+    reduction: object = "mean",
+    check_values: bool = True,
+    convert_logits: bool = True,
+) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
+    """Validate the arguments of :func:`binary_cross_entropy`.
+
+    `check_values` False skips the checks that read array contents (traced data);
+    `convert_logits` False leaves 16-bit logits in their dtype, for an adapter that
+    converts them a slab at a time before calling :func:`sigmoid_forward`.
+    """
+    return _prepare_sigmoid(
+        logits,
+        target,
+        weight=weight,
+        pos_weight=pos_weight,
+        gamma=0.0,
+        alpha=None,
+        reduction=reduction,
+        check_values=check_values,
+        convert_logits=convert_logits,
+    )
+
+
+def prepare_sigmoid_focal_loss(
+    logits: Array,
+    target: Array,
+    *,
+    alpha: object = 0.25,
+    gamma: object = 2.0,
+    reduction: object = "mean",
+    check_values: bool = True,
+    convert_logits: bool = True,
+) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
+    """Validate the arguments of :func:`sigmoid_focal_loss`; ``alpha=None`` disables α_t.
+
+    `check_values` and `convert_logits` as in :func:`prepare_binary_cross_entropy`.
+    """
+    gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+    if alpha is not None:
+        alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
+    return _prepare_sigmoid(
+        logits,
+        target,
+        weight=None,
+        pos_weight=None,
+        gamma=gamma,
+        alpha=alpha,
+        reduction=reduction,
+        check_values=check_values,
+        convert_logits=convert_logits,
+    )

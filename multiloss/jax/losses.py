@@ -1,0 +1,307 @@
+"""The four losses of :mod:`multiloss.jax`: validation at trace time, then the custom rule."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from .._core import LOSSES, Loss, _checks
+from ._autodiff import _loss
+from ._validation import (
+    _as_jax,
+    _as_jax_weight,
+    _check_host_labels,
+    _debug_checks,
+    _is_host_data,
+    _is_tracer,
+    _require_static,
+)
+
+Array = jax.Array
+Weights = Array | np.ndarray | Sequence[float] | None
+
+
+def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array:
+    """Validate (at trace time), then run the custom_jvp loss of the registry's `loss`."""
+    static, weights = loss.static, loss.weights
+    _require_static(**{key: options[key] for key in static})
+    if loss.has_class_axis:  # an integer target holds class indices
+        _check_host_labels(logits, target, options)
+    logits, target = _as_jax(logits), _as_jax(target)
+    originals = {key: options[key] for key in weights}
+    for key in weights:
+        options[key] = _as_jax_weight(options[key])
+    prepare = functools.partial(loss.prepare, logits, target, **options)
+    traced = _is_tracer(target) or any(_is_tracer(options[key]) for key in weights)
+    if not traced:
+        try:
+            _, config, operands = prepare(check_values=True)
+        except jax.errors.ConcretizationTypeError:
+            # Under jit even constants are staged: the converted arrays are tracers.
+            traced = True
+    unchecked = None  # None: checked already; else the weights to check at run time
+    if traced:
+        _, config, operands = prepare(check_values=False)
+        unchecked = []
+        for index, (key, weight) in enumerate(zip(weights, operands[2:], strict=False), 2):
+            if weight is None:
+                continue
+            if _is_host_data(originals[key]):  # known now, whatever the core made of it
+                host = np.asarray(originals[key], dtype=np.float64)
+                _checks.check_weight_values(np, key, host)
+            elif not _is_tracer(weight):
+                # A concrete array, also one captured by jit, scan or checkpoint: its values
+                # are known while tracing (the namespace's own operations would be staged).
+                _checks.check_weight_values(np, key, np.asarray(weight, dtype=np.float64))
+            else:
+                unchecked.append((key, index))
+    return _call_loss(config, operands, unchecked).astype(logits.dtype)
+
+
+def _explicit_mesh_axes(array: Any) -> tuple[Any, tuple[str, ...]]:
+    """The mesh of `array`'s sharding type and its Explicit axes (none outside explicit
+    sharding, and on JAX versions without it)."""
+    axis_type = getattr(getattr(jax, "sharding", None), "AxisType", None)
+    sharding = getattr(jax.typeof(array), "sharding", None) if axis_type else None
+    mesh = getattr(sharding, "mesh", None)
+    if mesh is None or getattr(mesh, "empty", True):
+        return None, ()
+    names = tuple(
+        name
+        for name, kind in zip(mesh.axis_names, mesh.axis_types, strict=True)
+        if kind == axis_type.Explicit
+    )
+    return mesh, names
+
+
+def _call_loss(config: Any, operands: Any, unchecked: list[tuple[str, int]] | None) -> Array:
+    """The custom_jvp loss, after the run-time checks of :func:`_debug_checks` (if
+    `unchecked` is not None); on arrays sharded over Explicit mesh axes, in Auto mode.
+
+    Under explicit sharding ("sharding in types") JAX refuses operations whose output
+    sharding it cannot infer, such as gathering the target logit or class weight with a
+    batch-sharded index, or mixing sharded masks with replicated constants. Inside
+    :func:`jax.sharding.auto_axes` XLA's sharding propagation decides instead; the loss
+    comes out replicated ("mean"/"sum") or sharded like the logits ("none").
+    """
+    run = functools.partial(_checked_loss, config, unchecked)
+    mesh, axes = _explicit_mesh_axes(operands.logits)
+    if not axes:
+        return run(operands)
+    spec = tuple(jax.typeof(operands.logits).sharding.spec)
+    spec += (None,) * (operands.logits.ndim - len(spec))
+    spec = config.family.loss_shape(config, spec)  # the loss's axes, in the logits' terms
+    out_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
+    return jax.sharding.auto_axes(run, axes=axes, out_sharding=out_sharding)(operands)
+
+
+def _checked_loss(config: Any, unchecked: tuple | None, operands: Any) -> Array:
+    if unchecked is not None:
+        _debug_checks(config, operands, tuple(unchecked))
+    return _loss(config, operands)
+
+
+def cross_entropy(
+    logits: Array,
+    target: Array,
+    *,
+    axis: int = -1,
+    weight: Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Array:
+    r"""Softmax cross-entropy, with the semantics of ``torch.nn.functional.cross_entropy``.
+
+    With ℓ = log_softmax(z) along `axis` and the target distribution q (the one-hot of a
+    class index, or the given probabilities; label smoothing ε makes it
+    ``(1-ε)·q + ε/C``), each element's loss is
+
+    .. math:: L = -\sum_k q_k \, w_k \, \log p_k
+
+    and its gradient ``p·Σ_k q_k w_k - q ⊙ w``. For class indices and no smoothing this is
+    ``optax.softmax_cross_entropy_with_integer_labels`` (which has no weights,
+    ``ignore_index`` or smoothing).
+
+    Args:
+        logits: unnormalised scores, any rank ≥ 1, classes along `axis`; float16, bfloat16
+            (computed in float32 inside), float32 or float64.
+        target: integer class indices (the logits' shape without `axis`) or class
+            probabilities (the logits' shape, floating).
+        axis: the class axis (static).
+        weight: per-class weights w (length C): a JAX or NumPy array (may be traced) or a
+            sequence; None weights every class by 1.
+        ignore_index: class-index targets equal to it contribute nothing and are not
+            counted (static).
+        reduction: ``"mean"`` (Σ w_{y_i} ℓ_i / Σ w_{y_i} over counted elements for class
+            indices; divided by the element count for probabilities), ``"sum"`` or
+            ``"none"`` (per element, class axis removed). A mean over nothing is 0.0 with a
+            zero gradient (not NaN).
+        label_smoothing: ε in [0, 1] (static).
+
+    Returns:
+        The loss in the logits' dtype: 0-d, or the per-element losses for ``"none"``.
+
+    Under ``jit`` an out-of-range class index gives NaN for its element; see
+    :func:`checked`.
+
+    References: PyTorch ``torch.nn.CrossEntropyLoss``; Szegedy et al., "Rethinking the
+    Inception Architecture for Computer Vision", CVPR 2016 (label smoothing).
+
+    >>> import jax, jax.numpy as jnp
+    >>> from multiloss.jax import cross_entropy
+    >>> logits = jnp.array([[0.0, 0.0], [2.0, 0.0]])
+    >>> round(float(cross_entropy(logits, jnp.array([1, 0]))), 6)  # (log 2 + 0.126928) / 2
+    0.410038
+    >>> loss_fn = jax.jit(cross_entropy, static_argnames=("label_smoothing",))
+    >>> round(float(loss_fn(logits, jnp.array([1, 0]), label_smoothing=0.1)), 6)
+    0.460038
+    """
+    options = {
+        "axis": axis,
+        "weight": weight,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+    }
+    return _run(LOSSES["cross_entropy"], logits, target, options)
+
+
+def focal_loss(
+    logits: Array,
+    target: Array,
+    *,
+    axis: int = -1,
+    gamma: float = 2.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Array:
+    r"""Softmax focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
+
+    .. math:: L = -\sum_k q_k \, \alpha_k \, (1 - p_k)^\gamma \log p_k
+
+    For a class-index target t this is :math:`-\alpha_t (1-p_t)^\gamma \log p_t`; γ = 0
+    with no alpha is exactly :func:`cross_entropy`. The factor (1-p_t)^γ turns down
+    well-classified examples: with γ = 2, p_t = 0.9 is weighted by 0.01.
+
+    The gradient is p_k·Σ_j c_j A_j - c_k A_k with A = u^γ(1 - γ p ℓ/u), u = 1 - p,
+    c = q·α: no negative power of u, so it is finite for 0 < γ < 1 at p_t = 1, and so is
+    the Hessian (a closed form as well).
+
+    Args:
+        logits, target, axis, ignore_index, label_smoothing: as in :func:`cross_entropy`.
+        gamma: focusing parameter γ ≥ 0 (static).
+        alpha: None (no weighting); C per-class weights (array, may be traced, or
+            sequence); or a static scalar α in [0, 1] that weights class 0 (background)
+            by 1-α and every other class by α (RetinaNet, kornia, MONAI).
+        reduction: ``"mean"`` divides by the number of counted (not ignored) elements,
+            not by Σα; ``"sum"``; ``"none"``. A mean over nothing is 0.0.
+
+    Returns:
+        The loss in the logits' dtype.
+
+    References: Lin, Goyal, Girshick, He, Dollár, "Focal Loss for Dense Object
+    Detection", ICCV 2017, arXiv:1708.02002.
+
+    >>> import functools, jax, jax.numpy as jnp
+    >>> from multiloss.jax import focal_loss
+    >>> logits = jnp.log(jnp.array([[0.9, 0.1]]))
+    >>> round(float(focal_loss(logits, jnp.array([0]), gamma=2.0)), 8)  # 0.01 · -log 0.9
+    0.00105361
+    >>> loss_fn = jax.jit(functools.partial(focal_loss, gamma=0.5, alpha=[0.25, 0.75]))
+    >>> round(float(jax.grad(loss_fn)(logits, jnp.array([0]))[0, 0]), 6)
+    -0.011654
+    """
+    options = {
+        "axis": axis,
+        "gamma": gamma,
+        "alpha": alpha,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+    }
+    if _is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
+        _require_static(alpha=alpha)
+    return _run(LOSSES["focal_loss"], logits, target, options)
+
+
+def binary_cross_entropy(
+    logits: Array,
+    target: Array,
+    *,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Sigmoid cross-entropy on logits, with the semantics of ``torch.nn.BCEWithLogitsLoss``.
+
+    .. math:: L = -w \left[ p_w \, y \log \sigma(x) + (1 - y) \log (1 - \sigma(x)) \right]
+
+    computed as ``w·(pw·y·softplus(-x) + (1-y)·softplus(x))``, finite for any finite
+    logit. Without weights it is ``optax.sigmoid_binary_cross_entropy``.
+
+    Args:
+        logits: any shape (multi-label: one logit per class).
+        target: the logits' shape; probabilities in [0, 1] (integer or bool 0/1 accepted).
+        weight: per-element weight, broadcast to the logits' shape (may be traced).
+        pos_weight: weight of the positive term, broadcast to the logits' shape (a
+            length-C vector weights the last axis, as in PyTorch; may be traced).
+        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"`` (static).
+
+    Returns:
+        The loss in the logits' dtype (the logits' shape for ``"none"``).
+
+    References: PyTorch ``torch.nn.BCEWithLogitsLoss``; optax
+    ``sigmoid_binary_cross_entropy``.
+
+    >>> import jax.numpy as jnp
+    >>> from multiloss.jax import binary_cross_entropy
+    >>> round(float(binary_cross_entropy(jnp.array([0.0]), jnp.array([1.0]))), 6)  # log 2
+    0.693147
+    """
+    options = {"weight": weight, "pos_weight": pos_weight, "reduction": reduction}
+    return _run(LOSSES["binary_cross_entropy"], logits, target, options)
+
+
+def sigmoid_focal_loss(
+    logits: Array,
+    target: Array,
+    *,
+    alpha: float | None = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "mean",
+) -> Array:
+    r"""Sigmoid focal loss, with the semantics of ``torchvision.ops.sigmoid_focal_loss``.
+
+    .. math:: L = \alpha_t \, (1 - p_t)^\gamma \, \mathrm{BCE}(x, y), \quad
+              p_t = p y + (1-p)(1-y), \quad \alpha_t = \alpha y + (1-\alpha)(1-y)
+
+    With ``reduction="none"`` this is ``optax.sigmoid_focal_loss``; unlike optax's, the
+    gradient and Hessian are finite for 0 < γ < 1 at saturated logits.
+
+    Args:
+        logits, target: as in :func:`binary_cross_entropy`.
+        alpha: α in [0, 1], or None for no α_t weighting (static).
+        gamma: focusing parameter γ ≥ 0 (static).
+        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"`` (static).
+
+    Returns:
+        The loss in the logits' dtype.
+
+    References: Lin et al., ICCV 2017 (arXiv:1708.02002); torchvision
+    ``ops.sigmoid_focal_loss``.
+
+    >>> import jax.numpy as jnp
+    >>> from multiloss.jax import sigmoid_focal_loss
+    >>> x, y = jnp.array([0.0]), jnp.array([1.0])
+    >>> round(float(sigmoid_focal_loss(x, y, alpha=None)), 6)  # 0.5² · log 2
+    0.173287
+    """
+    options = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
+    return _run(LOSSES["sigmoid_focal_loss"], logits, target, options)

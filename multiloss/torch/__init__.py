@@ -1,0 +1,52 @@
+"""PyTorch adapter: functional losses and ``nn.Module`` criteria over the closed-form core.
+
+The losses of :mod:`multiloss` for ``torch.Tensor`` inputs, with autograd:
+
+* functional: :func:`cross_entropy`, :func:`focal_loss`, :func:`binary_cross_entropy`,
+  :func:`sigmoid_focal_loss` (class axis 1, the ``(N, C, d1..dk)`` convention of
+  ``torch.nn.functional.cross_entropy``; an unbatched ``(C,)`` input works too);
+* modules: :class:`CrossEntropyLoss`, :class:`FocalLoss`, :class:`BCEWithLogitsLoss`,
+  :class:`SigmoidFocalLoss`, with the argument names of ``nn.CrossEntropyLoss`` and
+  ``nn.BCEWithLogitsLoss``; ``weight``, a per-class ``alpha`` and ``pos_weight`` are
+  buffers (they follow ``.to(device, dtype)``, live in ``state_dict``, pickle and deepcopy).
+
+The modules call the functional API, which calls :mod:`multiloss._core`: no loss formula
+is written here. Derivatives (first and second order, forward mode, with respect to the
+logits and, to first order, the targets and weights), ``torch.func`` and
+``torch.compile``, dtypes, devices and the native slab kernels: docs/torch-adapter.md.
+
+>>> import torch
+>>> from multiloss.torch import FocalLoss, cross_entropy
+>>> logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]], requires_grad=True)
+>>> target = torch.tensor([0, 2])
+>>> loss = cross_entropy(logits, target)
+>>> bool(torch.isclose(loss, torch.nn.functional.cross_entropy(logits, target)))
+True
+>>> FocalLoss(gamma=2.0, alpha=[0.25, 0.5, 0.25])(logits, target).backward()
+>>> logits.grad.shape
+torch.Size([2, 3])
+"""
+
+from __future__ import annotations
+
+from .._backends import missing_backend
+
+try:
+    import torch  # noqa: F401
+except ImportError as error:
+    raise missing_backend(__name__, "PyTorch", "torch") from error
+
+from ._native import _CHUNK_ELEMENTS as _CHUNK_ELEMENTS  # for the tests of the slab passes
+from .functional import binary_cross_entropy, cross_entropy, focal_loss, sigmoid_focal_loss
+from .modules import BCEWithLogitsLoss, CrossEntropyLoss, FocalLoss, SigmoidFocalLoss
+
+__all__ = [
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "FocalLoss",
+    "SigmoidFocalLoss",
+    "binary_cross_entropy",
+    "cross_entropy",
+    "focal_loss",
+    "sigmoid_focal_loss",
+]

@@ -1,0 +1,229 @@
+"""Native kernels for the core's fast-path seam: cache-sized slab passes in eager mode.
+
+They work a cache-sized slab (about 1 MiB) at a time, so no temporary of the logits' size
+is made: forward gathers the target's log-probability from PyTorch's fused
+``log_softmax`` kernel, backward writes ``softmax`` times the row scale straight into the
+gradient and scatters the target entries. Where those kernels are slow (the class axis
+last with fewer than 32 classes, or an inner class axis with short trailing dimensions)
+the same slabs go through separate in-place element-wise passes instead, which give the
+generic path's numbers exactly; the fused kernels agree with it to a few ulps. 16-bit
+logits are converted to float32 slab by slab, never as a whole. Large sigmoid calls run
+slab by slab through the core's generic operations (:func:`forward`, :func:`vjp`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .. import _core
+from .._core import GENERIC, SIGMOID, SOFTMAX, SoftmaxKernels
+from .._core._reduce import per_element_cotangent, reduce
+from .._core.sigmoid import SigmoidOperands
+from ._namespace import compute_dtype
+
+_CHUNK_ELEMENTS = 1 << 18
+"""Elements per chunk of the native passes: 1 MiB of float32, which stays in cache."""
+
+
+def chunks(axis: int, *tensors: Tensor) -> Any:
+    """The tensors split alike into slabs of about `_CHUNK_ELEMENTS` elements along a
+    dimension other than the class axis (all dimensions of size 1 or the logits' size)."""
+    first = tensors[0]
+    dim = 1 if axis == 0 else 0
+    if first.ndim < 2 or first.numel() <= _CHUNK_ELEMENTS:
+        return [tensors]
+    per_slice = first.numel() // max(first.shape[dim], 1)
+    step = max(1, _CHUNK_ELEMENTS // max(per_slice, 1))
+    return zip(*(t.split(step, dim=dim) for t in tensors), strict=True)
+
+
+def takes_16_bit(config: Any, logits: Tensor) -> bool:
+    """Whether the native passes take the logits in their own dtype and convert them a
+    slab at a time: the hard-target softmax passes (the core reads the logits through
+    them alone) and split sigmoid calls (:func:`_sigmoid_slabs` converts each slab)."""
+    if config.family is SOFTMAX:
+        return config.hard_target and config.label_smoothing == 0
+    return logits.ndim >= 2 and logits.numel() > _CHUNK_ELEMENTS
+
+
+class _Workspace:
+    """One slab-sized buffer reused by every slab of a pass (the first slab is the
+    largest): the pass allocates it once instead of a temporary per slab, which on the
+    CPU can mean fresh, page-faulted memory each time, depending on the allocator's
+    state."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        self.buffer: Tensor | None = None
+
+    def like(self, slab: Tensor) -> Tensor:
+        """A buffer of `slab`'s shape in the workspace's dtype (a view of the one buffer)."""
+        if self.buffer is None:
+            self.buffer = torch.empty(slab.shape, dtype=self.dtype, device=slab.device)
+        return self.buffer[tuple(slice(0, size) for size in slab.shape)]
+
+
+def _max_and_log_sum_exp(xp: Any, logits: Tensor, axis: int) -> tuple[Tensor, Tensor]:
+    """The seam's ``max_and_log_sum_exp`` (same operations, same numbers), a cache-sized
+    slab at a time: no temporary of the logits' size."""
+    row_max = torch.amax(logits, dim=axis, keepdim=True).to(compute_dtype(logits))
+    sum_exp = torch.empty_like(row_max)
+    workspace = _Workspace(row_max.dtype)
+    for z, m, out in chunks(axis, logits, row_max, sum_exp):
+        shifted = torch.sub(z, m, out=workspace.like(z)).exp_()
+        torch.sum(shifted, dim=axis, keepdim=True, out=out)
+    return row_max, sum_exp.log_()
+
+
+def _fused_softmax_pays(logits: Tensor, axis: int) -> bool:
+    """Whether PyTorch's fused (log-)softmax kernels beat separate element-wise passes.
+
+    They need fewer passes over each slab, but with the class axis last they work row by
+    row and are slow on short rows (measured: 5x slower at 10 classes, 0.6x from 32 on);
+    with the class axis inner (``(N, C, H, W)``) they vectorise along the trailing
+    dimensions, which pays once those hold 64 or more elements.
+    """
+    axis = axis % logits.ndim
+    if axis == logits.ndim - 1:
+        return logits.shape[axis] >= 32
+    return math.prod(logits.shape[axis + 1 :]) >= 64
+
+
+def _target_log_softmax(
+    xp: Any, logits: Tensor, index: Tensor, axis: int
+) -> tuple[Tensor | None, Tensor | None, Tensor]:
+    """The seam's ``target_log_softmax``: the row max m, the log-sum-exp L and the
+    target's log-probability (z_t - m) - L, a cache-sized slab at a time.
+
+    Where it pays (:func:`_fused_softmax_pays`) each slab goes through PyTorch's fused
+    log-softmax kernel, and m and L are not formed (None): the native backward pass does
+    not read them, and the core recomputes them where another one does. Elsewhere the
+    core's operations are done in place (same numbers)."""
+    dtype = compute_dtype(logits)
+    if not _fused_softmax_pays(logits, axis):
+        row_max, log_sum_exp = _max_and_log_sum_exp(xp, logits, axis)
+        target_logit = torch.gather(logits, axis, index).to(dtype)
+        return row_max, log_sum_exp, target_logit.sub_(row_max).sub_(log_sum_exp)
+    target_log_p = torch.empty(index.shape, dtype=dtype, device=logits.device)
+    workspace = _Workspace(dtype)
+    for z, i, log_p_t in chunks(axis, logits, index, target_log_p):
+        log_p = torch.log_softmax(z, axis, dtype=dtype, out=workspace.like(z))
+        torch.gather(log_p, axis, i, out=log_p_t)
+    return None, None, target_log_p
+
+
+def _scaled_softmax_with_target(
+    xp: Any,
+    logits: Tensor,
+    row_max: Tensor | None,
+    log_sum_exp: Tensor | None,
+    index: Tensor,
+    target_value: Tensor,
+    scale: Tensor,
+    axis: int,
+) -> Tensor:
+    """The seam's ``scaled_softmax_with_target`` written straight into the gradient (in
+    the logits' dtype: 16-bit logits are computed in float32 slab by slab), a
+    cache-sized slab at a time: where it pays by PyTorch's fused softmax kernel (which
+    recomputes the row max and sum in cache instead of reading `row_max` and
+    `log_sum_exp`), elsewhere by the core's operations done in place (same numbers)."""
+    gradient = torch.empty_like(logits)
+    dtype = compute_dtype(logits)
+    scale = torch.broadcast_to(scale, index.shape)
+    scaled_target = target_value * scale
+    fused = _fused_softmax_pays(logits, axis)
+    # the fused kernel does not read row_max and log_sum_exp (None after a fused forward)
+    shift = () if fused else (row_max, log_sum_exp)
+    workspace = _Workspace(dtype)
+    for z, s, i, v, out, *m_lse in chunks(
+        axis, logits, scale, index, scaled_target, gradient, *shift
+    ):
+        # 16-bit logits: the softmax in a float32 slab, rounded once into the gradient by
+        # the product with the row scale
+        work = out if dtype == out.dtype else workspace.like(out)
+        if fused:
+            torch.softmax(z, axis, dtype=dtype, out=work)
+        else:
+            m, lse = m_lse
+            torch.sub(z, m, out=work).sub_(lse).exp_()
+        torch.mul(work, s, out=out).scatter_(axis, i, v.to(out.dtype))
+    return gradient
+
+
+NATIVE = SoftmaxKernels(
+    max_and_log_sum_exp=_max_and_log_sum_exp,
+    target_log_softmax=_target_log_softmax,
+    scaled_softmax_with_target=_scaled_softmax_with_target,
+)
+"""The slab kernels handed to the core's seam in plain eager execution."""
+
+
+def kernels(native: bool) -> SoftmaxKernels:
+    """The seam's kernels for a call's plan (:func:`._namespace.native_plan`)."""
+    return NATIVE if native else GENERIC
+
+
+def _sigmoid_slabs(prepared: Any, native: bool) -> list[SigmoidOperands] | None:
+    """A large element-wise (sigmoid) call on the native namespace, split into slabs of
+    about `_CHUNK_ELEMENTS` elements along dim 0 (weights broadcast first): each slab's
+    temporaries stay in cache instead of being fresh, page-faulted memory. None when the
+    call is not split (softmax losses, small or 1-d inputs, not the native plan)."""
+    _, config, operands = prepared
+    logits = operands.logits
+    if config.family is not SIGMOID or not native:
+        return None
+    if logits.ndim < 2 or logits.numel() <= _CHUNK_ELEMENTS:
+        return None
+    full = [None if t is None else t.expand(logits.shape) for t in operands]
+    slabs = []
+    for parts in chunks(-1, *(t for t in full if t is not None)):
+        present = iter(parts)
+        slab = SigmoidOperands(*(None if t is None else next(present) for t in full))
+        slabs.append(slab._replace(logits=slab.logits.to(compute_dtype(slab.logits))))
+    return slabs
+
+
+def forward(prepared: Any, native: bool) -> tuple[Tensor, Any]:
+    """The core's forward with the plan's kernels; for a split sigmoid call, the core's
+    per-slab sums reduced by the core's own reduction over the whole call's denominator."""
+    slabs = _sigmoid_slabs(prepared, native)
+    if slabs is None:
+        return _core.forward(prepared, kernels(native))
+    xp, config, _ = prepared
+    if config.reduction == "none":
+        return torch.cat([SIGMOID.forward(xp, config, slab)[0] for slab in slabs]), None
+    summed = replace(config, reduction="sum")
+    sums = torch.stack([SIGMOID.forward(xp, summed, slab)[0] for slab in slabs])
+    return reduce(xp, sums, config.reduction, _core.mean_denominator(prepared)), None
+
+
+def vjp(prepared: Any, residuals: Any, cotangent: Tensor, native: bool) -> Tensor:
+    """The core's vjp with the plan's kernels; for a split sigmoid call, slab by slab with
+    each element's cotangent (the core's adjoint of the whole call's reduction)."""
+    slabs = _sigmoid_slabs(prepared, native)
+    if slabs is None:
+        return _core.vjp(prepared, residuals, cotangent, kernels(native))
+    xp, config, operands = prepared
+    denominator = _core.mean_denominator(prepared)
+    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, denominator)
+    grad = torch.empty_like(operands.logits)
+    if config.reduction == "none":
+        pieces = zip(
+            slabs,
+            grad.split([slab.logits.shape[0] for slab in slabs]),
+            element_cotangent.split([slab.logits.shape[0] for slab in slabs]),
+            strict=True,
+        )
+        for slab, out, slab_cotangent in pieces:
+            out.copy_(SIGMOID.vjp(xp, config, slab, None, slab_cotangent))
+        return grad
+    summed = replace(config, reduction="sum")
+    outs = grad.split([slab.logits.shape[0] for slab in slabs])
+    for slab, out in zip(slabs, outs, strict=True):
+        out.copy_(SIGMOID.vjp(xp, summed, slab, None, element_cotangent))
+    return grad

@@ -1,0 +1,245 @@
+"""The functional API of :mod:`multiloss.torch`: validation, then one autograd Function."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .._core import LOSSES, Loss
+from ._autograd import _Loss, _Spec, function
+from ._namespace import compute_dtype, is_functorch
+
+Weights = Tensor | Sequence[float] | None
+
+
+# ---------------------------------------------------------------------------------------
+# Validation policy
+
+
+def _is_tracing() -> bool:
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+
+
+def _is_concrete_cpu(tensor: Tensor) -> bool:
+    """A plain CPU tensor whose values can be read without a device sync or a trace."""
+    if tensor.device.type != "cpu" or is_functorch(tensor):
+        return False
+    return not isinstance(tensor, torch._subclasses.FakeTensor)
+
+
+def _values_checkable(*tensors: object) -> bool:
+    """Whether the value checks (docs/semantics.md, Bad input) run: CPU tensors, nothing tracing."""
+    if _is_tracing():
+        return False
+    return all(_is_concrete_cpu(t) for t in tensors if isinstance(t, Tensor))
+
+
+def _check_logits(logits: object) -> None:
+    # A target or weight of another backend is refused by the core, with its message.
+    if not isinstance(logits, Tensor):
+        raise TypeError(
+            f"logits must be a torch.Tensor for multiloss.torch; got "
+            f"{type(logits).__module__}.{type(logits).__name__}"
+        )
+
+
+_NO_TORCHSCRIPT = (
+    "multiloss.torch does not support TorchScript (torch.jit.script, torch.jit.trace): its "
+    "losses are Python autograd Functions, which TorchScript can neither compile nor trace; "
+    "use torch.compile (or torch.export) instead"
+)
+
+
+def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -> Tensor:
+    """Validate through the loss's ``prepare`` step, then run :class:`._autograd._Loss`."""
+    if torch.jit.is_tracing():
+        raise NotImplementedError(_NO_TORCHSCRIPT)
+    _check_logits(logits)
+    if loss.has_class_axis and options["axis"] is None:
+        # PyTorch's convention: classes on axis 1 of (N, C, d1..dk), on axis 0 of (C,).
+        options["axis"] = 0 if logits.ndim == 1 else loss.class_axis["torch"]
+    weights = [options[name] for name in loss.weights]
+    check_values = _values_checkable(logits, target, *weights)
+    _, config, operands = loss.prepare(
+        logits, target, check_values=check_values, convert_logits=False, **options
+    )
+    weight, pos_weight = (*operands[2:], None, None)[:2]
+    spec = _Spec(config, compute_dtype(logits), operands.target.dtype)
+    outputs = function(_Loss).apply(
+        spec, logits, target, weight, pos_weight, operands.logits.detach(), operands.target.detach()
+    )
+    return outputs[0].to(logits.dtype)
+
+
+# ---------------------------------------------------------------------------------------
+# The losses
+
+
+def cross_entropy(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    axis: int | None = None,
+    weight: Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    r"""Softmax cross-entropy, with the semantics of ``torch.nn.functional.cross_entropy``.
+
+    Per element, with ℓ = log_softmax(z) along `axis` and q the target distribution (the
+    one-hot of a class index, or the given probabilities; label smoothing ε makes it
+    ``(1-ε)·q + ε/C``):
+
+    .. math:: L = -\sum_k q_k \, w_k \, \log p_k
+
+    Args:
+        logits: ``(N, C, d1..dk)`` or unbatched ``(C,)`` unnormalised scores, any floating
+            dtype (16-bit is computed in float32 and returned in its own dtype).
+        target: class indices of any integer dtype, shaped like `logits` without the class
+            axis, or class probabilities (floating, shaped like `logits`).
+        axis: the class axis; None (the default) follows PyTorch: 1 for ``(N, C, ...)``,
+            0 for an unbatched ``(C,)`` input.
+        weight: per-class weights w, a length-C tensor or sequence; None weights every
+            class by 1.
+        ignore_index: class-index targets equal to it contribute nothing and are not
+            counted.
+        reduction: ``"mean"`` (Σ w_{y_i} ℓ_i / Σ w_{y_i} over counted elements for class
+            indices, divided by the element count for probabilities), ``"sum"`` or
+            ``"none"`` (per element, class axis removed). A mean over nothing is 0.0 with
+            a zero gradient, where PyTorch gives NaN.
+        label_smoothing: ε in [0, 1].
+
+    Example:
+
+    >>> import torch
+    >>> from multiloss.torch import cross_entropy
+    >>> logits = torch.zeros(1, 2)
+    >>> round(cross_entropy(logits, torch.tensor([1])).item(), 6)  # log 2
+    0.693147
+    """
+    options = {
+        "axis": axis,
+        "weight": weight,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+    }
+    return _loss(LOSSES["cross_entropy"], logits, target, options)
+
+
+def focal_loss(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    axis: int | None = None,
+    gamma: float = 2.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    r"""Softmax focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
+
+    .. math:: L = -\sum_k q_k \, \alpha_k \, (1 - p_k)^\gamma \log p_k
+
+    For a class-index target t this is :math:`-\alpha_t (1-p_t)^\gamma \log p_t`. γ = 0
+    with no alpha is exactly :func:`cross_entropy`. The gradient is the closed form
+    p_k·Σ_j c_j A_j - c_k A_k with A = u^γ(1 - γ p ℓ/u), u = 1 - p: no negative power of
+    u, so it is finite for 0 < γ < 1 at p_t = 1.
+
+    Args:
+        logits, target, axis, ignore_index, label_smoothing: as in :func:`cross_entropy`.
+        gamma: focusing parameter γ ≥ 0.
+        alpha: None (no weighting); C per-class weights (a tensor or sequence); or a scalar
+            α in [0, 1] that weights class 0 (background) by 1-α and every other class by
+            α (RetinaNet, kornia, MONAI).
+        reduction: ``"mean"`` divides by the number of counted (not ignored) elements, not
+            by Σα; ``"sum"``; ``"none"``. A mean over nothing is 0.0.
+
+    Example:
+
+    >>> import math, torch
+    >>> from multiloss.torch import focal_loss
+    >>> logits = torch.log(torch.tensor([[0.9, 0.1]], dtype=torch.float64))
+    >>> loss = focal_loss(logits, torch.tensor([0]), gamma=2.0)
+    >>> math.isclose(loss.item(), -(0.1**2) * math.log(0.9))
+    True
+    """
+    options = {
+        "axis": axis,
+        "gamma": gamma,
+        "alpha": alpha,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+    }
+    return _loss(LOSSES["focal_loss"], logits, target, options)
+
+
+def binary_cross_entropy(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Sigmoid cross-entropy on logits, with the semantics of ``nn.BCEWithLogitsLoss``.
+
+    .. math:: L = -w \left[ p_w \, y \log \sigma(x) + (1 - y) \log (1 - \sigma(x)) \right]
+
+    computed as ``w·(pw·y·softplus(-x) + (1-y)·softplus(x))``, finite for any finite logit.
+
+    Args:
+        logits: any shape.
+        target: the logits' shape; probabilities in [0, 1] (integer or bool 0/1 accepted).
+        weight: per-element weight, broadcast to the logits' shape.
+        pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
+            vector weights the last axis, as in PyTorch).
+        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"``.
+
+    Example:
+
+    >>> import torch
+    >>> from multiloss.torch import binary_cross_entropy
+    >>> round(binary_cross_entropy(torch.zeros(1), torch.ones(1)).item(), 6)  # log 2
+    0.693147
+    """
+    options = {"weight": weight, "pos_weight": pos_weight, "reduction": reduction}
+    return _loss(LOSSES["binary_cross_entropy"], logits, target, options)
+
+
+def sigmoid_focal_loss(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    alpha: float | None = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Sigmoid focal loss (Lin et al. 2017), as ``torchvision.ops.sigmoid_focal_loss``.
+
+    .. math:: L = \alpha_t \, (1 - p_t)^\gamma \, \mathrm{BCE}(x, y), \quad
+              p_t = p y + (1-p)(1-y), \quad \alpha_t = \alpha y + (1-\alpha)(1-y)
+
+    Args:
+        logits: any shape (e.g. ``(N, C)`` multi-label scores or ``(N, A, C)`` anchors).
+        target: the logits' shape, in [0, 1].
+        alpha: α in [0, 1], or None for no α_t weighting.
+        gamma: focusing parameter γ ≥ 0.
+        reduction: ``"mean"`` (over all elements, torchvision's default is ``"none"``),
+            ``"sum"`` or ``"none"``.
+
+    Example:
+
+    >>> import torch
+    >>> from multiloss.torch import sigmoid_focal_loss
+    >>> round(sigmoid_focal_loss(torch.zeros(1), torch.ones(1), alpha=None).item(), 6)
+    0.173287
+    """
+    options = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
+    return _loss(LOSSES["sigmoid_focal_loss"], logits, target, options)

@@ -1,0 +1,296 @@
+"""The ``nn.Module`` criteria of :mod:`multiloss.torch`: each calls the functional API."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .._core import _checks
+from ._namespace import XP
+from .functional import (
+    _NO_TORCHSCRIPT,
+    Weights,
+    binary_cross_entropy,
+    cross_entropy,
+    focal_loss,
+    sigmoid_focal_loss,
+)
+
+
+def _as_buffer(name: str, value: Weights, *, class_vector: bool) -> Tensor | None:
+    """A weight argument of a module as a floating tensor, checked once (it is a constant)."""
+    if value is None:
+        return None
+    if isinstance(value, Tensor):
+        if value.dtype == torch.bool or value.is_complex():
+            raise TypeError(f"{name} must hold real numbers; got dtype {value.dtype}")
+        tensor = value if value.is_floating_point() else value.to(torch.get_default_dtype())
+    elif isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, numbers.Real)):
+        raise TypeError(f"{name} must be a sequence of numbers or a tensor; got {value!r}")
+    else:
+        try:
+            tensor = torch.tensor(value, dtype=torch.get_default_dtype())
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(
+                f"{name} must be a sequence of numbers or a tensor; got {value!r}"
+            ) from error
+    if class_vector and tensor.ndim != 1:
+        raise ValueError(
+            f"{name} must have one entry per class, a 1-d shape; got shape {tuple(tensor.shape)}"
+        )
+    if tensor.device.type != "meta":
+        _checks.check_weight_values(XP, name, tensor)
+    return tensor
+
+
+def _describe(tensor: Tensor | None) -> str:
+    """A short text for ``extra_repr``: the values of a small tensor, else its shape."""
+    if tensor is None:
+        return "None"
+    if tensor.numel() <= 8 and tensor.device.type != "meta":
+        return repr([round(float(v), 6) for v in tensor.detach().reshape(-1).cpu()])
+    return f"<tensor of shape {tuple(tensor.shape)}, {tensor.dtype}>"
+
+
+def _check_axis(axis: object) -> int | None:
+    if axis is None:
+        return None
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"axis must be an integer; got {axis!r}")
+    return int(axis)
+
+
+class _Criterion(nn.Module):
+    """The modules' common base: refuses TorchScript with a clear error."""
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        # torch.jit.script calls this on the module (and on every submodule of a model
+        # being scripted) before compiling anything.
+        raise NotImplementedError(_NO_TORCHSCRIPT)
+
+
+class CrossEntropyLoss(_Criterion):
+    r"""Softmax cross-entropy criterion, a drop-in for ``torch.nn.CrossEntropyLoss``.
+
+    ``L = -Σ_k q_k w_k log p_k`` per element; see :func:`cross_entropy` for every option.
+    The one difference from PyTorch: a ``"mean"`` over zero counted elements is 0.0 with a
+    zero gradient instead of NaN.
+
+    Args:
+        weight: per-class weights (length C), kept as a buffer.
+        ignore_index, reduction, label_smoothing, axis: as in :func:`cross_entropy`
+            (keyword-only; ``size_average`` and ``reduce``, long deprecated in PyTorch,
+            are not accepted).
+
+    Example:
+
+    >>> import torch
+    >>> from multiloss.torch import CrossEntropyLoss
+    >>> criterion = CrossEntropyLoss(weight=[1.0, 2.0, 1.0], ignore_index=255)
+    >>> criterion
+    CrossEntropyLoss(weight=[1.0, 2.0, 1.0], ignore_index=255, reduction='mean', label_smoothing=0.0)
+    >>> logits = torch.randn(4, 3, 8, 8, requires_grad=True)
+    >>> criterion(logits, torch.randint(0, 3, (4, 8, 8))).backward()
+    """  # noqa: E501
+
+    weight: Tensor | None
+
+    def __init__(
+        self,
+        weight: Weights = None,
+        *,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+        axis: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("weight", _as_buffer("weight", weight, class_vector=True))
+        self.ignore_index = _checks.check_ignore_index(ignore_index)
+        self.reduction = _checks.check_reduction(reduction)
+        self.label_smoothing = _checks.check_real_number(
+            "label_smoothing", label_smoothing, low=0.0, high=1.0
+        )
+        self.axis = _check_axis(axis)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return cross_entropy(
+            input,
+            target,
+            axis=self.axis,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
+        )
+
+    def extra_repr(self) -> str:
+        text = "" if self.weight is None else f"weight={_describe(self.weight)}, "
+        text += (
+            f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, "
+            f"label_smoothing={self.label_smoothing}"
+        )
+        return text + ("" if self.axis is None else f", axis={self.axis}")
+
+
+class FocalLoss(_Criterion):
+    r"""Softmax focal loss criterion (Lin et al., "Focal Loss for Dense Object Detection").
+
+    ``L = -Σ_k q_k α_k (1 - p_k)^γ log p_k`` per element, ``-α_t (1-p_t)^γ log p_t`` for a
+    class index; see :func:`focal_loss` for every option.
+
+    Args:
+        gamma: focusing parameter γ ≥ 0.
+        alpha: None; C per-class weights (kept as a buffer); or a scalar α in [0, 1]
+            (class 0 weighted by 1-α, the others by α), kept as a float.
+        ignore_index, reduction, label_smoothing, axis: as in :func:`focal_loss`.
+
+    Example:
+
+    >>> import torch
+    >>> from multiloss.torch import FocalLoss
+    >>> criterion = FocalLoss(gamma=2.0, alpha=0.25, ignore_index=255)
+    >>> criterion
+    FocalLoss(gamma=2.0, alpha=0.25, ignore_index=255, reduction='mean', label_smoothing=0.0)
+    >>> logits = torch.randn(4, 3, 8, 8, requires_grad=True)
+    >>> criterion(logits, torch.randint(0, 3, (4, 8, 8))).backward()
+    """
+
+    alpha: Tensor | float | None
+
+    def __init__(
+        self,
+        *,
+        gamma: float = 2.0,
+        alpha: float | Weights = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+        axis: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+        if isinstance(alpha, numbers.Real):  # a bool is refused here, as by focal_loss
+            self.alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
+        else:
+            self.register_buffer("alpha", _as_buffer("alpha", alpha, class_vector=True))
+        self.ignore_index = _checks.check_ignore_index(ignore_index)
+        self.reduction = _checks.check_reduction(reduction)
+        self.label_smoothing = _checks.check_real_number(
+            "label_smoothing", label_smoothing, low=0.0, high=1.0
+        )
+        self.axis = _check_axis(axis)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return focal_loss(
+            input,
+            target,
+            axis=self.axis,
+            gamma=self.gamma,
+            alpha=self.alpha,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
+        )
+
+    def extra_repr(self) -> str:
+        alpha = self.alpha if isinstance(self.alpha, float) else _describe(self.alpha)
+        text = (
+            f"gamma={self.gamma}, alpha={alpha}, ignore_index={self.ignore_index}, "
+            f"reduction={self.reduction!r}, label_smoothing={self.label_smoothing}"
+        )
+        return text + ("" if self.axis is None else f", axis={self.axis}")
+
+
+class BCEWithLogitsLoss(_Criterion):
+    r"""Sigmoid cross-entropy criterion, a drop-in for ``torch.nn.BCEWithLogitsLoss``.
+
+    ``L = -w [pw·y log σ(x) + (1-y) log(1-σ(x))]`` per element; see
+    :func:`binary_cross_entropy`.
+
+    Args:
+        weight: per-element weight broadcast to the input's shape, kept as a buffer.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (keyword-only).
+        pos_weight: weight of the positive term, broadcast to the input's shape (a
+            length-C vector weights the last axis), kept as a buffer.
+
+    Example:
+
+    >>> import torch
+    >>> from multiloss.torch import BCEWithLogitsLoss
+    >>> criterion = BCEWithLogitsLoss(pos_weight=[1.0, 3.0])
+    >>> criterion
+    BCEWithLogitsLoss(reduction='mean', pos_weight=[1.0, 3.0])
+    >>> round(criterion(torch.zeros(1, 2), torch.ones(1, 2)).item(), 6)  # 2·log 2
+    1.386294
+    """
+
+    weight: Tensor | None
+    pos_weight: Tensor | None
+
+    def __init__(
+        self,
+        weight: Weights = None,
+        *,
+        reduction: str = "mean",
+        pos_weight: Weights = None,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("weight", _as_buffer("weight", weight, class_vector=False))
+        self.register_buffer("pos_weight", _as_buffer("pos_weight", pos_weight, class_vector=False))
+        self.reduction = _checks.check_reduction(reduction)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return binary_cross_entropy(
+            input, target, weight=self.weight, pos_weight=self.pos_weight, reduction=self.reduction
+        )
+
+    def extra_repr(self) -> str:
+        text = "" if self.weight is None else f"weight={_describe(self.weight)}, "
+        text += f"reduction={self.reduction!r}"
+        if self.pos_weight is not None:
+            text += f", pos_weight={_describe(self.pos_weight)}"
+        return text
+
+
+class SigmoidFocalLoss(_Criterion):
+    r"""Sigmoid focal loss criterion (Lin et al. 2017), as ``torchvision.ops.sigmoid_focal_loss``.
+
+    ``L = α_t (1 - p_t)^γ BCE(x, y)`` per element; see :func:`sigmoid_focal_loss`.
+
+    Args:
+        alpha: α in [0, 1], or None for no α_t weighting.
+        gamma: focusing parameter γ ≥ 0.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Example:
+
+    >>> import torch
+    >>> from multiloss.torch import SigmoidFocalLoss
+    >>> criterion = SigmoidFocalLoss(alpha=0.25, gamma=2.0)
+    >>> criterion
+    SigmoidFocalLoss(alpha=0.25, gamma=2.0, reduction='mean')
+    >>> logits = torch.randn(4, 5, requires_grad=True)
+    >>> criterion(logits, torch.randint(0, 2, (4, 5)).float()).backward()
+    """
+
+    def __init__(
+        self, *, alpha: float | None = 0.25, gamma: float = 2.0, reduction: str = "mean"
+    ) -> None:
+        super().__init__()
+        self.alpha = (
+            None if alpha is None else _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
+        )
+        self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+        self.reduction = _checks.check_reduction(reduction)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return sigmoid_focal_loss(
+            input, target, alpha=self.alpha, gamma=self.gamma, reduction=self.reduction
+        )
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
