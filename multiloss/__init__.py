@@ -2,21 +2,22 @@
 
 The functions here take arrays of any supported backend and dispatch on the array:
 
-* ``torch.Tensor`` → :mod:`multiloss.torch` (autograd, class axis 1 by default);
-* ``jax.Array`` → :mod:`multiloss.jax` (jit/grad, class axis -1 by default);
+* `torch.Tensor` → [`multiloss.torch`][multiloss.torch] (autograd, class axis 1 by default);
+* `jax.Array` → [`multiloss.jax`][multiloss.jax] (jit/grad, class axis -1 by default);
 * NumPy and any other array-API array (array-api-strict, …) → the array-API core, class
-  axis -1 by default, in the input's own dtype (use :mod:`multiloss.numpy` for the float64
-  reference with gradients).
+  axis -1 by default, in the input's own dtype (use [`multiloss.numpy`][multiloss.numpy]
+  for the float64 reference with gradients).
 
-``import multiloss`` imports neither torch nor jax: a backend is looked up in
-``sys.modules`` only when one of its arrays arrives. The backend modules are attributes
-of the package, imported on first access: ``multiloss.numpy.focal_loss_grad(...)`` works
-after a plain ``import multiloss`` (and ``multiloss.torch`` then imports torch).
+`import multiloss` imports neither torch nor jax: a backend is looked up in `sys.modules`
+only when one of its arrays arrives. The backend modules are attributes of the package,
+imported on first access: `multiloss.numpy.focal_loss_grad(...)` works after a plain
+`import multiloss` (and `multiloss.torch` then imports torch).
 
->>> import numpy as np, multiloss
->>> logits = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 0.5]])
->>> round(float(multiloss.cross_entropy(logits, np.array([0, 2]))), 6)
-0.634229
+Examples:
+    >>> import numpy as np, multiloss
+    >>> logits = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 0.5]])
+    >>> round(float(multiloss.cross_entropy(logits, np.array([0, 2]))), 6)
+    0.634229
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ _BACKENDS = ("jax", "numpy", "torch")
 
 
 def __getattr__(name: str) -> ModuleType:
-    """``multiloss.numpy``, ``multiloss.torch``, ``multiloss.jax``: imported on first access.
+    """`multiloss.numpy`, `multiloss.torch`, `multiloss.jax`: imported on first access.
 
     A backend that is not installed raises the ImportError that says which extra to install.
     """
@@ -58,7 +59,7 @@ def __dir__() -> list[str]:
 
 
 def backend_of(array: object) -> str:
-    """'torch', 'jax' or 'array_api': which adapter serves this array (no import is made)."""
+    """`'torch'`, `'jax'` or `'array_api'`: which adapter serves this array (no import is made)."""
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(array, torch.Tensor):
         return "torch"
@@ -93,9 +94,10 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Array:
-    """Softmax cross-entropy of any backend's arrays; see :func:`multiloss.numpy.cross_entropy`.
+    """Softmax cross-entropy of any backend's arrays.
 
-    ``axis=None`` takes the backend's default class axis (1 for torch, -1 otherwise).
+    See [`multiloss.numpy.cross_entropy`][multiloss.numpy.cross_entropy] for the arguments.
+    `axis=None` takes the backend's default class axis (1 for torch, -1 otherwise).
     """
     options = {
         "axis": axis,
@@ -118,7 +120,11 @@ def focal_loss(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Array:
-    """Softmax focal loss of any backend's arrays; see :func:`multiloss.numpy.focal_loss`."""
+    """Softmax focal loss of any backend's arrays.
+
+    See [`multiloss.numpy.focal_loss`][multiloss.numpy.focal_loss] for the arguments.
+    `axis=None` takes the backend's default class axis (1 for torch, -1 otherwise).
+    """
     options = {
         "axis": axis,
         "gamma": gamma,
@@ -138,8 +144,11 @@ def binary_cross_entropy(
     pos_weight: Array | Sequence[float] | None = None,
     reduction: str = "mean",
 ) -> Array:
-    """Sigmoid cross-entropy of any backend's arrays; see
-    :func:`multiloss.numpy.binary_cross_entropy`."""
+    """Sigmoid cross-entropy of any backend's arrays.
+
+    See [`multiloss.numpy.binary_cross_entropy`][multiloss.numpy.binary_cross_entropy] for
+    the arguments.
+    """
     options = {"weight": weight, "pos_weight": pos_weight, "reduction": reduction}
     return _dispatch("binary_cross_entropy", logits, target, options)
 
@@ -152,8 +161,11 @@ def sigmoid_focal_loss(
     gamma: float = 2.0,
     reduction: str = "mean",
 ) -> Array:
-    """Sigmoid focal loss of any backend's arrays; see
-    :func:`multiloss.numpy.sigmoid_focal_loss`."""
+    """Sigmoid focal loss of any backend's arrays.
+
+    See [`multiloss.numpy.sigmoid_focal_loss`][multiloss.numpy.sigmoid_focal_loss] for the
+    arguments.
+    """
     options = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
     return _dispatch("sigmoid_focal_loss", logits, target, options)
 

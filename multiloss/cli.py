@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,11 @@ def _finite_difference_check() -> float:
     """Largest relative error of the reference focal gradient against central differences."""
     rng = np.random.default_rng(1)
     logits, target = rng.normal(size=(4, 5)) * 3, rng.integers(0, 5, size=4)
-    options = {"gamma": 0.5, "alpha": [0.2, 0.3, 0.1, 0.2, 0.2], "label_smoothing": 0.05}
+    options: dict[str, Any] = {
+        "gamma": 0.5,
+        "alpha": [0.2, 0.3, 0.1, 0.2, 0.2],
+        "label_smoothing": 0.05,
+    }
     grad = reference.focal_loss_grad(logits, target, **options)
     step, worst = 1e-6, 0.0
     for index in np.ndindex(logits.shape):
@@ -109,7 +114,7 @@ def _finite_difference_check() -> float:
         shifted[1][index] -= step
         plus, minus = (float(reference.focal_loss(z, target, **options)) for z in shifted)
         numeric = (plus - minus) / (2 * step)
-        worst = max(worst, abs(numeric - grad[index]) / (1 + abs(numeric)))
+        worst = max(worst, abs(numeric - float(grad[index])) / (1 + abs(numeric)))
     return worst
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import numpy as reference
+from ._core import LOSSES
 
 CLASS_COUNTS = (1000, 100, 10)
 """Training examples per class: 100:10:1."""
@@ -144,6 +145,7 @@ def train_torch(
         torch.nn.Tanh(),
         torch.nn.Linear(HIDDEN, dataset.num_classes),
     )
+    criterion: torch.nn.Module
     if loss == "cross_entropy":
         criterion = multiloss_torch.CrossEntropyLoss(**options)
     else:
@@ -333,7 +335,7 @@ def _agreement_batch(loss: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """float64 arrays holding float32 values, so that every backend sees the same numbers."""
     rng = np.random.default_rng(seed)
     logits = (rng.normal(size=(32, 5)) * 4.0).astype(np.float32).astype(np.float64)
-    if loss in ("binary_cross_entropy", "sigmoid_focal_loss"):
+    if not LOSSES[loss].has_class_axis:  # a sigmoid loss: 0/1 targets of the logits' shape
         return logits, rng.uniform(size=(32, 5)).astype(np.float32).astype(np.float64)
     return logits, rng.integers(0, 5, size=32)
 
@@ -346,10 +348,10 @@ def _torch_value_and_grad(
     from . import torch as multiloss_torch
 
     z = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
-    extra = {"axis": -1} if loss in ("cross_entropy", "focal_loss") else {}
+    extra = {"axis": -1} if LOSSES[loss].has_class_axis else {}
     value = getattr(multiloss_torch, loss)(z, torch.from_numpy(target), **extra, **options)
-    value.backward()
-    return float(value.detach()), z.grad.numpy()
+    (grad,) = torch.autograd.grad(value, z)
+    return float(value.detach()), grad.numpy()
 
 
 def _jax_value_and_grad(

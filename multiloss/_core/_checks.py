@@ -182,9 +182,10 @@ def as_weight_array(
                 f"{name} is an array of another backend ({type(value).__module__}."
                 f"{type(value).__name__}) than the logits"
             )
-        if not (xp.isdtype(value.dtype, "real floating") or xp.isdtype(value.dtype, "integral")):
-            raise TypeError(f"{name} must hold real numbers; got dtype {value.dtype}")
-        return xp.astype(value, dtype, copy=False)
+        array: Array = value
+        if not (xp.isdtype(array.dtype, "real floating") or xp.isdtype(array.dtype, "integral")):
+            raise TypeError(f"{name} must hold real numbers; got dtype {array.dtype}")
+        return xp.astype(array, dtype, copy=False)
     if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, numbers.Real)):
         raise TypeError(f"{name} must be a sequence of numbers or an array; got {value!r}")
     try:

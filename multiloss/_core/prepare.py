@@ -15,7 +15,7 @@ from . import _checks
 from .kernels import index_dtype
 from .sigmoid import SigmoidConfig, SigmoidOperands
 from .softmax import SoftmaxConfig, SoftmaxOperands
-from .terms import Focal
+from .terms import Focal, Term
 
 Array = Any
 Namespace = Any
@@ -28,7 +28,7 @@ def _prepare_softmax(
     axis: object,
     class_weight: object,
     class_weight_name: str,
-    gamma: float,
+    term: Term,
     ignore_index: object,
     reduction: object,
     label_smoothing: object,
@@ -103,7 +103,7 @@ def _prepare_softmax(
         axis=axis,
         num_classes=num_classes,
         hard_target=hard_target,
-        term=Focal(gamma),
+        term=term,
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
         reduction=reduction,
@@ -171,7 +171,7 @@ def prepare_cross_entropy(
         axis=axis,
         class_weight=weight,
         class_weight_name="weight",
-        gamma=0.0,
+        term=Focal(0.0),
         ignore_index=ignore_index,
         reduction=reduction,
         label_smoothing=label_smoothing,
@@ -205,7 +205,7 @@ def prepare_focal_loss(
         axis=axis,
         class_weight=alpha,
         class_weight_name="alpha",
-        gamma=gamma,
+        term=Focal(gamma),
         ignore_index=ignore_index,
         reduction=reduction,
         label_smoothing=label_smoothing,
@@ -247,7 +247,7 @@ def _prepare_sigmoid(
         or xp.isdtype(target.dtype, "bool")
     ):
         raise TypeError(f"target must hold real numbers in [0, 1]; got dtype {target.dtype}")
-    arrays = {}
+    arrays: dict[str, Array | None] = {}
     for name, value in (("weight", weight), ("pos_weight", pos_weight)):
         if value is None:
             arrays[name] = None

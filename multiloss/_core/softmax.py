@@ -196,7 +196,7 @@ def softmax_forward(
     hard = _hard_target(xp, config, operands) if config.hard_target else None
     denominator = _denominator(xp, config, operands, hard)
 
-    if _uses_soft_path(config):
+    if hard is None or _uses_soft_path(config):
         row_max, log_sum_exp = kernels.max_and_log_sum_exp(xp, logits, axis)
         coefficient = _soft_coefficients(xp, config, operands, hard)
         log_p = (logits - row_max) - log_sum_exp
@@ -298,7 +298,7 @@ def softmax_hvp(
     if config.reduction == "none":
         element_cotangent = xp.expand_dims(element_cotangent, axis=axis)
 
-    if _uses_soft_path(config):
+    if hard is None or _uses_soft_path(config):
         # The dominant class m of each row (where p may be close to 1).
         dominant = xp.argmax(logits, axis=axis, keepdims=True)
         is_dominant = class_ids(xp, logits, axis) == dominant
@@ -313,7 +313,7 @@ def softmax_hvp(
     dominant_dlog_p = _row_sum(xp, p * (tangent_dominant - tangent), axis)
     dlog_p = (tangent - tangent_dominant) + dominant_dlog_p
 
-    if coefficient is None:
+    if coefficient is None and hard is not None:  # a class-index target, no smoothing
         log_p_t = xp.take_along_axis(log_p, hard.index, axis=axis)
         total = times_nonzero(xp, hard.coefficient, term.slope(xp, log_p_t))
         result = total * (p * dlog_p)

@@ -1,65 +1,70 @@
 r"""JAX adapter: jit-able losses whose derivatives come from the closed forms of the core.
 
-The four losses of :mod:`multiloss` as pure functions of ``jax.Array`` s, class axis -1 by
-default (the optax convention), every hyperparameter keyword-only so that it can be made
-static under :func:`jax.jit` (``static_argnames=...`` or :func:`functools.partial`).
+The four losses of `multiloss` as pure functions of `jax.Array`s, class axis -1 by default
+(the optax convention), every hyperparameter keyword-only so that it can be made static
+under `jax.jit` (`static_argnames=...` or `functools.partial`).
 
-Derivatives
-    Each loss is a :func:`jax.custom_jvp` whose rule is the core's closed-form gradient
-    G = ∂loss/∂logits (docs/math.md): the JVP along a tangent t is ⟨G, t⟩, and JAX
-    transposes that for reverse mode. So :func:`jax.grad`, :func:`jax.value_and_grad`,
-    :func:`jax.vjp`, :func:`jax.jvp`, :func:`jax.jacfwd`, :func:`jax.jacrev` and
-    :func:`jax.hessian` all work, and reverse mode costs what a ``custom_vjp`` would: XLA
-    compiles ``jit(value_and_grad(...))`` of both to the same fusions, with the same
-    temporary memory (between forward and backward one array of the logits' size is kept
-    either way: the logits for a ``custom_vjp``, G here). G is itself a
-    ``custom_jvp`` whose rule is the core's closed-form Hessian-vector product, so second
-    derivatives are finite where automatic differentiation of G is not (focal losses with
-    0 < γ < 1 at saturated logits, p_t = 1: ``d/du u^γ`` is infinite there). Third and
-    higher derivatives are JAX's automatic derivatives of that closed form.
+## Derivatives
 
-    A probability target, a sigmoid target, ``weight``, a per-class ``alpha`` array and
-    ``pos_weight`` are differentiable to first order too (closed forms in
-    ``multiloss._core.operands``, contracted with their tangents in the same rule). A
-    second derivative through them raises ``NotImplementedError``; wrap them in
-    :func:`jax.lax.stop_gradient` or close over them where one is taken.
+Each loss is a `jax.custom_jvp` whose rule is the core's closed-form gradient
+$G = \partial\,\mathrm{loss} / \partial\,\mathrm{logits}$ (the math page, docs/math.md:
+[Gradient][gradient]): the JVP along a tangent $t$ is $\langle G, t \rangle$, and JAX
+transposes that for reverse mode. So `jax.grad`, `jax.value_and_grad`, `jax.vjp`, `jax.jvp`,
+`jax.jacfwd`, `jax.jacrev` and `jax.hessian` all work, and reverse mode costs what a
+`custom_vjp` would: XLA compiles `jit(value_and_grad(...))` of both to the same fusions,
+with the same temporary memory (between forward and backward one array of the logits' size
+is kept either way: the logits for a `custom_vjp`, $G$ here). $G$ is itself a `custom_jvp`
+whose rule is the core's closed-form Hessian-vector product, so second derivatives are
+finite where automatic differentiation of $G$ is not (focal losses with $0 < \gamma < 1$ at
+saturated logits, $p_t = 1$: $\frac{d}{du} u^\gamma$ is infinite there). Third and higher
+derivatives are JAX's automatic derivatives of that closed form.
 
-Dtypes
-    float16 and bfloat16 logits are computed in float32 inside, and the loss (and the
-    gradient) come back in the input dtype. float64 works when the user has enabled
-    ``jax_enable_x64``; this module never changes JAX's configuration.
+A probability target, a sigmoid target, `weight`, a per-class `alpha` array and
+`pos_weight` are differentiable to first order too (closed forms beside the
+gradients in the core's family modules, contracted with their tangents in the same rule). A second
+derivative through them raises `NotImplementedError`; wrap them in `jax.lax.stop_gradient`
+or close over them where one is taken.
 
-Bad input
-    Shape, dtype and hyperparameter errors raise at trace time, under ``jit`` too, with
-    the messages of every other backend (``TypeError``/``ValueError``; docs/semantics.md).
-    Values (class indices in range, weights non-negative) are checked eagerly when the
-    arrays are concrete, and so are weights held in concrete arrays that a traced function
-    captures. Traced values cannot be: an out-of-range class index gives a
-    NaN loss (and NaN gradient) for its element, never a silent clamp or wrap. To turn
-    that into an error, run the function through :func:`checked` (or
-    :func:`jax.experimental.checkify.checkify` yourself): the losses then check class
-    indices and weights at run time. :func:`validate_labels` does the label check alone.
+## Dtypes
 
-Sharding and transformations
-    The losses are ordinary JAX computations: they work under ``vmap``, ``scan``,
-    ``checkpoint``, ``shard_map``, and on arrays sharded with
-    :class:`jax.sharding.NamedSharding` over the batch or the class axis (a ``"mean"``
-    over a sharded batch becomes an all-reduce). With Explicit mesh axes (sharding in
-    types, the default of :func:`jax.make_mesh`) the loss runs inside
-    :func:`jax.sharding.auto_axes`, so that XLA places the gathers of target logits and
-    weights; the loss comes back replicated (``"mean"``/``"sum"``) or sharded like the
-    logits without the class axis (``"none"``), the gradient sharded like the logits.
+float16 and bfloat16 logits are computed in float32 inside, and the loss (and the gradient)
+come back in the input dtype. float64 works when the user has enabled `jax_enable_x64`; this
+module never changes JAX's configuration.
 
->>> import jax, jax.numpy as jnp
->>> from multiloss.jax import focal_loss
->>> logits = jnp.array([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]])
->>> labels = jnp.array([0, 1])
->>> loss_fn = jax.jit(focal_loss, static_argnames=("gamma",))
->>> round(float(loss_fn(logits, labels, gamma=2.0)), 5)
-0.05509
->>> grad = jax.grad(focal_loss)(logits, labels)
->>> grad.shape
-(2, 3)
+## Bad input
+
+Shape, dtype and hyperparameter errors raise at trace time, under `jit` too, with the
+messages of every other backend (`TypeError`/`ValueError`; the semantics page,
+docs/semantics.md: [Bad input][bad-input]). Values (class indices in range, weights
+non-negative) are checked eagerly when the arrays are concrete, and so are weights held in
+concrete arrays that a traced function captures. Traced values cannot be: an out-of-range
+class index gives a NaN loss (and NaN gradient) for its element, never a silent clamp or
+wrap. To turn that into an error, run the function through
+[`checked`][multiloss.jax.checked] (or `jax.experimental.checkify.checkify` yourself): the
+losses then check class indices and weights at run time.
+[`validate_labels`][multiloss.jax.validate_labels] does the label check alone.
+
+## Sharding and transformations
+
+The losses are ordinary JAX computations: they work under `vmap`, `scan`, `checkpoint`,
+`shard_map`, and on arrays sharded with `jax.sharding.NamedSharding` over the batch or the
+class axis (a `"mean"` over a sharded batch becomes an all-reduce). With Explicit mesh axes
+(sharding in types, the default of `jax.make_mesh`) the loss runs inside
+`jax.sharding.auto_axes`, so that XLA places the gathers of target logits and weights; the
+loss comes back replicated (`"mean"`/`"sum"`) or sharded like the logits without the class
+axis (`"none"`), the gradient sharded like the logits.
+
+Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from multiloss.jax import focal_loss
+    >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]])
+    >>> labels = jnp.array([0, 1])
+    >>> loss_fn = jax.jit(focal_loss, static_argnames=("gamma",))
+    >>> round(float(loss_fn(logits, labels, gamma=2.0)), 5)
+    0.05509
+    >>> grad = jax.grad(focal_loss)(logits, labels)
+    >>> grad.shape
+    (2, 3)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The JAX losses' derivatives: the core's closed forms hooked into ``custom_jvp`` rules.
+"""The JAX losses' derivatives: the core's closed forms hooked into `custom_jvp` rules.
 
-How: the package docstring of :mod:`multiloss.jax` (Derivatives).
+How: the package docstring of `multiloss.jax` (Derivatives).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _refuse_second_order(fields: Any) -> None:
 def _first_order_only(fields: tuple[str, ...], operands: Any) -> Any:
     """The operands themselves; differentiating them here is refused.
 
-    :func:`_operand_tangent` reads the operands through this identity. A first derivative
+    `_operand_tangent` reads the operands through this identity. A first derivative
     with respect to a target or weight does not differentiate it (the tangent is linear in
     the operand tangents, the operands enter as constants); a second derivative through them
     does, and gets a clear error instead of JAX's automatic derivative of the first-order

@@ -41,13 +41,13 @@ def _require_static(**hyperparameters: object) -> None:
         if _is_tracer(value):
             raise TypeError(
                 f"{name} must be a static Python value, but got a traced array "
-                f"({value.aval}); under jax.jit mark it static "
+                f"({getattr(value, 'aval', value)}); under jax.jit mark it static "
                 f"(jax.jit(fn, static_argnames=({name!r},))) or bind it with functools.partial"
             )
 
 
 def _debug_checks(config: Any, operands: Any, weights: tuple[tuple[str, int], ...]) -> None:
-    """Run-time value checks, active only under :func:`jax.experimental.checkify.checkify`.
+    """Run-time value checks, active only under `jax.experimental.checkify.checkify`.
 
     Without checkify they are dropped (no cost: XLA removes the unused predicates).
     `weights` names the weight operands still to check: (user's name, operand index).
@@ -78,22 +78,34 @@ def _check_labels(target: Array, num_classes: int, ignore_index: int, *, debug: 
 
 
 def validate_labels(target: Array, num_classes: int, *, ignore_index: int = -100) -> None:
-    """Check that every class index is in ``[0, num_classes)`` or equals `ignore_index`.
+    """Check that every class index is in `[0, num_classes)` or equals `ignore_index`.
 
-    A :func:`jax.experimental.checkify.check`: on concrete arrays it raises at once; inside
-    a function transformed by :func:`~jax.experimental.checkify.checkify` (or
-    :func:`checked`) it reports at run time, also under ``jit``. Staged under ``jit``
-    *without* checkify, JAX refuses it at trace time (a ``check`` must be functionalized).
-    The losses themselves run this check automatically under checkify; call it yourself to
-    validate labels that reach a loss only later, or to check them once per batch.
+    A `jax.experimental.checkify.check`: on concrete arrays it raises at once; inside a function
+    transformed by `jax.experimental.checkify.checkify` (or [`checked`][multiloss.jax.checked])
+    it reports at run time, also under `jit`. Staged under `jit` *without* checkify, JAX refuses
+    it at trace time (a `check` must be functionalized). The losses themselves run this check
+    automatically under checkify; call it yourself to validate labels that reach a loss only
+    later, or to check them once per batch.
 
-    >>> import jax, jax.numpy as jnp
-    >>> from multiloss.jax import checked, validate_labels
-    >>> step = checked(jax.jit(lambda y: validate_labels(y, 3)))
-    >>> step(jnp.array([0, 1, 2]))
-    >>> step(jnp.array([0, 5, 2]))  # doctest: +IGNORE_EXCEPTION_DETAIL
-    Traceback (most recent call last):
-    jax._src.checkify.JaxRuntimeError: target has class indices out of range [0, 3) ...
+    Args:
+        target: integer class indices (a JAX or NumPy array, or a sequence).
+        num_classes: the number of classes $C$, a positive integer.
+        ignore_index: the class index that is exempt from the check (an integer).
+
+    Raises:
+        TypeError: `target` does not hold integers, or `ignore_index` is not an integer.
+        ValueError: `num_classes` is not a positive integer.
+        jax.experimental.checkify.JaxRuntimeError: a class index is out of range (at once on
+            concrete arrays; under checkify, when the checked function raises it).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from multiloss.jax import checked, validate_labels
+        >>> step = checked(jax.jit(lambda y: validate_labels(y, 3)))
+        >>> step(jnp.array([0, 1, 2]))
+        >>> step(jnp.array([0, 5, 2]))  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        jax._src.checkify.JaxRuntimeError: target has class indices out of range [0, 3) ...
     """
     target = _as_jax(target)
     if not jnp.issubdtype(target.dtype, jnp.integer):
@@ -112,31 +124,44 @@ def checked(
 ) -> Callable[..., Any]:
     """`fn` with the run-time value checks of the losses turned into exceptions.
 
-    Wraps `fn` (jitted or not) in :func:`jax.experimental.checkify.checkify` and raises the
-    first failed check as ``jax.experimental.checkify.JaxRuntimeError``: an out-of-range
-    class index, a negative or NaN weight/alpha/pos_weight (traced values only; concrete
-    ones are checked eagerly anyway), or a failed :func:`validate_labels`. `errors` is
-    passed on to ``checkify`` (for example ``checkify.user_checks | checkify.nan_checks``).
+    Wraps `fn` (jitted or not) in `jax.experimental.checkify.checkify` and raises the first
+    failed check as `jax.experimental.checkify.JaxRuntimeError`: an out-of-range class index, a
+    negative or NaN weight/alpha/pos_weight (traced values only; concrete ones are checked
+    eagerly anyway), or a failed [`validate_labels`][multiloss.jax.validate_labels]. `errors` is
+    passed on to `checkify` (for example `checkify.user_checks | checkify.nan_checks`).
 
-    The checks cost a reduction over the labels at run time; without ``checked`` the
-    losses skip them and give NaN for an out-of-range label. ``checkify`` re-traces `fn`
-    on every call (about half a millisecond). `checked` goes outside ``jit``
-    (``checked(jax.jit(fn))``; inside a trace it raises a ``TypeError`` that says so). In a
-    training loop,
-    ``jax.jit(checkify.checkify(step, errors=checkify.user_checks))`` followed by
-    ``error.throw()`` compiles the checked step once.
+    The checks cost a reduction over the labels at run time; without `checked` the losses skip
+    them and give NaN for an out-of-range label. `checkify` re-traces `fn` on every call (about
+    half a millisecond). `checked` goes outside `jit` (`checked(jax.jit(fn))`; inside a trace it
+    raises a `TypeError` that says so). In a training loop,
+    `jax.jit(checkify.checkify(step, errors=checkify.user_checks))` followed by `error.throw()`
+    compiles the checked step once.
 
-    >>> import jax, jax.numpy as jnp
-    >>> from multiloss.jax import checked, cross_entropy
-    >>> loss_fn = checked(jax.jit(cross_entropy))
-    >>> logits = jnp.zeros((2, 3))
-    >>> round(float(loss_fn(logits, jnp.array([0, 2]))), 4)
-    1.0986
-    >>> loss_fn(logits, jnp.array([0, 3]))  # doctest: +IGNORE_EXCEPTION_DETAIL
-    Traceback (most recent call last):
-    jax._src.checkify.JaxRuntimeError: target has class indices out of range [0, 3) ...
-    >>> float(jax.jit(cross_entropy)(logits, jnp.array([0, 3])))  # unchecked: NaN
-    nan
+    Args:
+        fn: the function to check, jitted or not.
+        errors: the checkify error set to enable.
+
+    Returns:
+        A function with the signature of `fn` that returns what `fn` returns.
+
+    Raises:
+        jax.experimental.checkify.JaxRuntimeError: from the returned function, for the first
+            failed check.
+        TypeError: from the returned function, when it is called inside `jax.jit` or another
+            transformation (its arguments are traced).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from multiloss.jax import checked, cross_entropy
+        >>> loss_fn = checked(jax.jit(cross_entropy))
+        >>> logits = jnp.zeros((2, 3))
+        >>> round(float(loss_fn(logits, jnp.array([0, 2]))), 4)
+        1.0986
+        >>> loss_fn(logits, jnp.array([0, 3]))  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        jax._src.checkify.JaxRuntimeError: target has class indices out of range [0, 3) ...
+        >>> float(jax.jit(cross_entropy)(logits, jnp.array([0, 3])))  # unchecked: NaN
+        nan
     """
     checked_fn = checkify.checkify(fn, errors=errors)
 

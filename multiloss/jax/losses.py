@@ -1,4 +1,4 @@
-"""The four losses of :mod:`multiloss.jax`: validation at trace time, then the custom rule."""
+"""The four losses of `multiloss.jax`: validation at trace time, then the custom rule."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def _explicit_mesh_axes(array: Any) -> tuple[Any, tuple[str, ...]]:
     axis_type = getattr(getattr(jax, "sharding", None), "AxisType", None)
     sharding = getattr(jax.typeof(array), "sharding", None) if axis_type else None
     mesh = getattr(sharding, "mesh", None)
-    if mesh is None or getattr(mesh, "empty", True):
+    if axis_type is None or mesh is None or getattr(mesh, "empty", True):
         return None, ()
     names = tuple(
         name
@@ -79,13 +79,13 @@ def _explicit_mesh_axes(array: Any) -> tuple[Any, tuple[str, ...]]:
 
 
 def _call_loss(config: Any, operands: Any, unchecked: list[tuple[str, int]] | None) -> Array:
-    """The custom_jvp loss, after the run-time checks of :func:`_debug_checks` (if
+    """The custom_jvp loss, after the run-time checks of `_debug_checks` (if
     `unchecked` is not None); on arrays sharded over Explicit mesh axes, in Auto mode.
 
     Under explicit sharding ("sharding in types") JAX refuses operations whose output
     sharding it cannot infer, such as gathering the target logit or class weight with a
     batch-sharded index, or mixing sharded masks with replicated constants. Inside
-    :func:`jax.sharding.auto_axes` XLA's sharding propagation decides instead; the loss
+    `jax.sharding.auto_axes` XLA's sharding propagation decides instead; the loss
     comes out replicated ("mean"/"sum") or sharded like the logits ("none").
     """
     run = functools.partial(_checked_loss, config, unchecked)
@@ -99,7 +99,7 @@ def _call_loss(config: Any, operands: Any, unchecked: list[tuple[str, int]] | No
     return jax.sharding.auto_axes(run, axes=axes, out_sharding=out_sharding)(operands)
 
 
-def _checked_loss(config: Any, unchecked: tuple | None, operands: Any) -> Array:
+def _checked_loss(config: Any, unchecked: list[tuple[str, int]] | None, operands: Any) -> Array:
     if unchecked is not None:
         _debug_checks(config, operands, tuple(unchecked))
     return _loss(config, operands)
@@ -115,17 +115,22 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Array:
-    r"""Softmax cross-entropy, with the semantics of ``torch.nn.functional.cross_entropy``.
+    r"""Softmax cross-entropy, with the semantics of `torch.nn.functional.cross_entropy`.
 
-    With ℓ = log_softmax(z) along `axis` and the target distribution q (the one-hot of a
-    class index, or the given probabilities; label smoothing ε makes it
-    ``(1-ε)·q + ε/C``), each element's loss is
+    With $\ell = \log \operatorname{softmax}(z)$ along `axis` and the target distribution $q$
+    (the one-hot of a class index, or the given probabilities; label smoothing $\varepsilon$
+    makes it $(1-\varepsilon)\,q + \varepsilon/C$), each element's loss is
 
-    .. math:: L = -\sum_k q_k \, w_k \, \log p_k
+    $$
+    L = -\sum_k q_k \, w_k \, \log p_k
+    $$
 
-    and its gradient ``p·Σ_k q_k w_k - q ⊙ w``. For class indices and no smoothing this is
-    ``optax.softmax_cross_entropy_with_integer_labels`` (which has no weights,
-    ``ignore_index`` or smoothing).
+    and its gradient $p \sum_k q_k w_k - q \odot w$. For class indices and no smoothing this is
+    `optax.softmax_cross_entropy_with_integer_labels` (which has no weights, `ignore_index` or
+    smoothing).
+
+    Under `jit` an out-of-range class index gives NaN for its element; see
+    [`checked`][multiloss.jax.checked].
 
     Args:
         logits: unnormalised scores, any rank ≥ 1, classes along `axis`; float16, bfloat16
@@ -133,33 +138,40 @@ def cross_entropy(
         target: integer class indices (the logits' shape without `axis`) or class
             probabilities (the logits' shape, floating).
         axis: the class axis (static).
-        weight: per-class weights w (length C): a JAX or NumPy array (may be traced) or a
+        weight: per-class weights $w$ (length $C$): a JAX or NumPy array (may be traced) or a
             sequence; None weights every class by 1.
-        ignore_index: class-index targets equal to it contribute nothing and are not
-            counted (static).
-        reduction: ``"mean"`` (Σ w_{y_i} ℓ_i / Σ w_{y_i} over counted elements for class
-            indices; divided by the element count for probabilities), ``"sum"`` or
-            ``"none"`` (per element, class axis removed). A mean over nothing is 0.0 with a
-            zero gradient (not NaN).
-        label_smoothing: ε in [0, 1] (static).
+        ignore_index: class-index targets equal to it contribute nothing and are not counted
+            (static).
+        reduction: `"mean"` ($\sum w_{y_i} \ell_i / \sum w_{y_i}$ over counted elements for
+            class indices; divided by the element count for probabilities), `"sum"` or
+            `"none"` (per element, class axis removed). A mean over nothing is 0.0 with a zero
+            gradient (not NaN).
+        label_smoothing: $\varepsilon \in [0, 1]$ (static).
 
     Returns:
-        The loss in the logits' dtype: 0-d, or the per-element losses for ``"none"``.
+        The loss in the logits' dtype: 0-d, or the per-element losses for `"none"`.
 
-    Under ``jit`` an out-of-range class index gives NaN for its element; see
-    :func:`checked`.
+    Raises:
+        TypeError: at trace time, for a dtype or argument type that does not fit (integer or
+            bool logits, float or bool class indices, a weight that is not numbers), or a
+            static hyperparameter given as a traced array.
+        ValueError: at trace time, for shapes that do not match or a hyperparameter out of
+            range; when the arrays are concrete, also for a class index out of range or a
+            negative or non-finite weight.
 
-    References: PyTorch ``torch.nn.CrossEntropyLoss``; Szegedy et al., "Rethinking the
-    Inception Architecture for Computer Vision", CVPR 2016 (label smoothing).
+    References:
+        PyTorch `torch.nn.CrossEntropyLoss`; Szegedy et al., "Rethinking the Inception
+        Architecture for Computer Vision", CVPR 2016 (label smoothing).
 
-    >>> import jax, jax.numpy as jnp
-    >>> from multiloss.jax import cross_entropy
-    >>> logits = jnp.array([[0.0, 0.0], [2.0, 0.0]])
-    >>> round(float(cross_entropy(logits, jnp.array([1, 0]))), 6)  # (log 2 + 0.126928) / 2
-    0.410038
-    >>> loss_fn = jax.jit(cross_entropy, static_argnames=("label_smoothing",))
-    >>> round(float(loss_fn(logits, jnp.array([1, 0]), label_smoothing=0.1)), 6)
-    0.460038
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from multiloss.jax import cross_entropy
+        >>> logits = jnp.array([[0.0, 0.0], [2.0, 0.0]])
+        >>> round(float(cross_entropy(logits, jnp.array([1, 0]))), 6)  # (log 2 + 0.126928) / 2
+        0.410038
+        >>> loss_fn = jax.jit(cross_entropy, static_argnames=("label_smoothing",))
+        >>> round(float(loss_fn(logits, jnp.array([1, 0]), label_smoothing=0.1)), 6)
+        0.460038
     """
     options = {
         "axis": axis,
@@ -184,39 +196,53 @@ def focal_loss(
 ) -> Array:
     r"""Softmax focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
 
-    .. math:: L = -\sum_k q_k \, \alpha_k \, (1 - p_k)^\gamma \log p_k
+    $$
+    L = -\sum_k q_k \, \alpha_k \, (1 - p_k)^\gamma \log p_k
+    $$
 
-    For a class-index target t this is :math:`-\alpha_t (1-p_t)^\gamma \log p_t`; γ = 0
-    with no alpha is exactly :func:`cross_entropy`. The factor (1-p_t)^γ turns down
-    well-classified examples: with γ = 2, p_t = 0.9 is weighted by 0.01.
+    For a class-index target $t$ this is $-\alpha_t (1-p_t)^\gamma \log p_t$; $\gamma = 0$ with
+    no alpha is exactly [`cross_entropy`][multiloss.jax.cross_entropy]. The factor
+    $(1-p_t)^\gamma$ turns down well-classified examples: with $\gamma = 2$, $p_t = 0.9$ is
+    weighted by 0.01.
 
-    The gradient is p_k·Σ_j c_j A_j - c_k A_k with A = u^γ(1 - γ p ℓ/u), u = 1 - p,
-    c = q·α: no negative power of u, so it is finite for 0 < γ < 1 at p_t = 1, and so is
-    the Hessian (a closed form as well).
+    The gradient is $p_k \sum_j c_j A_j - c_k A_k$ with $A = u^\gamma (1 - \gamma p \ell / u)$,
+    $u = 1 - p$, $c = q \alpha$: no negative power of $u$, so it is finite for $0 < \gamma < 1$
+    at $p_t = 1$, and so is the Hessian (a closed form as well).
 
     Args:
-        logits, target, axis, ignore_index, label_smoothing: as in :func:`cross_entropy`.
-        gamma: focusing parameter γ ≥ 0 (static).
-        alpha: None (no weighting); C per-class weights (array, may be traced, or
-            sequence); or a static scalar α in [0, 1] that weights class 0 (background)
-            by 1-α and every other class by α (RetinaNet, kornia, MONAI).
-        reduction: ``"mean"`` divides by the number of counted (not ignored) elements,
-            not by Σα; ``"sum"``; ``"none"``. A mean over nothing is 0.0.
+        logits, target, axis, ignore_index, label_smoothing: as in
+            [`cross_entropy`][multiloss.jax.cross_entropy].
+        gamma: focusing parameter $\gamma \ge 0$ (static).
+        alpha: None (no weighting); $C$ per-class weights (array, may be traced, or sequence);
+            or a static scalar $\alpha \in [0, 1]$ that weights class 0 (background) by
+            $1-\alpha$ and every other class by $\alpha$ (RetinaNet, kornia, MONAI).
+        reduction: `"mean"` divides by the number of counted (not ignored) elements, not by
+            $\sum \alpha$; `"sum"`; `"none"`. A mean over nothing is 0.0.
 
     Returns:
         The loss in the logits' dtype.
 
-    References: Lin, Goyal, Girshick, He, Dollár, "Focal Loss for Dense Object
-    Detection", ICCV 2017, arXiv:1708.02002.
+    Raises:
+        TypeError: at trace time, for a dtype or argument type that does not fit (integer or
+            bool logits, float or bool class indices, a weight that is not numbers), or a
+            static hyperparameter given as a traced array.
+        ValueError: at trace time, for shapes that do not match or a hyperparameter out of
+            range; when the arrays are concrete, also for a class index out of range or a
+            negative or non-finite weight.
 
-    >>> import functools, jax, jax.numpy as jnp
-    >>> from multiloss.jax import focal_loss
-    >>> logits = jnp.log(jnp.array([[0.9, 0.1]]))
-    >>> round(float(focal_loss(logits, jnp.array([0]), gamma=2.0)), 8)  # 0.01 · -log 0.9
-    0.00105361
-    >>> loss_fn = jax.jit(functools.partial(focal_loss, gamma=0.5, alpha=[0.25, 0.75]))
-    >>> round(float(jax.grad(loss_fn)(logits, jnp.array([0]))[0, 0]), 6)
-    -0.011654
+    References:
+        Lin, Goyal, Girshick, He, Dollár, "Focal Loss for Dense Object Detection", ICCV 2017,
+        arXiv:1708.02002.
+
+    Examples:
+        >>> import functools, jax, jax.numpy as jnp
+        >>> from multiloss.jax import focal_loss
+        >>> logits = jnp.log(jnp.array([[0.9, 0.1]]))
+        >>> round(float(focal_loss(logits, jnp.array([0]), gamma=2.0)), 8)  # 0.01 · -log 0.9
+        0.00105361
+        >>> loss_fn = jax.jit(functools.partial(focal_loss, gamma=0.5, alpha=[0.25, 0.75]))
+        >>> round(float(jax.grad(loss_fn)(logits, jnp.array([0]))[0, 0]), 6)
+        -0.011654
     """
     options = {
         "axis": axis,
@@ -239,31 +265,41 @@ def binary_cross_entropy(
     pos_weight: Weights = None,
     reduction: str = "mean",
 ) -> Array:
-    r"""Sigmoid cross-entropy on logits, with the semantics of ``torch.nn.BCEWithLogitsLoss``.
+    r"""Sigmoid cross-entropy on logits, with the semantics of `torch.nn.BCEWithLogitsLoss`.
 
-    .. math:: L = -w \left[ p_w \, y \log \sigma(x) + (1 - y) \log (1 - \sigma(x)) \right]
+    $$
+    L = -w \left[ p_w \, y \log \sigma(x) + (1 - y) \log (1 - \sigma(x)) \right]
+    $$
 
-    computed as ``w·(pw·y·softplus(-x) + (1-y)·softplus(x))``, finite for any finite
-    logit. Without weights it is ``optax.sigmoid_binary_cross_entropy``.
+    computed as `w·(pw·y·softplus(-x) + (1-y)·softplus(x))`, finite for any finite logit.
+    Without weights it is `optax.sigmoid_binary_cross_entropy`.
 
     Args:
         logits: any shape (multi-label: one logit per class).
         target: the logits' shape; probabilities in [0, 1] (integer or bool 0/1 accepted).
         weight: per-element weight, broadcast to the logits' shape (may be traced).
-        pos_weight: weight of the positive term, broadcast to the logits' shape (a
-            length-C vector weights the last axis, as in PyTorch; may be traced).
-        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"`` (static).
+        pos_weight: weight of the positive term, broadcast to the logits' shape (a length-$C$
+            vector weights the last axis, as in PyTorch; may be traced).
+        reduction: `"mean"` (over all elements), `"sum"` or `"none"` (static).
 
     Returns:
-        The loss in the logits' dtype (the logits' shape for ``"none"``).
+        The loss in the logits' dtype (the logits' shape for `"none"`).
 
-    References: PyTorch ``torch.nn.BCEWithLogitsLoss``; optax
-    ``sigmoid_binary_cross_entropy``.
+    Raises:
+        TypeError: at trace time, for a dtype or argument type that does not fit (integer or
+            bool logits, a weight that is not numbers).
+        ValueError: at trace time, for shapes that do not match (a target of another shape, a
+            weight that does not broadcast) or an unknown `reduction`; when the arrays are
+            concrete, also for a negative or non-finite weight.
 
-    >>> import jax.numpy as jnp
-    >>> from multiloss.jax import binary_cross_entropy
-    >>> round(float(binary_cross_entropy(jnp.array([0.0]), jnp.array([1.0]))), 6)  # log 2
-    0.693147
+    References:
+        PyTorch `torch.nn.BCEWithLogitsLoss`; optax `sigmoid_binary_cross_entropy`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from multiloss.jax import binary_cross_entropy
+        >>> round(float(binary_cross_entropy(jnp.array([0.0]), jnp.array([1.0]))), 6)  # log 2
+        0.693147
     """
     options = {"weight": weight, "pos_weight": pos_weight, "reduction": reduction}
     return _run(LOSSES["binary_cross_entropy"], logits, target, options)
@@ -277,31 +313,43 @@ def sigmoid_focal_loss(
     gamma: float = 2.0,
     reduction: str = "mean",
 ) -> Array:
-    r"""Sigmoid focal loss, with the semantics of ``torchvision.ops.sigmoid_focal_loss``.
+    r"""Sigmoid focal loss, with the semantics of `torchvision.ops.sigmoid_focal_loss`.
 
-    .. math:: L = \alpha_t \, (1 - p_t)^\gamma \, \mathrm{BCE}(x, y), \quad
-              p_t = p y + (1-p)(1-y), \quad \alpha_t = \alpha y + (1-\alpha)(1-y)
+    $$
+    \begin{gathered}
+    L = \alpha_t \, (1 - p_t)^\gamma \, \mathrm{BCE}(x, y), \\
+    p_t = p y + (1-p)(1-y), \quad \alpha_t = \alpha y + (1-\alpha)(1-y)
+    \end{gathered}
+    $$
 
-    With ``reduction="none"`` this is ``optax.sigmoid_focal_loss``; unlike optax's, the
-    gradient and Hessian are finite for 0 < γ < 1 at saturated logits.
+    With `reduction="none"` this is `optax.sigmoid_focal_loss`; unlike optax's, the gradient and
+    Hessian are finite for $0 < \gamma < 1$ at saturated logits.
 
     Args:
-        logits, target: as in :func:`binary_cross_entropy`.
-        alpha: α in [0, 1], or None for no α_t weighting (static).
-        gamma: focusing parameter γ ≥ 0 (static).
-        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"`` (static).
+        logits, target: as in [`binary_cross_entropy`][multiloss.jax.binary_cross_entropy].
+        alpha: $\alpha \in [0, 1]$, or None for no $\alpha_t$ weighting (static).
+        gamma: focusing parameter $\gamma \ge 0$ (static).
+        reduction: `"mean"` (over all elements), `"sum"` or `"none"` (static).
 
     Returns:
         The loss in the logits' dtype.
 
-    References: Lin et al., ICCV 2017 (arXiv:1708.02002); torchvision
-    ``ops.sigmoid_focal_loss``.
+    Raises:
+        TypeError: at trace time, for a dtype or argument type that does not fit (integer or
+            bool logits, an `alpha` or `gamma` that is not a real number), or `alpha` or
+            `gamma` given as a traced array.
+        ValueError: at trace time, for a target of another shape, $\alpha$ outside [0, 1], a
+            negative, infinite or NaN $\gamma$, or an unknown `reduction`.
 
-    >>> import jax.numpy as jnp
-    >>> from multiloss.jax import sigmoid_focal_loss
-    >>> x, y = jnp.array([0.0]), jnp.array([1.0])
-    >>> round(float(sigmoid_focal_loss(x, y, alpha=None)), 6)  # 0.5² · log 2
-    0.173287
+    References:
+        Lin et al., ICCV 2017 (arXiv:1708.02002); torchvision `ops.sigmoid_focal_loss`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from multiloss.jax import sigmoid_focal_loss
+        >>> x, y = jnp.array([0.0]), jnp.array([1.0])
+        >>> round(float(sigmoid_focal_loss(x, y, alpha=None)), 6)  # 0.5² · log 2
+        0.173287
     """
     options = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
     return _run(LOSSES["sigmoid_focal_loss"], logits, target, options)

@@ -1,30 +1,38 @@
-"""PyTorch adapter: functional losses and ``nn.Module`` criteria over the closed-form core.
+"""PyTorch adapter: functional losses and `nn.Module` criteria over the closed-form core.
 
-The losses of :mod:`multiloss` for ``torch.Tensor`` inputs, with autograd:
+The losses of [`multiloss`](multiloss.md) for `torch.Tensor` inputs, with autograd:
 
-* functional: :func:`cross_entropy`, :func:`focal_loss`, :func:`binary_cross_entropy`,
-  :func:`sigmoid_focal_loss` (class axis 1, the ``(N, C, d1..dk)`` convention of
-  ``torch.nn.functional.cross_entropy``; an unbatched ``(C,)`` input works too);
-* modules: :class:`CrossEntropyLoss`, :class:`FocalLoss`, :class:`BCEWithLogitsLoss`,
-  :class:`SigmoidFocalLoss`, with the argument names of ``nn.CrossEntropyLoss`` and
-  ``nn.BCEWithLogitsLoss``; ``weight``, a per-class ``alpha`` and ``pos_weight`` are
-  buffers (they follow ``.to(device, dtype)``, live in ``state_dict``, pickle and deepcopy).
+* functional: [`cross_entropy`][multiloss.torch.cross_entropy],
+  [`focal_loss`][multiloss.torch.focal_loss],
+  [`binary_cross_entropy`][multiloss.torch.binary_cross_entropy],
+  [`sigmoid_focal_loss`][multiloss.torch.sigmoid_focal_loss] (class axis 1, the
+  `(N, C, d1..dk)` convention of `torch.nn.functional.cross_entropy`; an unbatched `(C,)`
+  input works too);
+* modules: [`CrossEntropyLoss`][multiloss.torch.CrossEntropyLoss],
+  [`FocalLoss`][multiloss.torch.FocalLoss],
+  [`BCEWithLogitsLoss`][multiloss.torch.BCEWithLogitsLoss],
+  [`SigmoidFocalLoss`][multiloss.torch.SigmoidFocalLoss], with the argument names of
+  `nn.CrossEntropyLoss` and `nn.BCEWithLogitsLoss`; `weight`, a per-class `alpha` and
+  `pos_weight` are buffers (they follow `.to(device, dtype)`, live in `state_dict`, pickle
+  and deepcopy).
 
-The modules call the functional API, which calls :mod:`multiloss._core`: no loss formula
-is written here. Derivatives (first and second order, forward mode, with respect to the
-logits and, to first order, the targets and weights), ``torch.func`` and
-``torch.compile``, dtypes, devices and the native slab kernels: docs/torch-adapter.md.
+The modules call the functional API, which calls `multiloss._core`: no loss formula is
+written here. Derivatives (first and second order, forward mode, with respect to the
+logits and, to first order, the targets and weights), `torch.func` and `torch.compile`,
+dtypes, devices and the native slab kernels:
+[How the PyTorch adapter works][how-the-pytorch-adapter-works].
 
->>> import torch
->>> from multiloss.torch import FocalLoss, cross_entropy
->>> logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]], requires_grad=True)
->>> target = torch.tensor([0, 2])
->>> loss = cross_entropy(logits, target)
->>> bool(torch.isclose(loss, torch.nn.functional.cross_entropy(logits, target)))
-True
->>> FocalLoss(gamma=2.0, alpha=[0.25, 0.5, 0.25])(logits, target).backward()
->>> logits.grad.shape
-torch.Size([2, 3])
+Examples:
+    >>> import torch
+    >>> from multiloss.torch import FocalLoss, cross_entropy
+    >>> logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]], requires_grad=True)
+    >>> target = torch.tensor([0, 2])
+    >>> loss = cross_entropy(logits, target)
+    >>> bool(torch.isclose(loss, torch.nn.functional.cross_entropy(logits, target)))
+    True
+    >>> FocalLoss(gamma=2.0, alpha=[0.25, 0.5, 0.25])(logits, target).backward()
+    >>> logits.grad.shape
+    torch.Size([2, 3])
 """
 
 from __future__ import annotations

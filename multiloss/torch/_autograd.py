@@ -60,7 +60,7 @@ def _prepared(
         logits = logits.to(spec.compute_dtype)
     target = target.to(spec.target_dtype)
     family = spec.config.family
-    fields = (logits, target, weight, pos_weight)[: len(family.operands._fields)]
+    fields = (logits, target, weight, pos_weight)[: len(family.operands._fields)]  # type: ignore[attr-defined]
     return (XP, spec.config, family.operands(*fields)), native
 
 
@@ -112,12 +112,13 @@ def _operand_grads(
     if not wanted:
         return None, None, None
     logits, target, weight, pos_weight = inputs
+    assert logits is not None and target is not None  # saved by forward, never None
     if torch.is_grad_enabled():  # create_graph=True
         _refuse_second_order(spec, *needs)
     prepared, _ = _prepared(spec, logits, target, weight, pos_weight, grad_loss)
     grads = _core.operand_vjp(prepared, grad_loss.to(spec.compute_dtype), wanted)
     return tuple(  # type: ignore[return-value]
-        None if field not in grads else grads[field].to(tensor.dtype)
+        None if field not in grads or tensor is None else grads[field].to(tensor.dtype)
         for field, tensor in zip(fields, (target, weight, pos_weight), strict=True)
     )
 
@@ -327,7 +328,7 @@ _FORWARD_MODE = {_Loss: _LossForwardMode, _LossGradient: _LossGradientForwardMod
 for _class in (_Loss, _LossGradient):
     # ``Function.apply`` binds its arguments to ``inspect.signature(forward)`` on every
     # call; a signature stored on the function is returned at once instead of re-parsed.
-    _class.forward.__signature__ = inspect.signature(_class.forward)
+    _class.forward.__signature__ = inspect.signature(_class.forward)  # type: ignore[union-attr]
 
 
 def function(base: type[torch.autograd.Function]) -> type[torch.autograd.Function]:

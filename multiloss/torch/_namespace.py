@@ -61,7 +61,7 @@ def _asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: Any = 
     element count under ``torch.compile(dynamic=True)``) symbolic instead of specialising
     the graph to it."""
     if isinstance(obj, (numbers.Real, torch.SymInt, torch.SymFloat)) and not isinstance(obj, bool):
-        return torch.full((), obj, dtype=dtype, device=device)
+        return torch.full((), obj, dtype=dtype, device=device)  # type: ignore[call-overload]
     return _COMPAT.asarray(obj, dtype=dtype, device=device, copy=copy)
 
 

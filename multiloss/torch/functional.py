@@ -1,4 +1,5 @@
-"""The functional API of :mod:`multiloss.torch`: validation, then one autograd Function."""
+"""The functional API of [`multiloss.torch`][multiloss.torch]: validation, then one autograd
+Function."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ _NO_TORCHSCRIPT = (
 
 
 def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -> Tensor:
-    """Validate through the loss's ``prepare`` step, then run :class:`._autograd._Loss`."""
+    """Validate through the loss's `prepare` step, then run `_autograd._Loss`."""
     if torch.jit.is_tracing():
         raise NotImplementedError(_NO_TORCHSCRIPT)
     _check_logits(logits)
@@ -88,38 +89,52 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    r"""Softmax cross-entropy, with the semantics of ``torch.nn.functional.cross_entropy``.
+    r"""Softmax cross-entropy, with the semantics of `torch.nn.functional.cross_entropy`.
 
     Per element, with ℓ = log_softmax(z) along `axis` and q the target distribution (the
     one-hot of a class index, or the given probabilities; label smoothing ε makes it
-    ``(1-ε)·q + ε/C``):
+    $(1-\varepsilon)\,q + \varepsilon/C$):
 
-    .. math:: L = -\sum_k q_k \, w_k \, \log p_k
+    $$
+    L = -\sum_k q_k \, w_k \, \log p_k
+    $$
 
     Args:
-        logits: ``(N, C, d1..dk)`` or unbatched ``(C,)`` unnormalised scores, any floating
+        logits: `(N, C, d1..dk)` or unbatched `(C,)` unnormalised scores, any floating
             dtype (16-bit is computed in float32 and returned in its own dtype).
         target: class indices of any integer dtype, shaped like `logits` without the class
             axis, or class probabilities (floating, shaped like `logits`).
-        axis: the class axis; None (the default) follows PyTorch: 1 for ``(N, C, ...)``,
-            0 for an unbatched ``(C,)`` input.
+        axis: the class axis; None (the default) follows PyTorch: 1 for `(N, C, ...)`,
+            0 for an unbatched `(C,)` input.
         weight: per-class weights w, a length-C tensor or sequence; None weights every
             class by 1.
         ignore_index: class-index targets equal to it contribute nothing and are not
             counted.
-        reduction: ``"mean"`` (Σ w_{y_i} ℓ_i / Σ w_{y_i} over counted elements for class
-            indices, divided by the element count for probabilities), ``"sum"`` or
-            ``"none"`` (per element, class axis removed). A mean over nothing is 0.0 with
+        reduction: `"mean"` ($\sum w_{y_i} \ell_i / \sum w_{y_i}$ over counted elements for
+            class indices, divided by the element count for probabilities), `"sum"` or
+            `"none"` (per element, class axis removed). A mean over nothing is 0.0 with
             a zero gradient, where PyTorch gives NaN.
         label_smoothing: ε in [0, 1].
 
-    Example:
+    Returns:
+        The loss, in the logits' dtype: 0-d for `"mean"` and `"sum"`, per element (class
+            axis removed) for `"none"`.
 
-    >>> import torch
-    >>> from multiloss.torch import cross_entropy
-    >>> logits = torch.zeros(1, 2)
-    >>> round(cross_entropy(logits, torch.tensor([1])).item(), 6)  # log 2
-    0.693147
+    Raises:
+        TypeError: the wrong kind of input: logits that are not a floating `torch.Tensor`,
+            float or bool class indices, a hyperparameter that is not a number.
+        ValueError: a wrong shape or hyperparameter (the full list is under
+            [Bad input][bad-input]); a wrong value (a class index out of range, a negative
+            weight) only where values are checked: CPU tensors, nothing tracing.
+        NotImplementedError: under `torch.jit.trace`: TorchScript is not supported (use
+            `torch.compile`).
+
+    Examples:
+        >>> import torch
+        >>> from multiloss.torch import cross_entropy
+        >>> logits = torch.zeros(1, 2)
+        >>> round(cross_entropy(logits, torch.tensor([1])).item(), 6)  # log 2
+        0.693147
     """
     options = {
         "axis": axis,
@@ -144,30 +159,52 @@ def focal_loss(
 ) -> Tensor:
     r"""Softmax focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
 
-    .. math:: L = -\sum_k q_k \, \alpha_k \, (1 - p_k)^\gamma \log p_k
+    $$
+    L = -\sum_k q_k \, \alpha_k \, (1 - p_k)^\gamma \log p_k
+    $$
 
-    For a class-index target t this is :math:`-\alpha_t (1-p_t)^\gamma \log p_t`. γ = 0
-    with no alpha is exactly :func:`cross_entropy`. The gradient is the closed form
-    p_k·Σ_j c_j A_j - c_k A_k with A = u^γ(1 - γ p ℓ/u), u = 1 - p: no negative power of
-    u, so it is finite for 0 < γ < 1 at p_t = 1.
+    For a class-index target t this is $-\alpha_t (1-p_t)^\gamma \log p_t$. γ = 0 with no
+    alpha is exactly [`cross_entropy`][multiloss.torch.cross_entropy]. The gradient is the
+    closed form $p_k \sum_j c_j A_j - c_k A_k$ with $A = u^\gamma (1 - \gamma p \ell / u)$,
+    $u = 1 - p$: no negative power of u, so it is finite for 0 < γ < 1 at $p_t = 1$.
 
     Args:
-        logits, target, axis, ignore_index, label_smoothing: as in :func:`cross_entropy`.
+        logits: as in [`cross_entropy`][multiloss.torch.cross_entropy].
+        target: as in [`cross_entropy`][multiloss.torch.cross_entropy].
+        axis: as in [`cross_entropy`][multiloss.torch.cross_entropy].
+        ignore_index: as in [`cross_entropy`][multiloss.torch.cross_entropy].
+        label_smoothing: as in [`cross_entropy`][multiloss.torch.cross_entropy].
         gamma: focusing parameter γ ≥ 0.
         alpha: None (no weighting); C per-class weights (a tensor or sequence); or a scalar
             α in [0, 1] that weights class 0 (background) by 1-α and every other class by
             α (RetinaNet, kornia, MONAI).
-        reduction: ``"mean"`` divides by the number of counted (not ignored) elements, not
-            by Σα; ``"sum"``; ``"none"``. A mean over nothing is 0.0.
+        reduction: `"mean"` divides by the number of counted (not ignored) elements, not
+            by Σα; `"sum"`; `"none"`. A mean over nothing is 0.0.
 
-    Example:
+    Returns:
+        The loss, in the logits' dtype: 0-d for `"mean"` and `"sum"`, per element (class
+            axis removed) for `"none"`.
 
-    >>> import math, torch
-    >>> from multiloss.torch import focal_loss
-    >>> logits = torch.log(torch.tensor([[0.9, 0.1]], dtype=torch.float64))
-    >>> loss = focal_loss(logits, torch.tensor([0]), gamma=2.0)
-    >>> math.isclose(loss.item(), -(0.1**2) * math.log(0.9))
-    True
+    Raises:
+        TypeError: the wrong kind of input: logits that are not a floating `torch.Tensor`,
+            float or bool class indices, a hyperparameter that is not a number.
+        ValueError: a wrong shape or hyperparameter (the full list is under
+            [Bad input][bad-input]); a wrong value (a class index out of range, a negative
+            weight) only where values are checked: CPU tensors, nothing tracing.
+        NotImplementedError: under `torch.jit.trace`: TorchScript is not supported (use
+            `torch.compile`).
+
+    References:
+        Lin, Goyal, Girshick, He and Dollár, "Focal Loss for Dense Object Detection",
+        ICCV 2017, [arXiv:1708.02002](https://arxiv.org/abs/1708.02002).
+
+    Examples:
+        >>> import math, torch
+        >>> from multiloss.torch import focal_loss
+        >>> logits = torch.log(torch.tensor([[0.9, 0.1]], dtype=torch.float64))
+        >>> loss = focal_loss(logits, torch.tensor([0]), gamma=2.0)
+        >>> math.isclose(loss.item(), -(0.1**2) * math.log(0.9))
+        True
     """
     options = {
         "axis": axis,
@@ -188,11 +225,13 @@ def binary_cross_entropy(
     pos_weight: Weights = None,
     reduction: str = "mean",
 ) -> Tensor:
-    r"""Sigmoid cross-entropy on logits, with the semantics of ``nn.BCEWithLogitsLoss``.
+    r"""Sigmoid cross-entropy on logits, with the semantics of `nn.BCEWithLogitsLoss`.
 
-    .. math:: L = -w \left[ p_w \, y \log \sigma(x) + (1 - y) \log (1 - \sigma(x)) \right]
+    $$
+    L = -w \left[ p_w \, y \log \sigma(x) + (1 - y) \log (1 - \sigma(x)) \right]
+    $$
 
-    computed as ``w·(pw·y·softplus(-x) + (1-y)·softplus(x))``, finite for any finite logit.
+    computed as `w·(pw·y·softplus(-x) + (1-y)·softplus(x))`, finite for any finite logit.
 
     Args:
         logits: any shape.
@@ -200,14 +239,26 @@ def binary_cross_entropy(
         weight: per-element weight, broadcast to the logits' shape.
         pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
             vector weights the last axis, as in PyTorch).
-        reduction: ``"mean"`` (over all elements), ``"sum"`` or ``"none"``.
+        reduction: `"mean"` (over all elements), `"sum"` or `"none"`.
 
-    Example:
+    Returns:
+        The loss, in the logits' dtype: 0-d for `"mean"` and `"sum"`, per element for
+            `"none"`.
 
-    >>> import torch
-    >>> from multiloss.torch import binary_cross_entropy
-    >>> round(binary_cross_entropy(torch.zeros(1), torch.ones(1)).item(), 6)  # log 2
-    0.693147
+    Raises:
+        TypeError: the wrong kind of input: logits that are not a floating `torch.Tensor`, a
+            hyperparameter that is not a number.
+        ValueError: a wrong shape or hyperparameter (the full list is under
+            [Bad input][bad-input]); a wrong value (a negative weight) only where values are
+            checked: CPU tensors, nothing tracing.
+        NotImplementedError: under `torch.jit.trace`: TorchScript is not supported (use
+            `torch.compile`).
+
+    Examples:
+        >>> import torch
+        >>> from multiloss.torch import binary_cross_entropy
+        >>> round(binary_cross_entropy(torch.zeros(1), torch.ones(1)).item(), 6)  # log 2
+        0.693147
     """
     options = {"weight": weight, "pos_weight": pos_weight, "reduction": reduction}
     return _loss(LOSSES["binary_cross_entropy"], logits, target, options)
@@ -221,25 +272,45 @@ def sigmoid_focal_loss(
     gamma: float = 2.0,
     reduction: str = "mean",
 ) -> Tensor:
-    r"""Sigmoid focal loss (Lin et al. 2017), as ``torchvision.ops.sigmoid_focal_loss``.
+    r"""Sigmoid focal loss (Lin et al. 2017), as `torchvision.ops.sigmoid_focal_loss`.
 
-    .. math:: L = \alpha_t \, (1 - p_t)^\gamma \, \mathrm{BCE}(x, y), \quad
-              p_t = p y + (1-p)(1-y), \quad \alpha_t = \alpha y + (1-\alpha)(1-y)
+    $$
+    \begin{gathered}
+    L = \alpha_t \, (1 - p_t)^\gamma \, \mathrm{BCE}(x, y), \\
+    p_t = p y + (1-p)(1-y), \quad \alpha_t = \alpha y + (1-\alpha)(1-y)
+    \end{gathered}
+    $$
 
     Args:
-        logits: any shape (e.g. ``(N, C)`` multi-label scores or ``(N, A, C)`` anchors).
+        logits: any shape (e.g. `(N, C)` multi-label scores or `(N, A, C)` anchors).
         target: the logits' shape, in [0, 1].
-        alpha: α in [0, 1], or None for no α_t weighting.
+        alpha: α in [0, 1], or None for no $\alpha_t$ weighting.
         gamma: focusing parameter γ ≥ 0.
-        reduction: ``"mean"`` (over all elements, torchvision's default is ``"none"``),
-            ``"sum"`` or ``"none"``.
+        reduction: `"mean"` (over all elements, torchvision's default is `"none"`),
+            `"sum"` or `"none"`.
 
-    Example:
+    Returns:
+        The loss, in the logits' dtype: 0-d for `"mean"` and `"sum"`, per element for
+            `"none"`.
 
-    >>> import torch
-    >>> from multiloss.torch import sigmoid_focal_loss
-    >>> round(sigmoid_focal_loss(torch.zeros(1), torch.ones(1), alpha=None).item(), 6)
-    0.173287
+    Raises:
+        TypeError: the wrong kind of input: logits that are not a floating `torch.Tensor`, a
+            hyperparameter that is not a number.
+        ValueError: a wrong shape or hyperparameter (the full list is under
+            [Bad input][bad-input]); a wrong value (a negative weight) only where values are
+            checked: CPU tensors, nothing tracing.
+        NotImplementedError: under `torch.jit.trace`: TorchScript is not supported (use
+            `torch.compile`).
+
+    References:
+        Lin, Goyal, Girshick, He and Dollár, "Focal Loss for Dense Object Detection",
+        ICCV 2017, [arXiv:1708.02002](https://arxiv.org/abs/1708.02002).
+
+    Examples:
+        >>> import torch
+        >>> from multiloss.torch import sigmoid_focal_loss
+        >>> round(sigmoid_focal_loss(torch.zeros(1), torch.ones(1), alpha=None).item(), 6)
+        0.173287
     """
     options = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
     return _loss(LOSSES["sigmoid_focal_loss"], logits, target, options)

@@ -1,4 +1,5 @@
-"""The ``nn.Module`` criteria of :mod:`multiloss.torch`: each calls the functional API."""
+"""The `nn.Module` criteria of [`multiloss.torch`][multiloss.torch]: each calls the functional
+API."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def _as_buffer(name: str, value: Weights, *, class_vector: bool) -> Tensor | Non
 
 
 def _describe(tensor: Tensor | None) -> str:
-    """A short text for ``extra_repr``: the values of a small tensor, else its shape."""
+    """A short text for `extra_repr`: the values of a small tensor, else its shape."""
     if tensor is None:
         return "None"
     if tensor.numel() <= 8 and tensor.device.type != "meta":
@@ -73,27 +74,29 @@ class _Criterion(nn.Module):
 
 
 class CrossEntropyLoss(_Criterion):
-    r"""Softmax cross-entropy criterion, a drop-in for ``torch.nn.CrossEntropyLoss``.
+    r"""Softmax cross-entropy criterion, a drop-in for `torch.nn.CrossEntropyLoss`.
 
-    ``L = -Σ_k q_k w_k log p_k`` per element; see :func:`cross_entropy` for every option.
-    The one difference from PyTorch: a ``"mean"`` over zero counted elements is 0.0 with a
-    zero gradient instead of NaN.
+    $L = -\sum_k q_k w_k \log p_k$ per element; see
+    [`cross_entropy`][multiloss.torch.cross_entropy] for every option. The one difference
+    from PyTorch: a `"mean"` over zero counted elements is 0.0 with a zero gradient instead
+    of NaN. The arguments after `weight` are keyword-only; `size_average` and `reduce`,
+    long deprecated in PyTorch, are not accepted.
 
     Args:
         weight: per-class weights (length C), kept as a buffer.
-        ignore_index, reduction, label_smoothing, axis: as in :func:`cross_entropy`
-            (keyword-only; ``size_average`` and ``reduce``, long deprecated in PyTorch,
-            are not accepted).
+        ignore_index: as in [`cross_entropy`][multiloss.torch.cross_entropy].
+        reduction: as in [`cross_entropy`][multiloss.torch.cross_entropy].
+        label_smoothing: as in [`cross_entropy`][multiloss.torch.cross_entropy].
+        axis: as in [`cross_entropy`][multiloss.torch.cross_entropy].
 
-    Example:
-
-    >>> import torch
-    >>> from multiloss.torch import CrossEntropyLoss
-    >>> criterion = CrossEntropyLoss(weight=[1.0, 2.0, 1.0], ignore_index=255)
-    >>> criterion
-    CrossEntropyLoss(weight=[1.0, 2.0, 1.0], ignore_index=255, reduction='mean', label_smoothing=0.0)
-    >>> logits = torch.randn(4, 3, 8, 8, requires_grad=True)
-    >>> criterion(logits, torch.randint(0, 3, (4, 8, 8))).backward()
+    Examples:
+        >>> import torch
+        >>> from multiloss.torch import CrossEntropyLoss
+        >>> criterion = CrossEntropyLoss(weight=[1.0, 2.0, 1.0], ignore_index=255)
+        >>> criterion
+        CrossEntropyLoss(weight=[1.0, 2.0, 1.0], ignore_index=255, reduction='mean', label_smoothing=0.0)
+        >>> logits = torch.randn(4, 3, 8, 8, requires_grad=True)
+        >>> criterion(logits, torch.randint(0, 3, (4, 8, 8))).backward()
     """  # noqa: E501
 
     weight: Tensor | None
@@ -139,24 +142,27 @@ class CrossEntropyLoss(_Criterion):
 class FocalLoss(_Criterion):
     r"""Softmax focal loss criterion (Lin et al., "Focal Loss for Dense Object Detection").
 
-    ``L = -Σ_k q_k α_k (1 - p_k)^γ log p_k`` per element, ``-α_t (1-p_t)^γ log p_t`` for a
-    class index; see :func:`focal_loss` for every option.
+    $L = -\sum_k q_k \alpha_k (1 - p_k)^\gamma \log p_k$ per element,
+    $-\alpha_t (1-p_t)^\gamma \log p_t$ for a class index; see
+    [`focal_loss`][multiloss.torch.focal_loss] for every option.
 
     Args:
         gamma: focusing parameter γ ≥ 0.
         alpha: None; C per-class weights (kept as a buffer); or a scalar α in [0, 1]
             (class 0 weighted by 1-α, the others by α), kept as a float.
-        ignore_index, reduction, label_smoothing, axis: as in :func:`focal_loss`.
+        ignore_index: as in [`focal_loss`][multiloss.torch.focal_loss].
+        reduction: as in [`focal_loss`][multiloss.torch.focal_loss].
+        label_smoothing: as in [`focal_loss`][multiloss.torch.focal_loss].
+        axis: as in [`focal_loss`][multiloss.torch.focal_loss].
 
-    Example:
-
-    >>> import torch
-    >>> from multiloss.torch import FocalLoss
-    >>> criterion = FocalLoss(gamma=2.0, alpha=0.25, ignore_index=255)
-    >>> criterion
-    FocalLoss(gamma=2.0, alpha=0.25, ignore_index=255, reduction='mean', label_smoothing=0.0)
-    >>> logits = torch.randn(4, 3, 8, 8, requires_grad=True)
-    >>> criterion(logits, torch.randint(0, 3, (4, 8, 8))).backward()
+    Examples:
+        >>> import torch
+        >>> from multiloss.torch import FocalLoss
+        >>> criterion = FocalLoss(gamma=2.0, alpha=0.25, ignore_index=255)
+        >>> criterion
+        FocalLoss(gamma=2.0, alpha=0.25, ignore_index=255, reduction='mean', label_smoothing=0.0)
+        >>> logits = torch.randn(4, 3, 8, 8, requires_grad=True)
+        >>> criterion(logits, torch.randint(0, 3, (4, 8, 8))).backward()
     """
 
     alpha: Tensor | float | None
@@ -173,7 +179,7 @@ class FocalLoss(_Criterion):
     ) -> None:
         super().__init__()
         self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
-        if isinstance(alpha, numbers.Real):  # a bool is refused here, as by focal_loss
+        if isinstance(alpha, (float, int, numbers.Real)):  # a bool is refused, as by focal_loss
             self.alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
         else:
             self.register_buffer("alpha", _as_buffer("alpha", alpha, class_vector=True))
@@ -206,26 +212,25 @@ class FocalLoss(_Criterion):
 
 
 class BCEWithLogitsLoss(_Criterion):
-    r"""Sigmoid cross-entropy criterion, a drop-in for ``torch.nn.BCEWithLogitsLoss``.
+    r"""Sigmoid cross-entropy criterion, a drop-in for `torch.nn.BCEWithLogitsLoss`.
 
-    ``L = -w [pw·y log σ(x) + (1-y) log(1-σ(x))]`` per element; see
-    :func:`binary_cross_entropy`.
+    $L = -w \left[ p_w y \log \sigma(x) + (1-y) \log(1-\sigma(x)) \right]$ per element; see
+    [`binary_cross_entropy`][multiloss.torch.binary_cross_entropy].
 
     Args:
         weight: per-element weight broadcast to the input's shape, kept as a buffer.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (keyword-only).
+        reduction: `"mean"`, `"sum"` or `"none"` (keyword-only).
         pos_weight: weight of the positive term, broadcast to the input's shape (a
             length-C vector weights the last axis), kept as a buffer.
 
-    Example:
-
-    >>> import torch
-    >>> from multiloss.torch import BCEWithLogitsLoss
-    >>> criterion = BCEWithLogitsLoss(pos_weight=[1.0, 3.0])
-    >>> criterion
-    BCEWithLogitsLoss(reduction='mean', pos_weight=[1.0, 3.0])
-    >>> round(criterion(torch.zeros(1, 2), torch.ones(1, 2)).item(), 6)  # 2·log 2
-    1.386294
+    Examples:
+        >>> import torch
+        >>> from multiloss.torch import BCEWithLogitsLoss
+        >>> criterion = BCEWithLogitsLoss(pos_weight=[1.0, 3.0])
+        >>> criterion
+        BCEWithLogitsLoss(reduction='mean', pos_weight=[1.0, 3.0])
+        >>> round(criterion(torch.zeros(1, 2), torch.ones(1, 2)).item(), 6)  # 2·log 2
+        1.386294
     """
 
     weight: Tensor | None
@@ -257,24 +262,24 @@ class BCEWithLogitsLoss(_Criterion):
 
 
 class SigmoidFocalLoss(_Criterion):
-    r"""Sigmoid focal loss criterion (Lin et al. 2017), as ``torchvision.ops.sigmoid_focal_loss``.
+    r"""Sigmoid focal loss criterion (Lin et al. 2017), as `torchvision.ops.sigmoid_focal_loss`.
 
-    ``L = α_t (1 - p_t)^γ BCE(x, y)`` per element; see :func:`sigmoid_focal_loss`.
+    $L = \alpha_t (1 - p_t)^\gamma \mathrm{BCE}(x, y)$ per element; see
+    [`sigmoid_focal_loss`][multiloss.torch.sigmoid_focal_loss].
 
     Args:
-        alpha: α in [0, 1], or None for no α_t weighting.
+        alpha: α in [0, 1], or None for no $\alpha_t$ weighting.
         gamma: focusing parameter γ ≥ 0.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        reduction: `"mean"`, `"sum"` or `"none"`.
 
-    Example:
-
-    >>> import torch
-    >>> from multiloss.torch import SigmoidFocalLoss
-    >>> criterion = SigmoidFocalLoss(alpha=0.25, gamma=2.0)
-    >>> criterion
-    SigmoidFocalLoss(alpha=0.25, gamma=2.0, reduction='mean')
-    >>> logits = torch.randn(4, 5, requires_grad=True)
-    >>> criterion(logits, torch.randint(0, 2, (4, 5)).float()).backward()
+    Examples:
+        >>> import torch
+        >>> from multiloss.torch import SigmoidFocalLoss
+        >>> criterion = SigmoidFocalLoss(alpha=0.25, gamma=2.0)
+        >>> criterion
+        SigmoidFocalLoss(alpha=0.25, gamma=2.0, reduction='mean')
+        >>> logits = torch.randn(4, 5, requires_grad=True)
+        >>> criterion(logits, torch.randint(0, 2, (4, 5)).float()).backward()
     """
 
     def __init__(
