@@ -4,10 +4,11 @@ Run ``python benchmarks/run.py`` (``--quick`` for the smoke test CI runs). It wr
 ``--out`` (default ``benchmarks/results``): ``benchmarks.md`` (the tables), ``benchmarks.json``
 (every raw timing) and ``benchmarks.png`` (time ratio and memory per shape and implementation).
 
-Method (DESIGN.md section 8): every implementation of a group runs forward + backward on the
-same logits; after a warm-up, the implementations are timed interleaved (A B C A B C …, the
-order rotated each round) for several rounds; each round gives every implementation a
-ratio to the group's reference measured beside it, and the table shows the median ratio.
+Method (docs/benchmarks.md, "Method"): every implementation of a group runs forward +
+backward on the same logits; after a warm-up, the implementations are timed interleaved
+(A B C A B C …, the order rotated each round) for several rounds; each round gives every
+implementation a ratio to the group's reference measured beside it, and the table shows the
+median ratio.
 Each group (backend, loss kind, shape) runs in a new process (``--in-process`` to run them
 all in this one), so that one group's allocations do not shape the next one's timings.
 Absolute times drift on shared machines; ratios measured side by side do not (as much).

@@ -159,6 +159,8 @@ def run_numpy(
 
 
 # ----------------------------------------------------------------------------- tolerances
+# The one tolerance helper of the tests: every comparison "within rtol/atol" or "within so
+# many eps" goes through tolerance_error.
 
 EPS = {
     "float64": 2.0**-52,
@@ -168,29 +170,67 @@ EPS = {
 }
 
 
-def eps_error(actual: Any, reference: Any, dtype: str) -> float:
-    """max |actual - reference| / (eps · (1 + |reference|)), in units of `dtype`'s eps.
+def tolerance_error(
+    actual: Any,
+    reference: Any,
+    *,
+    rtol: float,
+    atol: float,
+    equal_nan: bool = True,
+    equal_inf: bool = True,
+) -> float:
+    """max |actual - reference| / (atol + rtol · |reference|), elementwise, in float64:
+    at most 1 where ``|actual - reference| <= atol + rtol · |reference|`` everywhere.
 
-    Equal infinities and NaN against NaN count as no error; any other non-finite
-    mismatch is an infinite error.
+    Equal elements count as no error. Non-finite elements: with `equal_inf` an infinity
+    against the same infinity is no error, with `equal_nan` NaN against NaN is none (the
+    conventions of ``numpy.testing.assert_allclose``; ``torch.testing.assert_close`` has
+    ``equal_nan=False``); any other non-finite mismatch is an infinite error.
     """
     actual = np.asarray(actual, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
     assert actual.shape == reference.shape, (actual.shape, reference.shape)
     if actual.size == 0:
         return 0.0
-    same = (actual == reference) | (np.isnan(actual) & np.isnan(reference))
-    with np.errstate(invalid="ignore"):
-        error = np.abs(actual - reference) / (EPS[dtype] * (1.0 + np.abs(reference)))
+    same = actual == reference
+    if not equal_inf:
+        same &= np.isfinite(reference)
+    if equal_nan:
+        same |= np.isnan(actual) & np.isnan(reference)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        error = np.abs(actual - reference) / (atol + rtol * np.abs(reference))
     error = np.where(same, 0.0, error)
     error = np.where(np.isnan(error), np.inf, error)
     return float(np.max(error))
 
 
-def assert_eps(actual: Any, reference: Any, dtype: str, bound: float, what: str = "") -> None:
+def eps_error(actual: Any, reference: Any, dtype: str, **nonfinite: bool) -> float:
+    """max |actual - reference| / (eps · (1 + |reference|)), in units of `dtype`'s eps.
+
+    Equal infinities and NaN against NaN count as no error unless `nonfinite`
+    (``equal_nan``, ``equal_inf`` of :func:`tolerance_error`) says otherwise; any other
+    non-finite mismatch is an infinite error.
+    """
+    return tolerance_error(actual, reference, rtol=EPS[dtype], atol=EPS[dtype], **nonfinite)
+
+
+def assert_eps(
+    actual: Any, reference: Any, dtype: str, bound: float, what: str = "", **nonfinite: bool
+) -> None:
     """|actual - reference| ≤ bound · eps(dtype) · (1 + |reference|), elementwise."""
-    error = eps_error(actual, reference, dtype)
+    error = eps_error(actual, reference, dtype, **nonfinite)
     assert error <= bound, (
         f"{what}: error {error:.3g} eps of {dtype} > {bound} eps\n"
+        f"actual    = {np.asarray(actual)!r}\nreference = {np.asarray(reference)!r}"
+    )
+
+
+def assert_close(
+    actual: Any, reference: Any, *, rtol: float, atol: float, what: str = "", **nonfinite: bool
+) -> None:
+    """|actual - reference| ≤ atol + rtol · |reference|, elementwise (shapes equal)."""
+    error = tolerance_error(actual, reference, rtol=rtol, atol=atol, **nonfinite)
+    assert error <= 1, (
+        f"{what}: error {error:.3g} × (atol {atol:g} + rtol {rtol:g} · |reference|)\n"
         f"actual    = {np.asarray(actual)!r}\nreference = {np.asarray(reference)!r}"
     )

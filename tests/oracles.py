@@ -26,7 +26,7 @@ m = 1 - p_t = y σ(-x) + (1-y) σ(x) and L = w α_t m^γ ce:
 Reductions: ``"mean"`` of class-index cross-entropy with ``weight`` divides by
 Σ_i w_{y_i} over counted elements (PyTorch), otherwise by the number of counted elements
 (class indices) or of all elements (probability targets, sigmoid losses); a mean over
-nothing is 0.0 with a zero gradient (DESIGN.md section 4).
+nothing is 0.0 with a zero gradient (docs/math.md, "Reductions").
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import numpy as np
 import oracles
 import pytest
 from backends import XP_NAMES, assert_eps, namespace, run_numpy
+from losses import has_class_axis
 
 ULP_BOUND = {"float64": 5.0, "float32": 5.0}
 GAMMAS = (0.0, 0.25, 0.5, 1.0, 2.0, 5.0)
@@ -92,7 +93,7 @@ CONFIGS = [
 
 def _inputs(name: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """The problem rounded to `dtype` (held in float64 for the oracle)."""
-    if name in ("cross_entropy", "focal_loss"):
+    if has_class_axis(name):
         logits, target = _softmax_problem()
     else:
         logits, target = _sigmoid_problem()

@@ -1,6 +1,10 @@
-"""The bad-input catalogue of DESIGN.md section 6: one test per entry, for each loss it
-applies to, in every namespace. Each asserts the exception type and that the message
-names the argument (and, where there is one, shows the bad value or shape)."""
+"""The bad-input catalogue of docs/semantics.md ("Bad input") in the core: one test per
+entry, for each loss it applies to, in every namespace. Each asserts the exception type and
+that the message names the argument (and, where there is one, shows the bad value or shape).
+
+The cases every backend runs (``tests/catalogue.py``) run here too, in every namespace, with
+the message of the NumPy namespace.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,11 @@ import re
 import numpy as np
 import pytest
 from backends import XP_NAMES, asarray, backend_name, namespace, run_core
+from catalogue import params
+from losses import ALL, SIGMOID, SOFTMAX, class_weight, has_class_axis
 
 from multiloss import _core
-
-SOFTMAX = ("cross_entropy", "focal_loss")
-SIGMOID = ("binary_cross_entropy", "sigmoid_focal_loss")
-ALL = SOFTMAX + SIGMOID
+from multiloss._core import LOSSES
 
 
 def _prepare(xp, name, logits, target, **options):
@@ -26,7 +29,7 @@ def _prepare(xp, name, logits, target, **options):
 def _good(name):
     """A valid (logits, target) pair of shape (3, 4) for the loss."""
     logits = np.arange(12, dtype=np.float64).reshape(3, 4) / 7.0
-    if name in SOFTMAX:
+    if has_class_axis(name):
         return logits, np.array([0, 3, 1])
     return logits, np.array([[0, 1, 1, 0], [1, 0, 0, 0], [0.5, 0, 1, 1]], dtype=np.float64)
 
@@ -168,20 +171,10 @@ def re_shape(shape):
 # ----------------------------------------------------------------------------- weights
 
 
-def _weight_cases(name):
-    """(option name, how it is checked) of the per-class / per-element weights of a loss."""
-    if name == "cross_entropy":
-        return ["weight"]
-    if name == "focal_loss":
-        return ["alpha"]
-    if name == "binary_cross_entropy":
-        return ["weight", "pos_weight"]
-    return []
-
-
 WEIGHTED = [
-    pytest.param(name, key, id=f"{name}-{key}") for name in ALL for key in _weight_cases(name)
+    pytest.param(name, key, id=f"{name}-{key}") for name in ALL for key in LOSSES[name].weights
 ]
+"""The per-class and per-element weights (array-valued options) of every loss."""
 
 
 @pytest.mark.parametrize(("name", "key"), WEIGHTED)
@@ -197,7 +190,7 @@ def test_weight_of_wrong_length(xp, name, key):
 
 @pytest.mark.parametrize("name", SOFTMAX)
 def test_class_weight_of_wrong_rank(xp, name):
-    key = "weight" if name == "cross_entropy" else "alpha"
+    key = class_weight(name)
     logits, target = _good(name)
     with pytest.raises(ValueError, match=rf"{key}.*\(4, 1\)"):
         _prepare(xp, name, logits, target, **{key: asarray(xp, np.ones((4, 1)))})
@@ -238,7 +231,7 @@ def test_label_smoothing_outside_unit_interval(xp, name, bad):
 @pytest.mark.parametrize("bad", [-0.5, -1e-300, -math.inf, math.nan, math.inf])
 @pytest.mark.parametrize("name", ["focal_loss", "sigmoid_focal_loss"])
 def test_gamma_negative_nan_or_infinite(xp, name, bad):
-    """γ < 0 or NaN (DESIGN.md section 6), and γ = inf, whose gradient is NaN
+    """γ < 0 or NaN (docs/semantics.md, "Bad input"), and γ = inf, whose gradient is NaN
     (regression: inf passed the open-ended range check)."""
     logits, target = _good(name)
     with pytest.raises(ValueError, match=r"gamma.*>= 0.*" + re.escape(repr(bad))):
@@ -336,3 +329,23 @@ def test_python_lists_are_not_arrays(xp, name):
         _core.PREPARE[name](logits.tolist(), asarray(xp, target))
     with pytest.raises(TypeError, match=r"logits.*array"):
         _core.PREPARE[name](logits.tolist(), target.tolist())
+
+
+# ----------------------------------------------------------------------------- the catalogue
+
+
+def _core_error(xp, case):
+    """The core's error for a catalogue case, its arrays moved into `xp`; dtypes in the
+    message as NumPy names them (``int64``, not ``torch.int64``)."""
+    logits, target = asarray(xp, case.logits), asarray(xp, case.target)
+    with pytest.raises((TypeError, ValueError)) as info:
+        run_core(case.name, logits, target, **case.options)
+    return type(info.value), re.sub(r"\b(torch|array_api_strict)\.", "", str(info.value))
+
+
+@pytest.mark.parametrize("case", params())
+def test_catalogue_raises_as_in_numpy(xp, case):
+    """Every case of the shared catalogue: its exception, with the NumPy namespace's message."""
+    expected = _core_error(np, case)
+    assert expected[0] is case.error, expected
+    assert _core_error(xp, case) == expected

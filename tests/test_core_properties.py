@@ -1,4 +1,5 @@
-"""Hypothesis properties of DESIGN.md section 7, on the core through NumPy (float64).
+"""Hypothesis properties of the math (docs/math.md: the softmax losses, their gradient,
+"Stable evaluation", "Reductions"), on the core through NumPy (float64).
 
 The ``ci`` profile (conftest.py) is derandomised; ``HYPOTHESIS_PROFILE=long`` runs more.
 """
@@ -12,9 +13,7 @@ from backends import run_core
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-SOFTMAX = ("cross_entropy", "focal_loss")
-SIGMOID = ("binary_cross_entropy", "sigmoid_focal_loss")
+from losses import ALL, SIGMOID, SOFTMAX, has_class_axis
 
 weight_values = st.just(0.0) | st.floats(1e-3, 4.0)
 gammas = st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0, 5.0]) | st.floats(0.0, 6.0)
@@ -178,13 +177,13 @@ def test_gradient_matches_central_differences(problem):
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", SOFTMAX + SIGMOID)
+@pytest.mark.parametrize("name", ALL)
 def test_gradient_matches_oracle_on_random_problems(name):
     """Not hypothesis: a fixed batch of random problems against the numpy oracle, so
     that a property that holds for a wrong formula (a symmetric error) still fails."""
     rng = np.random.default_rng(9)
     logits = rng.normal(scale=3.0, size=(16, 5))
-    target = rng.integers(0, 5, size=16) if name in SOFTMAX else rng.uniform(size=(16, 5))
+    target = rng.integers(0, 5, size=16) if has_class_axis(name) else rng.uniform(size=(16, 5))
     loss, grad = _run(name, logits, target, reduction="none")
     ref_loss, ref_grad = oracles.NUMPY[name](logits, target, reduction="none")
     np.testing.assert_allclose(loss, ref_loss, rtol=1e-14, atol=1e-15)

@@ -13,10 +13,9 @@ import oracles
 import pytest
 from backends import asarray as move
 from backends import assert_eps, dtype_name, namespace, to_numpy
+from losses import ALL, has_class_axis
 
 import multiloss
-
-NAMES = ("cross_entropy", "focal_loss", "binary_cross_entropy", "sigmoid_focal_loss")
 
 
 def _run_python(code: str) -> subprocess.CompletedProcess[str]:
@@ -65,14 +64,14 @@ def test_numpy_and_strict_calls_import_neither_torch_nor_jax():
 
 def _problem(name, rng):
     logits = rng.normal(scale=2.0, size=(5, 4))
-    if name in ("cross_entropy", "focal_loss"):
+    if has_class_axis(name):
         return logits, rng.integers(0, 4, size=5)
     return logits, (rng.uniform(size=(5, 4)) < 0.5).astype(np.float64)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("xp_name", ["numpy", "array_api_strict"])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_top_level_runs_the_core_in_the_input_dtype(name, xp_name, dtype):
     xp = namespace(xp_name)
     rng = np.random.default_rng(6)

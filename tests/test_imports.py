@@ -12,11 +12,11 @@ import textwrap
 
 import numpy as np
 import pytest
+from losses import ALL, has_class_axis
 
 import multiloss
 import multiloss.numpy as mlnp
 
-NAMES = ("cross_entropy", "focal_loss", "binary_cross_entropy", "sigmoid_focal_loss")
 # A plausible mistyped keyword for each loss.
 TYPOS = {
     "cross_entropy": "label_smothing",
@@ -40,7 +40,7 @@ def _run_python(code: str) -> subprocess.CompletedProcess[str]:
 
 def _problem(name: str) -> tuple[np.ndarray, np.ndarray]:
     logits = np.array([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]])
-    if name in ("cross_entropy", "focal_loss"):
+    if has_class_axis(name):
         return logits, np.array([0, 2])
     return logits, np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
 
@@ -127,7 +127,7 @@ def test_missing_backend_names_the_extra_to_install(backend, extra, how):
 
 
 @pytest.mark.parametrize("suffix", ["_value_and_grad", "_grad"])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_numpy_gradient_functions_name_themselves_on_a_mistyped_keyword(name, suffix):
     function = getattr(mlnp, name + suffix)
     logits, target = _problem(name)
@@ -144,7 +144,7 @@ def test_numpy_gradient_functions_name_themselves_on_a_mistyped_keyword(name, su
 
 
 @pytest.mark.parametrize("suffix", ["_value_and_grad", "_grad"])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_numpy_gradient_functions_take_every_keyword_of_their_loss(name, suffix):
     loss = getattr(mlnp, name)
     logits, target = _problem(name)
@@ -165,7 +165,7 @@ def test_numpy_gradient_functions_take_every_keyword_of_their_loss(name, suffix)
 
 
 @pytest.mark.parametrize("module", [multiloss, mlnp], ids=["multiloss", "multiloss.numpy"])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_losses_name_themselves_on_a_mistyped_keyword(module, name):
     logits, target = _problem(name)
     bad = TYPOS[name]

@@ -1,4 +1,5 @@
-"""multiloss.jax: the bad-input catalogue of DESIGN.md section 6, eager and under jit.
+"""multiloss.jax: the bad-input catalogue (``tests/catalogue.py``; docs/semantics.md, "Bad
+input"), eager and under jit.
 
 Shape, dtype and hyperparameter errors raise at trace time with the exception type and
 message of the NumPy backend. Value errors (class index out of range, negative or NaN
@@ -10,8 +11,11 @@ from __future__ import annotations
 
 import functools
 
+import catalogue
 import numpy as np
 import pytest
+from catalogue import CATALOGUE, B, Y, Z
+from losses import SOFTMAX
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
@@ -22,62 +26,14 @@ import multiloss.jax as mlj  # noqa: E402
 import multiloss.numpy as mln  # noqa: E402
 from multiloss import _core  # noqa: E402
 
-RNG = np.random.default_rng(3)
-Z = RNG.normal(size=(4, 3))
-Y = np.array([0, 2, 1, 1])
-P = RNG.dirichlet(np.ones(3), size=4)
-B = RNG.integers(0, 2, size=(4, 3)).astype(np.float64)
+STATIC = [case for case in CATALOGUE if case.values is None]
+"""Errors that need no array values: raised while tracing."""
+VALUES = [case for case in CATALOGUE if case.values is not None]
+"""Errors that need the arrays' values: raised on concrete arrays."""
 
-# (id, loss, logits, target, options, exception): errors that need no array values.
-STATIC = [
-    ("float-class-indices", "cross_entropy", Z, Y.astype(np.float64), {}, TypeError),
-    ("bool-class-indices", "focal_loss", Z, Y.astype(bool), {}, TypeError),
-    ("integer-logits", "cross_entropy", Z.astype(np.int64), Y, {}, TypeError),
-    ("bool-logits", "sigmoid_focal_loss", Z > 0, B, {}, TypeError),
-    ("batch-shape", "focal_loss", Z, Y[:3], {}, ValueError),
-    ("spatial-shape", "cross_entropy", Z.reshape(2, 2, 3), Y.reshape(2, 2)[:, :1], {}, ValueError),
-    ("probability-shape", "cross_entropy", Z, P[:, :2], {}, ValueError),
-    ("sigmoid-target-shape", "binary_cross_entropy", Z, B[:, :2], {}, ValueError),
-    ("weight-length", "cross_entropy", Z, Y, {"weight": [1.0, 2.0]}, ValueError),
-    ("alpha-length", "focal_loss", Z, Y, {"alpha": [0.1, 0.2, 0.3, 0.4]}, ValueError),
-    ("pos-weight-shape", "binary_cross_entropy", Z, B, {"pos_weight": [1.0, 2.0]}, ValueError),
-    ("weight-not-numbers", "cross_entropy", Z, Y, {"weight": "abc"}, TypeError),
-    ("smoothing-above-1", "cross_entropy", Z, Y, {"label_smoothing": 1.5}, ValueError),
-    ("smoothing-negative", "focal_loss", Z, Y, {"label_smoothing": -0.1}, ValueError),
-    ("smoothing-nan", "cross_entropy", Z, Y, {"label_smoothing": float("nan")}, ValueError),
-    ("gamma-negative", "focal_loss", Z, Y, {"gamma": -1.0}, ValueError),
-    ("gamma-nan", "sigmoid_focal_loss", Z, B, {"gamma": float("nan")}, ValueError),
-    ("gamma-not-number", "focal_loss", Z, Y, {"gamma": "2"}, TypeError),
-    ("scalar-alpha-above-1", "focal_loss", Z, Y, {"alpha": 1.5}, ValueError),
-    ("sigmoid-alpha-negative", "sigmoid_focal_loss", Z, B, {"alpha": -0.25}, ValueError),
-    ("reduction", "cross_entropy", Z, Y, {"reduction": "average"}, ValueError),
-    ("sigmoid-reduction", "binary_cross_entropy", Z, B, {"reduction": "max"}, ValueError),
-    ("axis-out-of-range", "focal_loss", Z, Y, {"axis": 2}, ValueError),
-    ("axis-not-integer", "cross_entropy", Z, Y, {"axis": 1.0}, TypeError),
-    ("no-classes", "cross_entropy", np.zeros((4, 0)), Y, {}, ValueError),
-    ("0-d-logits", "focal_loss", np.float64(1.0), np.int64(0), {}, ValueError),
-    ("ignore-index-with-probabilities", "cross_entropy", Z, P, {"ignore_index": 0}, ValueError),
-    ("ignore-index-not-integer", "cross_entropy", Z, Y, {"ignore_index": 1.5}, TypeError),
-]
 
-# Errors that need the arrays' values: raised on concrete arrays.
-VALUES = [
-    ("index-too-large", "cross_entropy", Z, np.array([0, 3, 1, 1]), {}, ValueError),
-    ("index-negative", "focal_loss", Z, np.array([0, -1, 1, 1]), {}, ValueError),
-    ("weight-negative", "cross_entropy", Z, Y, {"weight": [1.0, -2.0, 1.0]}, ValueError),
-    ("alpha-nan", "focal_loss", Z, Y, {"alpha": [1.0, float("nan"), 1.0]}, ValueError),
-    ("pos-weight-negative", "binary_cross_entropy", Z, B, {"pos_weight": [1.0, -1, 1]}, ValueError),
-    ("weight-inf", "cross_entropy", Z, Y, {"weight": [1.0, float("inf"), 1.0]}, ValueError),
-    ("bce-weight-inf", "binary_cross_entropy", Z, B, {"weight": [float("inf")]}, ValueError),
-    (
-        "index-uint64-wraps",
-        "cross_entropy",
-        Z,
-        np.array([0, 2**64 - 100, 1, 1], np.uint64),
-        {},
-        ValueError,
-    ),
-]
+def _unpack(case):
+    return case.name, case.logits, case.target, case.options, case.error
 
 
 def _numpy_error(name, logits, target, options):
@@ -86,13 +42,9 @@ def _numpy_error(name, logits, target, options):
     return info.value
 
 
-def _ids(cases):
-    return [case[0] for case in cases]
-
-
-@pytest.mark.parametrize(("case", "name", "logits", "target", "options", "kind"), STATIC,
-                         ids=_ids(STATIC))  # fmt: skip
-def test_static_errors_raise_at_trace_time_like_numpy(case, name, logits, target, options, kind):
+@pytest.mark.parametrize("case", catalogue.params(STATIC))
+def test_static_errors_raise_at_trace_time_like_numpy(case):
+    name, logits, target, options, kind = _unpack(case)
     expected = _numpy_error(name, logits, target, options)
     assert type(expected) is kind
     function = functools.partial(getattr(mlj, name), **options)
@@ -106,16 +58,15 @@ def test_static_errors_raise_at_trace_time_like_numpy(case, name, logits, target
         assert str(info.value) == str(expected)
 
 
-@pytest.mark.parametrize(("case", "name", "logits", "target", "options", "kind"), VALUES,
-                         ids=_ids(VALUES))  # fmt: skip
-def test_value_errors_raise_on_concrete_arrays_like_numpy(case, name, logits, target, options,
-                                                          kind):  # fmt: skip
+@pytest.mark.parametrize("case", catalogue.params(VALUES))
+def test_value_errors_raise_on_concrete_arrays_like_numpy(case):
+    name, logits, target, options, kind = _unpack(case)
     expected = _numpy_error(name, logits, target, options)
     assert type(expected) is kind
     function = functools.partial(getattr(mlj, name), **options)
     z, y = jnp.asarray(logits), jnp.asarray(target)
     runs = [function, jax.grad(function)]
-    if "index" not in case:  # traced class indices cannot be checked (see below); weights can
+    if case.values != "target":  # traced class indices cannot be checked (see below); weights can
         runs.append(lambda z, y: jax.vmap(function)(z[None], y[None]))
     for run in runs:
         with pytest.raises(kind) as info:
@@ -162,7 +113,7 @@ def test_out_of_range_index_under_jit_is_nan_never_a_clamp():
     assert np.all(np.isfinite(per_element[np.array([0, 2])]))
     grad = jax.jit(jax.grad(lambda z, y: mlj.cross_entropy(z, y, reduction="sum")))(z, labels)
     assert np.all(np.isnan(grad[1])) and np.all(np.isfinite(grad[0]))
-    for name in ("cross_entropy", "focal_loss"):
+    for name in SOFTMAX:
         assert np.isnan(jax.jit(getattr(mlj, name))(z, labels))
     ignored = jnp.asarray([0, -100, 1, 2])  # ignore_index is not out of range
     assert np.isfinite(jax.jit(mlj.cross_entropy)(z, ignored))

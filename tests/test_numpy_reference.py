@@ -9,10 +9,9 @@ import oracles
 import pytest
 from backends import assert_eps
 from cases import ALL_CASES, REDUCTIONS
+from losses import ALL, has_class_axis
 
 import multiloss.numpy as mlnp
-
-NAMES = ("cross_entropy", "focal_loss", "binary_cross_entropy", "sigmoid_focal_loss")
 
 
 def _functions(name):
@@ -44,12 +43,12 @@ def test_value_grad_and_value_and_grad_match_the_oracle(case, reduction):
 def _float32_problem(name):
     rng = np.random.default_rng(8)
     logits = rng.normal(scale=3.0, size=(5, 4)).astype(np.float32)
-    if name in ("cross_entropy", "focal_loss"):
+    if has_class_axis(name):
         return logits, rng.integers(0, 4, size=5)
     return logits, rng.uniform(size=(5, 4)).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_float64_by_default(name):
     """float32 input → float64 result, computed in float64 (oracle to float64 eps)."""
     logits, target = _float32_problem(name)
@@ -64,7 +63,7 @@ def test_float64_by_default(name):
     assert both[0].dtype == np.float64 and both[1].dtype == np.float64
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_dtype_none_keeps_the_input_dtype(name):
     logits, target = _float32_problem(name)
     value, grad, value_and_grad = _functions(name)
@@ -84,7 +83,7 @@ def test_dtype_none_keeps_the_input_dtype(name):
     assert_eps(gradient, ref_grad, "float16", 1, "grad")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_explicit_dtype(name):
     """dtype=np.float32 computes in and returns float32, also from float64 input."""
     logits, target = _float32_problem(name)
@@ -100,7 +99,7 @@ def test_python_sequences_are_accepted():
     assert float(loss) == pytest.approx(np.log(2), rel=1e-15)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_integer_logits_are_refused_not_cast(name):
     """An integer array is no logits: the reference does not cast it to float64."""
     _, target = _float32_problem(name)

@@ -30,9 +30,11 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+import backends
 import numpy as np
 import oracles
 import pytest
+from losses import class_weight, has_class_axis
 from peers import torchvision_sigmoid_focal_loss
 
 torch = pytest.importorskip("torch")
@@ -66,13 +68,11 @@ C = 4
 
 
 def assert_close(actual, expected, what=""):
-    """float64 agreement to rtol 1e-10, atol 1e-12 (torch tensors or NumPy/JAX arrays)."""
-    actual = actual if torch.is_tensor(actual) else torch.tensor(np.array(actual))
-    expected = expected if torch.is_tensor(expected) else torch.tensor(np.array(expected))
-    assert actual.dtype == torch.float64, (what, actual.dtype)
-    torch.testing.assert_close(
-        actual.detach(), expected.detach().to(actual.dtype), rtol=RTOL, atol=ATOL, msg=what
-    )
+    """float64 agreement to rtol 1e-10, atol 1e-12 (torch tensors or NumPy/JAX arrays), NaN
+    equal to nothing, as in ``torch.testing.assert_close`` (:func:`backends.assert_close`)."""
+    actual, expected = backends.to_numpy(actual), backends.to_numpy(expected)
+    assert actual.dtype == np.float64, (what, actual.dtype)
+    backends.assert_close(actual, expected, rtol=RTOL, atol=ATOL, what=what, equal_nan=False)
 
 
 def _rng(name: str) -> np.random.Generator:
@@ -835,8 +835,8 @@ def test_torch_mean_over_nothing_is_zero_with_zero_gradients(zero_id):
 
 def _jax_call(loss, options):
     """A function of the same keyword names as the torch helpers (z, t, w / x, y, w, pw)."""
-    if loss in ("cross_entropy", "focal_loss"):
-        key = "weight" if loss == "cross_entropy" else "alpha"
+    if has_class_axis(loss):
+        key = class_weight(loss)
 
         def softmax(z, t, w):
             return getattr(mj, loss)(z, t, axis=1, **{key: w}, **options)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import backends
 import numpy as np
 import pytest
 from peers import torchvision_sigmoid_focal_loss
@@ -106,7 +107,12 @@ def onehot(target: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def assert_close(actual: Any, desired: Any, tol: dict[str, float]) -> None:
-    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), desired, **tol)
+    """|actual - desired| ≤ atol + rtol · |desired| (:func:`backends.assert_close`), a
+    scalar against an array broadcast, as ``numpy.testing.assert_allclose`` does."""
+    actual, desired = np.asarray(actual, dtype=np.float64), np.asarray(desired, dtype=np.float64)
+    if actual.ndim == 0 or desired.ndim == 0:
+        actual, desired = np.broadcast_arrays(actual, desired)
+    backends.assert_close(actual, desired, **tol)
 
 
 # ----------------------------------------------------------------------- peer stand-ins

@@ -4,6 +4,7 @@ they must give PyTorch's numbers on every layout that gets split."""
 from __future__ import annotations
 
 import pytest
+from losses import SIGMOID, SOFTMAX, has_class_axis
 
 torch = pytest.importorskip("torch")
 
@@ -22,7 +23,7 @@ from multiloss.torch import _CHUNK_ELEMENTS  # noqa: E402
         ((5, 300, 400), -1),  # class axis last, 3-d
     ],
 )
-@pytest.mark.parametrize("loss", ["cross_entropy", "focal_loss"])
+@pytest.mark.parametrize("loss", SOFTMAX)
 def test_chunked_native_path_matches_pytorch(shape, axis, loss) -> None:
     assert torch.Size(shape).numel() > 2 * _CHUNK_ELEMENTS
     generator = torch.Generator().manual_seed(0)
@@ -73,7 +74,7 @@ def test_batched_backward_after_a_native_forward(shape, gamma) -> None:
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("loss", ["binary_cross_entropy", "sigmoid_focal_loss"])
+@pytest.mark.parametrize("loss", SIGMOID)
 def test_chunked_sigmoid_losses_match_the_formula(loss, reduction) -> None:
     """Large sigmoid calls run slab by slab; the numbers are those of the naive formula
     (torchvision's sigmoid focal loss, ``BCEWithLogitsLoss``), values and gradients."""
@@ -123,7 +124,7 @@ def test_16_bit_logits_are_computed_in_float32_slab_by_slab(loss, shape, dtype) 
     dtype = getattr(torch, dtype)
     generator = torch.Generator().manual_seed(3)
     wide = (torch.randn(shape, generator=generator) * 3).to(dtype).float()
-    if loss in ("cross_entropy", "focal_loss"):
+    if has_class_axis(loss):
         target = torch.randint(0, shape[1], shape[:1] + shape[2:], generator=generator)
     else:
         target = (torch.rand(shape, generator=generator) < 0.1).float()

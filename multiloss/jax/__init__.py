@@ -36,10 +36,10 @@ module never changes JAX's configuration.
 Shape, dtype and hyperparameter errors raise at trace time, under `jit` too, with the
 messages of every other backend (`TypeError`/`ValueError`; the semantics page,
 docs/semantics.md: [Bad input][bad-input]). Values (class indices in range, weights
-non-negative) are checked eagerly when the arrays are concrete, and so are weights held in
-concrete arrays that a traced function captures. Traced values cannot be: an out-of-range
-class index gives a NaN loss (and NaN gradient) for its element, never a silent clamp or
-wrap. To turn that into an error, run the function through
+non-negative and finite) are checked eagerly when the arrays are concrete, and so are
+weights held in concrete arrays that a traced function captures. Traced values cannot
+be: an out-of-range class index gives a NaN loss (and NaN gradient) for its element, never
+a silent clamp or wrap. To turn that into an error, run the function through
 [`checked`][multiloss.jax.checked] (or `jax.experimental.checkify.checkify` yourself): the
 losses then check class indices and weights at run time.
 [`validate_labels`][multiloss.jax.validate_labels] does the label check alone.

@@ -1,0 +1,150 @@
+"""The bad-input catalogue (docs/semantics.md, "Bad input"), written once: calls that must
+fail, with the exception the NumPy backend raises, which every backend raises too, with
+the same message.
+
+Each case holds NumPy data and Python options; a test moves the arrays into its backend.
+Softmax cases give no ``axis`` unless that is what is wrong: the torch test passes
+``axis=1`` (PyTorch's convention), the others keep the default -1. Both are the class axis
+of 2-d logits, and the 3-d (spatial) cases are wrong under either.
+
+Who iterates it:
+
+* ``tests/test_core_bad_input.py``: the core, in every namespace of the ``xp`` fixture;
+* ``tests/test_torch_values.py``: ``multiloss.torch`` against ``multiloss.numpy``;
+* ``tests/test_jax_errors.py``: ``multiloss.jax`` against ``multiloss.numpy``, eager and
+  under ``jit`` (errors known while tracing) or on concrete arrays (value checks).
+
+The core's own tests (``tests/test_core_bad_input.py``) also vary each check over more bad
+values and both forms of a weight; this is the list every backend runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """One call that must fail."""
+
+    kind: str
+    """What is wrong, in a few words (the case's id is ``<loss>-<kind>``)."""
+    name: str
+    """The loss (:data:`multiloss._core.LOSSES`)."""
+    logits: np.ndarray
+    target: np.ndarray
+    options: Mapping[str, Any] = field(default_factory=dict)
+    error: type[Exception] = ValueError
+    """The exception's type."""
+    values: str | None = None
+    """What the check reads the values of, which abstract (traced) data does not have:
+    ``"target"`` (class indices), ``"weights"`` (a weight's entries), or None (a check of
+    shapes, dtypes and Python options only, made while tracing too)."""
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-{self.kind}"
+
+
+_RNG = np.random.default_rng(3)
+Z = _RNG.normal(size=(4, 3))
+"""Logits: 4 samples of 3 classes."""
+Y = np.array([0, 2, 1, 1])
+"""Class indices for Z."""
+P = _RNG.dirichlet(np.ones(3), size=4)
+"""Probabilities for Z."""
+B = _RNG.integers(0, 2, size=(4, 3)).astype(np.float64)
+"""Binary targets for Z."""
+
+CE, FL = "cross_entropy", "focal_loss"
+BCE, SFL = "binary_cross_entropy", "sigmoid_focal_loss"
+NAN, INF = math.nan, math.inf
+
+CATALOGUE: list[BadInput] = [
+    # ------------------------------------------------------------------ class indices
+    BadInput("index-too-large", CE, Z, np.array([0, 3, 1, 1]), values="target"),
+    BadInput("index-negative", FL, Z, np.array([0, -1, 1, 1]), values="target"),
+    BadInput(
+        "index-uint64-wraps-to-ignore-index",
+        CE,
+        Z,
+        np.array([0, 2**64 - 100, 1, 1], dtype=np.uint64),
+        values="target",
+    ),
+    BadInput("float-class-indices", CE, Z, Y.astype(np.float64), error=TypeError),
+    BadInput("bool-class-indices", CE, Z, np.array([True, False, True, True]), error=TypeError),
+    BadInput("bool-class-indices", FL, Z, Y.astype(bool), error=TypeError),
+    BadInput("one-hot-integer-target", CE, Z, np.eye(3, dtype=np.int64)[Y]),
+    # ------------------------------------------------------------------ logits
+    BadInput("integer-logits", CE, Z.astype(np.int64), Y, error=TypeError),
+    BadInput("bool-logits", FL, np.zeros((4, 3), dtype=bool), Y, error=TypeError),
+    BadInput("bool-logits", SFL, Z > 0, B, error=TypeError),
+    BadInput("no-classes", CE, np.zeros((4, 0)), Y),
+    BadInput("0-d-logits", FL, np.array(1.0), np.array(0)),
+    # ------------------------------------------------------------------ shapes
+    BadInput("batch-shape", CE, Z, Y[:3]),
+    BadInput("batch-shape", FL, Z, Y[:3]),
+    BadInput("spatial-shape", FL, _RNG.normal(size=(2, 3, 4)), np.zeros((2, 5), np.int64)),
+    BadInput("spatial-shape", CE, Z.reshape(2, 2, 3), Y.reshape(2, 2)[:, :1]),
+    BadInput("probability-shape", CE, Z, P[:, :2]),
+    BadInput("sigmoid-target-shape", SFL, Z, np.ones((4, 2))),
+    BadInput("sigmoid-target-shape", BCE, Z, B[:, :2]),
+    # ------------------------------------------------------------------ weights
+    BadInput("weight-length", CE, Z, Y, {"weight": [1.0, 2.0]}),
+    BadInput("weight-rank", CE, Z, Y, {"weight": [[1.0], [1.0], [1.0]]}),
+    BadInput("alpha-too-short", FL, Z, Y, {"alpha": [1.0, 2.0]}),
+    BadInput("alpha-too-long", FL, Z, Y, {"alpha": [0.1, 0.2, 0.3, 0.4]}),
+    BadInput("pos-weight-shape", BCE, Z, B, {"pos_weight": [1.0, 2.0]}),
+    BadInput("weight-not-numbers", CE, Z, Y, {"weight": "abc"}, TypeError),
+    BadInput("weight-negative", CE, Z, Y, {"weight": [1.0, -2.0, 1.0]}, values="weights"),
+    BadInput("weight-nan", CE, Z, Y, {"weight": [1.0, NAN, 1.0]}, values="weights"),
+    BadInput("weight-inf", CE, Z, Y, {"weight": [1.0, INF, 1.0]}, values="weights"),
+    BadInput("alpha-negative", FL, Z, Y, {"alpha": [-1.0, 1.0, 1.0]}, values="weights"),
+    BadInput("alpha-nan", FL, Z, Y, {"alpha": [1.0, NAN, 1.0]}, values="weights"),
+    BadInput("alpha-inf", FL, Z, Y, {"alpha": [INF, 1.0, 1.0]}, values="weights"),
+    BadInput("pos-weight-negative", BCE, Z, B, {"pos_weight": [1.0, -1, 1]}, values="weights"),
+    BadInput("pos-weight-inf", BCE, Z, B, {"pos_weight": [INF]}, values="weights"),
+    BadInput("weight-nan", BCE, Z, B, {"weight": [NAN]}, values="weights"),
+    BadInput("weight-inf", BCE, Z, B, {"weight": [INF]}, values="weights"),
+    # ------------------------------------------------------------------ hyperparameters
+    BadInput("smoothing-above-1", CE, Z, Y, {"label_smoothing": 1.5}),
+    BadInput("smoothing-negative", FL, Z, Y, {"label_smoothing": -0.1}),
+    BadInput("smoothing-nan", CE, Z, Y, {"label_smoothing": NAN}),
+    BadInput("smoothing-inf", CE, Z, Y, {"label_smoothing": INF}),
+    BadInput("smoothing-not-number", CE, Z, Y, {"label_smoothing": "0.1"}, TypeError),
+    BadInput("gamma-negative", FL, Z, Y, {"gamma": -1.0}),
+    BadInput("gamma-negative", SFL, Z, B, {"gamma": -0.5}),
+    BadInput("gamma-nan", FL, Z, Y, {"gamma": NAN}),
+    BadInput("gamma-nan", SFL, Z, B, {"gamma": NAN}),
+    BadInput("gamma-inf", FL, Z, Y, {"gamma": INF}),
+    BadInput("gamma-inf", SFL, Z, B, {"gamma": INF}),
+    BadInput("gamma-not-number", FL, Z, Y, {"gamma": "2"}, TypeError),
+    BadInput("gamma-bool", SFL, Z, B, {"gamma": True}, TypeError),
+    BadInput("scalar-alpha-above-1", FL, Z, Y, {"alpha": 1.5}),
+    BadInput("scalar-alpha-negative", SFL, Z, B, {"alpha": -0.5}),
+    BadInput("alpha-bool", SFL, Z, B, {"alpha": True}, TypeError),
+    BadInput("reduction", CE, Z, Y, {"reduction": "avg"}),
+    BadInput("reduction-None", BCE, Z, B, {"reduction": None}),
+    BadInput("reduction", BCE, Z, B, {"reduction": "max"}),
+    BadInput("axis-out-of-range", CE, Z, Y, {"axis": 2}),
+    BadInput("axis-out-of-range", FL, Z, Y, {"axis": 2}),
+    BadInput("axis-not-integer", FL, Z, Y, {"axis": 1.0}, TypeError),
+    BadInput("axis-not-integer", CE, Z, Y, {"axis": 1.0}, TypeError),
+    BadInput("ignore-index-with-probabilities", CE, Z, P, {"ignore_index": 1}),
+    BadInput("ignore-index-not-integer", CE, Z, Y, {"ignore_index": 1.5}, TypeError),
+    BadInput("ignore-index-bool", FL, Z, Y, {"ignore_index": True}, TypeError),
+]
+"""Every case; ids (``case.id``) are unique."""
+
+assert len({case.id for case in CATALOGUE}) == len(CATALOGUE), "duplicate ids"
+
+
+def params(cases: list[BadInput] = CATALOGUE) -> list[Any]:
+    """The cases as ``pytest.param``, with their ids."""
+    return [pytest.param(case, id=case.id) for case in cases]
