@@ -170,11 +170,88 @@ def sigmoid_focal_loss(
     return _dispatch("sigmoid_focal_loss", logits, target, options)
 
 
+def _counts(counts: Any) -> tuple[Any, Any, bool]:
+    """The namespace and array of `counts` (a sequence becomes a NumPy array), and whether
+    their values are known (not a JAX tracer)."""
+    if isinstance(counts, (list, tuple)):
+        counts = np.asarray(counts)
+    if not _core._checks.is_array(counts):
+        raise TypeError(
+            f"counts must be an array or a sequence of integers; got {type(counts).__name__}"
+        )
+    jax = sys.modules.get("jax")
+    traced = jax is not None and isinstance(counts, jax.core.Tracer)
+    return _core._checks.namespace_of(counts=counts), counts, not traced
+
+
+def inverse_frequency_weights(counts: Array | Sequence[int]) -> Array:
+    r"""Class weights $w_c = n / (C \cdot n_c)$ from class counts (scikit-learn's "balanced").
+
+    Every class then carries the same total weight. A class with no sample gets 0.
+
+    Args:
+        counts: the number of samples of each class, a 1-d array of any backend (or a
+            sequence: a NumPy array is returned), non-negative integers, not all 0.
+
+    Returns:
+        The weights, floating, in the counts' backend: pass them as `weight=` or `alpha=`.
+
+    Raises:
+        TypeError: `counts` is not an array of real numbers.
+        ValueError: `counts` is not 1-d, has a negative or non-integer entry, or is all 0.
+
+    Examples:
+        >>> import numpy as np, multiloss
+        >>> multiloss.inverse_frequency_weights(np.array([100, 10, 1, 0]))
+        array([ 0.2775,  2.775 , 27.75  ,  0.    ])
+    """
+    xp, array, known = _counts(counts)
+    return _core.inverse_frequency_weights(xp, array, check_values=known)
+
+
+def class_balanced_weights(counts: Array | Sequence[int], *, beta: float = 0.9999) -> Array:
+    r"""Class-balanced weights (Cui et al. 2019): the inverse effective number of samples.
+
+    $$
+    w_c \propto \frac{1 - \beta}{1 - \beta^{n_c}}, \qquad \sum_c w_c = C.
+    $$
+
+    $\beta = 0$ weights every class alike; as $\beta \to 1$ the weights tend to the
+    inverse frequencies. A class with no sample gets 0. $1 - \beta^{n}$ is computed as
+    $-\mathrm{expm1}(n \log \beta)$, exact also for $\beta$ close to 1.
+
+    Args:
+        counts: as in [`inverse_frequency_weights`][multiloss.inverse_frequency_weights].
+        beta: $\beta \in [0, 1)$; the paper's default 0.9999.
+
+    Returns:
+        The weights, floating, in the counts' backend: pass them as `weight=` or `alpha=`.
+
+    Raises:
+        TypeError: `counts` is not an array of real numbers, or `beta` is not a number.
+        ValueError: `counts` as in `inverse_frequency_weights`; `beta` outside [0, 1).
+
+    References:
+        Cui, Jia, Lin, Song, Belongie, "Class-Balanced Loss Based on Effective Number of
+        Samples", CVPR 2019, arXiv:1901.05555.
+
+    Examples:
+        >>> import numpy as np, multiloss
+        >>> weights = multiloss.class_balanced_weights(np.array([1000, 100, 10]), beta=0.99)
+        >>> weights.round(4), round(float(weights.sum()), 12)
+        (array([0.2301, 0.363 , 2.4068]), 3.0)
+    """
+    xp, array, known = _counts(counts)
+    return _core.class_balanced_weights(xp, array, beta=beta, check_values=known)
+
+
 __all__ = [
     "__version__",
     "backend_of",
     "binary_cross_entropy",
+    "class_balanced_weights",
     "cross_entropy",
     "focal_loss",
+    "inverse_frequency_weights",
     "sigmoid_focal_loss",
 ]

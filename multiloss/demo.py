@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from . import inverse_frequency_weights
 from . import numpy as reference
 from ._core import LOSSES
 
@@ -69,9 +70,10 @@ def make_dataset(seed: int) -> Dataset:
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> list[float]:
-    """n / (C · n_c): every class carries the same total weight (scikit-learn's 'balanced')."""
+    """n / (C · n_c): every class carries the same total weight (scikit-learn's 'balanced',
+    :func:`multiloss.inverse_frequency_weights` of the label counts)."""
     counts = np.bincount(labels, minlength=num_classes)
-    return [float(len(labels) / (num_classes * count)) for count in counts]
+    return [float(w) for w in inverse_frequency_weights(counts)]
 
 
 def loss_settings(dataset: Dataset) -> dict[str, dict[str, Any]]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from .class_weights import class_balanced_weights, inverse_frequency_weights
 from .kernels import GENERIC, SoftmaxKernels
 from .prepare import (
     prepare_binary_cross_entropy,
@@ -114,7 +115,9 @@ __all__ = [
     "SoftmaxKernels",
     "SoftmaxOperands",
     "SoftmaxResiduals",
+    "class_balanced_weights",
     "forward",
+    "inverse_frequency_weights",
     "loss_shape",
     "loss_value",
     "loss_value_and_grad",
