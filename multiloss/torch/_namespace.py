@@ -23,9 +23,6 @@ from .._core import _checks
 _COMPAT = array_namespace(torch.empty(0))
 """The array-API namespace of torch tensors (``array_api_compat.torch``)."""
 
-for _tensor_type in (Tensor, nn.Parameter):
-    _checks.register_namespace(_tensor_type, _COMPAT)
-
 
 def compute_dtype(tensor: Tensor) -> torch.dtype:
     """float32 for 16-bit floating tensors, the tensor's own dtype otherwise."""
@@ -86,8 +83,10 @@ XP = _namespace_with(
 )
 """What the core computes with on torch tensors."""
 
-_checks.register_namespace(Tensor, XP)
-_checks.register_namespace(nn.Parameter, XP)
+for _tensor_type in (Tensor, nn.Parameter):
+    # the core then finds XP for a tensor by one look-up (no array_api_compat type checks
+    # for torch.compile to trace)
+    _checks.register_namespace(_tensor_type, XP)
 
 
 def is_functorch(tensor: Tensor) -> bool:
