@@ -82,9 +82,11 @@ def _run(
     # The core evaluates both sides of its guards (where(p == 0, 0, p·r) and the like):
     # the discarded side may hold 0·inf, which is not worth a warning.
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        # np.asarray: a reduced loss is a 0-d array (NumPy's own reductions give scalars)
         if with_grad:
-            return _core.loss_value_and_grad(prepared, logits.dtype)
-        return _core.loss_value(prepared, logits.dtype)
+            loss, grad = _core.loss_value_and_grad(prepared, logits.dtype)
+            return np.asarray(loss), grad
+        return np.asarray(_core.loss_value(prepared, logits.dtype))
 
 
 def _value_and_grad(

@@ -23,7 +23,8 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from .class_weights import class_balanced_weights, inverse_frequency_weights
-from .kernels import GENERIC, SoftmaxKernels
+from .family import Family
+from .kernels import GENERIC, GENERIC_SIGMOID, SigmoidKernels, SoftmaxKernels
 from .prepare import (
     prepare_binary_cross_entropy,
     prepare_cross_entropy,
@@ -41,17 +42,23 @@ PREPARE = {name: loss.prepare for name, loss in LOSSES.items()}
 """Every loss's validating ``prepare`` step, by name (from :data:`LOSSES`)."""
 
 
-def forward(prepared: Prepared, kernels: SoftmaxKernels = GENERIC) -> tuple[Array, Any]:
+Kernels = SoftmaxKernels | SigmoidKernels | None
+"""The seam's kernels for a call's family (:mod:`.kernels`); None: the generic ones."""
+
+
+def forward(prepared: Prepared, kernels: Kernels = None) -> tuple[Array, Any]:
     """The reduced loss in the compute dtype, and the residuals that :func:`vjp` needs."""
     xp, config, operands = prepared
+    if kernels is None:
+        return config.family.forward(xp, config, operands)
     return config.family.forward(xp, config, operands, kernels)
 
 
-def vjp(
-    prepared: Prepared, residuals: Any, cotangent: Array, kernels: SoftmaxKernels = GENERIC
-) -> Array:
+def vjp(prepared: Prepared, residuals: Any, cotangent: Array, kernels: Kernels = None) -> Array:
     """cotangent · ∂loss/∂logits in the compute dtype."""
     xp, config, operands = prepared
+    if kernels is None:
+        return config.family.vjp(xp, config, operands, residuals, cotangent)
     return config.family.vjp(xp, config, operands, residuals, cotangent, kernels)
 
 
@@ -89,7 +96,7 @@ def loss_value(prepared: Prepared, dtype: Any) -> Array:
 
 
 def loss_value_and_grad(
-    prepared: Prepared, dtype: Any, kernels: SoftmaxKernels = GENERIC
+    prepared: Prepared, dtype: Any, kernels: Kernels = None
 ) -> tuple[Array, Array]:
     """The loss and the gradient of its sum with respect to the logits, both in `dtype`.
 
@@ -104,12 +111,15 @@ def loss_value_and_grad(
 
 __all__ = [
     "GENERIC",
+    "GENERIC_SIGMOID",
     "LOSSES",
     "PREPARE",
     "SIGMOID",
     "SOFTMAX",
+    "Family",
     "Loss",
     "SigmoidConfig",
+    "SigmoidKernels",
     "SigmoidOperands",
     "SoftmaxConfig",
     "SoftmaxKernels",

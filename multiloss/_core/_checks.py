@@ -226,8 +226,11 @@ def check_class_indices(
     """
     given_range, index_range = xp.iinfo(given.dtype), xp.iinfo(index.dtype)
     unsigned = given_range.min == 0
+    may_wrap = given_range.min < index_range.min or given_range.max > index_range.max
+    if not may_wrap and _all_in_range(xp, index, num_classes, ignore_index):
+        return
     bad = (xp.clip(index, 0, num_classes - 1) != index) & (index != ignore_index)
-    if given_range.min < index_range.min or given_range.max > index_range.max:
+    if may_wrap:
         wrapped = xp.astype(index, given.dtype) != given
         bad = bad | wrapped | (index < 0) if unsigned else bad | wrapped
     if bool(xp.any(bad)):
@@ -242,6 +245,23 @@ def check_class_indices(
             f"target has class indices out of range [0, {num_classes}) "
             f"(ignore_index={ignore_index}): {values}"
         )
+
+
+def _all_in_range(xp: Namespace, index: Array, num_classes: int, ignore_index: int) -> bool:
+    """Whether every index is in [0, C) or ignore_index, from the smallest and largest
+    index (two reductions): the common case, decided without an element-wise pass. False
+    where ignore_index is present among out-of-range values (the caller then checks every
+    element)."""
+    if math.prod(index.shape) == 0:
+        return True
+    low, high = int(xp.min(index)), int(xp.max(index))
+    if low >= 0 and high < num_classes:
+        return True
+    if ignore_index in (low, high) and not 0 <= ignore_index < num_classes:
+        # only ignore_index may lie outside: the same test on the others
+        others = xp.where(index == ignore_index, 0, index)
+        return int(xp.min(others)) >= 0 and int(xp.max(others)) < num_classes
+    return False
 
 
 def _first(xp: Namespace, values: Array, limit: int = 6) -> list[Any]:

@@ -1,8 +1,10 @@
 """Reductions and their adjoints.
 
-``"mean"`` divides the sum by a denominator chosen by each loss (the number of counted
-elements, or PyTorch's Σ w_{y_i}); a mean over nothing (denominator 0) is 0.0 with a zero
-gradient, not NaN (docs/semantics.md, pytorch#70348).
+``"mean"`` multiplies the sum by a scale, 1 / denominator, with the denominator chosen by
+each loss (the number of counted elements, or PyTorch's Σ w_{y_i}); a mean over nothing
+(denominator 0) is 0.0 with a zero gradient, not NaN (docs/semantics.md, pytorch#70348),
+so the scale is 0 there. The scale is formed once (:func:`mean_scale`) and used by the
+forward pass and its adjoint alike; ``"sum"`` and ``"none"`` need none (None).
 """
 
 from __future__ import annotations
@@ -13,25 +15,30 @@ Array = Any
 Namespace = Any
 
 
-def _nonzero(xp: Namespace, denominator: Array) -> Array:
-    """The denominator with 0 replaced by 1, where the mean is 0 by definition."""
-    return xp.where(denominator == 0, 1.0, denominator)
+def mean_scale(xp: Namespace, denominator: Array) -> Array:
+    """1 / denominator, and 0 where the denominator is 0 (the mean over nothing).
+
+    0 also for a numerator that is not: the label-smoothing term of a weighted mean whose
+    counted targets all weigh 0.
+    """
+    # d ** -1 rather than 1 / d: one operation in every namespace (torch makes 1 / d a
+    # reciprocal and a product)
+    return xp.where(denominator == 0, 0.0, denominator**-1.0)
 
 
-def reduce(xp: Namespace, per_element: Array, reduction: str, denominator: Array) -> Array:
-    """Apply `reduction` to the per-element losses (any shape)."""
+def reduce(xp: Namespace, per_element: Array, reduction: str, scale: Array | None) -> Array:
+    """Apply `reduction` to the per-element losses (any shape); `scale` from
+    :func:`mean_scale` for ``"mean"`` (ignored otherwise)."""
     if reduction == "none":
         return per_element
     total = xp.sum(per_element)
     if reduction == "sum":
         return total
-    # 0 where the denominator is: also for a numerator that is not (the label-smoothing
-    # term of a weighted mean whose counted targets all weigh 0).
-    return xp.where(denominator == 0, xp.zeros_like(total), total / _nonzero(xp, denominator))
+    return total * scale
 
 
 def per_element_cotangent(
-    xp: Namespace, cotangent: Array, reduction: str, denominator: Array
+    xp: Namespace, cotangent: Array, reduction: str, scale: Array | None
 ) -> Array:
     """The cotangent of each per-element loss, given the cotangent of the reduced loss.
 
@@ -39,6 +46,5 @@ def per_element_cotangent(
     broadcasts against every element.
     """
     if reduction == "mean":
-        scaled = cotangent / _nonzero(xp, denominator)
-        return xp.where(denominator == 0, xp.zeros_like(scaled), scaled)
+        return cotangent * scale
     return cotangent

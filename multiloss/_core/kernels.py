@@ -9,6 +9,9 @@ as the default it replaces, to a few ulps.
 
 * ``max_and_log_sum_exp(xp, logits, axis)``: the row max m and L = log Σ_k exp(z_k - m),
   both with the class axis kept;
+* ``log_softmax(xp, logits, axis)``: m, L and the log-softmax ℓ = (z - m) - L; it **may
+  return None for m and L** (a fused kernel does not form them), and the backward pass
+  then calls it again instead of reading them;
 * ``target_log_softmax(xp, logits, index, axis)``: m, L and the target's log-probability
   ℓ_t = (z_t - m) - L. It **may return None for m and L** when its own
   ``scaled_softmax_with_target`` does not read them (a fused kernel recomputes them in
@@ -18,8 +21,16 @@ as the default it replaces, to a few ulps.
   scale · target_value (the rank-one gradient of a class-index target). `row_max` and
   `log_sum_exp` are None where ``target_log_softmax`` returned None for them.
 
-Only the class-index path without label smoothing goes through the last two; every path
-may use the first.
+Only the class-index path without label smoothing goes through the last two; the other
+paths (probability targets, label smoothing) go through ``log_softmax``.
+
+The sigmoid losses have two of their own (:class:`SigmoidKernels`):
+
+* ``softplus_pair(xp, x)``: softplus(x) and softplus(-x), each exact to a few ulps for
+  every finite x (no cancellation for large |x|), inf at ±inf on the side that diverges
+  and 0 on the other;
+* ``sigmoid_pair(xp, x)``: σ(x) and σ(-x), each exact to a few ulps (σ(-x) is not formed
+  as 1 - σ(x), which cancels).
 """
 
 from __future__ import annotations
@@ -38,6 +49,14 @@ def max_and_log_sum_exp(xp: Namespace, logits: Array, axis: int) -> tuple[Array,
     """The row max m and log Σ_k exp(z_k - m) along `axis`, both with the axis kept."""
     row_max = xp.max(logits, axis=axis, keepdims=True)
     return row_max, xp.log(xp.sum(xp.exp(logits - row_max), axis=axis, keepdims=True))
+
+
+def log_softmax(
+    xp: Namespace, logits: Array, axis: int
+) -> tuple[Array | None, Array | None, Array]:
+    """The row max m, L = log Σ_k exp(z_k - m) (class axis kept) and ℓ = (z - m) - L."""
+    row_max, log_sum_exp = max_and_log_sum_exp(xp, logits, axis)
+    return row_max, log_sum_exp, (logits - row_max) - log_sum_exp
 
 
 def target_log_softmax(
@@ -93,6 +112,9 @@ class SoftmaxKernels:
     max_and_log_sum_exp: Callable[[Namespace, Array, int], tuple[Array, Array]] = (
         max_and_log_sum_exp
     )
+    log_softmax: Callable[[Namespace, Array, int], tuple[Array | None, Array | None, Array]] = (
+        log_softmax
+    )
     target_log_softmax: Callable[
         [Namespace, Array, Array, int], tuple[Array | None, Array | None, Array]
     ] = target_log_softmax
@@ -103,3 +125,32 @@ class SoftmaxKernels:
 
 GENERIC = SoftmaxKernels()
 """The array-API implementations: what every backend gets unless its adapter says otherwise."""
+
+
+def softplus_pair(xp: Namespace, x: Array) -> tuple[Array, Array]:
+    """softplus(x) and softplus(-x), each as max(±x, 0) + log1p(e^-|x|): exact for large
+    |x| (no cancellation), finite for every finite x."""
+    tail = xp.log1p(xp.exp(-xp.abs(x)))
+    return xp.clip(x, min=0) + tail, xp.clip(-x, min=0) + tail
+
+
+def sigmoid_pair(xp: Namespace, x: Array) -> tuple[Array, Array]:
+    """σ(x) = e^{-softplus(-x)} and σ(-x) = e^{-softplus(x)}, exact in both tails.
+
+    Where a pass forms both the softplus pair and this one (the focal losses), the
+    softplus pair is computed twice: compilers (XLA, inductor) merge the two.
+    """
+    softplus_pos, softplus_neg = softplus_pair(xp, x)
+    return xp.exp(-softplus_neg), xp.exp(-softplus_pos)
+
+
+@dataclass(frozen=True)
+class SigmoidKernels:
+    """The replaceable kernels of the sigmoid losses (see the module docstring)."""
+
+    softplus_pair: Callable[[Namespace, Array], tuple[Array, Array]] = softplus_pair
+    sigmoid_pair: Callable[[Namespace, Array], tuple[Array, Array]] = sigmoid_pair
+
+
+GENERIC_SIGMOID = SigmoidKernels()
+"""The array-API implementations of the sigmoid kernels."""

@@ -21,22 +21,47 @@ Array = Any
 Namespace = Any
 
 
-def _prepare_softmax(
+_STATIC_CACHE: dict[tuple[Any, ...], Any] = {}
+"""The static part of recent calls (:func:`_cached_static`), by their static facts."""
+_STATIC_CACHE_SIZE = 256
+
+
+def _cached_static(compute: Any, *facts: object) -> Any:
+    """``compute()``, or its result for an earlier call with the same static `facts`
+    (shapes, dtypes, Python options; each with its type, so that ``True`` is not ``1``).
+
+    Only the validation that depends on nothing else is cached: an error is raised again
+    on every call (nothing is stored for it), and facts that cannot be hashed (a list
+    where a number belongs, say) are validated afresh.
+    """
+    key = tuple((type(fact), fact) for fact in facts)
+    try:
+        static = _STATIC_CACHE.get(key)
+    except TypeError:  # an unhashable option: no caching, the checks say what is wrong
+        return compute()
+    if static is None:
+        static = compute()
+        if len(_STATIC_CACHE) >= _STATIC_CACHE_SIZE:
+            _STATIC_CACHE.clear()
+        _STATIC_CACHE[key] = static
+    return static
+
+
+def _softmax_static(
+    xp: Namespace,
     logits: Array,
     target: Array,
     *,
     axis: object,
-    class_weight: object,
-    class_weight_name: str,
+    has_class_weight: bool,
     term: Term,
     ignore_index: object,
     reduction: object,
     label_smoothing: object,
     is_cross_entropy: bool,
     check_values: bool,
-    convert_logits: bool,
-) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
-    xp = _checks.input_namespace(logits, target)
+) -> SoftmaxConfig:
+    """The checks of a softmax call that read only shapes, dtypes and options; its config."""
     _checks.check_logits(xp, logits)
     axis = _checks.normalize_axis(axis, logits.ndim)
     num_classes = logits.shape[axis]
@@ -50,8 +75,6 @@ def _prepare_softmax(
     label_smoothing = _checks.check_real_number(
         "label_smoothing", label_smoothing, low=0.0, high=1.0
     )
-    dtype = _checks.compute_dtype(xp, logits.dtype)
-
     index_shape = _checks.shape_without(tuple(logits.shape), axis)
     if xp.isdtype(target.dtype, "bool"):
         raise TypeError(
@@ -65,9 +88,6 @@ def _prepare_softmax(
                 f"{index_shape}; got {tuple(target.shape)} (logits {tuple(logits.shape)}, "
                 f"axis {axis}){_index_shape_hint(tuple(logits.shape), tuple(target.shape), axis)}"
             )
-        given, target = target, xp.astype(target, index_dtype(xp), copy=False)
-        if check_values:
-            _checks.check_class_indices(xp, given, target, num_classes, ignore_index)
     elif xp.isdtype(target.dtype, "real floating"):
         if tuple(target.shape) != tuple(logits.shape):
             if tuple(target.shape) == index_shape:
@@ -84,22 +104,12 @@ def _prepare_softmax(
                 f"ignore_index={ignore_index} cannot be used with probability targets "
                 f"(there is no class index to ignore); leave it at its default -100"
             )
-        target = xp.astype(target, dtype, copy=False)
     else:
         raise TypeError(
             f"target must hold integer class indices or floating probabilities; "
             f"got dtype {target.dtype}"
         )
-
-    if not is_cross_entropy and isinstance(class_weight, numbers.Real):
-        class_weight = _scalar_alpha(class_weight, num_classes)
-    if class_weight is not None:
-        class_weight = _checks.as_weight_array(xp, class_weight_name, class_weight, logits, dtype)
-        _checks.check_class_vector(xp, class_weight_name, class_weight, num_classes)
-        if check_values:
-            _checks.check_weight_values(xp, class_weight_name, class_weight)
-
-    config = SoftmaxConfig(
+    return SoftmaxConfig(
         axis=axis,
         num_classes=num_classes,
         hard_target=hard_target,
@@ -107,9 +117,64 @@ def _prepare_softmax(
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
         reduction=reduction,
-        mean_over_target_weight=is_cross_entropy and hard_target and class_weight is not None,
+        mean_over_target_weight=is_cross_entropy and hard_target and has_class_weight,
         indices_checked=hard_target and check_values,
     )
+
+
+def _prepare_softmax(
+    logits: Array,
+    target: Array,
+    *,
+    axis: object,
+    class_weight: object,
+    class_weight_name: str,
+    term: Term,
+    ignore_index: object,
+    reduction: object,
+    label_smoothing: object,
+    is_cross_entropy: bool,
+    check_values: bool,
+    convert_logits: bool,
+    cache_static: bool = False,
+) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
+    xp = _checks.input_namespace(logits, target)
+    static = {
+        "axis": axis,
+        "has_class_weight": class_weight is not None,
+        "term": term,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+        "is_cross_entropy": is_cross_entropy,
+        "check_values": check_values,
+    }
+
+    def compute() -> SoftmaxConfig:
+        return _softmax_static(xp, logits, target, **static)  # type: ignore[arg-type]
+
+    if cache_static:
+        facts = (tuple(logits.shape), logits.dtype, tuple(target.shape), target.dtype)
+        config = _cached_static(compute, "softmax", *facts, *static.values())
+    else:
+        config = compute()
+    num_classes = config.num_classes
+    dtype = _checks.compute_dtype(xp, logits.dtype)
+    if config.hard_target:
+        given, target = target, xp.astype(target, index_dtype(xp), copy=False)
+        if check_values:
+            _checks.check_class_indices(xp, given, target, num_classes, config.ignore_index)
+    else:
+        target = xp.astype(target, dtype, copy=False)
+
+    if not is_cross_entropy and isinstance(class_weight, numbers.Real):
+        class_weight = _scalar_alpha(xp, class_weight, num_classes, logits, dtype)
+    if class_weight is not None:
+        class_weight = _checks.as_weight_array(xp, class_weight_name, class_weight, logits, dtype)
+        _checks.check_class_vector(xp, class_weight_name, class_weight, num_classes)
+        if check_values:
+            _checks.check_weight_values(xp, class_weight_name, class_weight)
+
     if convert_logits:
         logits = xp.astype(logits, dtype, copy=False)
     operands = SoftmaxOperands(logits, target, class_weight)
@@ -141,10 +206,15 @@ def _index_shape_hint(
     return ""
 
 
-def _scalar_alpha(alpha: object, num_classes: int) -> list[float]:
-    """A scalar α weights class 0 (background) by 1 - α and every other class by α."""
+def _scalar_alpha(
+    xp: Namespace, alpha: object, num_classes: int, logits: Array, dtype: Any
+) -> Array:
+    """A scalar α weights class 0 (background) by 1 - α and every other class by α: the
+    vector made on the logits' device (no host-to-device copy, which would synchronise)."""
     alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
-    return [1.0 - alpha] + [alpha] * (num_classes - 1)
+    others = xp.full((num_classes,), alpha, dtype=dtype, device=_checks.device(logits))
+    ids = xp.arange(num_classes, device=_checks.device(logits))
+    return xp.where(ids == 0, 1.0 - alpha, others)
 
 
 def prepare_cross_entropy(
@@ -158,12 +228,16 @@ def prepare_cross_entropy(
     label_smoothing: object = 0.0,
     check_values: bool = True,
     convert_logits: bool = True,
+    cache_static: bool = False,
 ) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
     """Validate the arguments of :func:`cross_entropy` (docs/semantics.md, Bad input).
 
     `check_values` False skips the checks that read array contents (traced data);
     `convert_logits` False leaves 16-bit logits in their dtype, for an adapter whose
-    native passes convert them a slab at a time (see :class:`SoftmaxOperands`).
+    native passes convert them a slab at a time (see :class:`SoftmaxOperands`);
+    `cache_static` True reuses the checks that read only shapes, dtypes and options from
+    an earlier call with the same ones (an adapter's eager calls; not while a compiler
+    traces shapes that are symbols).
     """
     return _prepare_softmax(
         logits,
@@ -178,6 +252,7 @@ def prepare_cross_entropy(
         is_cross_entropy=True,
         check_values=check_values,
         convert_logits=convert_logits,
+        cache_static=cache_static,
     )
 
 
@@ -193,10 +268,11 @@ def prepare_focal_loss(
     label_smoothing: object = 0.0,
     check_values: bool = True,
     convert_logits: bool = True,
+    cache_static: bool = False,
 ) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
     """Validate the arguments of :func:`focal_loss`; a scalar alpha becomes [1-α, α, …, α].
 
-    `check_values` and `convert_logits` as in :func:`prepare_cross_entropy`.
+    `check_values`, `convert_logits` and `cache_static` as in :func:`prepare_cross_entropy`.
     """
     gamma = _checks.check_real_number("gamma", gamma, low=0.0)
     return _prepare_softmax(
@@ -212,6 +288,7 @@ def prepare_focal_loss(
         is_cross_entropy=False,
         check_values=check_values,
         convert_logits=convert_logits,
+        cache_static=cache_static,
     )
 
 
@@ -220,6 +297,29 @@ def _check_broadcast(name: str, value: Array, shape: tuple[int, ...]) -> None:
         raise ValueError(
             f"{name} of shape {tuple(value.shape)} does not broadcast to the logits' shape {shape}"
         )
+
+
+def _sigmoid_static(
+    xp: Namespace,
+    logits: Array,
+    target: Array,
+    gamma: float,
+    alpha: float | None,
+    reduction: object,
+) -> SigmoidConfig:
+    """The checks of a sigmoid call that read only shapes, dtypes and options; its config."""
+    _checks.check_logits(xp, logits)
+    reduction = _checks.check_reduction(reduction)
+    shape = tuple(logits.shape)
+    if tuple(target.shape) != shape:
+        raise ValueError(f"target must have the logits' shape {shape}; got {tuple(target.shape)}")
+    if not (
+        xp.isdtype(target.dtype, "real floating")
+        or xp.isdtype(target.dtype, "integral")
+        or xp.isdtype(target.dtype, "bool")
+    ):
+        raise TypeError(f"target must hold real numbers in [0, 1]; got dtype {target.dtype}")
+    return SigmoidConfig(gamma=gamma, alpha=alpha, reduction=reduction)
 
 
 def _prepare_sigmoid(
@@ -233,20 +333,20 @@ def _prepare_sigmoid(
     reduction: object,
     check_values: bool,
     convert_logits: bool,
+    cache_static: bool,
 ) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
     xp = _checks.input_namespace(logits, target)
-    _checks.check_logits(xp, logits)
-    reduction = _checks.check_reduction(reduction)
+
+    def compute() -> SigmoidConfig:
+        return _sigmoid_static(xp, logits, target, gamma, alpha, reduction)
+
+    if cache_static:
+        facts = (tuple(logits.shape), logits.dtype, tuple(target.shape), target.dtype)
+        config = _cached_static(compute, "sigmoid", *facts, gamma, alpha, reduction)
+    else:
+        config = compute()
     dtype = _checks.compute_dtype(xp, logits.dtype)
     shape = tuple(logits.shape)
-    if tuple(target.shape) != shape:
-        raise ValueError(f"target must have the logits' shape {shape}; got {tuple(target.shape)}")
-    if not (
-        xp.isdtype(target.dtype, "real floating")
-        or xp.isdtype(target.dtype, "integral")
-        or xp.isdtype(target.dtype, "bool")
-    ):
-        raise TypeError(f"target must hold real numbers in [0, 1]; got dtype {target.dtype}")
     arrays: dict[str, Array | None] = {}
     for name, value in (("weight", weight), ("pos_weight", pos_weight)):
         if value is None:
@@ -257,7 +357,6 @@ def _prepare_sigmoid(
         if check_values:
             _checks.check_weight_values(xp, name, array)
         arrays[name] = array
-    config = SigmoidConfig(gamma=gamma, alpha=alpha, reduction=reduction)
     operands = SigmoidOperands(
         xp.astype(logits, dtype, copy=False) if convert_logits else logits,
         xp.astype(target, dtype, copy=False),
@@ -276,12 +375,14 @@ def prepare_binary_cross_entropy(
     reduction: object = "mean",
     check_values: bool = True,
     convert_logits: bool = True,
+    cache_static: bool = False,
 ) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
     """Validate the arguments of :func:`binary_cross_entropy`.
 
     `check_values` False skips the checks that read array contents (traced data);
     `convert_logits` False leaves 16-bit logits in their dtype, for an adapter that
-    converts them a slab at a time before calling :func:`sigmoid_forward`.
+    converts them a slab at a time before calling :func:`sigmoid_forward`;
+    `cache_static` as in :func:`prepare_cross_entropy`.
     """
     return _prepare_sigmoid(
         logits,
@@ -293,6 +394,7 @@ def prepare_binary_cross_entropy(
         reduction=reduction,
         check_values=check_values,
         convert_logits=convert_logits,
+        cache_static=cache_static,
     )
 
 
@@ -305,10 +407,12 @@ def prepare_sigmoid_focal_loss(
     reduction: object = "mean",
     check_values: bool = True,
     convert_logits: bool = True,
+    cache_static: bool = False,
 ) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
     """Validate the arguments of :func:`sigmoid_focal_loss`; ``alpha=None`` disables α_t.
 
-    `check_values` and `convert_logits` as in :func:`prepare_binary_cross_entropy`.
+    `check_values`, `convert_logits` and `cache_static` as in
+    :func:`prepare_binary_cross_entropy`.
     """
     gamma = _checks.check_real_number("gamma", gamma, low=0.0)
     if alpha is not None:
@@ -323,4 +427,5 @@ def prepare_sigmoid_focal_loss(
         reduction=reduction,
         check_values=check_values,
         convert_logits=convert_logits,
+        cache_static=cache_static,
     )

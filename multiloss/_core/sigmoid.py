@@ -37,7 +37,7 @@ from . import _checks
 from ._numerics import times_nonzero
 from ._reduce import per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
-from .kernels import SoftmaxKernels
+from .kernels import GENERIC_SIGMOID, SigmoidKernels, softplus_pair
 
 Array = Any
 Namespace = Any
@@ -67,39 +67,39 @@ class SigmoidOperands(NamedTuple):
 # First order
 
 
-class _Pieces(NamedTuple):
-    softplus_pos: Array  # softplus(x) = -log σ(-x)
-    softplus_neg: Array  # softplus(-x) = -log σ(x)
-    coefficient: Array | None  # w · α_t, or None when it is 1
-
-
-def _softplus_pair(xp: Namespace, x: Array) -> tuple[Array, Array]:
-    """softplus(x) and softplus(-x), each as max(±x, 0) + log1p(e^-|x|): exact for large
-    |x| (no cancellation), finite for every finite x. (PyTorch's fused ``logsigmoid``
-    kernel computes the same, but measured slower than these passes: it also writes a
-    buffer for its own backward.)
-    """
-    tail = xp.log1p(xp.exp(-xp.abs(x)))
-    return xp.clip(x, min=0) + tail, xp.clip(-x, min=0) + tail
-
-
-def _pieces(xp: Namespace, config: SigmoidConfig, operands: SigmoidOperands) -> _Pieces:
-    x, y = operands.logits, operands.target
-    softplus_pos, softplus_neg = _softplus_pair(xp, x)
-    coefficient = operands.weight
+def _coefficient(
+    xp: Namespace, config: SigmoidConfig, operands: SigmoidOperands, negative: Array
+) -> Array | None:
+    """w · α_t, or None when it is 1 (`negative` is 1 - y, formed once per pass)."""
+    y, coefficient = operands.target, operands.weight
     if config.alpha is not None:
-        alpha_t = config.alpha * y + (1.0 - config.alpha) * (1.0 - y)
+        alpha_t = config.alpha * y + (1.0 - config.alpha) * negative
         coefficient = alpha_t if coefficient is None else coefficient * alpha_t
-    return _Pieces(softplus_pos, softplus_neg, coefficient)
+    return coefficient
 
 
-def _cross_entropy(xp: Namespace, operands: SigmoidOperands, pieces: _Pieces) -> Array:
-    """pw · y · softplus(-x) + (1 - y) · softplus(x), each term 0 where its factor is."""
+def _positive_weight(operands: SigmoidOperands) -> Array:
+    """pw · y, the weight of the positive term."""
     y = operands.target
-    positive_weight = y if operands.pos_weight is None else y * operands.pos_weight
-    return times_nonzero(xp, positive_weight, pieces.softplus_neg) + times_nonzero(
-        xp, 1.0 - y, pieces.softplus_pos
+    return y if operands.pos_weight is None else y * operands.pos_weight
+
+
+def _cross_entropy(
+    xp: Namespace,
+    operands: SigmoidOperands,
+    negative: Array,
+    softplus_pos: Array,
+    softplus_neg: Array,
+) -> Array:
+    """pw · y · softplus(-x) + (1 - y) · softplus(x), each term 0 where its factor is."""
+    return times_nonzero(xp, _positive_weight(operands), softplus_neg) + times_nonzero(
+        xp, negative, softplus_pos
     )
+
+
+def _one_minus_p_t(y: Array, negative: Array, sigma_pos: Array, sigma_neg: Array) -> Array:
+    """m = y · σ(-x) + (1 - y) · σ(x)."""
+    return y * sigma_neg + negative * sigma_pos
 
 
 def _denominator(xp: Namespace, logits: Array) -> Array:
@@ -108,23 +108,34 @@ def _denominator(xp: Namespace, logits: Array) -> Array:
     return xp.asarray(float(math.prod(logits.shape)), dtype=dtype, device=_checks.device(logits))
 
 
+def _mean_scale(config: SigmoidConfig, logits: Array) -> float | None:
+    """The scale of "mean", 1 / (element count), a Python number known from the shape
+    alone (0 for no elements); None for "sum" and "none"."""
+    if config.reduction != "mean":
+        return None
+    count = math.prod(logits.shape)
+    return 0.0 if count == 0 else 1.0 / count
+
+
 def sigmoid_forward(
     xp: Namespace,
     config: SigmoidConfig,
     operands: SigmoidOperands,
-    kernels: SoftmaxKernels | None = None,
+    kernels: SigmoidKernels = GENERIC_SIGMOID,
 ) -> tuple[Array, None]:
     """The reduced loss (compute dtype); the backward pass needs no residuals."""
-    pieces = _pieces(xp, config, operands)
-    per_element = _cross_entropy(xp, operands, pieces)
+    x, y = operands.logits, operands.target
+    negative = 1.0 - y
+    softplus_pos, softplus_neg = kernels.softplus_pair(xp, x)
+    per_element = _cross_entropy(xp, operands, negative, softplus_pos, softplus_neg)
     if config.gamma != 0:
-        sigma_pos, sigma_neg = xp.exp(-pieces.softplus_neg), xp.exp(-pieces.softplus_pos)
-        y = operands.target
-        one_minus_p_t = y * sigma_neg + (1.0 - y) * sigma_pos
-        per_element = one_minus_p_t**config.gamma * per_element
-    if pieces.coefficient is not None:
-        per_element = times_nonzero(xp, pieces.coefficient, per_element)
-    return reduce(xp, per_element, config.reduction, _denominator(xp, operands.logits)), None
+        sigma_pos, sigma_neg = kernels.sigmoid_pair(xp, x)
+        focal = _one_minus_p_t(y, negative, sigma_pos, sigma_neg) ** config.gamma
+        per_element = focal * per_element
+    coefficient = _coefficient(xp, config, operands, negative)
+    if coefficient is not None:
+        per_element = times_nonzero(xp, coefficient, per_element)
+    return reduce(xp, per_element, config.reduction, _mean_scale(config, x)), None
 
 
 def sigmoid_vjp(
@@ -133,30 +144,29 @@ def sigmoid_vjp(
     operands: SigmoidOperands,
     residuals: None,
     cotangent: Array,
-    kernels: SoftmaxKernels | None = None,
+    kernels: SigmoidKernels = GENERIC_SIGMOID,
 ) -> Array:
-    """cotangent · ∂loss/∂logits, in the compute dtype, with the logits' shape (no kernel
-    of the seam applies: `kernels` is accepted for the family's common signature)."""
-    del residuals, kernels
+    """cotangent · ∂loss/∂logits, in the compute dtype, with the logits' shape."""
+    del residuals
     x, y = operands.logits, operands.target
-    pieces = _pieces(xp, config, operands)
-    sigma_pos, sigma_neg = xp.exp(-pieces.softplus_neg), xp.exp(-pieces.softplus_pos)
-    positive_weight = y if operands.pos_weight is None else y * operands.pos_weight
-    slope = (1.0 - y) * sigma_pos - positive_weight * sigma_neg
+    negative = 1.0 - y
+    sigma_pos, sigma_neg = kernels.sigmoid_pair(xp, x)
+    slope = negative * sigma_pos - _positive_weight(operands) * sigma_neg
     if config.gamma != 0:
         gamma = config.gamma
-        one_minus_p_t = y * sigma_neg + (1.0 - y) * sigma_pos
-        safe = xp.where(one_minus_p_t == 0, 1.0, one_minus_p_t)
-        ratio = xp.where(
-            one_minus_p_t == 0,
-            0.0,
-            sigma_pos * sigma_neg * _cross_entropy(xp, operands, pieces) / safe,
-        )
-        slope = one_minus_p_t**gamma * (gamma * (1.0 - 2.0 * y) * ratio + slope)
-    if pieces.coefficient is not None:
-        slope = times_nonzero(xp, pieces.coefficient, slope)
-    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, _denominator(xp, x))
-    return element_cotangent * slope
+        one_minus_p_t = _one_minus_p_t(y, negative, sigma_pos, sigma_neg)
+        softplus_pos, softplus_neg = kernels.softplus_pair(xp, x)
+        ce = _cross_entropy(xp, operands, negative, softplus_pos, softplus_neg)
+        vanishing = one_minus_p_t == 0
+        safe = xp.where(vanishing, 1.0, one_minus_p_t)
+        ratio = xp.where(vanishing, 0.0, sigma_pos * sigma_neg * ce / safe)
+        # 1 - 2y = (1 - y) - y
+        slope = one_minus_p_t**gamma * (gamma * (negative - y) * ratio + slope)
+    coefficient = _coefficient(xp, config, operands, negative)
+    if coefficient is not None:
+        slope = times_nonzero(xp, coefficient, slope)
+    scale = _mean_scale(config, x)
+    return per_element_cotangent(xp, cotangent, config.reduction, scale) * slope
 
 
 # --------------------------------------------------------------------------------------
@@ -168,13 +178,14 @@ def sigmoid_hvp(
 ) -> Array:
     """H·t for the sigmoid losses (diagonal Hessian; see the module docstring)."""
     x, y, gamma = operands.logits, operands.target, config.gamma
-    pieces = _pieces(xp, config, operands)
-    sigma_pos, sigma_neg = xp.exp(-pieces.softplus_neg), xp.exp(-pieces.softplus_pos)
-    positive_weight = y if operands.pos_weight is None else y * operands.pos_weight
+    softplus_pos, softplus_neg = softplus_pair(xp, x)
+    sigma_pos, sigma_neg = xp.exp(-softplus_neg), xp.exp(-softplus_pos)
+    positive_weight = _positive_weight(operands)
+    negative = 1.0 - y
     v = sigma_pos * sigma_neg
-    curvature = v * (positive_weight + (1.0 - y))
+    curvature = v * (positive_weight + negative)
     if gamma != 0:
-        ce = _cross_entropy(xp, operands, pieces)
+        ce = _cross_entropy(xp, operands, negative, softplus_pos, softplus_neg)
         slope = (1.0 - y) * sigma_pos - positive_weight * sigma_neg
         m = y * sigma_neg + (1.0 - y) * sigma_pos
         safe_m = xp.where(m == 0, xp.ones_like(m), m)
@@ -186,14 +197,15 @@ def sigmoid_hvp(
             + 2.0 * gamma * sign * rho * slope
             + curvature
         )
-    if pieces.coefficient is not None:
-        curvature = times_nonzero(xp, pieces.coefficient, curvature)
+    coefficient = _coefficient(xp, config, operands, negative)
+    if coefficient is not None:
+        curvature = times_nonzero(xp, coefficient, curvature)
     ones = xp.ones(
         tuple(x.shape) if config.reduction == "none" else (),
         dtype=x.dtype,
         device=_checks.device(x),
     )
-    element_cotangent = per_element_cotangent(xp, ones, config.reduction, _denominator(xp, x))
+    element_cotangent = per_element_cotangent(xp, ones, config.reduction, _mean_scale(config, x))
     return xp.broadcast_to(element_cotangent * curvature * tangent, tuple(x.shape))
 
 
@@ -227,8 +239,8 @@ def _operand_partials(
 ) -> dict[str, Array]:
     """∂L/∂y, ∂L/∂w and ∂L/∂pw per element (the logits' shape)."""
     x, y = operands.logits, operands.target
-    softplus_pos, softplus_neg = _softplus_pair(xp, x)
-    ce = _cross_entropy(xp, operands, _Pieces(softplus_pos, softplus_neg, None))
+    softplus_pos, softplus_neg = softplus_pair(xp, x)
+    ce = _cross_entropy(xp, operands, 1.0 - y, softplus_pos, softplus_neg)
     gamma, alpha = config.gamma, config.alpha
     sigma_pos, sigma_neg = xp.exp(-softplus_neg), xp.exp(-softplus_pos)
     one_minus_p_t = y * sigma_neg + (1.0 - y) * sigma_pos
@@ -269,8 +281,8 @@ def sigmoid_operand_vjp(
     wanted: Wanted,
 ) -> dict[str, Array]:
     partials = _operand_partials(xp, config, operands, wanted)
-    denominator = _denominator(xp, operands.logits)
-    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, denominator)
+    scale = _mean_scale(config, operands.logits)
+    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, scale)
     grads = {}
     for name, partial in partials.items():
         grad = times_nonzero(xp, element_cotangent, partial)
@@ -288,8 +300,7 @@ def sigmoid_operand_jvp(
         per_element = term if per_element is None else per_element + term
     if per_element is None:
         raise ValueError(f"no tangent of a differentiable operand; got {sorted(tangents)}")
-    denominator = _denominator(xp, operands.logits)
-    return reduce(xp, per_element, config.reduction, denominator)
+    return reduce(xp, per_element, config.reduction, _mean_scale(config, operands.logits))
 
 
 def _mean_denominator(xp: Namespace, config: SigmoidConfig, operands: SigmoidOperands) -> Array:

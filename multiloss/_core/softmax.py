@@ -43,7 +43,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from . import _checks
 from ._numerics import one_minus_p, times_nonzero
-from ._reduce import per_element_cotangent, reduce
+from ._reduce import mean_scale, per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
 from .kernels import GENERIC, SoftmaxKernels, class_ids
 from .terms import Focal, Term
@@ -89,7 +89,7 @@ class SoftmaxOperands(NamedTuple):
 class SoftmaxResiduals(NamedTuple):
     """What the forward pass keeps for the backward pass: O(N), never O(N×C).
 
-    The last two are kept for hard targets without label smoothing only (None
+    The last three are kept for hard targets without label smoothing only (None
     otherwise): with them the backward pass gathers no logit and rebuilds no mask.
     """
 
@@ -98,12 +98,15 @@ class SoftmaxResiduals(NamedTuple):
     it (then the backward pass recomputes it where it needs it)."""
     log_sum_exp: Array | None
     """log Σ_k exp(z_k - row_max), with the class axis kept; None with ``row_max``."""
-    denominator: Array
-    """The 0-d denominator of the "mean" reduction (unused by the others)."""
+    mean_scale: Array | None
+    """The 0-d scale of the "mean" reduction, 1 / denominator (:func:`._reduce.mean_scale`);
+    None for "sum" and "none"."""
     target_coefficient: Array | None = None
     """c_t = w_t · row mask (see :class:`_HardTarget`)."""
     target_log_p: Array | None = None
     """ℓ_t = z_t - row_max - log_sum_exp."""
+    target_index: Array | None = None
+    """The target index with the class axis kept, clipped into [0, C) (:func:`_target_index`)."""
 
 
 def _along_class_axis(xp: Namespace, vector: Array, config: SoftmaxConfig, ndim: int) -> Array:
@@ -181,6 +184,15 @@ def _denominator(
     return xp.sum(hard.row_mask)
 
 
+def _mean_scale(
+    xp: Namespace, config: SoftmaxConfig, operands: SoftmaxOperands, hard: _HardTarget | None
+) -> Array | None:
+    """The scale of the "mean" reduction (None for "sum" and "none", which need none)."""
+    if config.reduction != "mean":
+        return None
+    return mean_scale(xp, _denominator(xp, config, operands, hard))
+
+
 # --------------------------------------------------------------------------------------
 # First order: the loss and its gradient with respect to the logits
 
@@ -194,27 +206,26 @@ def softmax_forward(
     """The reduced loss (compute dtype) and the residuals for :func:`softmax_vjp`."""
     logits, axis, term = operands.logits, config.axis, config.term
     hard = _hard_target(xp, config, operands) if config.hard_target else None
-    denominator = _denominator(xp, config, operands, hard)
+    scale = _mean_scale(xp, config, operands, hard)
 
     if hard is None or _uses_soft_path(config):
-        row_max, log_sum_exp = kernels.max_and_log_sum_exp(xp, logits, axis)
+        row_max, log_sum_exp, log_p = kernels.log_softmax(xp, logits, axis)
         coefficient = _soft_coefficients(xp, config, operands, hard)
-        log_p = (logits - row_max) - log_sum_exp
         per_element = xp.sum(
             times_nonzero(xp, coefficient, term.value(xp, log_p)), axis=axis, keepdims=True
         )
-        residuals = SoftmaxResiduals(row_max, log_sum_exp, denominator)
+        residuals = SoftmaxResiduals(row_max, log_sum_exp, scale)
     else:
         row_max, log_sum_exp, target_log_p = kernels.target_log_softmax(
             xp, logits, hard.index, axis
         )
         per_element = times_nonzero(xp, hard.coefficient, term.value(xp, target_log_p))
         residuals = SoftmaxResiduals(
-            row_max, log_sum_exp, denominator, hard.coefficient, target_log_p
+            row_max, log_sum_exp, scale, hard.coefficient, target_log_p, hard.index
         )
 
     per_element = xp.squeeze(per_element, axis=axis)
-    return reduce(xp, per_element, config.reduction, denominator), residuals
+    return reduce(xp, per_element, config.reduction, scale), residuals
 
 
 def softmax_vjp(
@@ -232,14 +243,15 @@ def softmax_vjp(
     shape for "none".
     """
     logits, axis, term = operands.logits, config.axis, config.term
-    element_cotangent = per_element_cotangent(
-        xp, cotangent, config.reduction, residuals.denominator
-    )
+    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, residuals.mean_scale)
     if config.reduction == "none":
         element_cotangent = xp.expand_dims(element_cotangent, axis=axis)
     if _uses_soft_path(config):
         hard = _hard_target(xp, config, operands) if config.hard_target else None
-        log_p = (logits - residuals.row_max) - residuals.log_sum_exp
+        if residuals.row_max is None or residuals.log_sum_exp is None:
+            _, _, log_p = kernels.log_softmax(xp, logits, axis)
+        else:
+            log_p = (logits - residuals.row_max) - residuals.log_sum_exp
         p = xp.exp(log_p)
         coefficient = _soft_coefficients(xp, config, operands, hard)
         weighted_slope = times_nonzero(xp, coefficient, term.slope(xp, log_p))
@@ -252,7 +264,9 @@ def softmax_vjp(
     )
     # p_t - 1 = -u_t = expm1(ℓ_t): exact also where p_t is close to 1.
     minus_u = xp.expm1(target_log_p)
-    index = _target_index(xp, config, operands.target)
+    index = residuals.target_index
+    if index is None:
+        index = _target_index(xp, config, operands.target)
     return kernels.scaled_softmax_with_target(
         xp, logits, residuals.row_max, residuals.log_sum_exp, index, minus_u, row_scale, axis
     )
@@ -287,14 +301,14 @@ def softmax_hvp(
     log_p = shifted - xp.log(_row_sum(xp, xp.exp(shifted), axis))
     p = xp.exp(log_p)
     hard = _hard_target(xp, config, operands) if config.hard_target else None
-    denominator = _denominator(xp, config, operands, hard)
+    scale = _mean_scale(xp, config, operands, hard)
     loss_shape = _checks.shape_without(tuple(logits.shape), axis)
     ones = xp.ones(
         loss_shape if config.reduction == "none" else (),
         dtype=logits.dtype,
         device=_checks.device(logits),
     )
-    element_cotangent = per_element_cotangent(xp, ones, config.reduction, denominator)
+    element_cotangent = per_element_cotangent(xp, ones, config.reduction, scale)
     if config.reduction == "none":
         element_cotangent = xp.expand_dims(element_cotangent, axis=axis)
 
@@ -400,7 +414,9 @@ def softmax_operand_vjp(
     hard = _hard_target(xp, config, operands) if config.hard_target else None
     partials = _operand_partials(xp, config, operands, hard, wanted)
     denominator = _denominator(xp, config, operands, hard)
-    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, denominator)
+    element_cotangent = per_element_cotangent(
+        xp, cotangent, config.reduction, mean_scale(xp, denominator)
+    )
     if config.reduction == "none":
         element_cotangent = xp.expand_dims(element_cotangent, axis=axis)
     other_axes = tuple(d for d in range(operands.logits.ndim) if d != axis)
@@ -437,15 +453,15 @@ def softmax_operand_jvp(
         raise ValueError(f"no tangent of a differentiable operand; got {sorted(tangents)}")
     per_element = xp.sum(per_class, axis=axis)
     denominator = _denominator(xp, config, operands, hard)
-    result = reduce(xp, per_element, config.reduction, denominator)
+    scale = mean_scale(xp, denominator)
+    result = reduce(xp, per_element, config.reduction, scale)
     if "class_weight" in tangents and _over_target_weight(config) and hard is not None:
         loss, _ = softmax_forward(xp, config, operands)
         weight_tangent = _along_class_axis(xp, tangents["class_weight"], config, per_class.ndim)
         denominator_tangent = xp.sum(
             _class_counts(xp, config, hard, operands.logits) * weight_tangent
         )
-        result = result - loss * denominator_tangent / xp.where(denominator == 0, 1.0, denominator)
-        result = xp.where(denominator == 0, xp.zeros_like(result), result)
+        result = result - loss * denominator_tangent * scale
     return result
 
 

@@ -20,8 +20,8 @@ from torch import Tensor
 
 from .. import _core
 from .._core import SOFTMAX, SigmoidConfig, SoftmaxConfig, SoftmaxResiduals, second_order
-from . import _native
-from ._namespace import XP, native_plan
+from . import _native, _plans
+from ._namespace import XP
 
 
 @dataclass(frozen=True)
@@ -44,24 +44,27 @@ def _prepared(
     pos_weight: Tensor | None,
     *others: Tensor | None,
     first_order: bool = False,
-) -> tuple[tuple[Any, Any, Any], bool]:
+) -> tuple[tuple[Any, Any, Any], _plans.Plan]:
     """The core's ``(xp, config, operands)`` from tensors saved as the user gave them, and
-    whether the call may use the native kernels (:func:`._namespace.native_plan`).
+    the call's execution plan (:func:`._plans.choose`).
 
     The logits and target are converted as the core's ``prepare`` step converts them (to
     the compute dtype, class indices to the index dtype); the weights already were.
     `others` are the further tensors of the computation, which choose the plan too.
-    For the loss and its gradient (`first_order`) on the native plan, 16-bit logits stay
-    16-bit where the native passes convert them slab by slab
-    (:func:`._native.takes_16_bit`): no float32 copy of the whole logits is made.
+    For the loss and its gradient (`first_order`), 16-bit logits stay 16-bit where the
+    plan's passes convert them as they go (:func:`._native.takes_16_bit`): no float32
+    copy of the whole logits is made.
     """
-    native = native_plan(logits, target, weight, pos_weight, *others)
-    if not (first_order and native and _native.takes_16_bit(spec.config, logits)):
+    plan = _plans.choose(logits, target, weight, pos_weight, *others)
+    if logits.dtype != spec.compute_dtype and not (
+        first_order and _native.takes_16_bit(plan, spec.config, logits)
+    ):
         logits = logits.to(spec.compute_dtype)
-    target = target.to(spec.target_dtype)
+    if target.dtype != spec.target_dtype:
+        target = target.to(spec.target_dtype)
     family = spec.config.family
     fields = (logits, target, weight, pos_weight)[: len(family.operands._fields)]  # type: ignore[attr-defined]
-    return (XP, spec.config, family.operands(*fields)), native
+    return (XP, spec.config, family.operands(*fields)), plan
 
 
 def _unit_cotangent(spec: _Spec, loss_shape: torch.Size, like: Tensor) -> Tensor:
@@ -162,10 +165,10 @@ class _Loss(torch.autograd.Function):
         compute_logits: Tensor,
         compute_target: Tensor,
     ) -> tuple[Tensor, ...]:
-        prepared, native = _prepared(
+        prepared, plan = _prepared(
             spec, compute_logits, compute_target, weight, pos_weight, first_order=True
         )
-        loss, residuals = _native.forward(prepared, native)
+        loss, residuals = _native.forward(prepared, plan)
         return (loss, *_residual_outputs(residuals, like=loss))
 
     @staticmethod
@@ -194,11 +197,13 @@ class _Loss(torch.autograd.Function):
                 spec, grad_loss, logits, target, weight, pos_weight
             )
         else:
-            prepared, native = _prepared(
+            prepared, plan = _prepared(
                 spec, logits, target, weight, pos_weight, grad_loss, *saved, first_order=True
             )
             residuals = _saved_residuals(saved)
-            grad = _native.vjp(prepared, residuals, grad_loss, native).to(logits.dtype)
+            grad = _native.vjp(prepared, residuals, grad_loss, plan)
+            if grad.dtype != logits.dtype:
+                grad = grad.to(logits.dtype)
         return None, grad, *operand_grads, None, None
 
 
@@ -228,7 +233,7 @@ class _LossForwardMode(_Loss):
         }
         if logits_t is None and not given:
             return (None, *residual_tangents)
-        prepared, native = _prepared(spec, logits, target, weight, pos_weight)
+        prepared, plan = _prepared(spec, logits, target, weight, pos_weight)
         tangent = _core.operand_jvp(prepared, given) if given else None
         if logits_t is not None:
             residuals = _saved_residuals(saved)
@@ -236,7 +241,7 @@ class _LossForwardMode(_Loss):
                 prepared,
                 residuals,
                 _unit_cotangent(spec, ctx.loss_shape, logits),
-                _native.kernels(native),
+                plan.kernels(spec.config.family),
             )
             logit_part = second_order.directional_derivative(
                 prepared, unit, logits_t.to(spec.compute_dtype)
@@ -264,8 +269,8 @@ class _LossGradient(torch.autograd.Function):
         weight: Tensor | None,
         pos_weight: Tensor | None,
     ) -> Tensor:
-        prepared, native = _prepared(spec, logits, target, weight, pos_weight, cotangent)
-        kernels = _native.kernels(native)
+        prepared, plan = _prepared(spec, logits, target, weight, pos_weight, cotangent)
+        kernels = plan.kernels(spec.config.family)
         _, residuals = _core.forward(prepared, kernels)
         return _core.vjp(prepared, residuals, cotangent, kernels).to(logits.dtype)
 
@@ -281,10 +286,10 @@ class _LossGradient(torch.autograd.Function):
             return (None,) * 6
         spec: _Spec = ctx.spec
         cotangent, logits, target, weight, pos_weight = ctx.saved_tensors
-        prepared, native = _prepared(spec, logits, target, weight, pos_weight)
+        prepared, plan = _prepared(spec, logits, target, weight, pos_weight)
         grad_cotangent = grad_logits = None
         if ctx.needs_input_grad[1]:
-            kernels = _native.kernels(native)
+            kernels = plan.kernels(spec.config.family)
             _, residuals = _core.forward(prepared, kernels)
             unit = _core.vjp(prepared, residuals, torch.ones_like(cotangent), kernels)
             grad_cotangent = second_order.directional_derivative(
@@ -310,10 +315,10 @@ class _LossGradientForwardMode(_LossGradient):
         spec: _Spec = ctx.spec
         _refuse_second_order(spec, target_t, weight_t, pos_weight_t)
         cotangent, logits, target, weight, pos_weight = ctx.saved_tensors
-        prepared, native = _prepared(spec, logits, target, weight, pos_weight)
+        prepared, plan = _prepared(spec, logits, target, weight, pos_weight)
         result = None
         if cotangent_t is not None:  # the gradient is linear in the cotangent
-            kernels = _native.kernels(native)
+            kernels = plan.kernels(spec.config.family)
             _, residuals = _core.forward(prepared, kernels)
             result = _core.vjp(prepared, residuals, cotangent_t, kernels)
         if logits_t is not None:

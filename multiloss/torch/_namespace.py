@@ -1,11 +1,12 @@
-"""The array namespace the core computes with on torch tensors, and the plan of a call.
+"""The array namespace the core computes with on torch tensors.
 
 The core's arithmetic runs on ``array_api_compat.torch`` with a few functions replaced
 (:data:`XP`): not fast paths, but fixes so that the same operations trace under
 ``torch.compile`` (no ``math.isnan`` on a symbolic bound, no specialisation on a symbolic
-size) and batch under the legacy vmap of ``is_grads_batched``. Whether a call may use the
-native slab kernels (:mod:`._native`) is decided here from static facts only
-(:func:`native_plan`).
+size) and batch under the legacy vmap of ``is_grads_batched``, and the few the core calls
+most often bound straight to the torch function they wrap (the same operation without
+the wrapper's Python work on every call: small calls pay it per operation). Which
+kernels a call runs is its execution plan's (:mod:`._plans`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,36 @@ def _asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: Any = 
     return _COMPAT.asarray(obj, dtype=dtype, device=device, copy=copy)
 
 
+def _where(condition: Tensor, x1: Any, x2: Any, /) -> Tensor:
+    """``where`` as ``torch.where``, which promotes its operands (a Python number does not
+    promote a tensor) as the standard asks; array_api_compat's wrapper only adds Python
+    work on every call."""
+    return torch.where(condition, x1, x2)
+
+
+def _squeeze(x: Tensor, /, axis: int | tuple[int, ...]) -> Tensor:
+    """``squeeze`` of one axis as ``torch.squeeze`` where that axis has size 1 (the only use
+    the core makes of it); otherwise array_api_compat's, which raises."""
+    if isinstance(axis, int) and x.shape[axis] == 1:
+        return torch.squeeze(x, axis)
+    return _COMPAT.squeeze(x, axis=axis)
+
+
+def _expand_dims(x: Tensor, /, *, axis: int = 0) -> Tensor:
+    """``expand_dims`` as ``torch.unsqueeze`` (the same view)."""
+    return torch.unsqueeze(x, axis)
+
+
+def _sum(x: Tensor, /, *, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Tensor:
+    """``sum`` of a floating tensor as ``torch.sum`` (the same reduction); of other dtypes,
+    array_api_compat's (the standard's accumulation dtypes)."""
+    if dtype is None and x.is_floating_point():
+        if axis is None:
+            return torch.sum(x)
+        return torch.sum(x, dim=axis, keepdim=keepdims)
+    return _COMPAT.sum(x, axis=axis, dtype=dtype, keepdims=keepdims)
+
+
 def _namespace_with(name: str, **functions: Any) -> types.ModuleType:
     """``array_api_compat.torch`` with some functions replaced or added."""
     namespace = types.ModuleType(f"{__name__}.{name}", _COMPAT.__doc__)
@@ -79,7 +110,11 @@ XP = _namespace_with(
     asarray=_asarray,
     broadcast_to=_broadcast_to,
     clip=_clip,
+    expand_dims=_expand_dims,
+    squeeze=_squeeze,
+    sum=_sum,
     take_along_axis=_take_along_axis,
+    where=_where,
 )
 """What the core computes with on torch tensors."""
 
@@ -96,13 +131,3 @@ def is_functorch(tensor: Tensor) -> bool:
     return functorch.is_functorch_wrapped_tensor(tensor) or functorch.is_legacy_batchedtensor(
         tensor
     )
-
-
-def native_plan(*tensors: Tensor | None) -> bool:
-    """Whether the native slab kernels may run: plain eager execution without a graph being
-    recorded. Not where in-place work on temporaries is unsafe or pointless: autograd
-    recording, ``torch.func`` transforms, ``torch.compile`` (which fuses the plain
-    operations itself)."""
-    if torch.compiler.is_compiling() or torch.is_grad_enabled():
-        return False
-    return not any(is_functorch(t) for t in tensors if t is not None)

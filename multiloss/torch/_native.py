@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 
 from .. import _core
-from .._core import GENERIC, SIGMOID, SOFTMAX, SoftmaxKernels
-from .._core._reduce import per_element_cotangent, reduce
+from .._core import SIGMOID, SOFTMAX, SoftmaxKernels
+from .._core._reduce import mean_scale, per_element_cotangent, reduce
 from .._core.sigmoid import SigmoidOperands
 from ._namespace import compute_dtype
 
@@ -42,13 +42,16 @@ def chunks(axis: int, *tensors: Tensor) -> Any:
     return zip(*(t.split(step, dim=dim) for t in tensors), strict=True)
 
 
-def takes_16_bit(config: Any, logits: Tensor) -> bool:
-    """Whether the native passes take the logits in their own dtype and convert them a
-    slab at a time: the hard-target softmax passes (the core reads the logits through
-    them alone) and split sigmoid calls (:func:`_sigmoid_slabs` converts each slab)."""
+def takes_16_bit(plan: Any, config: Any, logits: Tensor) -> bool:
+    """Whether a plan's passes take the logits in their own dtype and convert them as they
+    go: the hard-target softmax passes of the slab and whole-tensor plans (the core reads
+    the logits through them alone) and split sigmoid calls (:func:`_sigmoid_slabs`
+    converts each slab)."""
+    if plan.name == "generic":
+        return False
     if config.family is SOFTMAX:
         return config.hard_target and config.label_smoothing == 0
-    return logits.ndim >= 2 and logits.numel() > _CHUNK_ELEMENTS
+    return plan.slabs and logits.ndim >= 2 and logits.numel() > _CHUNK_ELEMENTS
 
 
 class _Workspace:
@@ -78,6 +81,12 @@ def _max_and_log_sum_exp(xp: Any, logits: Tensor, axis: int) -> tuple[Tensor, Te
         shifted = torch.sub(z, m, out=workspace.like(z)).exp_()
         torch.sum(shifted, dim=axis, keepdim=True, out=out)
     return row_max, sum_exp.log_()
+
+
+def _log_softmax(xp: Any, logits: Tensor, axis: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The seam's ``log_softmax`` with m and L from :func:`_max_and_log_sum_exp`."""
+    row_max, log_sum_exp = _max_and_log_sum_exp(xp, logits, axis)
+    return row_max, log_sum_exp, (logits - row_max) - log_sum_exp
 
 
 def _fused_softmax_pays(logits: Tensor, axis: int) -> bool:
@@ -157,25 +166,21 @@ def _scaled_softmax_with_target(
 
 NATIVE = SoftmaxKernels(
     max_and_log_sum_exp=_max_and_log_sum_exp,
+    log_softmax=_log_softmax,
     target_log_softmax=_target_log_softmax,
     scaled_softmax_with_target=_scaled_softmax_with_target,
 )
 """The slab kernels handed to the core's seam in plain eager execution."""
 
 
-def kernels(native: bool) -> SoftmaxKernels:
-    """The seam's kernels for a call's plan (:func:`._namespace.native_plan`)."""
-    return NATIVE if native else GENERIC
-
-
-def _sigmoid_slabs(prepared: Any, native: bool) -> list[SigmoidOperands] | None:
-    """A large element-wise (sigmoid) call on the native namespace, split into slabs of
-    about `_CHUNK_ELEMENTS` elements along dim 0 (weights broadcast first): each slab's
+def _sigmoid_slabs(prepared: Any, plan: Any) -> list[SigmoidOperands] | None:
+    """A large element-wise (sigmoid) call on the slab plan, split into slabs of about
+    `_CHUNK_ELEMENTS` elements along dim 0 (weights broadcast first): each slab's
     temporaries stay in cache instead of being fresh, page-faulted memory. None when the
-    call is not split (softmax losses, small or 1-d inputs, not the native plan)."""
+    call is not split (softmax losses, small or 1-d inputs, other plans)."""
     _, config, operands = prepared
     logits = operands.logits
-    if config.family is not SIGMOID or not native:
+    if config.family is not SIGMOID or not plan.slabs:
         return None
     if logits.ndim < 2 or logits.numel() <= _CHUNK_ELEMENTS:
         return None
@@ -188,29 +193,33 @@ def _sigmoid_slabs(prepared: Any, native: bool) -> list[SigmoidOperands] | None:
     return slabs
 
 
-def forward(prepared: Any, native: bool) -> tuple[Tensor, Any]:
+def forward(prepared: Any, plan: Any) -> tuple[Tensor, Any]:
     """The core's forward with the plan's kernels; for a split sigmoid call, the core's
     per-slab sums reduced by the core's own reduction over the whole call's denominator."""
-    slabs = _sigmoid_slabs(prepared, native)
-    if slabs is None:
-        return _core.forward(prepared, kernels(native))
     xp, config, _ = prepared
+    kernels = plan.kernels(config.family)
+    slabs = _sigmoid_slabs(prepared, plan)
+    if slabs is None:
+        return _core.forward(prepared, kernels)
     if config.reduction == "none":
-        return torch.cat([SIGMOID.forward(xp, config, slab)[0] for slab in slabs]), None
+        pieces = [SIGMOID.forward(xp, config, slab, kernels)[0] for slab in slabs]
+        return torch.cat(pieces), None
     summed = replace(config, reduction="sum")
-    sums = torch.stack([SIGMOID.forward(xp, summed, slab)[0] for slab in slabs])
-    return reduce(xp, sums, config.reduction, _core.mean_denominator(prepared)), None
+    sums = torch.stack([SIGMOID.forward(xp, summed, slab, kernels)[0] for slab in slabs])
+    scale = mean_scale(xp, _core.mean_denominator(prepared))
+    return reduce(xp, sums, config.reduction, scale), None
 
 
-def vjp(prepared: Any, residuals: Any, cotangent: Tensor, native: bool) -> Tensor:
+def vjp(prepared: Any, residuals: Any, cotangent: Tensor, plan: Any) -> Tensor:
     """The core's vjp with the plan's kernels; for a split sigmoid call, slab by slab with
     each element's cotangent (the core's adjoint of the whole call's reduction)."""
-    slabs = _sigmoid_slabs(prepared, native)
-    if slabs is None:
-        return _core.vjp(prepared, residuals, cotangent, kernels(native))
     xp, config, operands = prepared
-    denominator = _core.mean_denominator(prepared)
-    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, denominator)
+    kernels = plan.kernels(config.family)
+    slabs = _sigmoid_slabs(prepared, plan)
+    if slabs is None:
+        return _core.vjp(prepared, residuals, cotangent, kernels)
+    scale = mean_scale(xp, _core.mean_denominator(prepared))
+    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, scale)
     grad = torch.empty_like(operands.logits)
     if config.reduction == "none":
         pieces = zip(
@@ -220,10 +229,10 @@ def vjp(prepared: Any, residuals: Any, cotangent: Tensor, native: bool) -> Tenso
             strict=True,
         )
         for slab, out, slab_cotangent in pieces:
-            out.copy_(SIGMOID.vjp(xp, config, slab, None, slab_cotangent))
+            out.copy_(SIGMOID.vjp(xp, config, slab, None, slab_cotangent, kernels))
         return grad
     summed = replace(config, reduction="sum")
     outs = grad.split([slab.logits.shape[0] for slab in slabs])
     for slab, out in zip(slabs, outs, strict=True):
-        out.copy_(SIGMOID.vjp(xp, summed, slab, None, element_cotangent))
+        out.copy_(SIGMOID.vjp(xp, summed, slab, None, element_cotangent, kernels))
     return grad

@@ -32,9 +32,8 @@ def _is_concrete_cpu(tensor: Tensor) -> bool:
 
 
 def _values_checkable(*tensors: object) -> bool:
-    """Whether the value checks (docs/semantics.md, Bad input) run: CPU tensors, nothing tracing."""
-    if _is_tracing():
-        return False
+    """Whether the value checks (docs/semantics.md, Bad input) run, where nothing is
+    tracing: CPU tensors."""
     return all(_is_concrete_cpu(t) for t in tensors if isinstance(t, Tensor))
 
 
@@ -63,16 +62,23 @@ def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -
         # PyTorch's convention: classes on axis 1 of (N, C, d1..dk), on axis 0 of (C,).
         options["axis"] = 0 if logits.ndim == 1 else loss.class_axis["torch"]
     weights = [options[name] for name in loss.weights]
-    check_values = _values_checkable(logits, target, *weights)
+    tracing = _is_tracing()
+    check_values = not tracing and _values_checkable(logits, target, *weights)
     _, config, operands = loss.prepare(
-        logits, target, check_values=check_values, convert_logits=False, **options
+        logits,
+        target,
+        check_values=check_values,
+        convert_logits=False,
+        cache_static=not tracing,
+        **options,
     )
     weight, pos_weight = (*operands[2:], None, None)[:2]
     spec = _Spec(config, compute_dtype(logits), operands.target.dtype)
     outputs = function(_Loss).apply(
         spec, logits, target, weight, pos_weight, operands.logits.detach(), operands.target.detach()
     )
-    return outputs[0].to(logits.dtype)
+    result: Tensor = outputs[0]
+    return result if result.dtype == logits.dtype else result.to(logits.dtype)
 
 
 # ---------------------------------------------------------------------------------------
