@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# Device check (issue #12): on a machine with an NVIDIA GPU, in under 5 minutes,
+#   1. the tests marked `cuda` (tests/test_cuda.py: values against PyTorch, no host sync,
+#      a training step captured in a CUDA graph), then
+#   2. the benchmark on CUDA (benchmarks/run.py --device cuda), whose table is printed last.
+#
+#   bash benchmarks/device_check.sh            # from anywhere; it works in the repository root
+#
+# Outputs, under "${OUT:-/tmp/device_check}": env.txt (python, torch, GPU), tests.log,
+# bench.log, bench/benchmarks.md and bench/benchmarks.json, summary.txt.
+#
+# Python: the first of $PYTHON, .venv/bin/python, python3, /opt/torch/.venv/bin/python3,
+# python whose torch was built with CUDA and sees a GPU; none: it says so and exits 2.
+# The machine may have no network: a missing pure-Python dependency (array-api-compat, say)
+# is taken from wheels in .whl/ (pip install --no-index) or from a carried
+# .venv/lib/python3*/site-packages/<package>; still missing: exit 3.
+#
+# Environment: DEVICE_CHECK_SECONDS (the whole run's deadline, 285), DEVICE_CHECK_TEST_SECONDS
+# (120), BENCH_BACKENDS (torch), BENCH_ARGS (extra run.py arguments, e.g. "--shapes 8192"),
+# DEVICE_CHECK_DRY_RUN=1 (accept a CPU-only torch: tests on the CPU, benchmark --device cpu
+# --quick; to check the script itself on a machine without a GPU).
+# Exit status: 0 all passed; 1 tests or benchmark failed; 2 no CUDA torch; 3 a dependency is
+# missing.
+
+set -uo pipefail
+
+START=$SECONDS
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+OUT="${OUT:-/tmp/device_check}"
+mkdir -p "$OUT/bench"
+DEADLINE=${DEVICE_CHECK_SECONDS:-285}
+TEST_SECONDS=${DEVICE_CHECK_TEST_SECONDS:-120}
+BENCH_BACKENDS=${BENCH_BACKENDS:-torch}
+BENCH_ARGS=${BENCH_ARGS:-}
+DRY_RUN=${DEVICE_CHECK_DRY_RUN:-0}
+SITE="${TMPDIR:-/tmp}/device_check_site"
+
+export PYTHONUNBUFFERED=1
+export XLA_PYTHON_CLIENT_PREALLOCATE=false # conftest.py imports JAX: no GPU memory for it
+
+say() { printf 'device check: %s\n' "$*"; }
+elapsed() { echo $((SECONDS - START)); }
+left() { echo $((DEADLINE - (SECONDS - START))); }
+
+# --------------------------------------------------------------------------- 1. python + torch
+
+PROBE='
+import sys
+try:
+    import torch
+except Exception as error:
+    print(f"no torch ({type(error).__name__}: {error})"); sys.exit(1)
+built = torch.version.cuda
+if built is None:
+    print(f"torch {torch.__version__} built without CUDA"); sys.exit(1)
+if not torch.cuda.is_available():
+    print(f"torch {torch.__version__} (CUDA {built}) sees no GPU"); sys.exit(1)
+print(f"torch {torch.__version__} (CUDA {built}), {torch.cuda.get_device_name(0)}")
+'
+PY=""
+declare -a TRIED=()
+for candidate in "${PYTHON:-}" .venv/bin/python python3 /opt/torch/.venv/bin/python3 python; do
+  [ -n "$candidate" ] || continue
+  path=$(command -v "$candidate" 2>/dev/null) || continue
+  [[ $path == /* ]] || path="$ROOT/$path"
+  report=$(timeout 90 "$path" -c "$PROBE" 2>&1)
+  status=$?
+  report=${report##*$'\n'} # its last line
+  TRIED+=("$path: $report")
+  if [ "$status" -eq 0 ]; then
+    PY=$path
+    break
+  fi
+  if [ "$DRY_RUN" = 1 ] && [[ $report == torch* ]]; then
+    PY=$path
+    say "dry run: taking $path without CUDA ($report)"
+    break
+  fi
+done
+if [ -z "$PY" ]; then
+  say "FAILED: no Python with a CUDA-enabled torch that sees a GPU. Tried:"
+  if [ ${#TRIED[@]} -eq 0 ]; then
+    echo "  (no python found)"
+  else
+    printf '  %s\n' "${TRIED[@]}"
+  fi
+  echo "Run this on a machine with an NVIDIA GPU and PyTorch built with CUDA, or point"
+  echo "\$PYTHON at such an interpreter."
+  exit 2
+fi
+say "python: $PY ($("$PY" -c 'import platform; print(platform.python_version())'))"
+
+# --------------------------------------------------------------------------- 2. dependencies
+
+export PYTHONPATH="$ROOT:$SITE${PYTHONPATH:+:$PYTHONPATH}"
+missing() { # the import names among "$@" that $PY cannot import
+  "$PY" - "$@" <<'EOF'
+import importlib.util, sys
+def absent(name):
+    try:
+        return importlib.util.find_spec(name) is None
+    except Exception:
+        return True
+print(" ".join(name for name in sys.argv[1:] if absent(name)))
+EOF
+}
+NEEDED=(numpy array_api_compat pytest hypothesis)
+read -r -a absent <<<"$(missing "${NEEDED[@]}")"
+if [ ${#absent[@]} -gt 0 ]; then
+  say "not importable: ${absent[*]}; looking in .whl/ and a carried .venv"
+  mkdir -p "$SITE"
+  if compgen -G ".whl/*.whl" >/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target "$SITE" .whl/*.whl || say "pip could not install the wheels in .whl/"
+  fi
+  read -r -a still <<<"$(missing "${absent[@]}")"
+  for name in "${still[@]}"; do
+    for copy in .venv/lib/python3*/site-packages/"$name"; do
+      if [ -d "$copy" ] && [ ! -e "$SITE/$name" ]; then
+        ln -s "$ROOT/$copy" "$SITE/$name" && say "using $copy"
+      fi
+    done
+  done
+  read -r -a absent <<<"$(missing "${NEEDED[@]}")"
+  if [ ${#absent[@]} -gt 0 ]; then
+    say "FAILED: still not importable: ${absent[*]}"
+    echo "Bring them as wheels in .whl/ (pip download --no-deps --only-binary=:all: NAME==VERSION"
+    echo "-d .whl, on a machine with a network) or carry .venv/lib/python3*/site-packages/NAME."
+    exit 3
+  fi
+fi
+
+{
+  echo "python: $PY"
+  "$PY" - <<'EOF'
+import platform, torch, numpy
+import multiloss
+print(f"python {platform.python_version()}, numpy {numpy.__version__}, torch {torch.__version__}"
+      f" (CUDA {torch.version.cuda}), multiloss {multiloss.__version__} from {multiloss.__file__}")
+if torch.cuda.is_available():
+    for index in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(index)
+        print(f"cuda:{index}: {props.name}, {props.total_memory / 2**30:.0f} GiB, "
+              f"capability {props.major}.{props.minor}")
+EOF
+  command -v nvidia-smi >/dev/null &&
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,noheader
+} >"$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+say "setup done after $(elapsed) s"
+
+# --------------------------------------------------------------------------- 3. the CUDA tests
+
+test_env=(JAX_PLATFORMS=cpu)
+[ "$DRY_RUN" = 1 ] && ! "$PY" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' &&
+  test_env+=(MULTILOSS_TEST_DEVICE=cpu)
+budget=$(left)
+[ "$budget" -gt "$TEST_SECONDS" ] && budget=$TEST_SECONDS
+say "tests: pytest -m cuda tests/test_cuda.py (at most $budget s)"
+env "${test_env[@]}" timeout --kill-after=10 "$budget" "$PY" -m pytest tests/test_cuda.py \
+  -m cuda -p no:cacheprovider -q -rfEs --durations=5 2>&1 | tee "$OUT/tests.log"
+TESTS_STATUS=${PIPESTATUS[0]}
+echo
+TESTS_LINE=$(grep -E '(passed|failed|error|skipped|no tests ran)' "$OUT/tests.log" | tail -n 1)
+[ "$TESTS_STATUS" -eq 124 ] && TESTS_LINE="timed out after $budget s; $TESTS_LINE"
+say "tests: exit $TESTS_STATUS after $(elapsed) s: $TESTS_LINE"
+
+# --------------------------------------------------------------------------- 4. the benchmark
+
+device=cuda
+bench_extra=()
+if [ "$DRY_RUN" = 1 ] && ! "$PY" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then
+  device=cpu
+  bench_extra=(--quick)
+fi
+read -r -a user_args <<<"$BENCH_ARGS"
+budget=$(($(left) - 5))
+BENCH_STATUS=0
+usage=$("$PY" benchmarks/run.py --help 2>&1)
+if [[ $usage != *--device* ]]; then
+  say "benchmark: benchmarks/run.py has no --device option yet; running it anyway (it will refuse)"
+fi
+if [ "$budget" -lt 30 ]; then
+  say "benchmark: skipped, only $budget s left of the ${DEADLINE} s"
+  BENCH_STATUS=124
+else
+  say "benchmark: run.py --device $device --backends $BENCH_BACKENDS (at most $budget s)"
+  timeout --kill-after=10 "$budget" "$PY" benchmarks/run.py --device "$device" \
+    --backends "$BENCH_BACKENDS" --out "$OUT/bench" --no-plot "${bench_extra[@]}" \
+    "${user_args[@]}" >"$OUT/bench.log" 2>&1
+  BENCH_STATUS=$?
+  if [ "$BENCH_STATUS" -ne 0 ]; then
+    say "benchmark: exit $BENCH_STATUS; the end of bench.log:"
+    tail -n 25 "$OUT/bench.log"
+  fi
+fi
+
+# --------------------------------------------------------------------------- 5. summary, table
+
+{
+  echo "device check, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(elapsed) s"
+  head -n 3 "$OUT/env.txt"
+  echo "tests: exit $TESTS_STATUS: $TESTS_LINE"
+  echo "benchmark: exit $BENCH_STATUS (device $device)"
+} >"$OUT/summary.txt"
+echo
+if [ -s "$OUT/bench/benchmarks.md" ] && [ "$BENCH_STATUS" -eq 0 ]; then
+  cat "$OUT/bench/benchmarks.md"
+else
+  echo "(no benchmark table: see $OUT/bench.log)"
+fi
+echo
+cat "$OUT/summary.txt"
+if [ "$TESTS_STATUS" -eq 0 ] && [ "$BENCH_STATUS" -eq 0 ]; then
+  say "PASSED in $(elapsed) s; outputs in $OUT"
+  exit 0
+fi
+say "FAILED in $(elapsed) s; outputs in $OUT"
+exit 1
