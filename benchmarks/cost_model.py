@@ -6,7 +6,8 @@ kernel launch and moves its operands' bytes through memory; views (``expand``,
 ``unsqueeze``, ``detach``, …), empty allocations and Python numbers wrapped as 0-d tensors
 launch nothing. Run on ``meta`` tensors, nothing is computed, so the count is exact and
 costs no time on this machine (and value checks that read a tensor's entries, which
-multiloss runs on concrete CPU tensors only, are not counted: what runs is what a GPU runs).
+multiloss runs on concrete CPU tensors only, are not counted, and where multiloss chooses
+its path by device type a meta tensor takes a non-CPU device's: what runs is what a GPU runs).
 
 * ``ops``: every aten operation dispatched (views included);
 * ``kernels``: the operations that launch a kernel on a GPU;
