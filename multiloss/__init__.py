@@ -1,4 +1,4 @@
-"""multiloss: cross-entropy and focal losses for PyTorch, JAX/Flax and NumPy, written once.
+"""multiloss: classification losses for PyTorch, JAX/Flax and NumPy, written once.
 
 The functions here take arrays of any supported backend and dispatch on the array:
 
@@ -93,6 +93,8 @@ def cross_entropy(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
 ) -> Array:
     """Softmax cross-entropy of any backend's arrays.
 
@@ -105,6 +107,8 @@ def cross_entropy(
         "ignore_index": ignore_index,
         "reduction": reduction,
         "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
     }
     return _dispatch("cross_entropy", logits, target, options)
 
@@ -119,6 +123,8 @@ def focal_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
 ) -> Array:
     """Softmax focal loss of any backend's arrays.
 
@@ -132,8 +138,43 @@ def focal_loss(
         "ignore_index": ignore_index,
         "reduction": reduction,
         "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
     }
     return _dispatch("focal_loss", logits, target, options)
+
+
+def poly_loss(
+    logits: Array,
+    target: Array,
+    *,
+    axis: int | None = None,
+    epsilon: float = 2.0,
+    gamma: float = 0.0,
+    alpha: float | Array | Sequence[float] | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+) -> Array:
+    """PolyLoss (Poly-1) of any backend's arrays.
+
+    See [`multiloss.numpy.poly_loss`][multiloss.numpy.poly_loss] for the arguments.
+    `axis=None` takes the backend's default class axis (1 for torch, -1 otherwise).
+    """
+    options = {
+        "axis": axis,
+        "epsilon": epsilon,
+        "gamma": gamma,
+        "alpha": alpha,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
+    }
+    return _dispatch("poly_loss", logits, target, options)
 
 
 def binary_cross_entropy(
@@ -168,6 +209,24 @@ def sigmoid_focal_loss(
     """
     options = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
     return _dispatch("sigmoid_focal_loss", logits, target, options)
+
+
+def asymmetric_loss(
+    logits: Array,
+    target: Array,
+    *,
+    gamma_pos: float = 0.0,
+    gamma_neg: float = 4.0,
+    clip: float = 0.05,
+    reduction: str = "mean",
+) -> Array:
+    """Asymmetric Loss (multi-label) of any backend's arrays.
+
+    See [`multiloss.numpy.asymmetric_loss`][multiloss.numpy.asymmetric_loss] for the
+    arguments.
+    """
+    options = {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip, "reduction": reduction}
+    return _dispatch("asymmetric_loss", logits, target, options)
 
 
 def _counts(counts: Any) -> tuple[Any, Any, bool]:
@@ -247,11 +306,13 @@ def class_balanced_weights(counts: Array | Sequence[int], *, beta: float = 0.999
 
 __all__ = [
     "__version__",
+    "asymmetric_loss",
     "backend_of",
     "binary_cross_entropy",
     "class_balanced_weights",
     "cross_entropy",
     "focal_loss",
     "inverse_frequency_weights",
+    "poly_loss",
     "sigmoid_focal_loss",
 ]

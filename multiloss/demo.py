@@ -2,6 +2,10 @@
 imbalanced problem, in every installed backend, plus a cross-backend agreement check and
 the focal-loss figure of Lin et al. (2017).
 
+The agreement check covers every loss, PolyLoss (with the z-loss and logit soft-capping)
+and the Asymmetric Loss included: the same batches in every backend against the NumPy
+float64 reference.
+
 The data set is made on the fly: three classes at 100:10:1 in two dimensions, Gaussian
 blobs that overlap (hard examples near the boundaries, easy ones far from them). A small
 MLP is trained full-batch with Adam in each backend (PyTorch with the ``multiloss.torch``
@@ -328,9 +332,17 @@ class Agreement:
 AGREEMENT_CASES: dict[str, dict[str, Any]] = {
     "cross_entropy": {"weight": [0.5, 1.0, 2.0, 1.0, 0.25], "label_smoothing": 0.1},
     "focal_loss": {"gamma": 0.5, "alpha": 0.25, "ignore_index": 4},
+    # PolyLoss on top of the focal form (γ < 1), with PaLM's z-loss and Gemma 2's logit
+    # soft-capping: the logits (scale 4) reach the cap of 10.
+    "poly_loss": {"epsilon": 1.0, "gamma": 0.5, "z_loss": 1e-3, "softcap": 10.0},
     "binary_cross_entropy": {"pos_weight": [1.0, 2.0, 3.0, 0.5, 1.0]},
     "sigmoid_focal_loss": {"alpha": 0.25, "gamma": 2.0},
+    # The Asymmetric Loss of multi-label training: γ+ < 1 and the probability margin.
+    "asymmetric_loss": {"gamma_pos": 0.5, "gamma_neg": 4.0, "clip": 0.05},
 }
+"""Every loss with options off their defaults, for the agreement check (the demo's and
+``multiloss check``'s): PolyLoss also carries the z-loss and soft-capping, so that the
+newer losses are compared across the backends with the older ones."""
 
 
 def _agreement_batch(loss: str, seed: int) -> tuple[np.ndarray, np.ndarray]:

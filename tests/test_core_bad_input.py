@@ -97,7 +97,7 @@ def test_integer_or_bool_logits(xp, name, dtype):
 
 @pytest.mark.parametrize("name", SOFTMAX)
 def test_zero_dimensional_logits(xp, name):
-    for options in ({}, {"alpha": 0.25} if name == "focal_loss" else {"weight": [1.0]}):
+    for options in ({}, {class_weight(name): [1.0]}):
         with pytest.raises(ValueError, match=r"logits.*0-d"):
             _prepare(xp, name, np.array(1.5), np.array(0), **options)
 

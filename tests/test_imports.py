@@ -23,6 +23,8 @@ TYPOS = {
     "focal_loss": "gama",
     "binary_cross_entropy": "pos_weigth",
     "sigmoid_focal_loss": "alpah",
+    "poly_loss": "epsilion",
+    "asymmetric_loss": "gama_neg",
 }
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_JAX = importlib.util.find_spec("jax") is not None

@@ -34,8 +34,9 @@ def test_chunked_native_path_matches_pytorch(shape, axis, loss) -> None:
     target = torch.randint(0, shape[axis], target_shape, generator=generator)
     target = torch.where(torch.rand(target_shape, generator=generator) < 0.1, 7, target)
 
-    # focal loss with γ = 0 is cross-entropy (the same count mean without class weights)
-    options = {"gamma": 0.0} if loss == "focal_loss" else {}
+    # focal loss with γ = 0 and PolyLoss with ε = 0 are cross-entropy (the same count
+    # mean without class weights)
+    options = {"focal_loss": {"gamma": 0.0}, "poly_loss": {"epsilon": 0.0}}.get(loss, {})
     ours = getattr(mt, loss)(logits, target, axis=axis, ignore_index=7, **options)
     (ours_grad,) = torch.autograd.grad(ours, logits)
     reference = torch.nn.functional.cross_entropy(moved, target, ignore_index=7)

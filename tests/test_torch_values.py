@@ -383,6 +383,8 @@ SIXTEEN_BIT_LOSSES = {
     "focal_loss": lambda z, t, y: mt.focal_loss(z, t, gamma=2.0, alpha=0.25),
     "binary_cross_entropy": lambda z, t, y: mt.binary_cross_entropy(z, y, pos_weight=[1.0] * 5),
     "sigmoid_focal_loss": lambda z, t, y: mt.sigmoid_focal_loss(z, y),
+    "poly_loss": lambda z, t, y: mt.poly_loss(z, t, gamma=0.5, z_loss=0.01, softcap=5.0),
+    "asymmetric_loss": lambda z, t, y: mt.asymmetric_loss(z, y, gamma_pos=1.0),
 }
 
 

@@ -22,13 +22,16 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from .asymmetric import ASYMMETRIC, AsymmetricConfig, AsymmetricOperands
 from .class_weights import class_balanced_weights, inverse_frequency_weights
 from .family import Family
 from .kernels import GENERIC, GENERIC_SIGMOID, SigmoidKernels, SoftmaxKernels
 from .prepare import (
+    prepare_asymmetric_loss,
     prepare_binary_cross_entropy,
     prepare_cross_entropy,
     prepare_focal_loss,
+    prepare_poly_loss,
     prepare_sigmoid_focal_loss,
 )
 from .registry import LOSSES, Loss
@@ -36,7 +39,11 @@ from .sigmoid import SIGMOID, SigmoidConfig, SigmoidOperands
 from .softmax import SOFTMAX, SoftmaxConfig, SoftmaxOperands, SoftmaxResiduals
 
 Array = Any
-Prepared = tuple[Any, SoftmaxConfig | SigmoidConfig, SoftmaxOperands | SigmoidOperands]
+Prepared = tuple[
+    Any,
+    SoftmaxConfig | SigmoidConfig | AsymmetricConfig,
+    SoftmaxOperands | SigmoidOperands | AsymmetricOperands,
+]
 
 PREPARE = {name: loss.prepare for name, loss in LOSSES.items()}
 """Every loss's validating ``prepare`` step, by name (from :data:`LOSSES`)."""
@@ -110,12 +117,15 @@ def loss_value_and_grad(
 
 
 __all__ = [
+    "ASYMMETRIC",
     "GENERIC",
     "GENERIC_SIGMOID",
     "LOSSES",
     "PREPARE",
     "SIGMOID",
     "SOFTMAX",
+    "AsymmetricConfig",
+    "AsymmetricOperands",
     "Family",
     "Loss",
     "SigmoidConfig",
@@ -134,9 +144,11 @@ __all__ = [
     "mean_denominator",
     "operand_jvp",
     "operand_vjp",
+    "prepare_asymmetric_loss",
     "prepare_binary_cross_entropy",
     "prepare_cross_entropy",
     "prepare_focal_loss",
+    "prepare_poly_loss",
     "prepare_sigmoid_focal_loss",
     "vjp",
 ]

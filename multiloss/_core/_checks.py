@@ -123,6 +123,26 @@ def check_real_number(name: str, value: object, *, low: float, high: float = mat
     return number
 
 
+def check_clip(clip: object) -> float:
+    """A probability margin in [0, 1) (the Asymmetric Loss's `clip`)."""
+    if isinstance(clip, bool) or not isinstance(clip, numbers.Real):
+        raise TypeError(f"clip must be a real number; got {clip!r} of type {type(clip).__name__}")
+    number = float(clip)
+    if not 0 <= number < 1:  # NaN fails the comparison too
+        raise ValueError(f"clip must be in [0, 1) and not NaN; got {clip!r}")
+    return number
+
+
+def check_softcap(softcap: object) -> float | None:
+    """None (no capping) or a finite real number > 0."""
+    if softcap is None:
+        return None
+    value = check_real_number("softcap", softcap, low=0.0)
+    if value == 0:
+        raise ValueError(f"softcap must be > 0 (or None for no capping); got {softcap!r}")
+    return value
+
+
 def check_ignore_index(ignore_index: object) -> int:
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"ignore_index must be an integer; got {ignore_index!r}")

@@ -42,3 +42,12 @@ def times_nonzero(xp: Namespace, coefficient: Array, value: Array) -> Array:
     NaN coefficients (an out-of-range class index under tracing) stay NaN.
     """
     return xp.where(coefficient == 0, 0.0, coefficient * value)
+
+
+def power(base: Array, exponent: float) -> Array:
+    """base ** exponent, with an integral exponent passed as a Python int: namespaces then
+    multiply (JAX's ``integer_pow``, NumPy's and torch's integer powers) instead of taking
+    exp(exponent · log base), which costs transcendental work per element and rounds more."""
+    if float(exponent).is_integer() and abs(exponent) <= 64:
+        return base ** int(exponent)
+    return base**exponent

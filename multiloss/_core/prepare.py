@@ -12,10 +12,11 @@ import numbers
 from typing import Any
 
 from . import _checks
+from .asymmetric import AsymmetricConfig, AsymmetricOperands
 from .kernels import index_dtype
 from .sigmoid import SigmoidConfig, SigmoidOperands
 from .softmax import SoftmaxConfig, SoftmaxOperands
-from .terms import Focal, Term
+from .terms import Focal, Poly, Term
 
 Array = Any
 Namespace = Any
@@ -58,6 +59,8 @@ def _softmax_static(
     ignore_index: object,
     reduction: object,
     label_smoothing: object,
+    z_loss: object,
+    softcap: object,
     is_cross_entropy: bool,
     check_values: bool,
 ) -> SoftmaxConfig:
@@ -75,6 +78,8 @@ def _softmax_static(
     label_smoothing = _checks.check_real_number(
         "label_smoothing", label_smoothing, low=0.0, high=1.0
     )
+    z_loss = _checks.check_real_number("z_loss", z_loss, low=0.0)
+    softcap = _checks.check_softcap(softcap)
     index_shape = _checks.shape_without(tuple(logits.shape), axis)
     if xp.isdtype(target.dtype, "bool"):
         raise TypeError(
@@ -119,6 +124,8 @@ def _softmax_static(
         reduction=reduction,
         mean_over_target_weight=is_cross_entropy and hard_target and has_class_weight,
         indices_checked=hard_target and check_values,
+        z_loss=z_loss,
+        softcap=softcap,
     )
 
 
@@ -133,6 +140,8 @@ def _prepare_softmax(
     ignore_index: object,
     reduction: object,
     label_smoothing: object,
+    z_loss: object,
+    softcap: object,
     is_cross_entropy: bool,
     check_values: bool,
     convert_logits: bool,
@@ -146,6 +155,8 @@ def _prepare_softmax(
         "ignore_index": ignore_index,
         "reduction": reduction,
         "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
         "is_cross_entropy": is_cross_entropy,
         "check_values": check_values,
     }
@@ -226,6 +237,8 @@ def prepare_cross_entropy(
     ignore_index: object = -100,
     reduction: object = "mean",
     label_smoothing: object = 0.0,
+    z_loss: object = 0.0,
+    softcap: object = None,
     check_values: bool = True,
     convert_logits: bool = True,
     cache_static: bool = False,
@@ -249,6 +262,8 @@ def prepare_cross_entropy(
         ignore_index=ignore_index,
         reduction=reduction,
         label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
         is_cross_entropy=True,
         check_values=check_values,
         convert_logits=convert_logits,
@@ -266,6 +281,8 @@ def prepare_focal_loss(
     ignore_index: object = -100,
     reduction: object = "mean",
     label_smoothing: object = 0.0,
+    z_loss: object = 0.0,
+    softcap: object = None,
     check_values: bool = True,
     convert_logits: bool = True,
     cache_static: bool = False,
@@ -285,6 +302,49 @@ def prepare_focal_loss(
         ignore_index=ignore_index,
         reduction=reduction,
         label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
+        is_cross_entropy=False,
+        check_values=check_values,
+        convert_logits=convert_logits,
+        cache_static=cache_static,
+    )
+
+
+def prepare_poly_loss(
+    logits: Array,
+    target: Array,
+    *,
+    axis: object = -1,
+    epsilon: object = 2.0,
+    gamma: object = 0.0,
+    alpha: object = None,
+    ignore_index: object = -100,
+    reduction: object = "mean",
+    label_smoothing: object = 0.0,
+    z_loss: object = 0.0,
+    softcap: object = None,
+    check_values: bool = True,
+    convert_logits: bool = True,
+    cache_static: bool = False,
+) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
+    """Validate the arguments of :func:`poly_loss` (ε ≥ -1, γ ≥ 0; `alpha` as in
+    :func:`prepare_focal_loss`); `check_values`, `convert_logits` and `cache_static` as in
+    :func:`prepare_cross_entropy`."""
+    epsilon = _checks.check_real_number("epsilon", epsilon, low=-1.0)
+    gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+    return _prepare_softmax(
+        logits,
+        target,
+        axis=axis,
+        class_weight=alpha,
+        class_weight_name="alpha",
+        term=Poly(epsilon, gamma),
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
         is_cross_entropy=False,
         check_values=check_values,
         convert_logits=convert_logits,
@@ -429,3 +489,37 @@ def prepare_sigmoid_focal_loss(
         convert_logits=convert_logits,
         cache_static=cache_static,
     )
+
+
+def prepare_asymmetric_loss(
+    logits: Array,
+    target: Array,
+    *,
+    gamma_pos: object = 0.0,
+    gamma_neg: object = 4.0,
+    clip: object = 0.05,
+    reduction: object = "mean",
+    check_values: bool = True,
+    convert_logits: bool = True,
+    cache_static: bool = False,
+) -> tuple[Namespace, AsymmetricConfig, AsymmetricOperands]:
+    """Validate the arguments of :func:`asymmetric_loss` (γ± ≥ 0, clip in [0, 1));
+    `check_values`, `convert_logits` and `cache_static` as in
+    :func:`prepare_binary_cross_entropy` (no value is read: there is no weight)."""
+    gamma_pos = _checks.check_real_number("gamma_pos", gamma_pos, low=0.0)
+    gamma_neg = _checks.check_real_number("gamma_neg", gamma_neg, low=0.0)
+    clip = _checks.check_clip(clip)
+    xp, sigmoid_config, operands = _prepare_sigmoid(
+        logits,
+        target,
+        weight=None,
+        pos_weight=None,
+        gamma=0.0,
+        alpha=None,
+        reduction=reduction,
+        check_values=check_values,
+        convert_logits=convert_logits,
+        cache_static=cache_static,
+    )
+    config = AsymmetricConfig(gamma_pos, gamma_neg, clip, sigmoid_config.reduction)
+    return xp, config, AsymmetricOperands(operands.logits, operands.target)

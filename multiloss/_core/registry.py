@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .asymmetric import ASYMMETRIC
 from .family import Family
 from .prepare import (
+    prepare_asymmetric_loss,
     prepare_binary_cross_entropy,
     prepare_cross_entropy,
     prepare_focal_loss,
+    prepare_poly_loss,
     prepare_sigmoid_focal_loss,
 )
 from .sigmoid import SIGMOID
@@ -56,7 +59,7 @@ class Loss:
 _CLASS_AXIS = MappingProxyType({"torch": 1, "jax": -1, "numpy": -1})
 """PyTorch's ``(N, C, d1..dk)`` convention; the array convention (optax) elsewhere."""
 
-_SOFTMAX_STATIC = ("axis", "ignore_index", "reduction", "label_smoothing")
+_SOFTMAX_STATIC = ("axis", "ignore_index", "reduction", "label_smoothing", "z_loss", "softcap")
 
 LOSSES: Mapping[str, Loss] = MappingProxyType(
     {
@@ -79,6 +82,14 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 class_axis=_CLASS_AXIS,
             ),
             Loss(
+                "poly_loss",
+                SOFTMAX,
+                prepare_poly_loss,
+                class_vectors=("alpha",),
+                static=(*_SOFTMAX_STATIC, "epsilon", "gamma"),
+                class_axis=_CLASS_AXIS,
+            ),
+            Loss(
                 "binary_cross_entropy",
                 SIGMOID,
                 prepare_binary_cross_entropy,
@@ -90,6 +101,12 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 SIGMOID,
                 prepare_sigmoid_focal_loss,
                 static=("alpha", "gamma", "reduction"),
+            ),
+            Loss(
+                "asymmetric_loss",
+                ASYMMETRIC,
+                prepare_asymmetric_loss,
+                static=("gamma_pos", "gamma_neg", "clip", "reduction"),
             ),
         )
     }

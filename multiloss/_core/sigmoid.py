@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 from . import _checks
-from ._numerics import times_nonzero
+from ._numerics import power, times_nonzero
 from ._reduce import per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
 from .kernels import GENERIC_SIGMOID, SigmoidKernels, softplus_pair
@@ -130,7 +130,7 @@ def sigmoid_forward(
     per_element = _cross_entropy(xp, operands, negative, softplus_pos, softplus_neg)
     if config.gamma != 0:
         sigma_pos, sigma_neg = kernels.sigmoid_pair(xp, x)
-        focal = _one_minus_p_t(y, negative, sigma_pos, sigma_neg) ** config.gamma
+        focal = power(_one_minus_p_t(y, negative, sigma_pos, sigma_neg), config.gamma)
         per_element = focal * per_element
     coefficient = _coefficient(xp, config, operands, negative)
     if coefficient is not None:
@@ -161,7 +161,7 @@ def sigmoid_vjp(
         safe = xp.where(vanishing, 1.0, one_minus_p_t)
         ratio = xp.where(vanishing, 0.0, sigma_pos * sigma_neg * ce / safe)
         # 1 - 2y = (1 - y) - y
-        slope = one_minus_p_t**gamma * (gamma * (negative - y) * ratio + slope)
+        slope = power(one_minus_p_t, gamma) * (gamma * (negative - y) * ratio + slope)
     coefficient = _coefficient(xp, config, operands, negative)
     if coefficient is not None:
         slope = times_nonzero(xp, coefficient, slope)
@@ -191,7 +191,7 @@ def sigmoid_hvp(
         safe_m = xp.where(m == 0, xp.ones_like(m), m)
         rho = xp.where(m == 0, xp.zeros_like(m), v / safe_m)
         sign = 1.0 - 2.0 * y
-        curvature = m**gamma * (
+        curvature = power(m, gamma) * (
             gamma * (gamma - 1) * sign * sign * rho * rho * ce
             + gamma * sign * rho * (sigma_neg - sigma_pos) * ce
             + 2.0 * gamma * sign * rho * slope
@@ -244,7 +244,7 @@ def _operand_partials(
     gamma, alpha = config.gamma, config.alpha
     sigma_pos, sigma_neg = xp.exp(-softplus_neg), xp.exp(-softplus_pos)
     one_minus_p_t = y * sigma_neg + (1.0 - y) * sigma_pos
-    focal = xp.ones_like(x) if gamma == 0 else one_minus_p_t**gamma
+    focal = xp.ones_like(x) if gamma == 0 else power(one_minus_p_t, gamma)
     alpha_t = None if alpha is None else alpha * y + (1.0 - alpha) * (1.0 - y)
 
     def times_alpha(values: Array) -> Array:

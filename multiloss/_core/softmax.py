@@ -41,7 +41,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
-from . import _checks
+from . import _checks, softcap
 from ._numerics import one_minus_p, times_nonzero
 from ._reduce import mean_scale, per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
@@ -70,6 +70,10 @@ class SoftmaxConfig:
     """"mean" divides by Σ w_{y_i} (PyTorch's weighted CE mean) rather than by the count."""
     indices_checked: bool = False
     """The class indices were checked in range, so none needs to be poisoned with NaN."""
+    z_loss: float = 0.0
+    """λ of the z-loss λ · ω_i · (log Σ_k e^{z_k})² added per element (PaLM)."""
+    softcap: float | None = None
+    """c of the logit soft-capping z → c · tanh(z / c) (:mod:`.softcap`); None: none."""
 
 
 class SoftmaxOperands(NamedTuple):
@@ -190,7 +194,40 @@ def _mean_scale(
     """The scale of the "mean" reduction (None for "sum" and "none", which need none)."""
     if config.reduction != "mean":
         return None
-    return mean_scale(xp, _denominator(xp, config, operands, hard))
+    if hard is None:  # the element count, known from the shape
+        count = math.prod(_checks.shape_without(tuple(operands.logits.shape), config.axis))
+        dtype = _checks.compute_dtype(xp, operands.logits.dtype)
+        scale = 0.0 if count == 0 else 1.0 / count
+        return xp.asarray(scale, dtype=dtype, device=_checks.device(operands.logits))
+    if config.mean_over_target_weight:
+        return mean_scale(xp, xp.sum(hard.coefficient))
+    # The number of counted elements: where it is 0, every element's loss and gradient is
+    # 0 (each is a multiple of its row mask), so 1 / max(count, 1) gives the mean over
+    # nothing its 0 with one operation fewer than mean_scale.
+    return xp.clip(xp.sum(hard.row_mask), min=1.0) ** -1.0
+
+
+def _row_weight(
+    xp: Namespace, config: SoftmaxConfig, operands: SoftmaxOperands, hard: _HardTarget | None
+) -> Array | None:
+    """ω_i, the z-loss's weight of each element: w_{y_i} · row mask for weighted
+    cross-entropy with class indices, the row mask for other class-index targets, None (1)
+    for probability targets."""
+    if hard is None:
+        return None
+    return hard.coefficient if config.mean_over_target_weight else hard.row_mask
+
+
+def _z_loss(xp: Namespace, config: SoftmaxConfig, row_weight: Array | None, lse: Array) -> Array:
+    """λ · ω · lse², 0 for an ignored element whatever its logits."""
+    value = config.z_loss * (lse * lse)
+    return value if row_weight is None else times_nonzero(xp, row_weight, value)
+
+
+def _z_slope(xp: Namespace, config: SoftmaxConfig, row_weight: Array | None, lse: Array) -> Array:
+    """2 λ · ω · lse: the z-loss's gradient is this times p."""
+    value = (2.0 * config.z_loss) * lse
+    return value if row_weight is None else times_nonzero(xp, row_weight, value)
 
 
 # --------------------------------------------------------------------------------------
@@ -204,6 +241,8 @@ def softmax_forward(
     kernels: SoftmaxKernels = GENERIC,
 ) -> tuple[Array, SoftmaxResiduals]:
     """The reduced loss (compute dtype) and the residuals for :func:`softmax_vjp`."""
+    if config.softcap is not None:
+        return softcap.forward(softmax_forward, xp, config, operands, kernels)  # type: ignore[no-any-return]
     logits, axis, term = operands.logits, config.axis, config.term
     hard = _hard_target(xp, config, operands) if config.hard_target else None
     scale = _mean_scale(xp, config, operands, hard)
@@ -214,12 +253,22 @@ def softmax_forward(
         per_element = xp.sum(
             times_nonzero(xp, coefficient, term.value(xp, log_p)), axis=axis, keepdims=True
         )
+        if config.z_loss:
+            if row_max is None or log_sum_exp is None:
+                row_max, log_sum_exp = kernels.max_and_log_sum_exp(xp, logits, axis)
+            row_weight = _row_weight(xp, config, operands, hard)
+            per_element = per_element + _z_loss(xp, config, row_weight, row_max + log_sum_exp)
         residuals = SoftmaxResiduals(row_max, log_sum_exp, scale)
     else:
         row_max, log_sum_exp, target_log_p = kernels.target_log_softmax(
             xp, logits, hard.index, axis
         )
         per_element = times_nonzero(xp, hard.coefficient, term.value(xp, target_log_p))
+        if config.z_loss:
+            if row_max is None or log_sum_exp is None:
+                row_max, log_sum_exp = kernels.max_and_log_sum_exp(xp, logits, axis)
+            row_weight = _row_weight(xp, config, operands, hard)
+            per_element = per_element + _z_loss(xp, config, row_weight, row_max + log_sum_exp)
         residuals = SoftmaxResiduals(
             row_max, log_sum_exp, scale, hard.coefficient, target_log_p, hard.index
         )
@@ -242,6 +291,8 @@ def softmax_vjp(
     `cotangent` has the shape of the reduced loss: 0-d for "mean"/"sum", the per-element
     shape for "none".
     """
+    if config.softcap is not None:
+        return softcap.vjp(softmax_vjp, xp, config, operands, residuals, cotangent, kernels)
     logits, axis, term = operands.logits, config.axis, config.term
     element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, residuals.mean_scale)
     if config.reduction == "none":
@@ -256,6 +307,9 @@ def softmax_vjp(
         coefficient = _soft_coefficients(xp, config, operands, hard)
         weighted_slope = times_nonzero(xp, coefficient, term.slope(xp, log_p))
         total = xp.sum(weighted_slope, axis=axis, keepdims=True)
+        if config.z_loss:
+            lse = _saved_log_sum_exp(residuals)
+            total = total + _z_slope(xp, config, _row_weight(xp, config, operands, hard), lse)
         return element_cotangent * (p * total - weighted_slope)
 
     target_log_p = residuals.target_log_p
@@ -263,13 +317,29 @@ def softmax_vjp(
         xp, residuals.target_coefficient, target_log_p, term
     )
     # p_t - 1 = -u_t = expm1(ℓ_t): exact also where p_t is close to 1.
-    minus_u = xp.expm1(target_log_p)
+    target_entry = row_scale * xp.expm1(target_log_p)
+    if config.z_loss:
+        if config.mean_over_target_weight or operands.class_weight is None:
+            row_weight = residuals.target_coefficient  # ω = c_t
+        else:  # α_t weights the focal term, not the z-loss
+            row_weight = _hard_target(xp, config, operands).row_mask
+        lse = _saved_log_sum_exp(residuals)
+        z_scale = element_cotangent * _z_slope(xp, config, row_weight, lse)
+        row_scale = row_scale + z_scale
+        target_entry = target_entry + z_scale * xp.exp(target_log_p)
     index = residuals.target_index
     if index is None:
         index = _target_index(xp, config, operands.target)
     return kernels.scaled_softmax_with_target(
-        xp, logits, residuals.row_max, residuals.log_sum_exp, index, minus_u, row_scale, axis
+        xp, logits, residuals.row_max, residuals.log_sum_exp, index, target_entry, row_scale, axis
     )
+
+
+def _saved_log_sum_exp(residuals: SoftmaxResiduals) -> Array:
+    """log Σ_k e^{z_k} = m + L from the residuals (the forward pass keeps both for z-loss)."""
+    if residuals.row_max is None or residuals.log_sum_exp is None:
+        raise AssertionError("the z-loss's forward pass keeps the row max and log-sum-exp")
+    return residuals.row_max + residuals.log_sum_exp
 
 
 def _weighted_slope(xp: Namespace, coefficient: Array, log_p: Array, term: Term) -> Array:
@@ -296,13 +366,25 @@ def softmax_hvp(
 ) -> Array:
     """H·t for the softmax losses (see the module docstring), in the compute dtype."""
     logits, axis, term = operands.logits, config.axis, config.term
+    loss_shape = _checks.shape_without(tuple(logits.shape), axis)
+    if config.softcap is not None:
+        return softcap.hessian_vector_product(
+            softmax_forward,
+            softmax_vjp,
+            softmax_hvp,
+            xp,
+            config,
+            operands,
+            tangent,
+            loss_shape if config.reduction == "none" else (),
+        )
     row_max = xp.max(logits, axis=axis, keepdims=True)
     shifted = logits - row_max
-    log_p = shifted - xp.log(_row_sum(xp, xp.exp(shifted), axis))
+    log_sum = xp.log(_row_sum(xp, xp.exp(shifted), axis))
+    log_p = shifted - log_sum
     p = xp.exp(log_p)
     hard = _hard_target(xp, config, operands) if config.hard_target else None
     scale = _mean_scale(xp, config, operands, hard)
-    loss_shape = _checks.shape_without(tuple(logits.shape), axis)
     ones = xp.ones(
         loss_shape if config.reduction == "none" else (),
         dtype=logits.dtype,
@@ -326,6 +408,15 @@ def softmax_hvp(
     tangent_dominant = xp.take_along_axis(tangent, dominant, axis=axis)
     dominant_dlog_p = _row_sum(xp, p * (tangent_dominant - tangent), axis)
     dlog_p = (tangent - tangent_dominant) + dominant_dlog_p
+    if config.z_loss:
+        # H_z·t = 2λω [p (p·t) + lse · p ⊙ dℓ]
+        row_weight = _row_weight(xp, config, operands, hard)
+        lse = row_max + log_sum
+        z_weight = _z_slope(xp, config, row_weight, xp.ones_like(lse))
+        z_part = z_weight * (p * _row_sum(xp, p * tangent, axis) + lse * (p * dlog_p))
+        element_cotangent_z = element_cotangent * z_part
+    else:
+        element_cotangent_z = None
 
     if coefficient is None and hard is not None:  # a class-index target, no smoothing
         log_p_t = xp.take_along_axis(log_p, hard.index, axis=axis)
@@ -335,7 +426,8 @@ def softmax_hvp(
             scale = times_nonzero(xp, hard.coefficient, term.curvature(xp, log_p_t))
             p_minus_onehot = xp.where(is_dominant, -one_minus_p(xp, log_p_t), p)
             result = result + (scale * dominant_dlog_p) * p_minus_onehot
-        return element_cotangent * result
+        result = element_cotangent * result
+        return result if element_cotangent_z is None else result + element_cotangent_z
 
     total = _row_sum(xp, times_nonzero(xp, coefficient, term.slope(xp, log_p)), axis)
     result = total * (p * dlog_p)
@@ -350,7 +442,8 @@ def softmax_hvp(
         result = result + xp.where(
             is_dominant, p * others - u * curvature, p * (others + own) - curvature
         )
-    return element_cotangent * result
+    result = element_cotangent * result
+    return result if element_cotangent_z is None else result + element_cotangent_z
 
 
 def softmax_directional_derivative(
@@ -389,6 +482,11 @@ def _operand_partials(
     if "class_weight" in wanted:
         target_mass = _soft_coefficients(xp, config, operands._replace(class_weight=None), hard)
         partials["class_weight"] = times_nonzero(xp, target_mass, term)
+        if config.z_loss and config.mean_over_target_weight and hard is not None:
+            # ω_i = w_{t_i} m_i: the z-loss's share n_ik λ lse_i²
+            counts = _class_counts(xp, config, hard, logits)
+            z_term = config.z_loss * (row_max + log_sum_exp) ** 2
+            partials["class_weight"] = partials["class_weight"] + times_nonzero(xp, counts, z_term)
     return partials
 
 
@@ -410,6 +508,10 @@ def softmax_operand_vjp(
     cotangent: Array,
     wanted: Wanted,
 ) -> dict[str, Array]:
+    if config.softcap is not None:
+        return softcap.operand_function(  # type: ignore[no-any-return]
+            softmax_operand_vjp, xp, config, operands, cotangent, wanted
+        )
     axis = config.axis
     hard = _hard_target(xp, config, operands) if config.hard_target else None
     partials = _operand_partials(xp, config, operands, hard, wanted)
@@ -439,6 +541,8 @@ def softmax_operand_vjp(
 def softmax_operand_jvp(
     xp: Namespace, config: SoftmaxConfig, operands: SoftmaxOperands, tangents: Tangents
 ) -> Array:
+    if config.softcap is not None:
+        return softcap.operand_function(softmax_operand_jvp, xp, config, operands, tangents)
     axis = config.axis
     hard = _hard_target(xp, config, operands) if config.hard_target else None
     partials = _operand_partials(xp, config, operands, hard, tangents.keys())

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ._numerics import log_p_over_one_minus_p, one_minus_p
+from ._numerics import log_p_over_one_minus_p, one_minus_p, power
 
 Array = Any
 Namespace = Any
@@ -55,7 +55,7 @@ class Focal:
         """f(ℓ) = -(1 - p)^γ · ℓ, the focal loss of one class with unit weight."""
         if self.gamma == 0:
             return -log_p
-        return -(one_minus_p(xp, log_p) ** self.gamma) * log_p
+        return -power(one_minus_p(xp, log_p), self.gamma) * log_p
 
     def slope(self, xp: Namespace, log_p: Array) -> Array:
         """A(ℓ) = u^γ · (1 - γ·p·r), r = ℓ/u, the factor of the focal gradient (docs/math.md).
@@ -75,12 +75,12 @@ class Focal:
             # p · ℓ → 0 as ℓ → -inf (p = 0): ℓ bounded below by the lowest finite number
             # gives that limit instead of 0 · (-inf), and changes nothing else (p = 0 there).
             p_log_p = p * xp.clip(log_p, min=xp.finfo(log_p.dtype).min)
-            head = u if gamma == 2 else u ** (gamma - 1)
+            head = power(u, gamma - 1)
             return head * (u - gamma * p_log_p)
         r = log_p_over_one_minus_p(xp, log_p, u)
         # p · r → 0 as ℓ → -inf (p = 0, r = -inf): take the limit instead of 0 · inf.
         p_times_r = xp.where(p == 0, 0.0, p * r)
-        return u**gamma * (1.0 - gamma * p_times_r)
+        return power(u, gamma) * (1.0 - gamma * p_times_r)
 
     def curvature(self, xp: Namespace, log_p: Array) -> Array:
         """B(ℓ) = dA/dℓ = -γ p u^(γ-1) (2 + ℓ - (γ-1) p r), the slope of the focal factor A.
@@ -101,6 +101,59 @@ class Focal:
         safe_u = xp.where(u == 0, xp.ones_like(u), u)
         safe_log_p = xp.where(vanishing, xp.zeros_like(log_p), log_p)
         p_times_r = xp.where(vanishing, xp.zeros_like(p), p * r)
-        power = u ** (gamma - 1) if gamma >= 1 else safe_u ** (gamma - 1)
-        curvature = -gamma * p * power * (2.0 + safe_log_p - (gamma - 1) * p_times_r)
+        factor = power(u, gamma - 1) if gamma >= 1 else safe_u ** (gamma - 1)
+        curvature = -gamma * p * factor * (2.0 + safe_log_p - (gamma - 1) * p_times_r)
         return xp.where(vanishing, xp.zeros_like(curvature), curvature)
+
+
+@dataclass(frozen=True)
+class Poly:
+    """The Poly-1 term f(ℓ) = -u^γ · ℓ + ε · u^(γ+1) (Leng et al. 2022), u = 1 - p.
+
+    γ = 0 is cross-entropy plus ε · (1 - p) (optax's ``poly_loss_cross_entropy``), γ > 0
+    the paper's Poly-1 form of the focal loss. ε ≥ -1 keeps the loss ≥ 0 (-log p ≥ 1 - p).
+    """
+
+    epsilon: float
+    gamma: float = 0.0
+
+    @property
+    def constant_slope(self) -> bool:
+        return False
+
+    def _focal(self) -> Focal:
+        return Focal(self.gamma)
+
+    def value(self, xp: Namespace, log_p: Array) -> Array:
+        """f(ℓ) = -u^γ · ℓ + ε · u^(γ+1)."""
+        u = one_minus_p(xp, log_p)
+        return self._focal().value(xp, log_p) + self.epsilon * power(u, self.gamma + 1)
+
+    def slope(self, xp: Namespace, log_p: Array) -> Array:
+        """A(ℓ) = A_focal(ℓ) + ε (γ+1) p u^γ: d(u^(γ+1))/dℓ = -(γ+1) u^γ p."""
+        p = xp.exp(log_p)
+        u = one_minus_p(xp, log_p)
+        extra = p if self.gamma == 0 else p * power(u, self.gamma)
+        return self._focal().slope(xp, log_p) + (self.epsilon * (self.gamma + 1)) * extra
+
+    def curvature(self, xp: Namespace, log_p: Array) -> Array:
+        """B(ℓ) = B_focal(ℓ) + ε (γ+1) p u^(γ-1) (u - γ p); ε p for γ = 0.
+
+        For 0 < γ < 1 the extra part is taken as 0 where u = 0 (it diverges like u^(γ-1)
+        there, but only ever multiplies a dℓ of order u: B·dℓ ~ u^γ → 0), as the focal
+        curvature is."""
+        gamma = self.gamma
+        p = xp.exp(log_p)
+        base = self._focal().curvature(xp, log_p)
+        if gamma == 0:
+            return base + self.epsilon * p
+        u = one_minus_p(xp, log_p)
+        if gamma >= 1:
+            extra = p * power(u, gamma - 1) * (u - gamma * p)
+        else:
+            vanishing = u == 0
+            safe_u = xp.where(vanishing, xp.ones_like(u), u)
+            extra = xp.where(
+                vanishing, xp.zeros_like(u), p * safe_u ** (gamma - 1) * (u - gamma * p)
+            )
+        return base + (self.epsilon * (gamma + 1)) * extra

@@ -77,13 +77,22 @@ except ImportError as error:
     raise missing_backend(__name__, "JAX", "jax") from error
 
 from ._validation import checked, validate_labels
-from .losses import binary_cross_entropy, cross_entropy, focal_loss, sigmoid_focal_loss
+from .losses import (
+    asymmetric_loss,
+    binary_cross_entropy,
+    cross_entropy,
+    focal_loss,
+    poly_loss,
+    sigmoid_focal_loss,
+)
 
 __all__ = [
+    "asymmetric_loss",
     "binary_cross_entropy",
     "checked",
     "cross_entropy",
     "focal_loss",
+    "poly_loss",
     "sigmoid_focal_loss",
     "validate_labels",
 ]

@@ -1,4 +1,4 @@
-"""The four losses of `multiloss.jax`: validation at trace time, then the custom rule."""
+"""The losses of `multiloss.jax`: validation at trace time, then the custom rule."""
 
 from __future__ import annotations
 
@@ -114,6 +114,8 @@ def cross_entropy(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
 ) -> Array:
     r"""Softmax cross-entropy, with the semantics of `torch.nn.functional.cross_entropy`.
 
@@ -147,6 +149,11 @@ def cross_entropy(
             `"none"` (per element, class axis removed). A mean over nothing is 0.0 with a zero
             gradient (not NaN).
         label_smoothing: $\varepsilon \in [0, 1]$ (static).
+        z_loss: $\lambda \ge 0$ of the z-loss (static): each counted element adds
+            $\lambda\,\omega_i\,(\log\sum_k e^{z_k})^2$, $\omega_i = w_{y_i}$ for class
+            indices with `weight`, 1 otherwise.
+        softcap: $c > 0$ of logit soft-capping (static): the logits become $c \tanh(z/c)$
+            first; None leaves them.
 
     Returns:
         The loss in the logits' dtype: 0-d, or the per-element losses for `"none"`.
@@ -179,6 +186,8 @@ def cross_entropy(
         "ignore_index": ignore_index,
         "reduction": reduction,
         "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
     }
     return _run(LOSSES["cross_entropy"], logits, target, options)
 
@@ -193,6 +202,8 @@ def focal_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
 ) -> Array:
     r"""Softmax focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
 
@@ -210,8 +221,10 @@ def focal_loss(
     at $p_t = 1$, and so is the Hessian (a closed form as well).
 
     Args:
-        logits, target, axis, ignore_index, label_smoothing: as in
+        logits, target, axis, ignore_index, label_smoothing, softcap: as in
             [`cross_entropy`][multiloss.jax.cross_entropy].
+        z_loss: as in [`cross_entropy`][multiloss.jax.cross_entropy], with
+            $\omega_i = 1$ (alpha does not weight it).
         gamma: focusing parameter $\gamma \ge 0$ (static).
         alpha: None (no weighting); $C$ per-class weights (array, may be traced, or sequence);
             or a static scalar $\alpha \in [0, 1]$ that weights class 0 (background) by
@@ -251,10 +264,78 @@ def focal_loss(
         "ignore_index": ignore_index,
         "reduction": reduction,
         "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
     }
     if _is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
         _require_static(alpha=alpha)
     return _run(LOSSES["focal_loss"], logits, target, options)
+
+
+def poly_loss(
+    logits: Array,
+    target: Array,
+    *,
+    axis: int = -1,
+    epsilon: float = 2.0,
+    gamma: float = 0.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+) -> Array:
+    r"""PolyLoss, Poly-1 (Leng et al., ICLR 2022).
+
+    $$
+    L = \sum_k q_k \, \alpha_k \left( -(1 - p_k)^\gamma \log p_k
+        + \varepsilon \, (1 - p_k)^{\gamma + 1} \right)
+    $$
+
+    With $\gamma = 0$, a probability target and no alpha this is
+    `optax.poly_loss_cross_entropy`: $\mathrm{CE} + \varepsilon (1 - \sum_k y_k p_k)$.
+
+    The other arguments (`logits`, `target`, `axis`, `alpha`, `ignore_index`,
+    `reduction`, `label_smoothing`, `z_loss`, `softcap`) are as in
+    [`focal_loss`][multiloss.jax.focal_loss].
+
+    Args:
+        epsilon: $\varepsilon \ge -1$ (static); the default 2.0 is the paper's ImageNet
+            value and optax's default.
+        gamma: focusing parameter $\gamma \ge 0$ (static).
+
+    Returns:
+        The loss in the logits' dtype.
+
+    Raises:
+        TypeError: as for [`focal_loss`][multiloss.jax.focal_loss].
+        ValueError: as for [`focal_loss`][multiloss.jax.focal_loss]; $\varepsilon < -1$.
+
+    References:
+        Leng et al., "PolyLoss: A Polynomial Expansion Perspective of Classification Loss
+        Functions", ICLR 2022, arXiv:2204.12511.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from multiloss.jax import poly_loss
+        >>> round(float(poly_loss(jnp.zeros((1, 2)), jnp.array([1]), epsilon=1.0)), 6)
+        1.193147
+    """
+    options = {
+        "axis": axis,
+        "epsilon": epsilon,
+        "gamma": gamma,
+        "alpha": alpha,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
+    }
+    if _is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
+        _require_static(alpha=alpha)
+    return _run(LOSSES["poly_loss"], logits, target, options)
 
 
 def binary_cross_entropy(
@@ -353,3 +434,52 @@ def sigmoid_focal_loss(
     """
     options = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
     return _run(LOSSES["sigmoid_focal_loss"], logits, target, options)
+
+
+def asymmetric_loss(
+    logits: Array,
+    target: Array,
+    *,
+    gamma_pos: float = 0.0,
+    gamma_neg: float = 4.0,
+    clip: float = 0.05,
+    reduction: str = "mean",
+) -> Array:
+    r"""Asymmetric Loss for multi-label classification (Ridnik et al., ICCV 2021).
+
+    Per element, with $p = \sigma(x)$ and $p_m = \max(p - \mathrm{clip}, 0)$:
+
+    $$
+    L = -y \, (1 - p)^{\gamma_+} \log p - (1 - y) \, p_m^{\gamma_-} \log(1 - p_m)
+    $$
+
+    computed from the logits, with the gradient through the focusing weights.
+
+    Args:
+        logits: any shape, one logit per label.
+        target: the logits' shape, real numbers in [0, 1].
+        gamma_pos: $\gamma_+ \ge 0$ (static).
+        gamma_neg: $\gamma_- \ge 0$ (static).
+        clip: margin in [0, 1) (static): negatives with $p \le$ clip contribute 0.
+        reduction: `"mean"` over all elements, `"sum"` or `"none"` (static).
+
+    Returns:
+        The loss in the logits' dtype.
+
+    Raises:
+        TypeError: at trace time, for a dtype or argument type that does not fit.
+        ValueError: at trace time: $\gamma_\pm < 0$, clip outside [0, 1), shapes that do
+            not match.
+
+    References:
+        Ridnik et al., "Asymmetric Loss for Multi-Label Classification", ICCV 2021,
+        arXiv:2009.14119.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from multiloss.jax import asymmetric_loss
+        >>> round(float(asymmetric_loss(jnp.array([0.0]), jnp.array([1.0]))), 6)  # log 2
+        0.693147
+    """
+    options = {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip, "reduction": reduction}
+    return _run(LOSSES["asymmetric_loss"], logits, target, options)

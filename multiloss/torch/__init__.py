@@ -3,15 +3,17 @@
 The losses of [`multiloss`](multiloss.md) for `torch.Tensor` inputs, with autograd:
 
 * functional: [`cross_entropy`][multiloss.torch.cross_entropy],
-  [`focal_loss`][multiloss.torch.focal_loss],
+  [`focal_loss`][multiloss.torch.focal_loss], [`poly_loss`][multiloss.torch.poly_loss],
   [`binary_cross_entropy`][multiloss.torch.binary_cross_entropy],
-  [`sigmoid_focal_loss`][multiloss.torch.sigmoid_focal_loss] (class axis 1, the
+  [`sigmoid_focal_loss`][multiloss.torch.sigmoid_focal_loss],
+  [`asymmetric_loss`][multiloss.torch.asymmetric_loss] (class axis 1, the
   `(N, C, d1..dk)` convention of `torch.nn.functional.cross_entropy`; an unbatched `(C,)`
   input works too);
 * modules: [`CrossEntropyLoss`][multiloss.torch.CrossEntropyLoss],
-  [`FocalLoss`][multiloss.torch.FocalLoss],
+  [`FocalLoss`][multiloss.torch.FocalLoss], [`PolyLoss`][multiloss.torch.PolyLoss],
   [`BCEWithLogitsLoss`][multiloss.torch.BCEWithLogitsLoss],
-  [`SigmoidFocalLoss`][multiloss.torch.SigmoidFocalLoss], with the argument names of
+  [`SigmoidFocalLoss`][multiloss.torch.SigmoidFocalLoss],
+  [`AsymmetricLoss`][multiloss.torch.AsymmetricLoss], with the argument names of
   `nn.CrossEntropyLoss` and `nn.BCEWithLogitsLoss`; `weight`, a per-class `alpha` and
   `pos_weight` are buffers (they follow `.to(device, dtype)`, live in `state_dict`, pickle
   and deepcopy).
@@ -19,7 +21,7 @@ The losses of [`multiloss`](multiloss.md) for `torch.Tensor` inputs, with autogr
 The modules call the functional API, which calls `multiloss._core`: no loss formula is
 written here. Derivatives (first and second order, forward mode, with respect to the
 logits and, to first order, the targets and weights), `torch.func` and `torch.compile`,
-dtypes, devices and the native slab kernels:
+dtypes, devices and the execution plans:
 [How the PyTorch adapter works][how-the-pytorch-adapter-works].
 
 Examples:
@@ -45,16 +47,34 @@ except ImportError as error:
     raise missing_backend(__name__, "PyTorch", "torch") from error
 
 from ._native import _CHUNK_ELEMENTS as _CHUNK_ELEMENTS  # for the tests of the slab passes
-from .functional import binary_cross_entropy, cross_entropy, focal_loss, sigmoid_focal_loss
-from .modules import BCEWithLogitsLoss, CrossEntropyLoss, FocalLoss, SigmoidFocalLoss
+from .functional import (
+    asymmetric_loss,
+    binary_cross_entropy,
+    cross_entropy,
+    focal_loss,
+    poly_loss,
+    sigmoid_focal_loss,
+)
+from .modules import (
+    AsymmetricLoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    FocalLoss,
+    PolyLoss,
+    SigmoidFocalLoss,
+)
 
 __all__ = [
+    "AsymmetricLoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
     "FocalLoss",
+    "PolyLoss",
     "SigmoidFocalLoss",
+    "asymmetric_loss",
     "binary_cross_entropy",
     "cross_entropy",
     "focal_loss",
+    "poly_loss",
     "sigmoid_focal_loss",
 ]

@@ -50,7 +50,9 @@ def takes_16_bit(plan: Any, config: Any, logits: Tensor) -> bool:
     if plan.name == "generic":
         return False
     if config.family is SOFTMAX:
-        return config.hard_target and config.label_smoothing == 0
+        return config.hard_target and config.label_smoothing == 0 and config.softcap is None
+    if config.family is not SIGMOID:
+        return False
     return plan.slabs and logits.ndim >= 2 and logits.numel() > _CHUNK_ELEMENTS
 
 
@@ -132,7 +134,7 @@ def _scaled_softmax_with_target(
     row_max: Tensor | None,
     log_sum_exp: Tensor | None,
     index: Tensor,
-    target_value: Tensor,
+    target_entry: Tensor,
     scale: Tensor,
     axis: int,
 ) -> Tensor:
@@ -144,13 +146,13 @@ def _scaled_softmax_with_target(
     gradient = torch.empty_like(logits)
     dtype = compute_dtype(logits)
     scale = torch.broadcast_to(scale, index.shape)
-    scaled_target = target_value * scale
+    target_entry = torch.broadcast_to(target_entry, index.shape)
     fused = _fused_softmax_pays(logits, axis)
     # the fused kernel does not read row_max and log_sum_exp (None after a fused forward)
     shift = () if fused else (row_max, log_sum_exp)
     workspace = _Workspace(dtype)
     for z, s, i, v, out, *m_lse in chunks(
-        axis, logits, scale, index, scaled_target, gradient, *shift
+        axis, logits, scale, index, target_entry, gradient, *shift
     ):
         # 16-bit logits: the softmax in a float32 slab, rounded once into the gradient by
         # the product with the row scale

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._core import GENERIC, GENERIC_SIGMOID, SIGMOID, Family, SigmoidKernels, SoftmaxKernels
+from .._core import GENERIC, GENERIC_SIGMOID, SOFTMAX, Family, SigmoidKernels, SoftmaxKernels
 from . import _native, _whole
 from ._namespace import is_functorch
 
@@ -47,8 +47,9 @@ class Plan:
     """Whether large calls are split into cache-sized slabs (:mod:`._native`)."""
 
     def kernels(self, family: Family) -> SoftmaxKernels | SigmoidKernels:
-        """The seam's kernels for a call of `family`."""
-        return self.sigmoid if family is SIGMOID else self.softmax
+        """The seam's kernels for a call of `family` (the element-wise families, sigmoid
+        and asymmetric, take the sigmoid kernels)."""
+        return self.softmax if family is SOFTMAX else self.sigmoid
 
 
 GENERIC_PLAN = Plan("generic", GENERIC, GENERIC_SIGMOID, slabs=False)

@@ -40,14 +40,14 @@ def _scaled_softmax_with_target(
     row_max: Tensor | None,
     log_sum_exp: Tensor | None,
     index: Tensor,
-    target_value: Tensor,
+    target_entry: Tensor,
     scale: Tensor,
     axis: int,
 ) -> Tensor:
-    """softmax(z) with the target entry set, then scaled: three kernels (the fused
-    softmax recomputes the row max and sum instead of reading them)."""
+    """softmax(z), scaled, with the target entry set: three kernels (the fused softmax
+    recomputes the row max and sum instead of reading them)."""
     p = torch.softmax(logits, axis, dtype=compute_dtype(logits))
-    return p.scatter_(axis, index, target_value).mul_(scale)
+    return p.mul_(scale).scatter_(axis, index, target_entry)
 
 
 WHOLE = SoftmaxKernels(

@@ -94,6 +94,8 @@ def cross_entropy(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
 ) -> Tensor:
     r"""Softmax cross-entropy, with the semantics of `torch.nn.functional.cross_entropy`.
 
@@ -121,6 +123,13 @@ def cross_entropy(
             `"none"` (per element, class axis removed). A mean over nothing is 0.0 with
             a zero gradient, where PyTorch gives NaN.
         label_smoothing: ε in [0, 1].
+        z_loss: λ ≥ 0 of the z-loss (PaLM; Liger-Kernel's `lse_square_scale`): each
+            counted element adds $\lambda\,\omega_i\,(\log\sum_k e^{z_k})^2$, with
+            $\omega_i = w_{y_i}$ for class indices with `weight`, 1 otherwise; it enters
+            the mean like the element's own loss.
+        softcap: c > 0 of logit soft-capping (Gemma 2): the logits become
+            $c \tanh(z / c)$ before anything else, and the gradient carries
+            $1 - \tanh^2(z / c)$; None (the default) leaves them as they are.
 
     Returns:
         The loss, in the logits' dtype: 0-d for `"mean"` and `"sum"`, per element (class
@@ -148,6 +157,8 @@ def cross_entropy(
         "ignore_index": ignore_index,
         "reduction": reduction,
         "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
     }
     return _loss(LOSSES["cross_entropy"], logits, target, options)
 
@@ -162,6 +173,8 @@ def focal_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
 ) -> Tensor:
     r"""Softmax focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
 
@@ -180,6 +193,9 @@ def focal_loss(
         axis: as in [`cross_entropy`][multiloss.torch.cross_entropy].
         ignore_index: as in [`cross_entropy`][multiloss.torch.cross_entropy].
         label_smoothing: as in [`cross_entropy`][multiloss.torch.cross_entropy].
+        z_loss: as in [`cross_entropy`][multiloss.torch.cross_entropy], with
+            $\omega_i = 1$ (alpha does not weight it).
+        softcap: as in [`cross_entropy`][multiloss.torch.cross_entropy].
         gamma: focusing parameter γ ≥ 0.
         alpha: None (no weighting); C per-class weights (a tensor or sequence); or a scalar
             α in [0, 1] that weights class 0 (background) by 1-α and every other class by
@@ -219,8 +235,81 @@ def focal_loss(
         "ignore_index": ignore_index,
         "reduction": reduction,
         "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
     }
     return _loss(LOSSES["focal_loss"], logits, target, options)
+
+
+def poly_loss(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    axis: int | None = None,
+    epsilon: float = 2.0,
+    gamma: float = 0.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+) -> Tensor:
+    r"""PolyLoss, Poly-1 (Leng et al., ICLR 2022): focal loss plus ε · (1 - p)^(γ+1).
+
+    $$
+    L = \sum_k q_k \, \alpha_k \left( -(1 - p_k)^\gamma \log p_k
+        + \varepsilon \, (1 - p_k)^{\gamma + 1} \right)
+    $$
+
+    γ = 0 is cross-entropy plus $\varepsilon (1 - p_t)$ (optax's
+    `poly_loss_cross_entropy` for probability targets); γ > 0 the Poly-1 focal form.
+
+    Args:
+        logits: as in [`focal_loss`][multiloss.torch.focal_loss].
+        target: as in [`focal_loss`][multiloss.torch.focal_loss].
+        axis: as in [`focal_loss`][multiloss.torch.focal_loss].
+        epsilon: ε ≥ -1 (the loss stays ≥ 0); the default 2.0 is the paper's ImageNet
+            value and optax's default (the paper uses -1 for detection).
+        gamma: focusing parameter γ ≥ 0.
+        alpha: as in [`focal_loss`][multiloss.torch.focal_loss].
+        ignore_index: as in [`focal_loss`][multiloss.torch.focal_loss].
+        reduction: as in [`focal_loss`][multiloss.torch.focal_loss].
+        label_smoothing: as in [`focal_loss`][multiloss.torch.focal_loss].
+        z_loss: as in [`focal_loss`][multiloss.torch.focal_loss].
+        softcap: as in [`focal_loss`][multiloss.torch.focal_loss].
+
+    Returns:
+        The loss, in the logits' dtype, as for [`focal_loss`][multiloss.torch.focal_loss].
+
+    Raises:
+        TypeError: as for [`focal_loss`][multiloss.torch.focal_loss].
+        ValueError: as for [`focal_loss`][multiloss.torch.focal_loss]; ε < -1.
+        NotImplementedError: under `torch.jit.trace`.
+
+    References:
+        Leng et al., "PolyLoss: A Polynomial Expansion Perspective of Classification Loss
+        Functions", ICLR 2022, [arXiv:2204.12511](https://arxiv.org/abs/2204.12511).
+
+    Examples:
+        >>> import torch
+        >>> from multiloss.torch import poly_loss
+        >>> logits = torch.zeros(1, 2)
+        >>> round(poly_loss(logits, torch.tensor([1]), epsilon=1.0).item(), 6)  # log 2 + 0.5
+        1.193147
+    """
+    options = {
+        "axis": axis,
+        "epsilon": epsilon,
+        "gamma": gamma,
+        "alpha": alpha,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
+    }
+    return _loss(LOSSES["poly_loss"], logits, target, options)
 
 
 def binary_cross_entropy(
@@ -320,3 +409,56 @@ def sigmoid_focal_loss(
     """
     options = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
     return _loss(LOSSES["sigmoid_focal_loss"], logits, target, options)
+
+
+def asymmetric_loss(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    gamma_pos: float = 0.0,
+    gamma_neg: float = 4.0,
+    clip: float = 0.05,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Asymmetric Loss for multi-label classification (Ridnik et al., ICCV 2021).
+
+    Per element, with $p = \sigma(x)$ and $p_m = \max(p - \mathrm{clip}, 0)$:
+
+    $$
+    L = -y \, (1 - p)^{\gamma_+} \log p - (1 - y) \, p_m^{\gamma_-} \log(1 - p_m)
+    $$
+
+    computed from the logits, with the gradient through the focusing weights.
+
+    Args:
+        logits: any shape, one logit per label, any floating dtype.
+        target: the logits' shape, real numbers in [0, 1].
+        gamma_pos: γ+ ≥ 0, focusing of the positive term.
+        gamma_neg: γ- ≥ 0, focusing of the negative term.
+        clip: margin in [0, 1): negatives with $p \le$ clip contribute 0.
+        reduction: `"mean"` over all elements, `"sum"` (what timm's
+            `AsymmetricLossMultiLabel` returns) or `"none"`.
+
+    Returns:
+        The loss, in the logits' dtype.
+
+    Raises:
+        TypeError: logits that are not a floating `torch.Tensor`, a hyperparameter that is
+            not a number.
+        ValueError: γ± < 0, clip outside [0, 1), a target of another shape, an unknown
+            `reduction`.
+        NotImplementedError: under `torch.jit.trace`.
+
+    References:
+        Ridnik et al., "Asymmetric Loss for Multi-Label Classification", ICCV 2021,
+        [arXiv:2009.14119](https://arxiv.org/abs/2009.14119).
+
+    Examples:
+        >>> import torch
+        >>> from multiloss.torch import asymmetric_loss
+        >>> logits, target = torch.zeros(1, 2), torch.tensor([[1.0, 0.0]])
+        >>> round(asymmetric_loss(logits, target).item(), 4)  # (log 2 + 0.45⁴ · -log 0.55) / 2
+        0.3588
+    """
+    options = {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip, "reduction": reduction}
+    return _loss(LOSSES["asymmetric_loss"], logits, target, options)

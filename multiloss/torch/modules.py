@@ -14,9 +14,11 @@ from ._namespace import XP
 from .functional import (
     _NO_TORCHSCRIPT,
     Weights,
+    asymmetric_loss,
     binary_cross_entropy,
     cross_entropy,
     focal_loss,
+    poly_loss,
     sigmoid_focal_loss,
 )
 
@@ -64,6 +66,13 @@ def _check_axis(axis: object) -> int | None:
     return int(axis)
 
 
+def _softmax_extras(module: nn.Module) -> str:
+    """The `extra_repr` tail of the softmax criteria: the options off their defaults."""
+    text = "" if module.z_loss == 0 else f", z_loss={module.z_loss}"
+    text += "" if module.softcap is None else f", softcap={module.softcap}"
+    return text + ("" if module.axis is None else f", axis={module.axis}")
+
+
 class _Criterion(nn.Module):
     """The modules' common base: refuses TorchScript with a clear error."""
 
@@ -87,6 +96,8 @@ class CrossEntropyLoss(_Criterion):
         ignore_index: as in [`cross_entropy`][multiloss.torch.cross_entropy].
         reduction: as in [`cross_entropy`][multiloss.torch.cross_entropy].
         label_smoothing: as in [`cross_entropy`][multiloss.torch.cross_entropy].
+        z_loss: as in [`cross_entropy`][multiloss.torch.cross_entropy].
+        softcap: as in [`cross_entropy`][multiloss.torch.cross_entropy].
         axis: as in [`cross_entropy`][multiloss.torch.cross_entropy].
 
     Examples:
@@ -108,6 +119,8 @@ class CrossEntropyLoss(_Criterion):
         ignore_index: int = -100,
         reduction: str = "mean",
         label_smoothing: float = 0.0,
+        z_loss: float = 0.0,
+        softcap: float | None = None,
         axis: int | None = None,
     ) -> None:
         super().__init__()
@@ -117,6 +130,8 @@ class CrossEntropyLoss(_Criterion):
         self.label_smoothing = _checks.check_real_number(
             "label_smoothing", label_smoothing, low=0.0, high=1.0
         )
+        self.z_loss = _checks.check_real_number("z_loss", z_loss, low=0.0)
+        self.softcap = _checks.check_softcap(softcap)
         self.axis = _check_axis(axis)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
@@ -128,6 +143,8 @@ class CrossEntropyLoss(_Criterion):
             ignore_index=self.ignore_index,
             reduction=self.reduction,
             label_smoothing=self.label_smoothing,
+            z_loss=self.z_loss,
+            softcap=self.softcap,
         )
 
     def extra_repr(self) -> str:
@@ -136,7 +153,7 @@ class CrossEntropyLoss(_Criterion):
             f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, "
             f"label_smoothing={self.label_smoothing}"
         )
-        return text + ("" if self.axis is None else f", axis={self.axis}")
+        return text + _softmax_extras(self)
 
 
 class FocalLoss(_Criterion):
@@ -153,6 +170,8 @@ class FocalLoss(_Criterion):
         ignore_index: as in [`focal_loss`][multiloss.torch.focal_loss].
         reduction: as in [`focal_loss`][multiloss.torch.focal_loss].
         label_smoothing: as in [`focal_loss`][multiloss.torch.focal_loss].
+        z_loss: as in [`focal_loss`][multiloss.torch.focal_loss].
+        softcap: as in [`focal_loss`][multiloss.torch.focal_loss].
         axis: as in [`focal_loss`][multiloss.torch.focal_loss].
 
     Examples:
@@ -175,6 +194,8 @@ class FocalLoss(_Criterion):
         ignore_index: int = -100,
         reduction: str = "mean",
         label_smoothing: float = 0.0,
+        z_loss: float = 0.0,
+        softcap: float | None = None,
         axis: int | None = None,
     ) -> None:
         super().__init__()
@@ -188,6 +209,8 @@ class FocalLoss(_Criterion):
         self.label_smoothing = _checks.check_real_number(
             "label_smoothing", label_smoothing, low=0.0, high=1.0
         )
+        self.z_loss = _checks.check_real_number("z_loss", z_loss, low=0.0)
+        self.softcap = _checks.check_softcap(softcap)
         self.axis = _check_axis(axis)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
@@ -200,6 +223,8 @@ class FocalLoss(_Criterion):
             ignore_index=self.ignore_index,
             reduction=self.reduction,
             label_smoothing=self.label_smoothing,
+            z_loss=self.z_loss,
+            softcap=self.softcap,
         )
 
     def extra_repr(self) -> str:
@@ -208,7 +233,91 @@ class FocalLoss(_Criterion):
             f"gamma={self.gamma}, alpha={alpha}, ignore_index={self.ignore_index}, "
             f"reduction={self.reduction!r}, label_smoothing={self.label_smoothing}"
         )
-        return text + ("" if self.axis is None else f", axis={self.axis}")
+        return text + _softmax_extras(self)
+
+
+class PolyLoss(_Criterion):
+    r"""PolyLoss criterion, Poly-1 (Leng et al., ICLR 2022).
+
+    $L = \sum_k q_k \alpha_k \left(-(1 - p_k)^\gamma \log p_k
+    + \varepsilon (1 - p_k)^{\gamma+1}\right)$ per element; see
+    [`poly_loss`][multiloss.torch.poly_loss] for every option.
+
+    Args:
+        epsilon: ε ≥ -1 (default 2.0, the paper's ImageNet value).
+        gamma: focusing parameter γ ≥ 0 (0: cross-entropy plus ε (1 - p_t)).
+        alpha: as in [`FocalLoss`][multiloss.torch.FocalLoss].
+        ignore_index: as in [`poly_loss`][multiloss.torch.poly_loss].
+        reduction: as in [`poly_loss`][multiloss.torch.poly_loss].
+        label_smoothing: as in [`poly_loss`][multiloss.torch.poly_loss].
+        z_loss: as in [`poly_loss`][multiloss.torch.poly_loss].
+        softcap: as in [`poly_loss`][multiloss.torch.poly_loss].
+        axis: as in [`poly_loss`][multiloss.torch.poly_loss].
+
+    Examples:
+        >>> import torch
+        >>> from multiloss.torch import PolyLoss
+        >>> criterion = PolyLoss(epsilon=1.0)
+        >>> criterion
+        PolyLoss(epsilon=1.0, gamma=0.0, alpha=None, ignore_index=-100, reduction='mean', label_smoothing=0.0)
+        >>> logits = torch.randn(4, 3, requires_grad=True)
+        >>> criterion(logits, torch.tensor([0, 2, 1, 1])).backward()
+    """  # noqa: E501
+
+    alpha: Tensor | float | None
+
+    def __init__(
+        self,
+        *,
+        epsilon: float = 2.0,
+        gamma: float = 0.0,
+        alpha: float | Weights = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+        z_loss: float = 0.0,
+        softcap: float | None = None,
+        axis: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.epsilon = _checks.check_real_number("epsilon", epsilon, low=-1.0)
+        self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+        if isinstance(alpha, (float, int, numbers.Real)):
+            self.alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
+        else:
+            self.register_buffer("alpha", _as_buffer("alpha", alpha, class_vector=True))
+        self.ignore_index = _checks.check_ignore_index(ignore_index)
+        self.reduction = _checks.check_reduction(reduction)
+        self.label_smoothing = _checks.check_real_number(
+            "label_smoothing", label_smoothing, low=0.0, high=1.0
+        )
+        self.z_loss = _checks.check_real_number("z_loss", z_loss, low=0.0)
+        self.softcap = _checks.check_softcap(softcap)
+        self.axis = _check_axis(axis)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return poly_loss(
+            input,
+            target,
+            axis=self.axis,
+            epsilon=self.epsilon,
+            gamma=self.gamma,
+            alpha=self.alpha,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
+            z_loss=self.z_loss,
+            softcap=self.softcap,
+        )
+
+    def extra_repr(self) -> str:
+        alpha = self.alpha if isinstance(self.alpha, float) else _describe(self.alpha)
+        text = (
+            f"epsilon={self.epsilon}, gamma={self.gamma}, alpha={alpha}, "
+            f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, "
+            f"label_smoothing={self.label_smoothing}"
+        )
+        return text + _softmax_extras(self)
 
 
 class BCEWithLogitsLoss(_Criterion):
@@ -299,3 +408,58 @@ class SigmoidFocalLoss(_Criterion):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
+
+
+class AsymmetricLoss(_Criterion):
+    r"""Asymmetric Loss criterion for multi-label heads (Ridnik et al., ICCV 2021).
+
+    $L = -y (1-p)^{\gamma_+} \log p - (1-y) p_m^{\gamma_-} \log(1 - p_m)$ per element,
+    $p_m = \max(p - \mathrm{clip}, 0)$; see
+    [`asymmetric_loss`][multiloss.torch.asymmetric_loss]. timm's `AsymmetricLossMultiLabel`
+    is `AsymmetricLoss(gamma_pos=1.0, gamma_neg=4.0, clip=0.05, reduction="sum")`.
+
+    Args:
+        gamma_pos: γ+ ≥ 0.
+        gamma_neg: γ- ≥ 0.
+        clip: margin in [0, 1).
+        reduction: `"mean"`, `"sum"` or `"none"`.
+
+    Examples:
+        >>> import torch
+        >>> from multiloss.torch import AsymmetricLoss
+        >>> criterion = AsymmetricLoss()
+        >>> criterion
+        AsymmetricLoss(gamma_pos=0.0, gamma_neg=4.0, clip=0.05, reduction='mean')
+        >>> logits = torch.randn(4, 5, requires_grad=True)
+        >>> criterion(logits, torch.randint(0, 2, (4, 5)).float()).backward()
+    """
+
+    def __init__(
+        self,
+        *,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 4.0,
+        clip: float = 0.05,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        self.gamma_pos = _checks.check_real_number("gamma_pos", gamma_pos, low=0.0)
+        self.gamma_neg = _checks.check_real_number("gamma_neg", gamma_neg, low=0.0)
+        self.clip = _checks.check_clip(clip)
+        self.reduction = _checks.check_reduction(reduction)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return asymmetric_loss(
+            input,
+            target,
+            gamma_pos=self.gamma_pos,
+            gamma_neg=self.gamma_neg,
+            clip=self.clip,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"gamma_pos={self.gamma_pos}, gamma_neg={self.gamma_neg}, clip={self.clip}, "
+            f"reduction={self.reduction!r}"
+        )

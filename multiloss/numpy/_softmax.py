@@ -1,106 +1,13 @@
-r"""The NumPy reference: the four losses and their gradients, in float64 by default.
-
-Use it to check another implementation (a CUDA kernel, a copied focal loss): the value
-*and* the gradient with respect to the logits come from one trusted place, computed in
-the stable closed forms of [the math page][the-math]. The class axis is -1 (the array
-convention, as in optax).
-
-Every function takes `dtype` (default `numpy.float64`): the logits (and probability
-targets) are converted to it first. `dtype=None` keeps the input's floating dtype
-(float16 is then computed in float32 inside and returned as float16).
-
-The `*_grad` functions return $\partial (\sum \mathrm{loss}) / \partial\, \mathrm{logits}$:
-for `reduction="none"` that is every element's own gradient, since an element's loss
-depends only on its own logits. The `*_value_and_grad` functions return `(loss, grad)` from
-one pass. Both take the keyword arguments of their loss.
-
-Examples:
-    >>> import numpy as np
-    >>> from multiloss.numpy import focal_loss, focal_loss_grad
-    >>> logits = np.array([[2.0, 0.5, -1.0]])
-    >>> float(focal_loss(logits, np.array([0]), gamma=0.0))  # γ = 0 is cross-entropy
-    0.24131...
-    >>> bool(abs(focal_loss_grad(logits, np.array([0])).sum()) < 1e-15)  # rows sum to 0
-    True
-"""
+"""The NumPy reference of the softmax losses (see :mod:`multiloss.numpy`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from . import _core
-
-__all__ = [
-    "binary_cross_entropy",
-    "binary_cross_entropy_grad",
-    "binary_cross_entropy_value_and_grad",
-    "cross_entropy",
-    "cross_entropy_grad",
-    "cross_entropy_value_and_grad",
-    "focal_loss",
-    "focal_loss_grad",
-    "focal_loss_value_and_grad",
-    "sigmoid_focal_loss",
-    "sigmoid_focal_loss_grad",
-    "sigmoid_focal_loss_value_and_grad",
-]
-
-Weights = ArrayLike | Sequence[float] | None
-
-
-def _as_input(
-    logits: ArrayLike,
-    target: ArrayLike,
-    dtype: DTypeLike | None,
-) -> tuple[NDArray[Any], NDArray[Any]]:
-    logits = np.asarray(logits)
-    target = np.asarray(target)
-    if dtype is not None and np.issubdtype(logits.dtype, np.floating):
-        dtype = np.dtype(dtype)
-        if not np.issubdtype(dtype, np.floating):
-            raise TypeError(f"dtype must be a floating dtype; got {dtype}")
-        logits = logits.astype(dtype, copy=False)
-        if np.issubdtype(target.dtype, np.floating):
-            target = target.astype(dtype, copy=False)
-    return logits, target
-
-
-def _run(
-    name: str,
-    logits: ArrayLike,
-    target: ArrayLike,
-    dtype: DTypeLike | None,
-    with_grad: bool,
-    options: dict[str, Any],
-) -> Any:
-    logits, target = _as_input(logits, target, dtype)
-    prepared = _core.LOSSES[name].prepare(logits, target, **options)
-    # The core evaluates both sides of its guards (where(p == 0, 0, p·r) and the like):
-    # the discarded side may hold 0·inf, which is not worth a warning.
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        # np.asarray: a reduced loss is a 0-d array (NumPy's own reductions give scalars)
-        if with_grad:
-            loss, grad = _core.loss_value_and_grad(prepared, logits.dtype)
-            return np.asarray(loss), grad
-        return np.asarray(_core.loss_value(prepared, logits.dtype))
-
-
-def _value_and_grad(
-    name: str, logits: ArrayLike, target: ArrayLike, dtype: DTypeLike | None, **options: Any
-) -> tuple[NDArray[Any], NDArray[Any]]:
-    """The body of every `<loss>_value_and_grad`: `(loss, grad)` of the loss `name`."""
-    return _run(name, logits, target, dtype, True, options)
-
-
-def _grad(
-    name: str, logits: ArrayLike, target: ArrayLike, dtype: DTypeLike | None, **options: Any
-) -> NDArray[Any]:
-    """The body of every `<loss>_grad`: the gradient of the loss `name`."""
-    return _value_and_grad(name, logits, target, dtype, **options)[1]
+from ._run import Weights, _grad, _run, _value_and_grad
 
 
 def cross_entropy(
@@ -112,6 +19,8 @@ def cross_entropy(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""Softmax cross-entropy, with the semantics of `torch.nn.functional.cross_entropy`.
@@ -136,6 +45,11 @@ def cross_entropy(
             class indices; divided by the element count for probabilities), `"sum"` or
             `"none"` (per element, class axis removed). A mean over nothing is 0.0.
         label_smoothing: ε in [0, 1].
+        z_loss: λ ≥ 0 of the z-loss (PaLM): each counted element adds
+            $\lambda\,\omega_i\,(\log\sum_k e^{z_k})^2$, with $\omega_i = w_{y_i}$
+            for class-index targets with `weight` and 1 otherwise (docs/semantics.md).
+        softcap: c > 0 of logit soft-capping (Gemma 2): the logits become
+            $c \tanh(z / c)$ before anything else; None (the default) leaves them.
         dtype: computation and result dtype (None keeps the input's).
 
     Returns:
@@ -159,6 +73,8 @@ def cross_entropy(
         "ignore_index": ignore_index,
         "reduction": reduction,
         "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
     }
     return _run("cross_entropy", logits, target, dtype, False, options)
 
@@ -172,6 +88,8 @@ def cross_entropy_grad(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""The gradient of `cross_entropy` with respect to the logits.
@@ -196,6 +114,8 @@ def cross_entropy_grad(
         ignore_index=ignore_index,
         reduction=reduction,
         label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
     )
 
 
@@ -208,6 +128,8 @@ def cross_entropy_value_and_grad(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> tuple[NDArray[Any], NDArray[Any]]:
     r"""The value and the gradient of `cross_entropy`, from one pass.
@@ -231,6 +153,8 @@ def cross_entropy_value_and_grad(
         ignore_index=ignore_index,
         reduction=reduction,
         label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
     )
 
 
@@ -244,6 +168,8 @@ def focal_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""Softmax focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
@@ -267,6 +193,9 @@ def focal_loss(
         axis: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
         ignore_index: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
         label_smoothing: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
+        z_loss: as in [`cross_entropy`][multiloss.numpy.cross_entropy] (α does not weight
+            it: $\omega_i = 1$).
+        softcap: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
         dtype: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
         gamma: focusing parameter γ ≥ 0.
         alpha: None (no weighting); a sequence of C per-class weights; or a scalar α in
@@ -301,6 +230,8 @@ def focal_loss(
         "ignore_index": ignore_index,
         "reduction": reduction,
         "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
     }
     return _run("focal_loss", logits, target, dtype, False, options)
 
@@ -315,6 +246,8 @@ def focal_loss_grad(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""The gradient of `focal_loss` with respect to the logits.
@@ -340,6 +273,8 @@ def focal_loss_grad(
         ignore_index=ignore_index,
         reduction=reduction,
         label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
     )
 
 
@@ -353,6 +288,8 @@ def focal_loss_value_and_grad(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> tuple[NDArray[Any], NDArray[Any]]:
     r"""The value and the gradient of `focal_loss`, from one pass.
@@ -377,218 +314,168 @@ def focal_loss_value_and_grad(
         ignore_index=ignore_index,
         reduction=reduction,
         label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
     )
 
 
-def binary_cross_entropy(
+def poly_loss(
     logits: ArrayLike,
     target: ArrayLike,
     *,
-    weight: Weights = None,
-    pos_weight: Weights = None,
+    axis: int = -1,
+    epsilon: float = 2.0,
+    gamma: float = 0.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
     reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
-    r"""Sigmoid cross-entropy on logits, with the semantics of `torch.nn.BCEWithLogitsLoss`.
+    r"""PolyLoss, Poly-1 (Leng et al., "PolyLoss: A Polynomial Expansion Perspective of
+    Classification Loss Functions", ICLR 2022).
 
     $$
-    L = -w \left[ p_w \, y \log \sigma(x) + (1 - y) \log (1 - \sigma(x)) \right]
+    L = \sum_k q_k \, \alpha_k \left( -(1 - p_k)^\gamma \log p_k
+        + \varepsilon \, (1 - p_k)^{\gamma + 1} \right)
     $$
 
-    computed as `w·(pw·y·softplus(-x) + (1-y)·softplus(x))`, finite for any finite logit.
+    γ = 0 is cross-entropy plus $\varepsilon (1 - p_t)$; with a probability target and no
+    α it is optax's `poly_loss_cross_entropy`, $\mathrm{CE} + \varepsilon (1 - \sum_k
+    y_k p_k)$. γ > 0 is the paper's Poly-1 form of the focal loss.
 
     Args:
-        logits: any shape.
-        target: the logits' shape; probabilities in [0, 1] (integer or bool 0/1 accepted).
-        weight: per-element weight, broadcast to the logits' shape.
-        pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
-            vector weights the last axis, as in PyTorch).
-        reduction: `"mean"` (over all elements), `"sum"` or `"none"`.
-        dtype: computation and result dtype (None keeps the input's).
+        logits: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
+        target: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
+        axis: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
+        epsilon: ε ≥ -1, the coefficient of the first polynomial term (ε ≥ -1 keeps the
+            loss ≥ 0). The default 2.0 is the paper's value for ImageNet classification,
+            and optax's default; the paper uses ε = -1 for detection.
+        gamma: focusing parameter γ ≥ 0, as in [`focal_loss`][multiloss.numpy.focal_loss].
+        alpha: as in [`focal_loss`][multiloss.numpy.focal_loss].
+        ignore_index: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
+        reduction: as in [`focal_loss`][multiloss.numpy.focal_loss].
+        label_smoothing: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
+        z_loss: as in [`focal_loss`][multiloss.numpy.focal_loss].
+        softcap: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
+        dtype: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
 
     Returns:
         The loss, in `dtype`: 0-d for `"mean"` and `"sum"`, per element for `"none"`.
 
     Raises:
-        TypeError: the wrong kind of input: integer or bool logits, a hyperparameter that
-            is not a number, a `dtype` that is not floating.
-        ValueError: a wrong value or shape, such as a target of another shape, a negative
-            weight or an unknown `reduction` (the full list is under [Bad input][bad-input]).
-
-    Examples:
-        >>> import numpy as np
-        >>> round(float(binary_cross_entropy(np.array([0.0]), np.array([1.0]))), 8)  # log 2
-        0.69314718
-    """
-    options = {
-        "weight": weight,
-        "pos_weight": pos_weight,
-        "reduction": reduction,
-    }
-    return _run("binary_cross_entropy", logits, target, dtype, False, options)
-
-
-def binary_cross_entropy_grad(
-    logits: ArrayLike,
-    target: ArrayLike,
-    *,
-    weight: Weights = None,
-    pos_weight: Weights = None,
-    reduction: str = "mean",
-    dtype: DTypeLike | None = np.float64,
-) -> NDArray[Any]:
-    r"""The gradient of `binary_cross_entropy` with respect to the logits.
-
-    It takes the arguments of [`binary_cross_entropy`][multiloss.numpy.binary_cross_entropy].
-
-    Returns:
-        $\partial (\sum \mathrm{loss}) / \partial\, \mathrm{logits}$, shaped like the
-            logits; for `reduction="none"`, every element's own gradient.
-
-    Examples:
-        >>> binary_cross_entropy_grad(np.array([0.0]), np.array([1.0]))
-        array([-0.5])
-    """
-    return _grad(
-        "binary_cross_entropy",
-        logits,
-        target,
-        dtype,
-        weight=weight,
-        pos_weight=pos_weight,
-        reduction=reduction,
-    )
-
-
-def binary_cross_entropy_value_and_grad(
-    logits: ArrayLike,
-    target: ArrayLike,
-    *,
-    weight: Weights = None,
-    pos_weight: Weights = None,
-    reduction: str = "mean",
-    dtype: DTypeLike | None = np.float64,
-) -> tuple[NDArray[Any], NDArray[Any]]:
-    r"""The value and the gradient of `binary_cross_entropy`, from one pass.
-
-    It takes the arguments of [`binary_cross_entropy`][multiloss.numpy.binary_cross_entropy].
-
-    Returns:
-        The pair `(loss, grad)`: what `binary_cross_entropy` and `binary_cross_entropy_grad` return.
-
-    Examples:
-        >>> binary_cross_entropy_value_and_grad(np.array([0.0]), np.array([1.0]))
-        (array(0.69314718), array([-0.5]))
-    """
-    return _value_and_grad(
-        "binary_cross_entropy",
-        logits,
-        target,
-        dtype,
-        weight=weight,
-        pos_weight=pos_weight,
-        reduction=reduction,
-    )
-
-
-def sigmoid_focal_loss(
-    logits: ArrayLike,
-    target: ArrayLike,
-    *,
-    alpha: float | None = 0.25,
-    gamma: float = 2.0,
-    reduction: str = "mean",
-    dtype: DTypeLike | None = np.float64,
-) -> NDArray[Any]:
-    r"""Sigmoid focal loss, with the semantics of `torchvision.ops.sigmoid_focal_loss`.
-
-    $$
-    \begin{gathered}
-    L = \alpha_t \, (1 - p_t)^\gamma \, \mathrm{BCE}(x, y), \\
-    p_t = p y + (1-p)(1-y), \quad \alpha_t = \alpha y + (1-\alpha)(1-y)
-    \end{gathered}
-    $$
-
-    Args:
-        logits: as in [`binary_cross_entropy`][multiloss.numpy.binary_cross_entropy].
-        target: as in [`binary_cross_entropy`][multiloss.numpy.binary_cross_entropy].
-        dtype: as in [`binary_cross_entropy`][multiloss.numpy.binary_cross_entropy].
-        alpha: α in [0, 1], or None for no $\alpha_t$ weighting.
-        gamma: focusing parameter γ ≥ 0.
-        reduction: `"mean"` (over all elements), `"sum"` or `"none"`.
-
-    Returns:
-        The loss, in `dtype`: 0-d for `"mean"` and `"sum"`, per element for `"none"`.
-
-    Raises:
-        TypeError: the wrong kind of input: integer or bool logits, a hyperparameter that
-            is not a number, a `dtype` that is not floating.
-        ValueError: a wrong value or shape, such as a target of another shape, a negative
-            weight or an unknown `reduction` (the full list is under [Bad input][bad-input]).
+        TypeError: as in [`focal_loss`][multiloss.numpy.focal_loss].
+        ValueError: as in [`focal_loss`][multiloss.numpy.focal_loss]; ε < -1.
 
     References:
-        Lin, Goyal, Girshick, He and Dollár, "Focal Loss for Dense Object Detection",
-        ICCV 2017, [arXiv:1708.02002](https://arxiv.org/abs/1708.02002).
+        Leng, Xu, Tan, Sun, Chen, Huang, Zhou, Lu and Anguelov, "PolyLoss: A Polynomial
+        Expansion Perspective of Classification Loss Functions", ICLR 2022,
+        [arXiv:2204.12511](https://arxiv.org/abs/2204.12511).
 
     Examples:
         >>> import numpy as np
-        >>> round(float(sigmoid_focal_loss(np.array([0.0]), np.array([1.0]), alpha=None)), 6)
-        0.173287
+        >>> z, t = np.log(np.array([[0.5, 0.5]])), np.array([0])
+        >>> round(float(poly_loss(z, t, epsilon=1.0)), 8)  # log 2 + 1 · (1 - 0.5)
+        1.19314718
     """
     options = {
-        "alpha": alpha,
+        "axis": axis,
+        "epsilon": epsilon,
         "gamma": gamma,
+        "alpha": alpha,
+        "ignore_index": ignore_index,
         "reduction": reduction,
+        "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
     }
-    return _run("sigmoid_focal_loss", logits, target, dtype, False, options)
+    return _run("poly_loss", logits, target, dtype, False, options)
 
 
-def sigmoid_focal_loss_grad(
+def poly_loss_grad(
     logits: ArrayLike,
     target: ArrayLike,
     *,
-    alpha: float | None = 0.25,
-    gamma: float = 2.0,
+    axis: int = -1,
+    epsilon: float = 2.0,
+    gamma: float = 0.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
     reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
-    r"""The gradient of `sigmoid_focal_loss` with respect to the logits.
+    r"""The gradient of `poly_loss` with respect to the logits.
 
-    It takes the arguments of [`sigmoid_focal_loss`][multiloss.numpy.sigmoid_focal_loss].
+    It takes the arguments of [`poly_loss`][multiloss.numpy.poly_loss].
 
     Returns:
         $\partial (\sum \mathrm{loss}) / \partial\, \mathrm{logits}$, shaped like the
             logits; for `reduction="none"`, every element's own gradient.
 
     Examples:
-        >>> sigmoid_focal_loss_grad(np.array([0.0]), np.array([1.0]), alpha=None)
-        array([-0.2982868])
+        >>> poly_loss_grad(np.array([[0.0, 0.0]]), np.array([1]), epsilon=1.0)
+        array([[ 0.75, -0.75]])
     """
     return _grad(
-        "sigmoid_focal_loss", logits, target, dtype, alpha=alpha, gamma=gamma, reduction=reduction
+        "poly_loss",
+        logits,
+        target,
+        dtype,
+        axis=axis,
+        epsilon=epsilon,
+        gamma=gamma,
+        alpha=alpha,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
     )
 
 
-def sigmoid_focal_loss_value_and_grad(
+def poly_loss_value_and_grad(
     logits: ArrayLike,
     target: ArrayLike,
     *,
-    alpha: float | None = 0.25,
-    gamma: float = 2.0,
+    axis: int = -1,
+    epsilon: float = 2.0,
+    gamma: float = 0.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
     reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> tuple[NDArray[Any], NDArray[Any]]:
-    r"""The value and the gradient of `sigmoid_focal_loss`, from one pass.
+    r"""The value and the gradient of `poly_loss`, from one pass.
 
-    It takes the arguments of [`sigmoid_focal_loss`][multiloss.numpy.sigmoid_focal_loss].
+    It takes the arguments of [`poly_loss`][multiloss.numpy.poly_loss].
 
     Returns:
-        The pair `(loss, grad)`: what `sigmoid_focal_loss` and `sigmoid_focal_loss_grad` return.
+        The pair `(loss, grad)`: what `poly_loss` and `poly_loss_grad` return.
 
     Examples:
-        >>> sigmoid_focal_loss_value_and_grad(np.array([0.0]), np.array([1.0]), alpha=None)
-        (array(0.1732868), array([-0.2982868]))
+        >>> poly_loss_value_and_grad(np.array([[0.0, 0.0]]), np.array([1]), epsilon=1.0)
+        (array(1.19314718), array([[ 0.75, -0.75]]))
     """
     return _value_and_grad(
-        "sigmoid_focal_loss", logits, target, dtype, alpha=alpha, gamma=gamma, reduction=reduction
+        "poly_loss",
+        logits,
+        target,
+        dtype,
+        axis=axis,
+        epsilon=epsilon,
+        gamma=gamma,
+        alpha=alpha,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
     )

@@ -1,0 +1,292 @@
+r"""The Asymmetric Loss (Ridnik et al., ICCV 2021) for multi-label heads, every derivative.
+
+Per element, with logit x, target y ∈ [0, 1], σ = σ(x), σ' = σ(-x), sp = softplus and the
+shifted probability q = p_m = max(σ - clip, 0):
+
+    L = y · P(x) + (1 - y) · N(x),
+    P = σ'^{γ+} · sp(-x)                 (= -(1 - p)^{γ+} · log p)
+    N = q^{γ-} · ℓ_n,  ℓ_n = -log(1 - q) (= sp(x) for clip = 0)
+
+computed from the logits (no probability clamped, no eps inside a log; 1 - q as
+min(σ' + clip, 1), so that it is not rounded to 0 where σ rounds to 1). The derivatives,
+with v = σσ' (docs/math.md):
+
+    P'  = -σ'^{γ+} · (γ+ σ sp(-x) + σ'),
+    P'' = σ'^{γ+} · (γ+² σ² sp(-x) + γ+ σσ' (2 - sp(-x)) + σσ'),
+    N'  = v · g(q),    g = γ- q^{γ- - 1} ℓ_n + q^{γ-} / (1 - q),
+    N'' = v (σ' - σ) g + v² g',
+    g'  = q^{γ- - 1} (γ- (γ- - 1) r + 2γ- / (1 - q)) + q^{γ-} / (1 - q)²,   r = ℓ_n / q,
+
+and N, N', N'' are 0 where σ ≤ clip. For clip = 0 they are written without q's negative
+powers (q = σ, 1 - q = σ'). For γ- < 1 with clip > 0, N'' grows without bound as σ → clip
+from above (N is once continuously differentiable there); it is taken as 0 at q = 0.
+∂L/∂y = P - N.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+from . import _checks
+from ._numerics import power, times_nonzero
+from ._reduce import per_element_cotangent, reduce
+from .family import Family, Tangents, Wanted
+from .kernels import GENERIC_SIGMOID, SigmoidKernels
+
+Array = Any
+Namespace = Any
+
+
+@dataclass(frozen=True)
+class AsymmetricConfig:
+    """Everything static about one asymmetric-loss call; hashable."""
+
+    family: ClassVar[Family]
+
+    gamma_pos: float
+    gamma_neg: float
+    clip: float
+    reduction: str
+
+
+class AsymmetricOperands(NamedTuple):
+    """The arrays of one call, in the compute dtype."""
+
+    logits: Array
+    target: Array
+
+
+class _Sides(NamedTuple):
+    sigma_pos: Array  # σ(x)
+    sigma_neg: Array  # σ(-x)
+    softplus_neg: Array  # sp(-x) = -log σ(x)
+    q: Array  # max(σ - clip, 0)
+    one_minus_q: Array  # 1 - q = min(σ' + clip, 1), formed without cancellation
+    log_term: Array  # ℓ_n = -log(1 - q)
+
+
+def _sides(xp: Namespace, config: AsymmetricConfig, x: Array, kernels: SigmoidKernels) -> _Sides:
+    softplus_pos, softplus_neg = kernels.softplus_pair(xp, x)
+    sigma_pos, sigma_neg = kernels.sigmoid_pair(xp, x)
+    if config.clip == 0:
+        return _Sides(sigma_pos, sigma_neg, softplus_neg, sigma_pos, sigma_neg, softplus_pos)
+    q = xp.clip(sigma_pos - config.clip, min=0.0)
+    one_minus_q = xp.clip(sigma_neg + config.clip, max=1.0)
+    # -log1p(-q) where q is small (exact there), -log(σ' + clip) where it is not (which
+    # stays exact as σ' → 0: 1 - q is not rounded to 0)
+    log_term = xp.where(q < 0.5, -xp.log1p(-q), -xp.log(one_minus_q))
+    return _Sides(sigma_pos, sigma_neg, softplus_neg, q, one_minus_q, log_term)
+
+
+def _power(xp: Namespace, base: Array, exponent: float) -> Array:
+    """base^exponent with 0^0 = 1 (the focusing weight of γ = 0)."""
+    return xp.ones_like(base) if exponent == 0 else power(base, exponent)
+
+
+def _positive(xp: Namespace, config: AsymmetricConfig, s: _Sides) -> tuple[Array, Array]:
+    """P and P'."""
+    gamma = config.gamma_pos
+    weight = _power(xp, s.sigma_neg, gamma)
+    value = times_nonzero(xp, weight, s.softplus_neg)
+    inner = (
+        s.sigma_neg
+        if gamma == 0
+        else gamma * times_nonzero(xp, s.sigma_pos, s.softplus_neg) + s.sigma_neg
+    )
+    return value, -weight * inner
+
+
+def _negative(xp: Namespace, config: AsymmetricConfig, s: _Sides) -> tuple[Array, Array]:
+    """N and N' (0 where σ ≤ clip)."""
+    gamma = config.gamma_neg
+    weight = _power(xp, s.q, gamma)
+    value = times_nonzero(xp, weight, s.log_term)
+    if config.clip == 0:  # N' = σ^γ (γ σ' ℓ_n + σ)
+        inner = (
+            s.sigma_pos
+            if gamma == 0
+            else gamma * times_nonzero(xp, s.sigma_neg, s.log_term) + s.sigma_pos
+        )
+        return value, weight * inner
+    g = weight / s.one_minus_q
+    if gamma != 0:
+        g = g + gamma * _power(xp, s.q, gamma) * _log_ratio(xp, s)
+    return value, xp.where(s.q == 0, 0.0, s.sigma_pos * s.sigma_neg * g)
+
+
+def _log_ratio(xp: Namespace, s: _Sides) -> Array:
+    """r = ℓ_n / q → 1 as q → 0 (so that γ q^{γ-1} ℓ_n = γ q^γ r stays finite)."""
+    vanishing = s.q == 0
+    return xp.where(vanishing, 1.0, s.log_term / xp.where(vanishing, 1.0, s.q))
+
+
+def _mean_scale(config: AsymmetricConfig, logits: Array) -> float | None:
+    if config.reduction != "mean":
+        return None
+    count = math.prod(logits.shape)
+    return 0.0 if count == 0 else 1.0 / count
+
+
+def asymmetric_forward(
+    xp: Namespace,
+    config: AsymmetricConfig,
+    operands: AsymmetricOperands,
+    kernels: SigmoidKernels = GENERIC_SIGMOID,
+) -> tuple[Array, None]:
+    """The reduced loss (compute dtype); the backward pass needs no residuals."""
+    x, y = operands.logits, operands.target
+    s = _sides(xp, config, x, kernels)
+    positive, _ = _positive(xp, config, s)
+    negative, _ = _negative(xp, config, s)
+    per_element = times_nonzero(xp, y, positive) + times_nonzero(xp, 1.0 - y, negative)
+    return reduce(xp, per_element, config.reduction, _mean_scale(config, x)), None
+
+
+def _slope(
+    xp: Namespace, config: AsymmetricConfig, operands: AsymmetricOperands, kernels: Any
+) -> Array:
+    """dL/dx per element."""
+    x, y = operands.logits, operands.target
+    s = _sides(xp, config, x, kernels)
+    _, positive = _positive(xp, config, s)
+    _, negative = _negative(xp, config, s)
+    return times_nonzero(xp, y, positive) + times_nonzero(xp, 1.0 - y, negative)
+
+
+def asymmetric_vjp(
+    xp: Namespace,
+    config: AsymmetricConfig,
+    operands: AsymmetricOperands,
+    residuals: None,
+    cotangent: Array,
+    kernels: SigmoidKernels = GENERIC_SIGMOID,
+) -> Array:
+    """cotangent · ∂loss/∂logits, in the compute dtype, with the logits' shape."""
+    del residuals
+    scale = _mean_scale(config, operands.logits)
+    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, scale)
+    return element_cotangent * _slope(xp, config, operands, kernels)
+
+
+def _curvatures(xp: Namespace, config: AsymmetricConfig, s: _Sides) -> tuple[Array, Array]:
+    """P'' and N''. σσ' is never formed as a difference (no cancellation near σ = 1)."""
+    gp, gn = config.gamma_pos, config.gamma_neg
+    v = s.sigma_pos * s.sigma_neg
+    sp_neg = times_nonzero(xp, s.sigma_pos, s.softplus_neg)  # σ sp(-x), 0 at x = -inf
+    positive = _power(xp, s.sigma_neg, gp) * (
+        gp * gp * s.sigma_pos * sp_neg + gp * s.sigma_neg * (2.0 * s.sigma_pos - sp_neg) + v
+    )
+    if config.clip == 0:  # the mirror image: σ^γ [γ² σ'(σ' ℓ_n) + γσ(2σ' - σ' ℓ_n) + σσ']
+        sp_pos = times_nonzero(xp, s.sigma_neg, s.log_term)  # σ' sp(x), 0 at x = +inf
+        negative = _power(xp, s.q, gn) * (
+            gn * gn * s.sigma_neg * sp_pos + gn * s.sigma_pos * (2.0 * s.sigma_neg - sp_pos) + v
+        )
+        return positive, negative
+    one_minus_q = s.one_minus_q
+    weight = _power(xp, s.q, gn)
+    g = weight / one_minus_q
+    g_slope = weight / (one_minus_q * one_minus_q)
+    if gn != 0:
+        r = _log_ratio(xp, s)
+        g = g + gn * weight * r
+        vanishing = s.q == 0
+        safe_q = xp.where(vanishing, 1.0, s.q)
+        head = xp.where(vanishing, 0.0, safe_q ** (gn - 1)) if gn < 1 else power(s.q, gn - 1)
+        g_slope = g_slope + head * (gn * (gn - 1) * r + 2.0 * gn / one_minus_q)
+    negative = v * (s.sigma_neg - s.sigma_pos) * g + v * v * g_slope
+    return positive, xp.where(s.q == 0, 0.0, negative)
+
+
+def asymmetric_hvp(
+    xp: Namespace, config: AsymmetricConfig, operands: AsymmetricOperands, tangent: Array
+) -> Array:
+    """H·t (diagonal Hessian; see the module docstring)."""
+    x, y = operands.logits, operands.target
+    positive, negative = _curvatures(xp, config, _sides(xp, config, x, GENERIC_SIGMOID))
+    curvature = times_nonzero(xp, y, positive) + times_nonzero(xp, 1.0 - y, negative)
+    ones = xp.ones(
+        tuple(x.shape) if config.reduction == "none" else (),
+        dtype=x.dtype,
+        device=_checks.device(x),
+    )
+    scale = _mean_scale(config, x)
+    element_cotangent = per_element_cotangent(xp, ones, config.reduction, scale)
+    return xp.broadcast_to(element_cotangent * curvature * tangent, tuple(x.shape))
+
+
+def asymmetric_directional_derivative(
+    xp: Namespace, config: AsymmetricConfig, gradient: Array, tangent: Array
+) -> Array:
+    """⟨G, t⟩ per loss element (element-wise for "none"; all of it for "mean"/"sum")."""
+    product = gradient * tangent
+    return product if config.reduction == "none" else xp.sum(product)
+
+
+def _target_partial(xp: Namespace, config: AsymmetricConfig, operands: AsymmetricOperands) -> Array:
+    """∂L/∂y = P - N per element."""
+    s = _sides(xp, config, operands.logits, GENERIC_SIGMOID)
+    positive, _ = _positive(xp, config, s)
+    negative, _ = _negative(xp, config, s)
+    return positive - negative
+
+
+def asymmetric_operand_vjp(
+    xp: Namespace,
+    config: AsymmetricConfig,
+    operands: AsymmetricOperands,
+    cotangent: Array,
+    wanted: Wanted,
+) -> dict[str, Array]:
+    if "target" not in wanted:
+        return {}
+    scale = _mean_scale(config, operands.logits)
+    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, scale)
+    partial = _target_partial(xp, config, operands)
+    grad = times_nonzero(xp, element_cotangent, partial)
+    return {"target": xp.broadcast_to(grad, tuple(operands.target.shape))}
+
+
+def asymmetric_operand_jvp(
+    xp: Namespace, config: AsymmetricConfig, operands: AsymmetricOperands, tangents: Tangents
+) -> Array:
+    if "target" not in tangents:
+        raise ValueError(f"no tangent of a differentiable operand; got {sorted(tangents)}")
+    per_element = _target_partial(xp, config, operands) * tangents["target"]
+    return reduce(xp, per_element, config.reduction, _mean_scale(config, operands.logits))
+
+
+def _denominator(xp: Namespace, config: AsymmetricConfig, operands: AsymmetricOperands) -> Array:
+    logits = operands.logits
+    dtype = _checks.compute_dtype(xp, logits.dtype)
+    return xp.asarray(float(math.prod(logits.shape)), dtype=dtype, device=_checks.device(logits))
+
+
+def _loss_shape(config: AsymmetricConfig, logits_shape: tuple[int, ...]) -> tuple[int, ...]:
+    return logits_shape if config.reduction == "none" else ()
+
+
+def _logits_cotangent(xp: Namespace, config: AsymmetricConfig, cotangent: Array) -> Array:
+    return cotangent
+
+
+ASYMMETRIC = Family(
+    name="asymmetric",
+    operands=AsymmetricOperands,
+    differentiable=("target",),
+    forward=asymmetric_forward,
+    vjp=asymmetric_vjp,
+    hessian_vector_product=asymmetric_hvp,
+    directional_derivative=asymmetric_directional_derivative,
+    operand_vjp=asymmetric_operand_vjp,
+    operand_jvp=asymmetric_operand_jvp,
+    denominator=_denominator,
+    loss_shape=_loss_shape,
+    logits_cotangent=_logits_cotangent,
+)
+"""The asymmetric-loss family (see the module docstring)."""
+
+AsymmetricConfig.family = ASYMMETRIC
+
+__all__ = ["ASYMMETRIC", "AsymmetricConfig", "AsymmetricOperands"]
