@@ -23,15 +23,19 @@ class Shape:
 
 
 SOFTMAX = "softmax"
+POLY = "poly"
 BCE = "bce"
 SIGMOID_FOCAL = "sigmoid focal"
+ASL = "asl"
 COMPILED = "compiled"
 RECOMPILE = "recompile"
-"""Group kinds. ``bce`` and ``sigmoid focal`` take multi-label 0/1 targets; ``compiled``
-times softmax losses under ``torch.compile``; ``recompile`` times nothing: it counts the
-graphs ``torch.compile(dynamic=True)`` of multiloss CE compiles across batch sizes."""
-SIGMOID_KINDS = (BCE, SIGMOID_FOCAL)
-KINDS = (SOFTMAX, BCE, SIGMOID_FOCAL, COMPILED, RECOMPILE)
+"""Group kinds. ``softmax`` and ``poly`` (PolyLoss, Poly-1) take class-index targets;
+``bce``, ``sigmoid focal`` and ``asl`` (the asymmetric loss) take multi-label 0/1 targets;
+``compiled`` times softmax losses under ``torch.compile``; ``recompile`` times nothing: it
+counts the graphs ``torch.compile(dynamic=True)`` of multiloss CE compiles across batch
+sizes."""
+SIGMOID_KINDS = (BCE, SIGMOID_FOCAL, ASL)
+KINDS = (SOFTMAX, POLY, BCE, SIGMOID_FOCAL, ASL, COMPILED, RECOMPILE)
 POSITIVE_RATE = 0.05
 """The share of 1s in the sigmoid groups' targets (independent Bernoulli draws)."""
 
@@ -58,6 +62,10 @@ SIGMOID_FULL = [
     Shape("8192×1000", (8192, 1000)),
 ]
 SIGMOID_QUICK = [Shape("64×80", (64, 80))]
+POLY_FULL = [Shape("256×100", (256, 100)), Shape("8192×1000", (8192, 1000))]
+POLY_QUICK = [Shape("64×100", (64, 100))]
+ASL_FULL = [Shape("256×80", (256, 80)), Shape("65536×80", (65536, 80))]
+ASL_QUICK = [Shape("64×80", (64, 80))]
 COMPILED_FULL = [Shape("64×10", (64, 10)), Shape("8192×1000", (8192, 1000))]
 COMPILED_QUICK = [Shape("64×10", (64, 10))]
 
@@ -66,6 +74,10 @@ def shapes_for(kind: str, quick: bool) -> list[Shape]:
     """The shapes a group kind runs at, in quick or full mode."""
     if kind == SOFTMAX:
         return SOFTMAX_QUICK if quick else SOFTMAX_FULL
+    if kind == POLY:
+        return POLY_QUICK if quick else POLY_FULL
+    if kind == ASL:
+        return ASL_QUICK if quick else ASL_FULL
     if kind in SIGMOID_KINDS:
         return SIGMOID_QUICK if quick else SIGMOID_FULL
     if kind == COMPILED:

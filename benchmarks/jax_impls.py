@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 from cost_model import count_xla
 from harness import (
+    ASL,
     BCE,
+    POLY,
     SIGMOID_FOCAL,
     SIGMOID_KINDS,
     Group,
@@ -44,8 +46,37 @@ def jax_threads() -> int:
     return len(os.sched_getaffinity(0))
 
 
+POLY_EPSILON = 2.0
+ASL_GAMMA_POS, ASL_GAMMA_NEG, ASL_CLIP = 0.0, 4.0, 0.05
+"""multiloss's defaults, which the textbook formula uses too (as in torch_impls)."""
+
+
+def textbook_asymmetric(
+    gamma_pos: float = ASL_GAMMA_POS,
+    gamma_neg: float = ASL_GAMMA_NEG,
+    clip: float = ASL_CLIP,
+    eps: float = 1e-8,
+) -> Callable[[Any, Any], Any]:
+    """The asymmetric loss as timm's ``AsymmetricLossMultiLabel`` writes it, in jnp,
+    mean-reduced (:func:`torch_impls.timm_asymmetric`)."""
+    import jax
+    import jax.numpy as jnp
+
+    def loss(logits: Any, target: Any) -> Any:
+        xs_pos = jax.nn.sigmoid(logits)
+        xs_neg = jnp.minimum(1 - xs_pos + clip, 1.0)
+        los_pos = target * jnp.log(jnp.maximum(xs_pos, eps))
+        los_neg = (1 - target) * jnp.log(jnp.maximum(xs_neg, eps))
+        pt = xs_pos * target + xs_neg * (1 - target)
+        one_sided_gamma = gamma_pos * target + gamma_neg * (1 - target)
+        return -jnp.mean((los_pos + los_neg) * jnp.power(1 - pt, one_sided_gamma))
+
+    return loss
+
+
 def jax_implementations(kind: str, shape: Shape) -> dict[str, Callable[..., Any]]:
     """Loss functions (logits, target) -> scalar, by name; the reference comes first."""
+    import jax
     import jax.numpy as jnp
     import optax
 
@@ -65,6 +96,13 @@ def jax_implementations(kind: str, shape: Shape) -> dict[str, Callable[..., Any]
             ).mean(),
             "multiloss sigmoid focal γ=2": lambda z, y: mj.sigmoid_focal_loss(z, y),
         }
+    if kind == ASL:
+        return {
+            "textbook ASL (timm formula)": textbook_asymmetric(),
+            "multiloss ASL": lambda z, y: mj.asymmetric_loss(
+                z, y, gamma_pos=ASL_GAMMA_POS, gamma_neg=ASL_GAMMA_NEG, clip=ASL_CLIP
+            ),
+        }
     ignore = shape.ignore_index
 
     def optax_ce(z: Any, y: Any) -> Any:
@@ -75,6 +113,23 @@ def jax_implementations(kind: str, shape: Shape) -> dict[str, Callable[..., Any]
         return jnp.sum(jnp.where(counted, losses, 0.0)) / jnp.sum(counted)
 
     ignore_index = -100 if ignore is None else ignore
+    if kind == POLY:
+
+        def optax_poly(z: Any, y: Any) -> Any:
+            counted = y != ignore_index
+            labels = jax.nn.one_hot(jnp.where(counted, y, 0), z.shape[-1], dtype=z.dtype)
+            losses = optax.losses.poly_loss_cross_entropy(z, labels, epsilon=POLY_EPSILON)
+            if ignore is None:
+                return losses.mean()
+            return jnp.sum(jnp.where(counted, losses, 0.0)) / jnp.sum(counted)
+
+        return {
+            "optax CE (integer labels)": optax_ce,
+            "optax poly_loss_cross_entropy ε=2": optax_poly,
+            "multiloss poly ε=2": lambda z, y: mj.poly_loss(
+                z, y, epsilon=POLY_EPSILON, ignore_index=ignore_index
+            ),
+        }
     return {
         "optax CE (integer labels)": optax_ce,
         "multiloss CE": lambda z, y: mj.cross_entropy(z, y, ignore_index=ignore_index),

@@ -11,11 +11,13 @@ from typing import Any
 
 import numpy as np
 from cost_model import BYTES_PER_SECOND, LAUNCH_SECONDS
-from harness import BCE, COMPILED, SIGMOID_FOCAL, Measurement
+from harness import ASL, BCE, COMPILED, POLY, SIGMOID_FOCAL, Measurement
 
 KIND_TITLES = {
+    POLY: "poly (PolyLoss, Poly-1, ε = 2)",
     BCE: "bce (multi-label 0/1 targets, 5 % ones)",
     SIGMOID_FOCAL: "sigmoid focal (multi-label 0/1 targets, 5 % ones)",
+    ASL: "asl (asymmetric loss, γ- = 4, clip 0.05; multi-label 0/1 targets, 5 % ones)",
     COMPILED: "compiled (torch.compile, default inductor)",
 }
 

@@ -1,6 +1,6 @@
-"""The PyTorch groups: eager implementations (softmax, BCE, sigmoid focal), the same losses
-under ``torch.compile``, and the check that ``torch.compile(dynamic=True)`` of multiloss CE
-compiles once across batch sizes."""
+"""The PyTorch groups: eager implementations (softmax, PolyLoss, BCE, sigmoid focal, the
+asymmetric loss), the softmax losses under ``torch.compile``, and the check that
+``torch.compile(dynamic=True)`` of multiloss CE compiles once across batch sizes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 
 from cost_model import Cost, count_torch
 from harness import (
+    ASL,
     BCE,
     COMPILED,
+    POLY,
     RECOMPILE,
     SIGMOID_FOCAL,
     SIGMOID_KINDS,
@@ -63,6 +65,73 @@ def torchvision_sigmoid_focal(logits: Any, target: Any) -> Any:
     return loss.mean()
 
 
+POLY_EPSILON = 2.0
+ASL_GAMMA_POS, ASL_GAMMA_NEG, ASL_CLIP = 0.0, 4.0, 0.05
+"""multiloss's defaults, which the benchmark's textbook formulas use too."""
+
+
+def textbook_poly(ignore: int | None, epsilon: float = POLY_EPSILON) -> LossFn:
+    """PolyLoss (Poly-1) as the paper writes it: log-softmax, gather log p_t, then
+    -log p_t + ε (1 - p_t), mean-reduced (over the counted entries where `ignore` is set)."""
+    import torch
+    import torch.nn.functional as F
+
+    def loss(logits: Any, target: Any) -> Any:
+        log_p = F.log_softmax(logits, dim=1)
+        if ignore is None:
+            log_p_t = log_p.gather(1, target.unsqueeze(1)).squeeze(1)
+            return (-log_p_t + epsilon * (1 - log_p_t.exp())).mean()
+        counted = target != ignore
+        safe = torch.where(counted, target, 0).unsqueeze(1)
+        log_p_t = log_p.gather(1, safe).squeeze(1)
+        poly = -log_p_t + epsilon * (1 - log_p_t.exp())
+        return (poly * counted).sum() / counted.sum()
+
+    return loss
+
+
+def timm_asymmetric(
+    gamma_pos: float = ASL_GAMMA_POS,
+    gamma_neg: float = ASL_GAMMA_NEG,
+    clip: float = ASL_CLIP,
+    eps: float = 1e-8,
+) -> LossFn:
+    """The asymmetric loss (Ridnik et al. 2021) as timm's ``AsymmetricLossMultiLabel``
+    writes it (timm is not installed here), mean- instead of sum-reduced."""
+    import torch
+
+    def loss(logits: Any, target: Any) -> Any:
+        xs_pos = torch.sigmoid(logits)
+        xs_neg = (1 - xs_pos + clip).clamp(max=1)
+        los_pos = target * torch.log(xs_pos.clamp(min=eps))
+        los_neg = (1 - target) * torch.log(xs_neg.clamp(min=eps))
+        pt = xs_pos * target + xs_neg * (1 - target)
+        one_sided_gamma = gamma_pos * target + gamma_neg * (1 - target)
+        return -((los_pos + los_neg) * torch.pow(1 - pt, one_sided_gamma)).mean()
+
+    return loss
+
+
+def poly_implementations(shape: Shape) -> dict[str, LossFn]:
+    """PolyLoss and what it is compared with, by name; ``F.cross_entropy`` (the reference)
+    first."""
+    import torch.nn.functional as F
+
+    import multiloss.torch as mt
+
+    ignore = _ignore(shape)
+    return {
+        "F.cross_entropy": lambda z, y: F.cross_entropy(z, y, ignore_index=ignore),
+        "multiloss poly ε=2": lambda z, y: mt.poly_loss(
+            z, y, epsilon=POLY_EPSILON, ignore_index=ignore
+        ),
+        "textbook PolyLoss ε=2": textbook_poly(shape.ignore_index),
+        "multiloss CE + z-loss 1e-4": lambda z, y: mt.cross_entropy(
+            z, y, z_loss=1e-4, ignore_index=ignore
+        ),
+    }
+
+
 def softmax_implementations(shape: Shape) -> dict[str, LossFn]:
     """Softmax losses (logits, class-index target) -> scalar, by name; the reference first."""
     import torch.nn.functional as F
@@ -112,6 +181,16 @@ def torch_implementations(kind: str, shape: Shape) -> dict[str, LossFn]:
             "torchvision sigmoid focal (formula)": torchvision_sigmoid_focal,
             "multiloss sigmoid focal γ=2": lambda z, y: mt.sigmoid_focal_loss(z, y),
         }
+    if kind == ASL:
+        return {
+            "textbook ASL (timm formula)": timm_asymmetric(),
+            "multiloss ASL": lambda z, y: mt.asymmetric_loss(
+                z, y, gamma_pos=ASL_GAMMA_POS, gamma_neg=ASL_GAMMA_NEG, clip=ASL_CLIP
+            ),
+            "F.binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits,
+        }
+    if kind == POLY:
+        return poly_implementations(shape)
     return softmax_implementations(shape)
 
 

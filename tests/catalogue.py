@@ -64,6 +64,7 @@ B = _RNG.integers(0, 2, size=(4, 3)).astype(np.float64)
 
 CE, FL = "cross_entropy", "focal_loss"
 BCE, SFL = "binary_cross_entropy", "sigmoid_focal_loss"
+PL, ASL = "poly_loss", "asymmetric_loss"
 NAN, INF = math.nan, math.inf
 
 CATALOGUE: list[BadInput] = [
@@ -139,6 +140,45 @@ CATALOGUE: list[BadInput] = [
     BadInput("ignore-index-with-probabilities", CE, Z, P, {"ignore_index": 1}),
     BadInput("ignore-index-not-integer", CE, Z, Y, {"ignore_index": 1.5}, TypeError),
     BadInput("ignore-index-bool", FL, Z, Y, {"ignore_index": True}, TypeError),
+    # ------------------------------------------------------------------ z-loss, soft-capping
+    BadInput("z-loss-negative", CE, Z, Y, {"z_loss": -1.0}),
+    BadInput("z-loss-negative", PL, Z, Y, {"z_loss": -1e-4}),
+    BadInput("z-loss-nan", FL, Z, Y, {"z_loss": NAN}),
+    BadInput("z-loss-inf", CE, Z, Y, {"z_loss": INF}),
+    BadInput("z-loss-not-number", CE, Z, Y, {"z_loss": "0.1"}, TypeError),
+    BadInput("z-loss-bool", FL, Z, Y, {"z_loss": True}, TypeError),
+    BadInput("softcap-zero", CE, Z, Y, {"softcap": 0.0}),
+    BadInput("softcap-negative", FL, Z, Y, {"softcap": -5.0}),
+    BadInput("softcap-inf", PL, Z, Y, {"softcap": INF}),
+    BadInput("softcap-nan", CE, Z, Y, {"softcap": NAN}),
+    BadInput("softcap-bool", CE, Z, Y, {"softcap": True}, TypeError),
+    BadInput("softcap-not-number", PL, Z, Y, {"softcap": "30"}, TypeError),
+    # ------------------------------------------------------------------ poly loss
+    BadInput("epsilon-below-minus-1", PL, Z, Y, {"epsilon": -1.5}),
+    BadInput("epsilon-nan", PL, Z, Y, {"epsilon": NAN}),
+    BadInput("epsilon-inf", PL, Z, Y, {"epsilon": INF}),
+    BadInput("epsilon-not-number", PL, Z, Y, {"epsilon": "2"}, TypeError),
+    BadInput("gamma-negative", PL, Z, Y, {"gamma": -0.5}),
+    BadInput("gamma-nan", PL, Z, Y, {"gamma": NAN}),
+    BadInput("index-too-large", PL, Z, np.array([0, 3, 1, 1]), values="target"),
+    BadInput("alpha-too-short", PL, Z, Y, {"alpha": [1.0, 2.0]}),
+    BadInput("alpha-negative", PL, Z, Y, {"alpha": [-1.0, 1.0, 1.0]}, values="weights"),
+    BadInput("scalar-alpha-above-1", PL, Z, Y, {"alpha": 1.5}),
+    BadInput("probability-shape", PL, Z, P[:, :2]),
+    BadInput("reduction", PL, Z, Y, {"reduction": "avg"}),
+    # ------------------------------------------------------------------ asymmetric loss
+    BadInput("clip-negative", ASL, Z, B, {"clip": -0.1}),
+    BadInput("clip-one", ASL, Z, B, {"clip": 1.0}),
+    BadInput("clip-nan", ASL, Z, B, {"clip": NAN}),
+    BadInput("clip-bool", ASL, Z, B, {"clip": True}, TypeError),
+    BadInput("gamma-pos-negative", ASL, Z, B, {"gamma_pos": -1.0}),
+    BadInput("gamma-pos-nan", ASL, Z, B, {"gamma_pos": NAN}),
+    BadInput("gamma-neg-negative", ASL, Z, B, {"gamma_neg": -0.5}),
+    BadInput("gamma-neg-nan", ASL, Z, B, {"gamma_neg": NAN}),
+    BadInput("gamma-neg-inf", ASL, Z, B, {"gamma_neg": INF}),
+    BadInput("sigmoid-target-shape", ASL, Z, B[:, :2]),
+    BadInput("bool-logits", ASL, Z > 0, B, error=TypeError),
+    BadInput("reduction", ASL, Z, B, {"reduction": "batchmean"}),
 ]
 """Every case; ids (``case.id``) are unique."""
 

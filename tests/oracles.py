@@ -540,3 +540,455 @@ MPMATH = {
     "binary_cross_entropy": mp_binary_cross_entropy,
     "sigmoid_focal_loss": mp_sigmoid_focal_loss,
 }
+
+
+# ----------------------------------------------------------------------------- issue 13
+# z-loss, logit soft-capping, PolyLoss and Asymmetric Loss (docs/math.md; issue 13),
+# written from the definitions, independent of the library:
+#
+#   softcap c:  z' = c·tanh(z/c) replaces the logits everywhere (z-loss included);
+#               dz'/dz = sech²(z/c) = 1 - tanh²(z/c).
+#   poly:       f(ℓ) = -u^γ ℓ + ε u^(γ+1),  f'(ℓ) = f'_focal(ℓ) - ε (γ+1) u^γ p.
+#   z-loss λ:   + λ·ω_i·lse_i², lse_i = log Σ_k exp(z'_ik), ∂/∂z'_j = 2λ·ω_i·lse_i·p_j;
+#               ω_i = w_{y_i} for cross-entropy with class indices and a class weight,
+#               1 otherwise; ignored elements add nothing; mean denominators unchanged.
+#   ASL:        p = σ(x), p_m = max(p - clip, 0),
+#               L = -y (1-p)^γ+ log p - (1-y) p_m^γ- log(1 - p_m);
+#               dL/dx = y (γ+ (1-p)^γ+ p log p - (1-p)^(γ+ +1))
+#                       + (1-y) [p > clip] p (1-p) (p_m^γ- / (1-p_m) - γ- p_m^(γ- -1) log(1-p_m)).
+
+
+def _softmax_term(kind, log_p, p, u, gamma, epsilon):
+    """f(ℓ) and f'(ℓ) of one class for kind "ce", "focal" or "poly", in mpmath."""
+    if kind == "ce":
+        return -log_p, mpmath.mpf(-1)
+    f, df = mp_focal_term(log_p, p, u, gamma)
+    if kind == "poly":
+        gamma, epsilon = _mp(gamma), _mp(epsilon)
+        f += epsilon * u ** (gamma + 1)
+        df -= epsilon * (gamma + 1) * (u**gamma if gamma != 0 else 1) * p
+    return f, df
+
+
+def mp_softmax_ext_row(z, c, *, kind, gamma=0.0, epsilon=0.0, z_loss=0.0, z_weight=1, softcap=None):
+    """Loss and gradient (w.r.t. the raw logits z) of one row with soft-capping and z-loss."""
+    with _precision():
+        if softcap is None:
+            capped, factor = list(z), [mpmath.mpf(1)] * len(z)
+        else:
+            cap = _mp(softcap)
+            capped = [cap * mpmath.tanh(z_k / cap) for z_k in z]
+            factor = [mpmath.sech(z_k / cap) ** 2 for z_k in z]
+        log_p, p, u = mp_log_softmax_row(capped)
+        loss, slopes = mpmath.mpf(0), []
+        for k in range(len(z)):
+            if c[k] == 0:
+                slopes.append(mpmath.mpf(0))
+                continue
+            f, df = _softmax_term(kind, log_p[k], p[k], u[k], gamma, epsilon)
+            loss += c[k] * f
+            slopes.append(c[k] * df)
+        slope_sum = mpmath.fsum(slopes)
+        grad = [slopes[j] - p[j] * slope_sum for j in range(len(z))]
+        lam = _mp(z_loss) * z_weight
+        if lam != 0:
+            top = max(capped)
+            lse = top + mpmath.log(mpmath.fsum(mpmath.exp(v - top) for v in capped))
+            loss += lam * lse**2
+            grad = [grad[j] + 2 * lam * lse * p[j] for j in range(len(z))]
+        return loss, [grad[j] * factor[j] for j in range(len(z))]
+
+
+def _mp_softmax_ext(
+    logits,
+    target,
+    *,
+    kind,
+    axis=-1,
+    gamma=0.0,
+    epsilon=0.0,
+    class_weight=None,
+    ignore_index=-100,
+    reduction="mean",
+    label_smoothing=0.0,
+    z_loss=0.0,
+    softcap=None,
+    tangent=None,
+):
+    """The softmax family with every option of issue 13, in mpmath (module notes above)."""
+    rows, batch_shape = _rows(logits, axis)
+    num_rows, num_classes = rows.shape
+    tangent_rows = None if tangent is None else _rows(tangent, axis)[0]
+    target = np.asarray(target)
+    hard = np.issubdtype(target.dtype, np.integer)
+    flat_target = target.reshape(-1) if hard else None
+    soft_target = None if hard else _rows(target, axis)[0]
+    weighted_mean = kind == "ce" and class_weight is not None and hard
+    with _precision():
+        eps = _mp(label_smoothing)
+        w = (
+            [mpmath.mpf(1)] * num_classes
+            if class_weight is None
+            else [_mp(v) for v in class_weight]
+        )
+        per_row = [mpmath.mpf(0)] * num_rows
+        grad_rows = [[mpmath.mpf(0)] * num_classes for _ in range(num_rows)]
+        denominator = mpmath.mpf(0)
+        for i in range(num_rows):
+            if hard:
+                t = int(flat_target[i])
+                if t == ignore_index:
+                    continue
+                q = [(1 - eps) * (k == t) + eps / num_classes for k in range(num_classes)]
+                omega = w[t] if weighted_mean else mpmath.mpf(1)
+            else:
+                q = [
+                    (1 - eps) * _mp(soft_target[i, k]) + eps / num_classes
+                    for k in range(num_classes)
+                ]
+                omega = mpmath.mpf(1)
+            denominator += omega
+            c = [q[k] * w[k] for k in range(num_classes)]
+            z = [_mp(v) for v in rows[i]]
+            options = {
+                "kind": kind,
+                "gamma": gamma,
+                "epsilon": epsilon,
+                "z_loss": z_loss,
+                "z_weight": omega,
+                "softcap": softcap,
+            }
+            per_row[i], grad_rows[i] = mp_softmax_ext_row(z, c, **options)
+            if tangent_rows is not None:  # H·t in place of the gradient
+                direction = [_mp(v) for v in tangent_rows[i]]
+
+                def entry(e, j, z=z, c=c, direction=direction, options=options):
+                    moved = [a + e * b for a, b in zip(z, direction, strict=True)]
+                    return mp_softmax_ext_row(moved, c, **options)[1][j]
+
+                grad_rows[i] = [
+                    mpmath.diff(lambda e, j=j: entry(e, j), 0) for j in range(num_classes)
+                ]
+        if reduction in ("none", "sum"):
+            scale = mpmath.mpf(1)
+        elif denominator == 0:
+            scale = mpmath.inf
+        else:
+            scale = denominator
+        grad = np.array([[float(g / scale) for g in row] for row in grad_rows]).reshape(
+            num_rows, num_classes
+        )
+        grad = _unrows(grad, batch_shape, axis)
+        if reduction == "none":
+            return np.array([float(v) for v in per_row]).reshape(batch_shape), grad
+        return float(mpmath.fsum(per_row) / scale), grad
+
+
+def mp_cross_entropy_ext(
+    logits,
+    target,
+    *,
+    axis=-1,
+    weight=None,
+    ignore_index=-100,
+    reduction="mean",
+    label_smoothing=0.0,
+    z_loss=0.0,
+    softcap=None,
+    tangent=None,
+):
+    """mpmath cross-entropy with ``z_loss`` and ``softcap``."""
+    return _mp_softmax_ext(
+        logits,
+        target,
+        kind="ce",
+        axis=axis,
+        class_weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
+        tangent=tangent,
+    )
+
+
+def mp_focal_loss_ext(
+    logits,
+    target,
+    *,
+    axis=-1,
+    gamma=2.0,
+    alpha=None,
+    ignore_index=-100,
+    reduction="mean",
+    label_smoothing=0.0,
+    z_loss=0.0,
+    softcap=None,
+    tangent=None,
+):
+    """mpmath softmax focal loss with ``z_loss`` and ``softcap`` (α does not weight z²)."""
+    return _mp_softmax_ext(
+        logits,
+        target,
+        kind="focal",
+        axis=axis,
+        gamma=gamma,
+        class_weight=_alpha_vector(alpha, logits, axis),
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
+        tangent=tangent,
+    )
+
+
+def mp_poly_loss(
+    logits,
+    target,
+    *,
+    axis=-1,
+    epsilon=2.0,
+    gamma=0.0,
+    alpha=None,
+    ignore_index=-100,
+    reduction="mean",
+    label_smoothing=0.0,
+    z_loss=0.0,
+    softcap=None,
+    tangent=None,
+):
+    """mpmath Poly-1 loss: Σ_k q_k α_k (-u_k^γ ℓ_k + ε u_k^(γ+1)); focal's mean."""
+    return _mp_softmax_ext(
+        logits,
+        target,
+        kind="poly",
+        axis=axis,
+        gamma=gamma,
+        epsilon=epsilon,
+        class_weight=_alpha_vector(alpha, logits, axis),
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
+        tangent=tangent,
+    )
+
+
+def mp_asymmetric_value(x, y, *, gamma_pos=0.0, gamma_neg=4.0, clip=0.05):
+    """The asymmetric loss of one element, straight from the definition, in mpmath (for
+    ``mpmath.diff``): σ(±x) = 1/(1 + exp(∓x)), no cancellation at any finite x."""
+    with _precision():
+        x, y = _mp(x), _mp(y)
+        gp, gn, m = _mp(gamma_pos), _mp(gamma_neg), _mp(clip)
+        p = 1 / (1 + mpmath.exp(-x))
+        one_minus_p = 1 / (1 + mpmath.exp(x))
+        log_p = -mpmath.log1p(mpmath.exp(-x))
+        if m == 0:
+            p_m, log_one_minus_p_m = p, -mpmath.log1p(mpmath.exp(x))
+        elif p > m:
+            p_m, log_one_minus_p_m = p - m, mpmath.log(one_minus_p + m)
+        else:
+            p_m, log_one_minus_p_m = mpmath.mpf(0), mpmath.mpf(0)
+        positive = -(one_minus_p**gp) * log_p if y != 0 else 0
+        negative = -(p_m**gn) * log_one_minus_p_m if y != 1 else 0
+        return y * positive + (1 - y) * negative
+
+
+def mp_asymmetric_element(x, y, *, gamma_pos=0.0, gamma_neg=4.0, clip=0.05):
+    """Loss and dloss/dx of one element, in mpmath (closed form of the module notes)."""
+    with _precision():
+        loss = mp_asymmetric_value(x, y, gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=clip)
+        x, y = _mp(x), _mp(y)
+        gp, gn, m = _mp(gamma_pos), _mp(gamma_neg), _mp(clip)
+        p = 1 / (1 + mpmath.exp(-x))
+        one_minus_p = 1 / (1 + mpmath.exp(x))
+        log_p = -mpmath.log1p(mpmath.exp(-x))
+        d_pos = gp * one_minus_p**gp * p * log_p - one_minus_p ** (gp + 1)
+        if m == 0 or p > m:
+            if m == 0:
+                p_m, one_minus_p_m = p, one_minus_p
+                log_one_minus_p_m = -mpmath.log1p(mpmath.exp(x))
+            else:
+                p_m, one_minus_p_m = p - m, one_minus_p + m
+                log_one_minus_p_m = mpmath.log(one_minus_p_m)
+            focusing = p_m**gn / one_minus_p_m
+            if gn != 0:
+                focusing -= gn * p_m ** (gn - 1) * log_one_minus_p_m
+            d_neg = p * one_minus_p * focusing
+        else:
+            d_neg = mpmath.mpf(0)
+        grad = (y * d_pos if y != 0 else 0) + ((1 - y) * d_neg if y != 1 else 0)
+        return loss, grad
+
+
+def mp_asymmetric_loss(
+    logits, target, *, gamma_pos=0.0, gamma_neg=4.0, clip=0.05, reduction="mean", tangent=None
+):
+    """mpmath Asymmetric Loss (Ridnik et al. 2021); "mean" over all elements."""
+    x = np.asarray(logits, dtype=np.float64)
+    shape = x.shape
+    y = np.broadcast_to(np.asarray(target, np.float64), shape)
+    options = {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip}
+    with _precision():
+        losses, grads = [], []
+        for index in np.ndindex(shape):
+            loss, grad = mp_asymmetric_element(x[index], y[index], **options)
+            if tangent is not None:  # H·t in place of the gradient
+                t_i, y_i = _mp(np.asarray(tangent)[index]), y[index]
+                grad = t_i * mpmath.diff(
+                    lambda v, y_i=y_i: mp_asymmetric_element(v, y_i, **options)[1], _mp(x[index])
+                )
+            losses.append(loss)
+            grads.append(grad)
+        size = math.prod(shape)
+        if reduction == "none":
+            return (
+                np.array([float(v) for v in losses]).reshape(shape),
+                np.array([float(g) for g in grads]).reshape(shape),
+            )
+        scale = mpmath.mpf(1) if reduction == "sum" or size == 0 else mpmath.mpf(size)
+        total = mpmath.fsum(losses)
+        return float(total / scale), np.array([float(g / scale) for g in grads]).reshape(shape)
+
+
+# NumPy, naive float64 ---------------------------------------------------------------
+
+
+def _np_softmax_ext(
+    logits,
+    target,
+    *,
+    kind,
+    axis=-1,
+    gamma=0.0,
+    epsilon=0.0,
+    class_weight=None,
+    ignore_index=-100,
+    reduction="mean",
+    label_smoothing=0.0,
+    z_loss=0.0,
+    softcap=None,
+):
+    """The textbook formulas in float64: tanh cap, max-shifted log_softmax, the term, lse²."""
+    weighted_mean = kind == "ce"
+    s = _softmax_setup(
+        logits, target, axis, class_weight, ignore_index, label_smoothing, weighted_mean
+    )
+    z = s["rows"]
+    factor = np.ones_like(z)
+    if softcap is not None:
+        factor = 1.0 - np.tanh(z / softcap) ** 2
+        z = softcap * np.tanh(z / softcap)
+    log_p = log_softmax(z, axis=-1)
+    p = np.exp(log_p)
+    u = 1.0 - p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind == "ce" or gamma == 0:
+            f, df = -log_p, -np.ones_like(p)
+        else:
+            f = -(u**gamma) * log_p
+            df = -(u**gamma) + gamma * u ** (gamma - 1) * p * log_p
+            df = np.where(p == 1.0, 0.0, df)
+        if kind == "poly":
+            f = f + epsilon * u ** (gamma + 1)
+            df = df - epsilon * (gamma + 1) * (u**gamma if gamma != 0 else 1.0) * p
+    c = s["q"] * s["w"]
+    terms = np.where(c == 0, 0.0, c * f)
+    cdf = np.where(c == 0, 0.0, c * df)
+    per_row = np.sum(terms, axis=-1)
+    grad_rows = cdf - p * np.sum(cdf, axis=-1, keepdims=True)
+    target = np.asarray(target)
+    if np.issubdtype(target.dtype, np.integer):
+        t = target.reshape(-1)
+        counted = t != ignore_index
+        omega = counted.astype(np.float64)
+        if kind == "ce" and class_weight is not None:
+            omega = np.where(counted, s["w"][np.where(counted, t, 0)], 0.0)
+    else:
+        omega = np.ones(z.shape[0])
+    if z_loss:
+        top = np.max(z, axis=-1)
+        lse = top + np.log(np.sum(np.exp(z - top[:, None]), axis=-1))
+        per_row = per_row + z_loss * omega * lse**2
+        grad_rows = grad_rows + (2 * z_loss * omega * lse)[:, None] * p
+    grad_rows = grad_rows * factor
+    per_element = per_row.reshape(s["batch_shape"])
+    grad = _unrows(grad_rows, s["batch_shape"], axis)
+    return _reduce(per_element, grad, reduction, s["denominator"])
+
+
+def np_cross_entropy_ext(logits, target, *, weight=None, **options):
+    """NumPy cross-entropy with ``z_loss`` and ``softcap``."""
+    return _np_softmax_ext(logits, target, kind="ce", class_weight=weight, **options)
+
+
+def np_focal_loss_ext(logits, target, *, axis=-1, gamma=2.0, alpha=None, **options):
+    """NumPy softmax focal loss with ``z_loss`` and ``softcap``."""
+    alpha = _alpha_vector(alpha, logits, axis)
+    return _np_softmax_ext(
+        logits, target, kind="focal", axis=axis, gamma=gamma, class_weight=alpha, **options
+    )
+
+
+def np_poly_loss(logits, target, *, axis=-1, epsilon=2.0, gamma=0.0, alpha=None, **options):
+    """NumPy Poly-1 loss."""
+    alpha = _alpha_vector(alpha, logits, axis)
+    return _np_softmax_ext(
+        logits,
+        target,
+        kind="poly",
+        axis=axis,
+        gamma=gamma,
+        epsilon=epsilon,
+        class_weight=alpha,
+        **options,
+    )
+
+
+def np_asymmetric_loss(
+    logits, target, *, gamma_pos=0.0, gamma_neg=4.0, clip=0.05, reduction="mean"
+):
+    """NumPy Asymmetric Loss, naive: σ, softplus for the logs, max(p - clip, 0)."""
+    x = np.asarray(logits, dtype=np.float64)
+    y = np.broadcast_to(np.asarray(target, np.float64), x.shape)
+    p = 1.0 / (1.0 + np.exp(-x))
+    one_minus_p = 1.0 / (1.0 + np.exp(x))
+    log_p = -np.logaddexp(0.0, -x)
+    if clip == 0:
+        p_m, one_minus_p_m, log_one_minus_p_m = p, one_minus_p, -np.logaddexp(0.0, x)
+        active = np.ones(x.shape, dtype=bool)
+    else:
+        p_m = np.maximum(p - clip, 0.0)
+        one_minus_p_m = np.minimum(one_minus_p + clip, 1.0)
+        log_one_minus_p_m = np.log(one_minus_p_m)
+        active = p > clip
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loss = -y * one_minus_p**gamma_pos * log_p - (1 - y) * p_m**gamma_neg * log_one_minus_p_m
+        d_pos = gamma_pos * one_minus_p**gamma_pos * p * log_p - one_minus_p ** (gamma_pos + 1)
+        focusing = p_m**gamma_neg / one_minus_p_m
+        if gamma_neg != 0:
+            focusing = focusing - gamma_neg * p_m ** (gamma_neg - 1) * log_one_minus_p_m
+        d_neg = np.where(active, p * one_minus_p * focusing, 0.0)
+    grad = np.where(y != 0, y * d_pos, 0.0) + np.where(y != 1, (1 - y) * d_neg, 0.0)
+    return _reduce(loss, np.array(grad), reduction, float(x.size))
+
+
+NUMPY_EXT = {
+    "cross_entropy": np_cross_entropy_ext,
+    "focal_loss": np_focal_loss_ext,
+    "poly_loss": np_poly_loss,
+    "asymmetric_loss": np_asymmetric_loss,
+}
+"""Oracles taking the options of issue 13 (``z_loss``, ``softcap``; the new losses)."""
+MPMATH_EXT = {
+    "cross_entropy": mp_cross_entropy_ext,
+    "focal_loss": mp_focal_loss_ext,
+    "poly_loss": mp_poly_loss,
+    "asymmetric_loss": mp_asymmetric_loss,
+}
+"""The same in mpmath."""
+NUMPY.update(poly_loss=np_poly_loss, asymmetric_loss=np_asymmetric_loss)
+MPMATH.update(poly_loss=mp_poly_loss, asymmetric_loss=mp_asymmetric_loss)

@@ -48,17 +48,44 @@ def test_quick_mode_writes_table_json_and_plot(tmp_path: Path) -> None:
         "| torchvision sigmoid focal (formula) | 1.00× |",
         "| multiloss sigmoid focal γ=2 |",
         "| optax sigmoid_focal_loss | 1.00× |",
+        "| multiloss poly ε=2 |",
+        "| textbook PolyLoss ε=2 |",
+        "| multiloss CE + z-loss 1e-4 |",
+        "| optax poly_loss_cross_entropy ε=2 |",
+        "| textbook ASL (timm formula) | 1.00× |",
+        "| multiloss ASL |",
     ):
         assert implementation in table, implementation
     columns = "| ratio, 1 thread | time, 1 thread | ratio, 2 threads | time, 2 threads | memory |"
     assert columns + " kernels | bytes | modelled | modelled ratio |" in table
     assert "; reference torchvision sigmoid focal (formula)" in table
     assert "; reference F.binary_cross_entropy_with_logits" in table
+    for backend, reference in (("torch", "F.cross_entropy"), ("jax", "optax CE (integer labels)")):
+        assert f"## {backend}, poly (PolyLoss, Poly-1, ε = 2): 64×100; reference {reference}\n" in (
+            table
+        )
+    for backend in ("torch", "jax"):
+        assert f"## {backend}, asl (" in table
+    assert table.count("64×80; reference textbook ASL (timm formula)\n") == 2
 
     raw = json.loads((tmp_path / "benchmarks.json").read_text(encoding="utf-8"))
     measured = raw["measurements"]
     assert {m["backend"] for m in measured} == {"torch", "jax"}
-    assert {m["group"] for m in measured} == {"softmax", "bce", "sigmoid focal"}
+    assert {m["group"] for m in measured} == {"softmax", "poly", "bce", "sigmoid focal", "asl"}
+    rows = {(m["backend"], m["group"], m["implementation"]): m for m in measured}
+    for backend, kind, implementation, reference in (
+        ("torch", "poly", "multiloss poly ε=2", "F.cross_entropy"),
+        ("torch", "poly", "textbook PolyLoss ε=2", "F.cross_entropy"),
+        ("torch", "poly", "multiloss CE + z-loss 1e-4", "F.cross_entropy"),
+        ("jax", "poly", "optax poly_loss_cross_entropy ε=2", "optax CE (integer labels)"),
+        ("jax", "poly", "multiloss poly ε=2", "optax CE (integer labels)"),
+        ("torch", "asl", "multiloss ASL", "textbook ASL (timm formula)"),
+        ("torch", "asl", "F.binary_cross_entropy_with_logits", "textbook ASL (timm formula)"),
+        ("jax", "asl", "multiloss ASL", "textbook ASL (timm formula)"),
+    ):
+        row = rows[(backend, kind, implementation)]
+        assert row["reference"] == reference, row
+        assert row["kernels"] > 0 and row["modelled_ratio"] > 0, row
     assert all(m["seconds"] and m["median_seconds"] > 0 for m in measured)
     for backend in ("torch", "jax"):
         assert {m["threads"] for m in measured if m["backend"] == backend} == {1, 2}
@@ -158,6 +185,61 @@ def test_count_xla_reads_a_compiled_jax_function(bench: ModuleType) -> None:
 
 
 # --------------------------------------------------------------------------------------
+# The textbook references
+
+
+def test_the_textbook_poly_and_asl_rows_compute_multilosss_values(bench: ModuleType) -> None:
+    """The written-out references of the poly and asl groups (and optax's PolyLoss) give
+    the value and gradient of the multiloss rows they are timed against."""
+    torch = pytest.importorskip("torch")
+    from harness import ASL, POLY, Shape, make_data
+    from torch_impls import torch_implementations
+
+    cases = (
+        (POLY, Shape("16×7", (16, 7)), "textbook PolyLoss ε=2", "multiloss poly ε=2"),
+        (
+            POLY,
+            Shape("2×5×3×3, ignore 255", (2, 5, 3, 3), ignore_index=255),
+            "textbook PolyLoss ε=2",
+            "multiloss poly ε=2",
+        ),
+        (ASL, Shape("16×7", (16, 7)), "textbook ASL (timm formula)", "multiloss ASL"),
+    )
+    for kind, shape, textbook, multiloss in cases:
+        logits_np, target_np = make_data(shape, kind, seed=1)
+        target = torch.from_numpy(target_np)
+        implementations = torch_implementations(kind, shape)
+        found = []
+        for name in (textbook, multiloss):
+            logits = torch.from_numpy(logits_np).double().requires_grad_(True)
+            value = implementations[name](logits, target.double() if kind == ASL else target)
+            value.backward()
+            found.append((value.detach(), logits.grad))
+        torch.testing.assert_close(found[0][0], found[1][0], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(found[0][1], found[1][1], rtol=1e-8, atol=1e-12)
+
+    jax = pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    import numpy as np
+    from jax_impls import jax_implementations
+
+    for kind, textbook, multiloss in (
+        (POLY, "optax poly_loss_cross_entropy ε=2", "multiloss poly ε=2"),
+        (ASL, "textbook ASL (timm formula)", "multiloss ASL"),
+    ):
+        shape = Shape("16×7", (16, 7))
+        logits_np, target_np = make_data(shape, kind, seed=2)
+        target = jax.numpy.asarray(target_np, dtype="float32" if kind == ASL else "int32")
+        implementations = jax_implementations(kind, shape)
+        found = [
+            jax.value_and_grad(implementations[name])(jax.numpy.asarray(logits_np), target)
+            for name in (textbook, multiloss)
+        ]
+        np.testing.assert_allclose(found[0][0], found[1][0], rtol=1e-5)
+        np.testing.assert_allclose(found[0][1], found[1][1], rtol=1e-4, atol=1e-7)
+
+
+# --------------------------------------------------------------------------------------
 # The plan and the table
 
 
@@ -171,6 +253,10 @@ def test_the_full_plan_holds_every_promised_group(bench: ModuleType) -> None:
     for kind in ("bce", "sigmoid focal"):
         for shape in ("256×80", "65536×80", "8192×1000"):
             assert ("torch", kind, shape) in names and ("jax", kind, shape) in names
+    for kind, shapes in (("poly", ("256×100", "8192×1000")), ("asl", ("256×80", "65536×80"))):
+        assert {(g.backend, g.shape.name) for g in groups if g.kind == kind} == {
+            (backend, shape) for backend in ("torch", "jax") for shape in shapes
+        }
     assert {("torch", "compiled", "64×10"), ("torch", "compiled", "8192×1000")} <= names
     assert not [g for g in groups if g.backend == "jax" and g.kind == "compiled"]
 
@@ -188,8 +274,16 @@ def test_shape_words_and_quick_defaults(bench: ModuleType) -> None:
         ("softmax", "64×10"),
         ("bce", "256×80"),
         ("sigmoid focal", "256×80"),
+        ("asl", "256×80"),
         ("compiled", "64×10"),
         ("recompile", "64×10"),
+    }
+    new_kinds = bench.parse_arguments(["--kinds", "poly,asl", "--shapes", "256×100,256×80"])
+    groups = bench.select_groups(new_kinds.backends, new_kinds.kinds, False, ["256×100", "256×80"])
+    assert {(g.backend, g.kind, g.shape.name) for g in groups} == {
+        (backend, kind, shape)
+        for backend in ("torch", "jax")
+        for kind, shape in (("poly", "256×100"), ("asl", "256×80"))
     }
     quick = bench.parse_arguments(["--quick"])
     assert not quick.compiled and "compiled" not in quick.kinds
