@@ -198,7 +198,7 @@ class _Loss(torch.autograd.Function):
             )
         else:
             prepared, plan = _prepared(
-                spec, logits, target, weight, pos_weight, grad_loss, *saved, first_order=True
+                spec, logits, target, weight, pos_weight, grad_loss, first_order=True
             )
             residuals = _saved_residuals(saved)
             grad = _native.vjp(prepared, residuals, grad_loss, plan)

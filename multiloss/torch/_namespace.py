@@ -25,9 +25,13 @@ _COMPAT = array_namespace(torch.empty(0))
 """The array-API namespace of torch tensors (``array_api_compat.torch``)."""
 
 
+_COMPUTE_DTYPES = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
+
+
 def compute_dtype(tensor: Tensor) -> torch.dtype:
-    """float32 for 16-bit floating tensors, the tensor's own dtype otherwise."""
-    return _checks.compute_dtype(_COMPAT, tensor.dtype)
+    """float32 for 16-bit floating tensors, the tensor's own dtype otherwise (the core's
+    rule, ``_checks.compute_dtype``, as one look-up)."""
+    return _COMPUTE_DTYPES.get(tensor.dtype, tensor.dtype)
 
 
 def _take_along_axis(x: Tensor, indices: Tensor, /, *, axis: int = -1) -> Tensor:
@@ -122,6 +126,16 @@ for _tensor_type in (Tensor, nn.Parameter):
     # the core then finds XP for a tensor by one look-up (no array_api_compat type checks
     # for torch.compile to trace)
     _checks.register_namespace(_tensor_type, XP)
+
+
+def any_functorch(*tensors: Tensor | None) -> bool:
+    """Whether any of the tensors is seen through ``torch.func`` or the legacy vmap
+    (:func:`is_functorch`); with no functorch transform active, only the legacy batching
+    can apply, which is one check per tensor instead of two."""
+    present = [t for t in tensors if t is not None]
+    if torch._C._are_functorch_transforms_active():
+        return any(is_functorch(t) for t in present)
+    return any(torch._C._functorch.is_legacy_batchedtensor(t) for t in present)
 
 
 def is_functorch(tensor: Tensor) -> bool:

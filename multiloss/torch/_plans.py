@@ -29,7 +29,7 @@ from torch import Tensor
 
 from .._core import GENERIC, GENERIC_SIGMOID, SOFTMAX, Family, SigmoidKernels, SoftmaxKernels
 from . import _native, _whole
-from ._namespace import is_functorch
+from ._namespace import any_functorch
 
 SMALL_ELEMENTS = 1 << 16
 """CPU calls with at most this many logits take the whole-tensor plan: they fit in cache,
@@ -77,7 +77,7 @@ def choose(logits: Tensor, *others: Tensor | None) -> Plan:
     requires the generic plan)."""
     if torch.compiler.is_compiling() or torch.is_grad_enabled():
         return GENERIC_PLAN
-    if is_functorch(logits) or any(t is not None and is_functorch(t) for t in others):
+    if any_functorch(logits, *others):
         return GENERIC_PLAN
     if _forced is not None:
         return _forced
