@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad
 
 from .. import _core
 from .._core import SOFTMAX, SigmoidConfig, SoftmaxConfig, SoftmaxResiduals, second_order
@@ -179,6 +180,8 @@ class _Loss(torch.autograd.Function):
         ctx.save_for_backward(logits, target, weight, pos_weight, *residuals)
         ctx.spec = spec
         ctx.loss_shape = output[0].shape
+        # the residual outputs get no gradient: no zeros materialised for them
+        ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Tensor | None, ...]:
@@ -336,6 +339,16 @@ for _class in (_Loss, _LossGradient):
     _class.forward.__signature__ = inspect.signature(_class.forward)  # type: ignore[union-attr]
 
 
+def _tangents_possible() -> bool:
+    """Whether a forward-mode tangent can reach a call made now: a dual level of
+    ``torch.autograd.forward_ad`` is open, or a ``torch.func`` transform (``jvp``,
+    ``jacfwd``, ``hessian``) is active. A tangent exists only on inputs made inside one."""
+    return forward_ad._current_level >= 0 or torch._C._are_functorch_transforms_active()
+
+
 def function(base: type[torch.autograd.Function]) -> type[torch.autograd.Function]:
-    """`base`, or its forward-mode variant where nothing is compiling."""
-    return base if torch.compiler.is_compiling() else _FORWARD_MODE[base]
+    """`base`, or its forward-mode variant where a tangent can reach the call and nothing is
+    compiling (the variant's extra context costs about 40 µs a call: small calls feel it)."""
+    if torch.compiler.is_compiling() or not _tangents_possible():
+        return base
+    return _FORWARD_MODE[base]
