@@ -1,6 +1,6 @@
 r"""JAX adapter: jit-able losses whose derivatives come from the closed forms of the core.
 
-The four losses of `multiloss` as pure functions of `jax.Array`s, class axis -1 by default
+The losses of `multiloss` as pure functions of `jax.Array`s, class axis -1 by default
 (the optax convention), every hyperparameter keyword-only so that it can be made static
 under `jax.jit` (`static_argnames=...` or `functools.partial`).
 
