@@ -104,8 +104,11 @@ def check_reduction(reduction: object) -> str:
     return reduction
 
 
-def check_real_number(name: str, value: object, *, low: float, high: float = math.inf) -> float:
-    """A Python real in ``[low, high]``; NaN, bools and non-numbers are refused."""
+def check_real_number(
+    name: str, value: object, *, low: float, high: float = math.inf, high_open: bool = False
+) -> float:
+    """A Python real in ``[low, high]`` (``[low, high)`` with `high_open`); NaN, bools and
+    non-numbers are refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         # numpy scalars are numbers.Real; 0-d arrays of any backend are refused here,
         # because a hyperparameter must be static (a Python number).
@@ -117,20 +120,19 @@ def check_real_number(name: str, value: object, *, low: float, high: float = mat
     # Comparisons only (no math.isnan): under torch.compile a float argument is a symbolic
     # float, which Dynamo specialises on comparisons but cannot pass to math.isnan.
     is_nan = number != number
-    if is_nan or number in (math.inf, -math.inf) or not low <= number <= high:
-        interval = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f"finite and >= {low:g}"
+    in_range = low <= number < high if high_open else low <= number <= high
+    if is_nan or number in (math.inf, -math.inf) or not in_range:
+        closing = ")" if high_open else "]"
+        interval = (
+            f"in [{low:g}, {high:g}{closing}" if math.isfinite(high) else f"finite and >= {low:g}"
+        )
         raise ValueError(f"{name} must be {interval} and not NaN; got {value!r}")
     return number
 
 
 def check_clip(clip: object) -> float:
     """A probability margin in [0, 1) (the Asymmetric Loss's `clip`)."""
-    if isinstance(clip, bool) or not isinstance(clip, numbers.Real):
-        raise TypeError(f"clip must be a real number; got {clip!r} of type {type(clip).__name__}")
-    number = float(clip)
-    if not 0 <= number < 1:  # NaN fails the comparison too
-        raise ValueError(f"clip must be in [0, 1) and not NaN; got {clip!r}")
-    return number
+    return check_real_number("clip", clip, low=0.0, high=1.0, high_open=True)
 
 
 def check_softcap(softcap: object) -> float | None:

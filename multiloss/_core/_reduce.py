@@ -26,6 +26,12 @@ def mean_scale(xp: Namespace, denominator: Array) -> Array:
     return xp.where(denominator == 0, 0.0, denominator**-1.0)
 
 
+def count_scale(count: int) -> float:
+    """The scale of a mean over `count` elements known from the shape: 1 / count, and 0
+    for no elements (a Python number: nothing to compute)."""
+    return 0.0 if count == 0 else 1.0 / count
+
+
 def reduce(xp: Namespace, per_element: Array, reduction: str, scale: Array | None) -> Array:
     """Apply `reduction` to the per-element losses (any shape); `scale` from
     :func:`mean_scale` for ``"mean"`` (ignored otherwise)."""

@@ -25,7 +25,6 @@ from above (N is once continuously differentiable there); it is taken as 0 at q 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -34,6 +33,13 @@ from ._numerics import power, times_nonzero
 from ._reduce import per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
 from .kernels import GENERIC_SIGMOID, SigmoidKernels
+from .sigmoid import (
+    element_count,
+    element_logits_cotangent,
+    element_loss_shape,
+    element_mean_scale,
+    sigmoid_directional_derivative,
+)
 
 Array = Any
 Namespace = Any
@@ -85,48 +91,40 @@ def _power(xp: Namespace, base: Array, exponent: float) -> Array:
     return xp.ones_like(base) if exponent == 0 else power(base, exponent)
 
 
-def _positive(xp: Namespace, config: AsymmetricConfig, s: _Sides) -> tuple[Array, Array]:
-    """P and P'."""
-    gamma = config.gamma_pos
-    weight = _power(xp, s.sigma_neg, gamma)
-    value = times_nonzero(xp, weight, s.softplus_neg)
+def _values(xp: Namespace, config: AsymmetricConfig, s: _Sides) -> tuple[Array, Array]:
+    """P and N (N is 0 where σ ≤ clip: q = 0)."""
+    positive = times_nonzero(xp, _power(xp, s.sigma_neg, config.gamma_pos), s.softplus_neg)
+    negative = times_nonzero(xp, _power(xp, s.q, config.gamma_neg), s.log_term)
+    return positive, negative
+
+
+def _slopes(xp: Namespace, config: AsymmetricConfig, s: _Sides) -> tuple[Array, Array]:
+    """P' and N' (N' is 0 where σ ≤ clip)."""
+    gp, gn = config.gamma_pos, config.gamma_neg
     inner = (
         s.sigma_neg
-        if gamma == 0
-        else gamma * times_nonzero(xp, s.sigma_pos, s.softplus_neg) + s.sigma_neg
+        if gp == 0
+        else gp * times_nonzero(xp, s.sigma_pos, s.softplus_neg) + s.sigma_neg
     )
-    return value, -weight * inner
-
-
-def _negative(xp: Namespace, config: AsymmetricConfig, s: _Sides) -> tuple[Array, Array]:
-    """N and N' (0 where σ ≤ clip)."""
-    gamma = config.gamma_neg
-    weight = _power(xp, s.q, gamma)
-    value = times_nonzero(xp, weight, s.log_term)
+    positive = -_power(xp, s.sigma_neg, gp) * inner
+    weight = _power(xp, s.q, gn)
     if config.clip == 0:  # N' = σ^γ (γ σ' ℓ_n + σ)
         inner = (
             s.sigma_pos
-            if gamma == 0
-            else gamma * times_nonzero(xp, s.sigma_neg, s.log_term) + s.sigma_pos
+            if gn == 0
+            else gn * times_nonzero(xp, s.sigma_neg, s.log_term) + s.sigma_pos
         )
-        return value, weight * inner
+        return positive, weight * inner
     g = weight / s.one_minus_q
-    if gamma != 0:
-        g = g + gamma * _power(xp, s.q, gamma) * _log_ratio(xp, s)
-    return value, xp.where(s.q == 0, 0.0, s.sigma_pos * s.sigma_neg * g)
+    if gn != 0:
+        g = g + gn * weight * _log_ratio(xp, s)
+    return positive, xp.where(s.q == 0, 0.0, s.sigma_pos * s.sigma_neg * g)
 
 
 def _log_ratio(xp: Namespace, s: _Sides) -> Array:
     """r = ℓ_n / q → 1 as q → 0 (so that γ q^{γ-1} ℓ_n = γ q^γ r stays finite)."""
     vanishing = s.q == 0
     return xp.where(vanishing, 1.0, s.log_term / xp.where(vanishing, 1.0, s.q))
-
-
-def _mean_scale(config: AsymmetricConfig, logits: Array) -> float | None:
-    if config.reduction != "mean":
-        return None
-    count = math.prod(logits.shape)
-    return 0.0 if count == 0 else 1.0 / count
 
 
 def asymmetric_forward(
@@ -137,11 +135,9 @@ def asymmetric_forward(
 ) -> tuple[Array, None]:
     """The reduced loss (compute dtype); the backward pass needs no residuals."""
     x, y = operands.logits, operands.target
-    s = _sides(xp, config, x, kernels)
-    positive, _ = _positive(xp, config, s)
-    negative, _ = _negative(xp, config, s)
+    positive, negative = _values(xp, config, _sides(xp, config, x, kernels))
     per_element = times_nonzero(xp, y, positive) + times_nonzero(xp, 1.0 - y, negative)
-    return reduce(xp, per_element, config.reduction, _mean_scale(config, x)), None
+    return reduce(xp, per_element, config.reduction, element_mean_scale(config, x)), None
 
 
 def _slope(
@@ -149,9 +145,7 @@ def _slope(
 ) -> Array:
     """dL/dx per element."""
     x, y = operands.logits, operands.target
-    s = _sides(xp, config, x, kernels)
-    _, positive = _positive(xp, config, s)
-    _, negative = _negative(xp, config, s)
+    positive, negative = _slopes(xp, config, _sides(xp, config, x, kernels))
     return times_nonzero(xp, y, positive) + times_nonzero(xp, 1.0 - y, negative)
 
 
@@ -165,7 +159,7 @@ def asymmetric_vjp(
 ) -> Array:
     """cotangent · ∂loss/∂logits, in the compute dtype, with the logits' shape."""
     del residuals
-    scale = _mean_scale(config, operands.logits)
+    scale = element_mean_scale(config, operands.logits)
     element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, scale)
     return element_cotangent * _slope(xp, config, operands, kernels)
 
@@ -211,24 +205,14 @@ def asymmetric_hvp(
         dtype=x.dtype,
         device=_checks.device(x),
     )
-    scale = _mean_scale(config, x)
+    scale = element_mean_scale(config, x)
     element_cotangent = per_element_cotangent(xp, ones, config.reduction, scale)
     return xp.broadcast_to(element_cotangent * curvature * tangent, tuple(x.shape))
 
 
-def asymmetric_directional_derivative(
-    xp: Namespace, config: AsymmetricConfig, gradient: Array, tangent: Array
-) -> Array:
-    """⟨G, t⟩ per loss element (element-wise for "none"; all of it for "mean"/"sum")."""
-    product = gradient * tangent
-    return product if config.reduction == "none" else xp.sum(product)
-
-
 def _target_partial(xp: Namespace, config: AsymmetricConfig, operands: AsymmetricOperands) -> Array:
     """∂L/∂y = P - N per element."""
-    s = _sides(xp, config, operands.logits, GENERIC_SIGMOID)
-    positive, _ = _positive(xp, config, s)
-    negative, _ = _negative(xp, config, s)
+    positive, negative = _values(xp, config, _sides(xp, config, operands.logits, GENERIC_SIGMOID))
     return positive - negative
 
 
@@ -241,7 +225,7 @@ def asymmetric_operand_vjp(
 ) -> dict[str, Array]:
     if "target" not in wanted:
         return {}
-    scale = _mean_scale(config, operands.logits)
+    scale = element_mean_scale(config, operands.logits)
     element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, scale)
     partial = _target_partial(xp, config, operands)
     grad = times_nonzero(xp, element_cotangent, partial)
@@ -254,21 +238,7 @@ def asymmetric_operand_jvp(
     if "target" not in tangents:
         raise ValueError(f"no tangent of a differentiable operand; got {sorted(tangents)}")
     per_element = _target_partial(xp, config, operands) * tangents["target"]
-    return reduce(xp, per_element, config.reduction, _mean_scale(config, operands.logits))
-
-
-def _denominator(xp: Namespace, config: AsymmetricConfig, operands: AsymmetricOperands) -> Array:
-    logits = operands.logits
-    dtype = _checks.compute_dtype(xp, logits.dtype)
-    return xp.asarray(float(math.prod(logits.shape)), dtype=dtype, device=_checks.device(logits))
-
-
-def _loss_shape(config: AsymmetricConfig, logits_shape: tuple[int, ...]) -> tuple[int, ...]:
-    return logits_shape if config.reduction == "none" else ()
-
-
-def _logits_cotangent(xp: Namespace, config: AsymmetricConfig, cotangent: Array) -> Array:
-    return cotangent
+    return reduce(xp, per_element, config.reduction, element_mean_scale(config, operands.logits))
 
 
 ASYMMETRIC = Family(
@@ -278,12 +248,12 @@ ASYMMETRIC = Family(
     forward=asymmetric_forward,
     vjp=asymmetric_vjp,
     hessian_vector_product=asymmetric_hvp,
-    directional_derivative=asymmetric_directional_derivative,
+    directional_derivative=sigmoid_directional_derivative,
     operand_vjp=asymmetric_operand_vjp,
     operand_jvp=asymmetric_operand_jvp,
-    denominator=_denominator,
-    loss_shape=_loss_shape,
-    logits_cotangent=_logits_cotangent,
+    denominator=element_count,
+    loss_shape=element_loss_shape,
+    logits_cotangent=element_logits_cotangent,
 )
 """The asymmetric-loss family (see the module docstring)."""
 

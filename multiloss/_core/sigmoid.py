@@ -35,7 +35,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from . import _checks
 from ._numerics import power, times_nonzero
-from ._reduce import per_element_cotangent, reduce
+from ._reduce import count_scale, per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
 from .kernels import GENERIC_SIGMOID, SigmoidKernels, softplus_pair
 
@@ -102,19 +102,13 @@ def _one_minus_p_t(y: Array, negative: Array, sigma_pos: Array, sigma_neg: Array
     return y * sigma_neg + negative * sigma_pos
 
 
-def _denominator(xp: Namespace, logits: Array) -> Array:
-    """The element count, in the compute dtype (also for 16-bit logits left unconverted)."""
-    dtype = _checks.compute_dtype(xp, logits.dtype)
-    return xp.asarray(float(math.prod(logits.shape)), dtype=dtype, device=_checks.device(logits))
-
-
-def _mean_scale(config: SigmoidConfig, logits: Array) -> float | None:
-    """The scale of "mean", 1 / (element count), a Python number known from the shape
-    alone (0 for no elements); None for "sum" and "none"."""
+def element_mean_scale(config: Any, logits: Array) -> float | None:
+    """The scale of "mean" of an element-wise loss (any config with a `reduction`: the
+    asymmetric family's too), 1 / (element count) known from the shape alone; None for
+    "sum" and "none"."""
     if config.reduction != "mean":
         return None
-    count = math.prod(logits.shape)
-    return 0.0 if count == 0 else 1.0 / count
+    return count_scale(math.prod(logits.shape))
 
 
 def sigmoid_forward(
@@ -135,7 +129,7 @@ def sigmoid_forward(
     coefficient = _coefficient(xp, config, operands, negative)
     if coefficient is not None:
         per_element = times_nonzero(xp, coefficient, per_element)
-    return reduce(xp, per_element, config.reduction, _mean_scale(config, x)), None
+    return reduce(xp, per_element, config.reduction, element_mean_scale(config, x)), None
 
 
 def sigmoid_vjp(
@@ -165,7 +159,7 @@ def sigmoid_vjp(
     coefficient = _coefficient(xp, config, operands, negative)
     if coefficient is not None:
         slope = times_nonzero(xp, coefficient, slope)
-    scale = _mean_scale(config, x)
+    scale = element_mean_scale(config, x)
     return per_element_cotangent(xp, cotangent, config.reduction, scale) * slope
 
 
@@ -205,12 +199,14 @@ def sigmoid_hvp(
         dtype=x.dtype,
         device=_checks.device(x),
     )
-    element_cotangent = per_element_cotangent(xp, ones, config.reduction, _mean_scale(config, x))
+    element_cotangent = per_element_cotangent(
+        xp, ones, config.reduction, element_mean_scale(config, x)
+    )
     return xp.broadcast_to(element_cotangent * curvature * tangent, tuple(x.shape))
 
 
 def sigmoid_directional_derivative(
-    xp: Namespace, config: SigmoidConfig, gradient: Array, tangent: Array
+    xp: Namespace, config: Any, gradient: Array, tangent: Array
 ) -> Array:
     """⟨G, t⟩ per loss element (element-wise for "none"; all of it for "mean"/"sum")."""
     product = gradient * tangent
@@ -281,7 +277,7 @@ def sigmoid_operand_vjp(
     wanted: Wanted,
 ) -> dict[str, Array]:
     partials = _operand_partials(xp, config, operands, wanted)
-    scale = _mean_scale(config, operands.logits)
+    scale = element_mean_scale(config, operands.logits)
     element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, scale)
     grads = {}
     for name, partial in partials.items():
@@ -300,19 +296,27 @@ def sigmoid_operand_jvp(
         per_element = term if per_element is None else per_element + term
     if per_element is None:
         raise ValueError(f"no tangent of a differentiable operand; got {sorted(tangents)}")
-    return reduce(xp, per_element, config.reduction, _mean_scale(config, operands.logits))
+    return reduce(xp, per_element, config.reduction, element_mean_scale(config, operands.logits))
 
 
-def _mean_denominator(xp: Namespace, config: SigmoidConfig, operands: SigmoidOperands) -> Array:
-    return _denominator(xp, operands.logits)
+# The element-wise families (sigmoid, asymmetric) share these: they read only the logits'
+# shape and the config's `reduction`.
 
 
-def _loss_shape(config: SigmoidConfig, logits_shape: tuple[int, ...]) -> tuple[int, ...]:
+def element_count(xp: Namespace, config: Any, operands: Any) -> Array:
+    """The "mean"'s denominator, the element count, in the compute dtype (also for 16-bit
+    logits left unconverted)."""
+    logits = operands.logits
+    dtype = _checks.compute_dtype(xp, logits.dtype)
+    return xp.asarray(float(math.prod(logits.shape)), dtype=dtype, device=_checks.device(logits))
+
+
+def element_loss_shape(config: Any, logits_shape: tuple[int, ...]) -> tuple[int, ...]:
     """The reduced loss's shape: the logits' for "none", else 0-d."""
     return logits_shape if config.reduction == "none" else ()
 
 
-def _logits_cotangent(xp: Namespace, config: SigmoidConfig, cotangent: Array) -> Array:
+def element_logits_cotangent(xp: Namespace, config: Any, cotangent: Array) -> Array:
     """The loss's cotangent, which already broadcasts against the logits."""
     return cotangent
 
@@ -327,9 +331,9 @@ SIGMOID = Family(
     directional_derivative=sigmoid_directional_derivative,
     operand_vjp=sigmoid_operand_vjp,
     operand_jvp=sigmoid_operand_jvp,
-    denominator=_mean_denominator,
-    loss_shape=_loss_shape,
-    logits_cotangent=_logits_cotangent,
+    denominator=element_count,
+    loss_shape=element_loss_shape,
+    logits_cotangent=element_logits_cotangent,
 )
 """The sigmoid family (see the module docstring)."""
 

@@ -43,7 +43,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from . import _checks, softcap
 from ._numerics import one_minus_p, times_nonzero
-from ._reduce import mean_scale, per_element_cotangent, reduce
+from ._reduce import count_scale, mean_scale, per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
 from .kernels import GENERIC, SoftmaxKernels, class_ids
 from .terms import Focal, Term
@@ -197,8 +197,7 @@ def _mean_scale(
     if hard is None:  # the element count, known from the shape
         count = math.prod(_checks.shape_without(tuple(operands.logits.shape), config.axis))
         dtype = _checks.compute_dtype(xp, operands.logits.dtype)
-        scale = 0.0 if count == 0 else 1.0 / count
-        return xp.asarray(scale, dtype=dtype, device=_checks.device(operands.logits))
+        return xp.asarray(count_scale(count), dtype=dtype, device=_checks.device(operands.logits))
     if config.mean_over_target_weight:
         return mean_scale(xp, xp.sum(hard.coefficient))
     # The number of counted elements: where it is 0, every element's loss and gradient is

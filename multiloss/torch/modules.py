@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -66,13 +67,6 @@ def _check_axis(axis: object) -> int | None:
     return int(axis)
 
 
-def _softmax_extras(module: nn.Module) -> str:
-    """The `extra_repr` tail of the softmax criteria: the options off their defaults."""
-    text = "" if module.z_loss == 0 else f", z_loss={module.z_loss}"
-    text += "" if module.softcap is None else f", softcap={module.softcap}"
-    return text + ("" if module.axis is None else f", axis={module.axis}")
-
-
 class _Criterion(nn.Module):
     """The modules' common base: refuses TorchScript with a clear error."""
 
@@ -82,7 +76,63 @@ class _Criterion(nn.Module):
         raise NotImplementedError(_NO_TORCHSCRIPT)
 
 
-class CrossEntropyLoss(_Criterion):
+class _SoftmaxCriterion(_Criterion):
+    """The softmax criteria's common options: checked once, passed on each call."""
+
+    alpha: Tensor | float | None
+
+    def _set_options(
+        self,
+        *,
+        ignore_index: int,
+        reduction: str,
+        label_smoothing: float,
+        z_loss: float,
+        softcap: float | None,
+        axis: int | None,
+    ) -> None:
+        self.ignore_index = _checks.check_ignore_index(ignore_index)
+        self.reduction = _checks.check_reduction(reduction)
+        self.label_smoothing = _checks.check_real_number(
+            "label_smoothing", label_smoothing, low=0.0, high=1.0
+        )
+        self.z_loss = _checks.check_real_number("z_loss", z_loss, low=0.0)
+        self.softcap = _checks.check_softcap(softcap)
+        self.axis = _check_axis(axis)
+
+    def _set_alpha(self, alpha: float | Weights) -> None:
+        """A scalar α kept as a float, C per-class weights as a buffer."""
+        if isinstance(alpha, (float, int, numbers.Real)):  # a bool is refused, as by focal_loss
+            self.alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
+        else:
+            self.register_buffer("alpha", _as_buffer("alpha", alpha, class_vector=True))
+
+    def _options(self) -> dict[str, Any]:
+        """The options every softmax loss takes, for the functional call."""
+        return {
+            "axis": self.axis,
+            "ignore_index": self.ignore_index,
+            "reduction": self.reduction,
+            "label_smoothing": self.label_smoothing,
+            "z_loss": self.z_loss,
+            "softcap": self.softcap,
+        }
+
+    def _describe_alpha(self) -> str:
+        return str(self.alpha) if isinstance(self.alpha, float) else _describe(self.alpha)
+
+    def _repr_options(self) -> str:
+        """ignore_index, reduction, label_smoothing, and the options off their defaults."""
+        text = (
+            f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, "
+            f"label_smoothing={self.label_smoothing}"
+        )
+        text += "" if self.z_loss == 0 else f", z_loss={self.z_loss}"
+        text += "" if self.softcap is None else f", softcap={self.softcap}"
+        return text + ("" if self.axis is None else f", axis={self.axis}")
+
+
+class CrossEntropyLoss(_SoftmaxCriterion):
     r"""Softmax cross-entropy criterion, a drop-in for `torch.nn.CrossEntropyLoss`.
 
     $L = -\sum_k q_k w_k \log p_k$ per element; see
@@ -125,38 +175,24 @@ class CrossEntropyLoss(_Criterion):
     ) -> None:
         super().__init__()
         self.register_buffer("weight", _as_buffer("weight", weight, class_vector=True))
-        self.ignore_index = _checks.check_ignore_index(ignore_index)
-        self.reduction = _checks.check_reduction(reduction)
-        self.label_smoothing = _checks.check_real_number(
-            "label_smoothing", label_smoothing, low=0.0, high=1.0
+        self._set_options(
+            ignore_index=ignore_index,
+            reduction=reduction,
+            label_smoothing=label_smoothing,
+            z_loss=z_loss,
+            softcap=softcap,
+            axis=axis,
         )
-        self.z_loss = _checks.check_real_number("z_loss", z_loss, low=0.0)
-        self.softcap = _checks.check_softcap(softcap)
-        self.axis = _check_axis(axis)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return cross_entropy(
-            input,
-            target,
-            axis=self.axis,
-            weight=self.weight,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-            label_smoothing=self.label_smoothing,
-            z_loss=self.z_loss,
-            softcap=self.softcap,
-        )
+        return cross_entropy(input, target, weight=self.weight, **self._options())
 
     def extra_repr(self) -> str:
         text = "" if self.weight is None else f"weight={_describe(self.weight)}, "
-        text += (
-            f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, "
-            f"label_smoothing={self.label_smoothing}"
-        )
-        return text + _softmax_extras(self)
+        return text + self._repr_options()
 
 
-class FocalLoss(_Criterion):
+class FocalLoss(_SoftmaxCriterion):
     r"""Softmax focal loss criterion (Lin et al., "Focal Loss for Dense Object Detection").
 
     $L = -\sum_k q_k \alpha_k (1 - p_k)^\gamma \log p_k$ per element,
@@ -184,8 +220,6 @@ class FocalLoss(_Criterion):
         >>> criterion(logits, torch.randint(0, 3, (4, 8, 8))).backward()
     """
 
-    alpha: Tensor | float | None
-
     def __init__(
         self,
         *,
@@ -200,43 +234,24 @@ class FocalLoss(_Criterion):
     ) -> None:
         super().__init__()
         self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
-        if isinstance(alpha, (float, int, numbers.Real)):  # a bool is refused, as by focal_loss
-            self.alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
-        else:
-            self.register_buffer("alpha", _as_buffer("alpha", alpha, class_vector=True))
-        self.ignore_index = _checks.check_ignore_index(ignore_index)
-        self.reduction = _checks.check_reduction(reduction)
-        self.label_smoothing = _checks.check_real_number(
-            "label_smoothing", label_smoothing, low=0.0, high=1.0
+        self._set_alpha(alpha)
+        self._set_options(
+            ignore_index=ignore_index,
+            reduction=reduction,
+            label_smoothing=label_smoothing,
+            z_loss=z_loss,
+            softcap=softcap,
+            axis=axis,
         )
-        self.z_loss = _checks.check_real_number("z_loss", z_loss, low=0.0)
-        self.softcap = _checks.check_softcap(softcap)
-        self.axis = _check_axis(axis)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return focal_loss(
-            input,
-            target,
-            axis=self.axis,
-            gamma=self.gamma,
-            alpha=self.alpha,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-            label_smoothing=self.label_smoothing,
-            z_loss=self.z_loss,
-            softcap=self.softcap,
-        )
+        return focal_loss(input, target, gamma=self.gamma, alpha=self.alpha, **self._options())
 
     def extra_repr(self) -> str:
-        alpha = self.alpha if isinstance(self.alpha, float) else _describe(self.alpha)
-        text = (
-            f"gamma={self.gamma}, alpha={alpha}, ignore_index={self.ignore_index}, "
-            f"reduction={self.reduction!r}, label_smoothing={self.label_smoothing}"
-        )
-        return text + _softmax_extras(self)
+        return f"gamma={self.gamma}, alpha={self._describe_alpha()}, " + self._repr_options()
 
 
-class PolyLoss(_Criterion):
+class PolyLoss(_SoftmaxCriterion):
     r"""PolyLoss criterion, Poly-1 (Leng et al., ICLR 2022).
 
     $L = \sum_k q_k \alpha_k \left(-(1 - p_k)^\gamma \log p_k
@@ -282,42 +297,29 @@ class PolyLoss(_Criterion):
         super().__init__()
         self.epsilon = _checks.check_real_number("epsilon", epsilon, low=-1.0)
         self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
-        if isinstance(alpha, (float, int, numbers.Real)):
-            self.alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
-        else:
-            self.register_buffer("alpha", _as_buffer("alpha", alpha, class_vector=True))
-        self.ignore_index = _checks.check_ignore_index(ignore_index)
-        self.reduction = _checks.check_reduction(reduction)
-        self.label_smoothing = _checks.check_real_number(
-            "label_smoothing", label_smoothing, low=0.0, high=1.0
+        self._set_alpha(alpha)
+        self._set_options(
+            ignore_index=ignore_index,
+            reduction=reduction,
+            label_smoothing=label_smoothing,
+            z_loss=z_loss,
+            softcap=softcap,
+            axis=axis,
         )
-        self.z_loss = _checks.check_real_number("z_loss", z_loss, low=0.0)
-        self.softcap = _checks.check_softcap(softcap)
-        self.axis = _check_axis(axis)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return poly_loss(
             input,
             target,
-            axis=self.axis,
             epsilon=self.epsilon,
             gamma=self.gamma,
             alpha=self.alpha,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-            label_smoothing=self.label_smoothing,
-            z_loss=self.z_loss,
-            softcap=self.softcap,
+            **self._options(),
         )
 
     def extra_repr(self) -> str:
-        alpha = self.alpha if isinstance(self.alpha, float) else _describe(self.alpha)
-        text = (
-            f"epsilon={self.epsilon}, gamma={self.gamma}, alpha={alpha}, "
-            f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, "
-            f"label_smoothing={self.label_smoothing}"
-        )
-        return text + _softmax_extras(self)
+        text = f"epsilon={self.epsilon}, gamma={self.gamma}, alpha={self._describe_alpha()}, "
+        return text + self._repr_options()
 
 
 class BCEWithLogitsLoss(_Criterion):
