@@ -79,9 +79,10 @@ def _dispatch(name: str, logits: Array, target: Array, options: dict[str, Any]) 
         return function(logits, target, **options)
     if loss.has_class_axis and options["axis"] is None:
         options["axis"] = loss.class_axis["numpy"]
+    normalizer = _core.split_normalizer(options)
     prepared = loss.prepare(logits, target, **options)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # guarded 0·inf
-        return _core.loss_value(prepared, logits.dtype)
+        return _core.loss_value(prepared, logits.dtype, normalizer)
 
 
 def cross_entropy(
@@ -95,6 +96,7 @@ def cross_entropy(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: Array | float | None = None,
 ) -> Array:
     """Softmax cross-entropy of any backend's arrays.
 
@@ -109,6 +111,7 @@ def cross_entropy(
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": softcap,
+        "normalizer": normalizer,
     }
     return _dispatch("cross_entropy", logits, target, options)
 
@@ -125,6 +128,7 @@ def focal_loss(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: Array | float | None = None,
 ) -> Array:
     """Softmax focal loss of any backend's arrays.
 
@@ -140,6 +144,7 @@ def focal_loss(
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": softcap,
+        "normalizer": normalizer,
     }
     return _dispatch("focal_loss", logits, target, options)
 
@@ -157,6 +162,7 @@ def poly_loss(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: Array | float | None = None,
 ) -> Array:
     """PolyLoss (Poly-1) of any backend's arrays.
 
@@ -173,6 +179,7 @@ def poly_loss(
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": softcap,
+        "normalizer": normalizer,
     }
     return _dispatch("poly_loss", logits, target, options)
 
@@ -184,13 +191,19 @@ def binary_cross_entropy(
     weight: Array | Sequence[float] | None = None,
     pos_weight: Array | Sequence[float] | None = None,
     reduction: str = "mean",
+    normalizer: Array | float | None = None,
 ) -> Array:
     """Sigmoid cross-entropy of any backend's arrays.
 
     See [`multiloss.numpy.binary_cross_entropy`][multiloss.numpy.binary_cross_entropy] for
     the arguments.
     """
-    options = {"weight": weight, "pos_weight": pos_weight, "reduction": reduction}
+    options = {
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
     return _dispatch("binary_cross_entropy", logits, target, options)
 
 
@@ -201,13 +214,14 @@ def sigmoid_focal_loss(
     alpha: float | None = 0.25,
     gamma: float = 2.0,
     reduction: str = "mean",
+    normalizer: Array | float | None = None,
 ) -> Array:
     """Sigmoid focal loss of any backend's arrays.
 
     See [`multiloss.numpy.sigmoid_focal_loss`][multiloss.numpy.sigmoid_focal_loss] for the
     arguments.
     """
-    options = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
+    options = {"alpha": alpha, "gamma": gamma, "reduction": reduction, "normalizer": normalizer}
     return _dispatch("sigmoid_focal_loss", logits, target, options)
 
 
@@ -219,14 +233,100 @@ def asymmetric_loss(
     gamma_neg: float = 4.0,
     clip: float = 0.05,
     reduction: str = "mean",
+    normalizer: Array | float | None = None,
 ) -> Array:
     """Asymmetric Loss (multi-label) of any backend's arrays.
 
     See [`multiloss.numpy.asymmetric_loss`][multiloss.numpy.asymmetric_loss] for the
     arguments.
     """
-    options = {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip, "reduction": reduction}
+    options = {
+        "gamma_pos": gamma_pos,
+        "gamma_neg": gamma_neg,
+        "clip": clip,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
     return _dispatch("asymmetric_loss", logits, target, options)
+
+
+def _values_known(*arrays: object) -> bool:
+    """Whether the values of these arrays can be read now without a device sync or a
+    trace: not for CUDA tensors, ``torch.compile`` or ``torch.func`` wrappers, JAX tracers."""
+    if backend_of(arrays[0]) == "torch":
+        from .torch import functional
+
+        return not functional._is_tracing() and functional._values_checkable(*arrays)
+    jax = sys.modules.get("jax")
+    return jax is None or not any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
+def count_targets(
+    target: Array, *, ignore_index: int = -100, weight: Array | Sequence[float] | None = None
+) -> Array:
+    r"""The number of counted class-index targets: the denominator of a softmax loss's mean.
+
+    $$
+    D = \sum_i [y_i \ne \mathrm{ignore}] \quad\text{or, with weight,}\quad
+    D = \sum_i [y_i \ne \mathrm{ignore}]\, w_{y_i}
+    $$
+
+    Pass the weight for `cross_entropy` with `weight=` (PyTorch's weighted mean divides by
+    $\sum_i w_{y_i}$); focal loss and PolyLoss divide by the count, whatever their
+    `alpha`. Summed over micro-batches and all-reduced over ranks, it is the `normalizer=`
+    that makes the parts of a batch add up to the whole batch's mean ([Global
+    normalisation][global-normalisation]). No value is read back to the host (only the
+    checks below read values, where they are known: NumPy, CPU tensors, concrete JAX arrays).
+
+    Args:
+        target: class indices of any integer dtype and shape, an array of any backend.
+        ignore_index: targets equal to it are not counted.
+        weight: per-class weights (length C) of `cross_entropy`, or None.
+
+    Returns:
+        A 0-d array on the target's device: integer (the backend's index dtype, exact at
+            any count) without `weight`, the weight's floating dtype with it.
+
+    Raises:
+        TypeError: `target` is not an array of integers, `weight` not numbers.
+        ValueError: `weight` is not 1-d; where values are known, a class index out of
+            range (negative other than `ignore_index`; at or above C with `weight`), a
+            negative or non-finite weight.
+
+    Examples:
+        >>> import numpy as np, multiloss
+        >>> target = np.array([0, 2, -100, 1])
+        >>> int(multiloss.count_targets(target))
+        3
+        >>> float(multiloss.count_targets(target, weight=[1.0, 0.5, 2.0]))
+        3.5
+    """
+    return _core.count_targets(
+        target, ignore_index=ignore_index, weight=weight, check_values=_values_known(target)
+    )
+
+
+def count_elements(target: Array, *, class_axis: int | None = None) -> Array:
+    """The number of loss elements: the denominator of the mean of probability targets
+    (with `class_axis`) and of the element-wise losses (without).
+
+    Args:
+        target: the target array of any backend (its shape is all that is read).
+        class_axis: the class axis of a softmax loss's probability target, which is not
+            counted; None (the default) counts every element (`binary_cross_entropy`,
+            `sigmoid_focal_loss`, `asymmetric_loss`).
+
+    Returns:
+        A 0-d integer array (the backend's index dtype) on the target's device.
+
+    Examples:
+        >>> import numpy as np, multiloss
+        >>> int(multiloss.count_elements(np.zeros((4, 3)), class_axis=-1))
+        4
+        >>> int(multiloss.count_elements(np.zeros((4, 3))))
+        12
+    """
+    return _core.count_elements(target, class_axis=class_axis)
 
 
 def _counts(counts: Any) -> tuple[Any, Any, bool]:
@@ -310,6 +410,8 @@ __all__ = [
     "backend_of",
     "binary_cross_entropy",
     "class_balanced_weights",
+    "count_elements",
+    "count_targets",
     "cross_entropy",
     "focal_loss",
     "inverse_frequency_weights",

@@ -22,8 +22,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from ._checks import check_normalized_reduction, check_normalizer
+from ._reduce import normalized
 from .asymmetric import ASYMMETRIC, AsymmetricConfig, AsymmetricOperands
 from .class_weights import class_balanced_weights, inverse_frequency_weights
+from .counting import count_elements, count_targets
 from .family import Family
 from .kernels import GENERIC, GENERIC_SIGMOID, SigmoidKernels, SoftmaxKernels
 from .prepare import (
@@ -95,25 +98,55 @@ def loss_shape(prepared: Prepared) -> tuple[int, ...]:
     return config.family.loss_shape(config, tuple(operands.logits.shape))
 
 
-def loss_value(prepared: Prepared, dtype: Any) -> Array:
-    """Run a prepared call; the loss is returned in `dtype` (the input's)."""
+def loss_value(prepared: Prepared, dtype: Any, normalizer: Any = None) -> Array:
+    """Run a prepared call; the loss is returned in `dtype` (the input's), divided by
+    `normalizer` where one is given (the call's reduction then ``"sum"``:
+    :func:`split_normalizer`)."""
     xp = prepared[0]
     loss, _ = forward(prepared)
+    loss = apply_normalizer(xp, loss, normalizer, check_values=True)
     return xp.astype(loss, dtype)
 
 
 def loss_value_and_grad(
-    prepared: Prepared, dtype: Any, kernels: Kernels = None
+    prepared: Prepared, dtype: Any, kernels: Kernels = None, normalizer: Any = None
 ) -> tuple[Array, Array]:
-    """The loss and the gradient of its sum with respect to the logits, both in `dtype`.
+    """The loss and the gradient of its sum with respect to the logits, both in `dtype`;
+    `normalizer` as in :func:`loss_value`.
 
     For ``reduction="none"`` the gradient of the sum is every element's own gradient,
     because each element's loss depends only on its own logits.
     """
     xp = prepared[0]
     loss, residuals = forward(prepared, kernels)
-    grad = vjp(prepared, residuals, xp.ones_like(loss), kernels)
+    cotangent = xp.ones_like(loss)
+    if normalizer is not None:  # d(sum · s) = s · d(sum), from one scale
+        cotangent = apply_normalizer(xp, cotangent, normalizer, check_values=True)
+        loss = loss * cotangent
+    grad = vjp(prepared, residuals, cotangent, kernels)
     return xp.astype(loss, dtype), xp.astype(grad, dtype)
+
+
+def split_normalizer(options: dict[str, Any]) -> Any:
+    """Take ``normalizer`` out of a call's `options` (the rest goes to the loss's
+    ``prepare``); where one is given, the reduction must be ``"mean"`` and becomes
+    ``"sum"``, whose result :func:`apply_normalizer` divides by it."""
+    normalizer = options.pop("normalizer", None)
+    if normalizer is not None:
+        check_normalized_reduction(options.get("reduction", "mean"))
+        options["reduction"] = "sum"
+    return normalizer
+
+
+def apply_normalizer(xp: Any, total: Array, normalizer: Any, *, check_values: bool) -> Array:
+    """The sum `total` of a call divided by its given `normalizer` (none: `total` itself),
+    in `total`'s dtype (the compute dtype: a 16-bit sum is never formed); the loss's "mean"
+    over a whole batch of which the call is a part (docs/semantics.md, Global
+    normalisation)."""
+    if normalizer is None:
+        return total
+    scale = check_normalizer(xp, normalizer, "mean", total, check_values=check_values)
+    return normalized(xp, total, scale)
 
 
 __all__ = [
@@ -135,7 +168,10 @@ __all__ = [
     "SoftmaxKernels",
     "SoftmaxOperands",
     "SoftmaxResiduals",
+    "apply_normalizer",
     "class_balanced_weights",
+    "count_elements",
+    "count_targets",
     "forward",
     "inverse_frequency_weights",
     "loss_shape",
@@ -150,5 +186,6 @@ __all__ = [
     "prepare_focal_loss",
     "prepare_poly_loss",
     "prepare_sigmoid_focal_loss",
+    "split_normalizer",
     "vjp",
 ]

@@ -302,3 +302,41 @@ def _preview(values: Array, limit: int = 6) -> str:
     floating = xp.isdtype(values.dtype, "real floating")
     shown = [float(v) if floating else int(v) for v in _first(xp, values, limit)]
     return _format(shown, count=math.prod(values.shape), limit=limit)
+
+
+def check_normalized_reduction(reduction: object) -> None:
+    """A normaliser is given: the reduction must be ``"mean"``, whose sum it divides."""
+    if check_reduction(reduction) != "mean":
+        raise ValueError(
+            f"normalizer divides the sum of reduction='mean'; got reduction={reduction!r} "
+            f"(leave normalizer=None for 'sum' and 'none')"
+        )
+
+
+def check_normalizer(
+    xp: Namespace, normalizer: object, reduction: str, like: Array, *, check_values: bool
+) -> Array:
+    """The global normaliser of a ``"mean"`` (docs/semantics.md, Global normalisation) as a
+    0-d array of `like`'s dtype: a non-negative real number, or a 0-d real array of
+    `like`'s backend (values read only with `check_values`: never on a device or a trace)."""
+    check_normalized_reduction(reduction)
+    if not is_array(normalizer):
+        number = check_real_number("normalizer", normalizer, low=0.0)
+        return xp.asarray(number, dtype=like.dtype, device=device(like))
+    if _namespace(normalizer) is not xp:
+        raise TypeError(
+            f"normalizer is an array of another backend ({type(normalizer).__module__}."
+            f"{type(normalizer).__name__}) than the logits"
+        )
+    array: Array = normalizer
+    if not (xp.isdtype(array.dtype, "real floating") or xp.isdtype(array.dtype, "integral")):
+        raise TypeError(f"normalizer must hold a real number; got dtype {array.dtype}")
+    if tuple(array.shape) != ():
+        raise ValueError(
+            f"normalizer must be a 0-d array (one number for the whole call); "
+            f"got shape {tuple(array.shape)}"
+        )
+    array = xp.astype(array, like.dtype, copy=False)
+    if check_values and not bool((array >= 0) & xp.isfinite(array)):
+        raise ValueError(f"normalizer must be non-negative and finite; got {float(array)!r}")
+    return array

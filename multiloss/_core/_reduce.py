@@ -32,6 +32,13 @@ def count_scale(count: int) -> float:
     return 0.0 if count == 0 else 1.0 / count
 
 
+def normalized(xp: Namespace, total: Array, normalizer: Array) -> Array:
+    """A sum divided by a given normaliser instead of the call's own denominator: the
+    ``"mean"`` of a part of a batch over the whole batch's count (docs/semantics.md, Global
+    normalisation); 0 where the normaliser is 0, as for a mean over nothing."""
+    return total * mean_scale(xp, normalizer)
+
+
 def reduce(xp: Namespace, per_element: Array, reduction: str, scale: Array | None) -> Array:
     """Apply `reduction` to the per-element losses (any shape); `scale` from
     :func:`mean_scale` for ``"mean"`` (ignored otherwise)."""

@@ -76,6 +76,7 @@ try:
 except ImportError as error:
     raise missing_backend(__name__, "JAX", "jax") from error
 
+from .. import count_elements, count_targets
 from ._validation import checked, validate_labels
 from .losses import (
     asymmetric_loss,
@@ -90,6 +91,8 @@ __all__ = [
     "asymmetric_loss",
     "binary_cross_entropy",
     "checked",
+    "count_elements",
+    "count_targets",
     "cross_entropy",
     "focal_loss",
     "poly_loss",

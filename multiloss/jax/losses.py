@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from .._core import LOSSES, Loss, _checks
+from .._core import LOSSES, Loss, _checks, apply_normalizer, split_normalizer
 from ._autodiff import _loss
 from ._validation import (
     _as_jax,
@@ -28,6 +28,7 @@ Weights = Array | np.ndarray | Sequence[float] | None
 def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array:
     """Validate (at trace time), then run the custom_jvp loss of the registry's `loss`."""
     static, weights = loss.static, loss.weights
+    normalizer = _as_jax_weight(split_normalizer(options))
     _require_static(**{key: options[key] for key in static})
     if loss.has_class_axis:  # an integer target holds class indices
         _check_host_labels(logits, target, options)
@@ -59,7 +60,10 @@ def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array
                 _checks.check_weight_values(np, key, np.asarray(weight, dtype=np.float64))
             else:
                 unchecked.append((key, index))
-    return _call_loss(config, operands, unchecked).astype(logits.dtype)
+    total = _call_loss(config, operands, unchecked)
+    checkable = normalizer is not None and not _is_tracer(normalizer)
+    total = apply_normalizer(jax.numpy, total, normalizer, check_values=checkable)
+    return total.astype(logits.dtype)
 
 
 def _explicit_mesh_axes(array: Any) -> tuple[Any, tuple[str, ...]]:
@@ -116,6 +120,7 @@ def cross_entropy(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: Array | float | None = None,
 ) -> Array:
     r"""Softmax cross-entropy, with the semantics of `torch.nn.functional.cross_entropy`.
 
@@ -154,6 +159,12 @@ def cross_entropy(
             indices with `weight`, 1 otherwise.
         softcap: $c > 0$ of logit soft-capping (static): the logits become $c \tanh(z/c)$
             first; None leaves them.
+        normalizer: for `"mean"` only: divide the sum by this number (0-d; for
+            example the all-reduced [`count_targets`][multiloss.jax.count_targets] of every
+            micro-batch and rank) instead of the call's own denominator, so that the
+            parts of a batch add up to the whole batch's mean ([Global
+            normalisation][global-normalisation]); 0 gives 0. None (the default): the
+            call's own denominator.
 
     Returns:
         The loss in the logits' dtype: 0-d, or the per-element losses for `"none"`.
@@ -188,6 +199,7 @@ def cross_entropy(
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": softcap,
+        "normalizer": normalizer,
     }
     return _run(LOSSES["cross_entropy"], logits, target, options)
 
@@ -204,6 +216,7 @@ def focal_loss(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: Array | float | None = None,
 ) -> Array:
     r"""Softmax focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
 
@@ -231,6 +244,7 @@ def focal_loss(
             $1-\alpha$ and every other class by $\alpha$ (RetinaNet, kornia, MONAI).
         reduction: `"mean"` divides by the number of counted (not ignored) elements, not by
             $\sum \alpha$; `"sum"`; `"none"`. A mean over nothing is 0.0.
+        normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
     Returns:
         The loss in the logits' dtype.
@@ -266,6 +280,7 @@ def focal_loss(
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": softcap,
+        "normalizer": normalizer,
     }
     if _is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
         _require_static(alpha=alpha)
@@ -285,6 +300,7 @@ def poly_loss(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: Array | float | None = None,
 ) -> Array:
     r"""PolyLoss, Poly-1 (Leng et al., ICLR 2022).
 
@@ -304,6 +320,7 @@ def poly_loss(
         epsilon: $\varepsilon \ge -1$ (static); the default 2.0 is the paper's ImageNet
             value and optax's default.
         gamma: focusing parameter $\gamma \ge 0$ (static).
+        normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
     Returns:
         The loss in the logits' dtype.
@@ -332,6 +349,7 @@ def poly_loss(
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": softcap,
+        "normalizer": normalizer,
     }
     if _is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
         _require_static(alpha=alpha)
@@ -345,6 +363,7 @@ def binary_cross_entropy(
     weight: Weights = None,
     pos_weight: Weights = None,
     reduction: str = "mean",
+    normalizer: Array | float | None = None,
 ) -> Array:
     r"""Sigmoid cross-entropy on logits, with the semantics of `torch.nn.BCEWithLogitsLoss`.
 
@@ -362,6 +381,7 @@ def binary_cross_entropy(
         pos_weight: weight of the positive term, broadcast to the logits' shape (a length-$C$
             vector weights the last axis, as in PyTorch; may be traced).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"` (static).
+        normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
     Returns:
         The loss in the logits' dtype (the logits' shape for `"none"`).
@@ -382,7 +402,12 @@ def binary_cross_entropy(
         >>> round(float(binary_cross_entropy(jnp.array([0.0]), jnp.array([1.0]))), 6)  # log 2
         0.693147
     """
-    options = {"weight": weight, "pos_weight": pos_weight, "reduction": reduction}
+    options = {
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
     return _run(LOSSES["binary_cross_entropy"], logits, target, options)
 
 
@@ -393,6 +418,7 @@ def sigmoid_focal_loss(
     alpha: float | None = 0.25,
     gamma: float = 2.0,
     reduction: str = "mean",
+    normalizer: Array | float | None = None,
 ) -> Array:
     r"""Sigmoid focal loss, with the semantics of `torchvision.ops.sigmoid_focal_loss`.
 
@@ -411,6 +437,7 @@ def sigmoid_focal_loss(
         alpha: $\alpha \in [0, 1]$, or None for no $\alpha_t$ weighting (static).
         gamma: focusing parameter $\gamma \ge 0$ (static).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"` (static).
+        normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
     Returns:
         The loss in the logits' dtype.
@@ -432,7 +459,7 @@ def sigmoid_focal_loss(
         >>> round(float(sigmoid_focal_loss(x, y, alpha=None)), 6)  # 0.5² · log 2
         0.173287
     """
-    options = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
+    options = {"alpha": alpha, "gamma": gamma, "reduction": reduction, "normalizer": normalizer}
     return _run(LOSSES["sigmoid_focal_loss"], logits, target, options)
 
 
@@ -444,6 +471,7 @@ def asymmetric_loss(
     gamma_neg: float = 4.0,
     clip: float = 0.05,
     reduction: str = "mean",
+    normalizer: Array | float | None = None,
 ) -> Array:
     r"""Asymmetric Loss for multi-label classification (Ridnik et al., ICCV 2021).
 
@@ -462,6 +490,7 @@ def asymmetric_loss(
         gamma_neg: $\gamma_- \ge 0$ (static).
         clip: margin in [0, 1) (static): negatives with $p \le$ clip contribute 0.
         reduction: `"mean"` over all elements, `"sum"` or `"none"` (static).
+        normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
     Returns:
         The loss in the logits' dtype.
@@ -481,5 +510,11 @@ def asymmetric_loss(
         >>> round(float(asymmetric_loss(jnp.array([0.0]), jnp.array([1.0]))), 6)  # log 2
         0.693147
     """
-    options = {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip, "reduction": reduction}
+    options = {
+        "gamma_pos": gamma_pos,
+        "gamma_neg": gamma_neg,
+        "clip": clip,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
     return _run(LOSSES["asymmetric_loss"], logits, target, options)

@@ -26,6 +26,7 @@ Examples:
 
 from __future__ import annotations
 
+from .. import count_elements, count_targets
 from ._sigmoid import (
     asymmetric_loss,
     asymmetric_loss_grad,
@@ -56,6 +57,8 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_grad",
     "binary_cross_entropy_value_and_grad",
+    "count_elements",
+    "count_targets",
     "cross_entropy",
     "cross_entropy_grad",
     "cross_entropy_value_and_grad",

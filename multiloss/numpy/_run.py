@@ -39,15 +39,18 @@ def _run(
     options: dict[str, Any],
 ) -> Any:
     logits, target = _as_input(logits, target, dtype)
+    normalizer = _core.split_normalizer(options)
+    if isinstance(normalizer, (np.ndarray, np.generic)):
+        normalizer = np.asarray(normalizer)  # a NumPy scalar as a 0-d array
     prepared = _core.LOSSES[name].prepare(logits, target, **options)
     # The core evaluates both sides of its guards (where(p == 0, 0, p·r) and the like):
     # the discarded side may hold 0·inf, which is not worth a warning.
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         # np.asarray: a reduced loss is a 0-d array (NumPy's own reductions give scalars)
         if with_grad:
-            loss, grad = _core.loss_value_and_grad(prepared, logits.dtype)
+            loss, grad = _core.loss_value_and_grad(prepared, logits.dtype, normalizer=normalizer)
             return np.asarray(loss), grad
-        return np.asarray(_core.loss_value(prepared, logits.dtype))
+        return np.asarray(_core.loss_value(prepared, logits.dtype, normalizer))
 
 
 def _value_and_grad(

@@ -17,6 +17,7 @@ def binary_cross_entropy(
     weight: Weights = None,
     pos_weight: Weights = None,
     reduction: str = "mean",
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""Sigmoid cross-entropy on logits, with the semantics of `torch.nn.BCEWithLogitsLoss`.
@@ -35,6 +36,7 @@ def binary_cross_entropy(
             vector weights the last axis, as in PyTorch).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"`.
         dtype: computation and result dtype (None keeps the input's).
+        normalizer: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
 
     Returns:
         The loss, in `dtype`: 0-d for `"mean"` and `"sum"`, per element for `"none"`.
@@ -54,6 +56,7 @@ def binary_cross_entropy(
         "weight": weight,
         "pos_weight": pos_weight,
         "reduction": reduction,
+        "normalizer": normalizer,
     }
     return _run("binary_cross_entropy", logits, target, dtype, False, options)
 
@@ -65,6 +68,7 @@ def binary_cross_entropy_grad(
     weight: Weights = None,
     pos_weight: Weights = None,
     reduction: str = "mean",
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""The gradient of `binary_cross_entropy` with respect to the logits.
@@ -87,6 +91,7 @@ def binary_cross_entropy_grad(
         weight=weight,
         pos_weight=pos_weight,
         reduction=reduction,
+        normalizer=normalizer,
     )
 
 
@@ -97,6 +102,7 @@ def binary_cross_entropy_value_and_grad(
     weight: Weights = None,
     pos_weight: Weights = None,
     reduction: str = "mean",
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> tuple[NDArray[Any], NDArray[Any]]:
     r"""The value and the gradient of `binary_cross_entropy`, from one pass.
@@ -118,6 +124,7 @@ def binary_cross_entropy_value_and_grad(
         weight=weight,
         pos_weight=pos_weight,
         reduction=reduction,
+        normalizer=normalizer,
     )
 
 
@@ -128,6 +135,7 @@ def sigmoid_focal_loss(
     alpha: float | None = 0.25,
     gamma: float = 2.0,
     reduction: str = "mean",
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""Sigmoid focal loss, with the semantics of `torchvision.ops.sigmoid_focal_loss`.
@@ -146,6 +154,7 @@ def sigmoid_focal_loss(
         alpha: α in [0, 1], or None for no $\alpha_t$ weighting.
         gamma: focusing parameter γ ≥ 0.
         reduction: `"mean"` (over all elements), `"sum"` or `"none"`.
+        normalizer: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
 
     Returns:
         The loss, in `dtype`: 0-d for `"mean"` and `"sum"`, per element for `"none"`.
@@ -169,6 +178,7 @@ def sigmoid_focal_loss(
         "alpha": alpha,
         "gamma": gamma,
         "reduction": reduction,
+        "normalizer": normalizer,
     }
     return _run("sigmoid_focal_loss", logits, target, dtype, False, options)
 
@@ -180,6 +190,7 @@ def sigmoid_focal_loss_grad(
     alpha: float | None = 0.25,
     gamma: float = 2.0,
     reduction: str = "mean",
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""The gradient of `sigmoid_focal_loss` with respect to the logits.
@@ -195,7 +206,14 @@ def sigmoid_focal_loss_grad(
         array([-0.2982868])
     """
     return _grad(
-        "sigmoid_focal_loss", logits, target, dtype, alpha=alpha, gamma=gamma, reduction=reduction
+        "sigmoid_focal_loss",
+        logits,
+        target,
+        dtype,
+        alpha=alpha,
+        gamma=gamma,
+        reduction=reduction,
+        normalizer=normalizer,
     )
 
 
@@ -206,6 +224,7 @@ def sigmoid_focal_loss_value_and_grad(
     alpha: float | None = 0.25,
     gamma: float = 2.0,
     reduction: str = "mean",
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> tuple[NDArray[Any], NDArray[Any]]:
     r"""The value and the gradient of `sigmoid_focal_loss`, from one pass.
@@ -220,7 +239,14 @@ def sigmoid_focal_loss_value_and_grad(
         (array(0.1732868), array([-0.2982868]))
     """
     return _value_and_grad(
-        "sigmoid_focal_loss", logits, target, dtype, alpha=alpha, gamma=gamma, reduction=reduction
+        "sigmoid_focal_loss",
+        logits,
+        target,
+        dtype,
+        alpha=alpha,
+        gamma=gamma,
+        reduction=reduction,
+        normalizer=normalizer,
     )
 
 
@@ -232,6 +258,7 @@ def asymmetric_loss(
     gamma_neg: float = 4.0,
     clip: float = 0.05,
     reduction: str = "mean",
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""Asymmetric Loss for multi-label classification (Ridnik et al., ICCV 2021).
@@ -256,6 +283,7 @@ def asymmetric_loss(
         reduction: `"mean"` over all elements, `"sum"` (timm's `AsymmetricLossMultiLabel`
             returns this sum, with its eps clamps at saturated logits) or `"none"`.
         dtype: as in [`binary_cross_entropy`][multiloss.numpy.binary_cross_entropy].
+        normalizer: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
 
     Returns:
         The loss, in `dtype`: 0-d for `"mean"` and `"sum"`, the logits' shape for `"none"`.
@@ -276,7 +304,13 @@ def asymmetric_loss(
         >>> round(float(asymmetric_loss(np.array([0.0]), np.array([1.0]))), 8)  # log 2
         0.69314718
     """
-    options = {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip, "reduction": reduction}
+    options = {
+        "gamma_pos": gamma_pos,
+        "gamma_neg": gamma_neg,
+        "clip": clip,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
     return _run("asymmetric_loss", logits, target, dtype, False, options)
 
 
@@ -288,6 +322,7 @@ def asymmetric_loss_grad(
     gamma_neg: float = 4.0,
     clip: float = 0.05,
     reduction: str = "mean",
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""The gradient of `asymmetric_loss` with respect to the logits.
@@ -311,6 +346,7 @@ def asymmetric_loss_grad(
         gamma_neg=gamma_neg,
         clip=clip,
         reduction=reduction,
+        normalizer=normalizer,
     )
 
 
@@ -322,6 +358,7 @@ def asymmetric_loss_value_and_grad(
     gamma_neg: float = 4.0,
     clip: float = 0.05,
     reduction: str = "mean",
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> tuple[NDArray[Any], NDArray[Any]]:
     r"""The value and the gradient of `asymmetric_loss`, from one pass.
@@ -344,4 +381,5 @@ def asymmetric_loss_value_and_grad(
         gamma_neg=gamma_neg,
         clip=clip,
         reduction=reduction,
+        normalizer=normalizer,
     )

@@ -21,6 +21,7 @@ def cross_entropy(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""Softmax cross-entropy, with the semantics of `torch.nn.functional.cross_entropy`.
@@ -51,6 +52,12 @@ def cross_entropy(
         softcap: c > 0 of logit soft-capping (Gemma 2): the logits become
             $c \tanh(z / c)$ before anything else; None (the default) leaves them.
         dtype: computation and result dtype (None keeps the input's).
+        normalizer: for `"mean"` only: divide the sum by this number (0-d; for
+            example the all-reduced [`count_targets`][multiloss.numpy.count_targets] of every
+            micro-batch and rank) instead of the call's own denominator, so that the
+            parts of a batch add up to the whole batch's mean ([Global
+            normalisation][global-normalisation]); 0 gives 0. None (the default): the
+            call's own denominator.
 
     Returns:
         The loss, in `dtype`: 0-d for `"mean"` and `"sum"`, per element for `"none"`.
@@ -75,6 +82,7 @@ def cross_entropy(
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": softcap,
+        "normalizer": normalizer,
     }
     return _run("cross_entropy", logits, target, dtype, False, options)
 
@@ -90,6 +98,7 @@ def cross_entropy_grad(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""The gradient of `cross_entropy` with respect to the logits.
@@ -116,6 +125,7 @@ def cross_entropy_grad(
         label_smoothing=label_smoothing,
         z_loss=z_loss,
         softcap=softcap,
+        normalizer=normalizer,
     )
 
 
@@ -130,6 +140,7 @@ def cross_entropy_value_and_grad(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> tuple[NDArray[Any], NDArray[Any]]:
     r"""The value and the gradient of `cross_entropy`, from one pass.
@@ -155,6 +166,7 @@ def cross_entropy_value_and_grad(
         label_smoothing=label_smoothing,
         z_loss=z_loss,
         softcap=softcap,
+        normalizer=normalizer,
     )
 
 
@@ -170,6 +182,7 @@ def focal_loss(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""Softmax focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
@@ -203,6 +216,7 @@ def focal_loss(
             (RetinaNet, kornia, MONAI). The two-class `[α, 1-α]` is the sequence form.
         reduction: `"mean"` divides by the number of counted (not ignored) elements, not
             by Σα; `"sum"`; `"none"`. A mean over nothing is 0.0.
+        normalizer: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
 
     Returns:
         The loss, in `dtype`: 0-d for `"mean"` and `"sum"`, per element for `"none"`.
@@ -232,6 +246,7 @@ def focal_loss(
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": softcap,
+        "normalizer": normalizer,
     }
     return _run("focal_loss", logits, target, dtype, False, options)
 
@@ -248,6 +263,7 @@ def focal_loss_grad(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""The gradient of `focal_loss` with respect to the logits.
@@ -275,6 +291,7 @@ def focal_loss_grad(
         label_smoothing=label_smoothing,
         z_loss=z_loss,
         softcap=softcap,
+        normalizer=normalizer,
     )
 
 
@@ -290,6 +307,7 @@ def focal_loss_value_and_grad(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> tuple[NDArray[Any], NDArray[Any]]:
     r"""The value and the gradient of `focal_loss`, from one pass.
@@ -316,6 +334,7 @@ def focal_loss_value_and_grad(
         label_smoothing=label_smoothing,
         z_loss=z_loss,
         softcap=softcap,
+        normalizer=normalizer,
     )
 
 
@@ -332,6 +351,7 @@ def poly_loss(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""PolyLoss, Poly-1 (Leng et al., "PolyLoss: A Polynomial Expansion Perspective of
@@ -361,6 +381,7 @@ def poly_loss(
         z_loss: as in [`focal_loss`][multiloss.numpy.focal_loss].
         softcap: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
         dtype: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
+        normalizer: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
 
     Returns:
         The loss, in `dtype`: 0-d for `"mean"` and `"sum"`, per element for `"none"`.
@@ -390,6 +411,7 @@ def poly_loss(
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": softcap,
+        "normalizer": normalizer,
     }
     return _run("poly_loss", logits, target, dtype, False, options)
 
@@ -407,6 +429,7 @@ def poly_loss_grad(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> NDArray[Any]:
     r"""The gradient of `poly_loss` with respect to the logits.
@@ -435,6 +458,7 @@ def poly_loss_grad(
         label_smoothing=label_smoothing,
         z_loss=z_loss,
         softcap=softcap,
+        normalizer=normalizer,
     )
 
 
@@ -451,6 +475,7 @@ def poly_loss_value_and_grad(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
 ) -> tuple[NDArray[Any], NDArray[Any]]:
     r"""The value and the gradient of `poly_loss`, from one pass.
@@ -478,4 +503,5 @@ def poly_loss_value_and_grad(
         label_smoothing=label_smoothing,
         z_loss=z_loss,
         softcap=softcap,
+        normalizer=normalizer,
     )

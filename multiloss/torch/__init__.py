@@ -46,6 +46,7 @@ try:
 except ImportError as error:
     raise missing_backend(__name__, "PyTorch", "torch") from error
 
+from .. import count_elements, count_targets
 from ._native import _CHUNK_ELEMENTS as _CHUNK_ELEMENTS  # for the tests of the slab passes
 from .functional import (
     asymmetric_loss,
@@ -73,6 +74,8 @@ __all__ = [
     "SigmoidFocalLoss",
     "asymmetric_loss",
     "binary_cross_entropy",
+    "count_elements",
+    "count_targets",
     "cross_entropy",
     "focal_loss",
     "poly_loss",

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._core import LOSSES, Loss
+from .._core import LOSSES, Loss, apply_normalizer, split_normalizer
 from ._autograd import _Loss, _Spec, function
-from ._namespace import compute_dtype, is_functorch
+from ._namespace import XP, compute_dtype, is_functorch
 
 Weights = Tensor | Sequence[float] | None
 
@@ -61,6 +61,7 @@ def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -
     if loss.has_class_axis and options["axis"] is None:
         # PyTorch's convention: classes on axis 1 of (N, C, d1..dk), on axis 0 of (C,).
         options["axis"] = 0 if logits.ndim == 1 else loss.class_axis["torch"]
+    normalizer = split_normalizer(options)
     weights = [options[name] for name in loss.weights]
     tracing = _is_tracing()
     check_values = not tracing and _values_checkable(logits, target, *weights)
@@ -78,6 +79,9 @@ def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -
         spec, logits, target, weight, pos_weight, operands.logits.detach(), operands.target.detach()
     )
     result: Tensor = outputs[0]
+    if normalizer is not None:
+        checkable = not tracing and _values_checkable(normalizer)
+        result = apply_normalizer(XP, result, normalizer, check_values=checkable)
     return result if result.dtype == logits.dtype else result.to(logits.dtype)
 
 
@@ -96,6 +100,7 @@ def cross_entropy(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: Tensor | float | None = None,
 ) -> Tensor:
     r"""Softmax cross-entropy, with the semantics of `torch.nn.functional.cross_entropy`.
 
@@ -130,6 +135,12 @@ def cross_entropy(
         softcap: c > 0 of logit soft-capping (Gemma 2): the logits become
             $c \tanh(z / c)$ before anything else, and the gradient carries
             $1 - \tanh^2(z / c)$; None (the default) leaves them as they are.
+        normalizer: for `"mean"` only: divide the sum by this number (0-d; for
+            example the all-reduced [`count_targets`][multiloss.torch.count_targets] of every
+            micro-batch and rank) instead of the call's own denominator, so that the
+            parts of a batch add up to the whole batch's mean ([Global
+            normalisation][global-normalisation]); 0 gives 0. None (the default): the
+            call's own denominator.
 
     Returns:
         The loss, in the logits' dtype: 0-d for `"mean"` and `"sum"`, per element (class
@@ -159,6 +170,7 @@ def cross_entropy(
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": softcap,
+        "normalizer": normalizer,
     }
     return _loss(LOSSES["cross_entropy"], logits, target, options)
 
@@ -175,6 +187,7 @@ def focal_loss(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: Tensor | float | None = None,
 ) -> Tensor:
     r"""Softmax focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
 
@@ -202,6 +215,7 @@ def focal_loss(
             α (RetinaNet, kornia, MONAI).
         reduction: `"mean"` divides by the number of counted (not ignored) elements, not
             by Σα; `"sum"`; `"none"`. A mean over nothing is 0.0.
+        normalizer: as in [`cross_entropy`][multiloss.torch.cross_entropy].
 
     Returns:
         The loss, in the logits' dtype: 0-d for `"mean"` and `"sum"`, per element (class
@@ -237,6 +251,7 @@ def focal_loss(
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": softcap,
+        "normalizer": normalizer,
     }
     return _loss(LOSSES["focal_loss"], logits, target, options)
 
@@ -254,6 +269,7 @@ def poly_loss(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    normalizer: Tensor | float | None = None,
 ) -> Tensor:
     r"""PolyLoss, Poly-1 (Leng et al., ICLR 2022): focal loss plus ε · (1 - p)^(γ+1).
 
@@ -278,6 +294,7 @@ def poly_loss(
         label_smoothing: as in [`focal_loss`][multiloss.torch.focal_loss].
         z_loss: as in [`focal_loss`][multiloss.torch.focal_loss].
         softcap: as in [`focal_loss`][multiloss.torch.focal_loss].
+        normalizer: as in [`cross_entropy`][multiloss.torch.cross_entropy].
 
     Returns:
         The loss, in the logits' dtype, as for [`focal_loss`][multiloss.torch.focal_loss].
@@ -308,6 +325,7 @@ def poly_loss(
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": softcap,
+        "normalizer": normalizer,
     }
     return _loss(LOSSES["poly_loss"], logits, target, options)
 
@@ -319,6 +337,7 @@ def binary_cross_entropy(
     weight: Weights = None,
     pos_weight: Weights = None,
     reduction: str = "mean",
+    normalizer: Tensor | float | None = None,
 ) -> Tensor:
     r"""Sigmoid cross-entropy on logits, with the semantics of `nn.BCEWithLogitsLoss`.
 
@@ -335,6 +354,7 @@ def binary_cross_entropy(
         pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
             vector weights the last axis, as in PyTorch).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"`.
+        normalizer: as in [`cross_entropy`][multiloss.torch.cross_entropy].
 
     Returns:
         The loss, in the logits' dtype: 0-d for `"mean"` and `"sum"`, per element for
@@ -355,7 +375,12 @@ def binary_cross_entropy(
         >>> round(binary_cross_entropy(torch.zeros(1), torch.ones(1)).item(), 6)  # log 2
         0.693147
     """
-    options = {"weight": weight, "pos_weight": pos_weight, "reduction": reduction}
+    options = {
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
     return _loss(LOSSES["binary_cross_entropy"], logits, target, options)
 
 
@@ -366,6 +391,7 @@ def sigmoid_focal_loss(
     alpha: float | None = 0.25,
     gamma: float = 2.0,
     reduction: str = "mean",
+    normalizer: Tensor | float | None = None,
 ) -> Tensor:
     r"""Sigmoid focal loss (Lin et al. 2017), as `torchvision.ops.sigmoid_focal_loss`.
 
@@ -383,6 +409,7 @@ def sigmoid_focal_loss(
         gamma: focusing parameter γ ≥ 0.
         reduction: `"mean"` (over all elements, torchvision's default is `"none"`),
             `"sum"` or `"none"`.
+        normalizer: as in [`cross_entropy`][multiloss.torch.cross_entropy].
 
     Returns:
         The loss, in the logits' dtype: 0-d for `"mean"` and `"sum"`, per element for
@@ -407,7 +434,7 @@ def sigmoid_focal_loss(
         >>> round(sigmoid_focal_loss(torch.zeros(1), torch.ones(1), alpha=None).item(), 6)
         0.173287
     """
-    options = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
+    options = {"alpha": alpha, "gamma": gamma, "reduction": reduction, "normalizer": normalizer}
     return _loss(LOSSES["sigmoid_focal_loss"], logits, target, options)
 
 
@@ -419,6 +446,7 @@ def asymmetric_loss(
     gamma_neg: float = 4.0,
     clip: float = 0.05,
     reduction: str = "mean",
+    normalizer: Tensor | float | None = None,
 ) -> Tensor:
     r"""Asymmetric Loss for multi-label classification (Ridnik et al., ICCV 2021).
 
@@ -438,6 +466,7 @@ def asymmetric_loss(
         clip: margin in [0, 1): negatives with $p \le$ clip contribute 0.
         reduction: `"mean"` over all elements, `"sum"` (what timm's
             `AsymmetricLossMultiLabel` returns) or `"none"`.
+        normalizer: as in [`cross_entropy`][multiloss.torch.cross_entropy].
 
     Returns:
         The loss, in the logits' dtype.
@@ -460,5 +489,11 @@ def asymmetric_loss(
         >>> round(asymmetric_loss(logits, target).item(), 4)  # (log 2 + 0.45⁴ · -log 0.55) / 2
         0.3588
     """
-    options = {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip, "reduction": reduction}
+    options = {
+        "gamma_pos": gamma_pos,
+        "gamma_neg": gamma_neg,
+        "clip": clip,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
     return _loss(LOSSES["asymmetric_loss"], logits, target, options)

@@ -184,8 +184,14 @@ class CrossEntropyLoss(_SoftmaxCriterion):
             axis=axis,
         )
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return cross_entropy(input, target, weight=self.weight, **self._options())
+    def forward(
+        self, input: Tensor, target: Tensor, *, normalizer: Tensor | float | None = None
+    ) -> Tensor:
+        """The loss of one call; `normalizer` as in
+        [`cross_entropy`][multiloss.torch.cross_entropy] (a ``"mean"``'s global count)."""
+        return cross_entropy(
+            input, target, weight=self.weight, **self._options(), normalizer=normalizer
+        )
 
     def extra_repr(self) -> str:
         text = "" if self.weight is None else f"weight={_describe(self.weight)}, "
@@ -244,8 +250,19 @@ class FocalLoss(_SoftmaxCriterion):
             axis=axis,
         )
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return focal_loss(input, target, gamma=self.gamma, alpha=self.alpha, **self._options())
+    def forward(
+        self, input: Tensor, target: Tensor, *, normalizer: Tensor | float | None = None
+    ) -> Tensor:
+        """The loss of one call; `normalizer` as in
+        [`cross_entropy`][multiloss.torch.cross_entropy] (a ``"mean"``'s global count)."""
+        return focal_loss(
+            input,
+            target,
+            gamma=self.gamma,
+            alpha=self.alpha,
+            **self._options(),
+            normalizer=normalizer,
+        )
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, alpha={self._describe_alpha()}, " + self._repr_options()
@@ -307,7 +324,11 @@ class PolyLoss(_SoftmaxCriterion):
             axis=axis,
         )
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+    def forward(
+        self, input: Tensor, target: Tensor, *, normalizer: Tensor | float | None = None
+    ) -> Tensor:
+        """The loss of one call; `normalizer` as in
+        [`cross_entropy`][multiloss.torch.cross_entropy] (a ``"mean"``'s global count)."""
         return poly_loss(
             input,
             target,
@@ -315,6 +336,7 @@ class PolyLoss(_SoftmaxCriterion):
             gamma=self.gamma,
             alpha=self.alpha,
             **self._options(),
+            normalizer=normalizer,
         )
 
     def extra_repr(self) -> str:
@@ -359,9 +381,18 @@ class BCEWithLogitsLoss(_Criterion):
         self.register_buffer("pos_weight", _as_buffer("pos_weight", pos_weight, class_vector=False))
         self.reduction = _checks.check_reduction(reduction)
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+    def forward(
+        self, input: Tensor, target: Tensor, *, normalizer: Tensor | float | None = None
+    ) -> Tensor:
+        """The loss of one call; `normalizer` as in
+        [`cross_entropy`][multiloss.torch.cross_entropy] (a ``"mean"``'s global count)."""
         return binary_cross_entropy(
-            input, target, weight=self.weight, pos_weight=self.pos_weight, reduction=self.reduction
+            input,
+            target,
+            weight=self.weight,
+            pos_weight=self.pos_weight,
+            reduction=self.reduction,
+            normalizer=normalizer,
         )
 
     def extra_repr(self) -> str:
@@ -403,9 +434,18 @@ class SigmoidFocalLoss(_Criterion):
         self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
         self.reduction = _checks.check_reduction(reduction)
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+    def forward(
+        self, input: Tensor, target: Tensor, *, normalizer: Tensor | float | None = None
+    ) -> Tensor:
+        """The loss of one call; `normalizer` as in
+        [`cross_entropy`][multiloss.torch.cross_entropy] (a ``"mean"``'s global count)."""
         return sigmoid_focal_loss(
-            input, target, alpha=self.alpha, gamma=self.gamma, reduction=self.reduction
+            input,
+            target,
+            alpha=self.alpha,
+            gamma=self.gamma,
+            reduction=self.reduction,
+            normalizer=normalizer,
         )
 
     def extra_repr(self) -> str:
@@ -450,7 +490,11 @@ class AsymmetricLoss(_Criterion):
         self.clip = _checks.check_clip(clip)
         self.reduction = _checks.check_reduction(reduction)
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+    def forward(
+        self, input: Tensor, target: Tensor, *, normalizer: Tensor | float | None = None
+    ) -> Tensor:
+        """The loss of one call; `normalizer` as in
+        [`cross_entropy`][multiloss.torch.cross_entropy] (a ``"mean"``'s global count)."""
         return asymmetric_loss(
             input,
             target,
@@ -458,6 +502,7 @@ class AsymmetricLoss(_Criterion):
             gamma_neg=self.gamma_neg,
             clip=self.clip,
             reduction=self.reduction,
+            normalizer=normalizer,
         )
 
     def extra_repr(self) -> str:
