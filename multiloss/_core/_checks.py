@@ -320,7 +320,7 @@ def check_normalizer(
     0-d array of `like`'s dtype: a non-negative real number, or a 0-d real array of
     `like`'s backend (values read only with `check_values`: never on a device or a trace)."""
     check_normalized_reduction(reduction)
-    if not is_array(normalizer):
+    if not is_array(normalizer) or isinstance(normalizer, numbers.Real):  # NumPy scalars too
         number = check_real_number("normalizer", normalizer, low=0.0)
         return xp.asarray(number, dtype=like.dtype, device=device(like))
     if _namespace(normalizer) is not xp:

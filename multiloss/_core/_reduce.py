@@ -36,7 +36,9 @@ def normalized(xp: Namespace, total: Array, normalizer: Array) -> Array:
     """A sum divided by a given normaliser instead of the call's own denominator: the
     ``"mean"`` of a part of a batch over the whole batch's count (docs/semantics.md, Global
     normalisation); 0 where the normaliser is 0, as for a mean over nothing."""
-    return total * mean_scale(xp, normalizer)
+    # 1 / n formed where n != 0 only: its derivative at n = 0 would be -inf · 0 = NaN
+    safe = xp.where(normalizer == 0, xp.ones_like(normalizer), normalizer)
+    return total * xp.where(normalizer == 0, 0.0, safe**-1.0)
 
 
 def reduce(xp: Namespace, per_element: Array, reduction: str, scale: Array | None) -> Array:

@@ -41,7 +41,8 @@ def count_targets(
     """Σ_i [y_i ≠ ignore_index], or Σ_i [y_i ≠ ignore_index] · w_{y_i} with `weight`.
 
     Integer (index dtype) without a weight, exact at any count; the weight's floating
-    dtype with it. `check_values` False skips the index range check (traced data).
+    dtype with it, float32 at least (a 16-bit sum of many weights would round and
+    overflow). `check_values` False skips the index range check (traced data).
     """
     xp = _target_namespace(target)
     if not xp.isdtype(target.dtype, "integral"):
@@ -63,8 +64,10 @@ def count_targets(
     float_dtype = xp.__array_namespace_info__().default_dtypes(device=_checks.device(target))
     dtype = float_dtype["real floating"]
     given: Any = weight
-    if _checks.is_array(given) and xp.isdtype(given.dtype, "real floating"):
-        dtype = given.dtype
+    same_backend = _checks.is_array(given) and _checks.namespace_of(weight=given) is xp
+    if same_backend and xp.isdtype(given.dtype, "real floating"):
+        # at least float32: a 16-bit sum of many weights rounds, then overflows
+        dtype = _checks.compute_dtype(xp, given.dtype)
     weights = _checks.as_weight_array(xp, "weight", weight, target, dtype)
     if weights.ndim != 1:
         raise ValueError(
@@ -88,6 +91,13 @@ def count_elements(target: Array, *, class_axis: object = None) -> Array:
     xp = _target_namespace(target)
     shape = tuple(target.shape)
     if class_axis is not None:
-        axis = _checks.normalize_axis(class_axis, len(shape))
+        if isinstance(class_axis, bool) or not isinstance(class_axis, int):
+            raise TypeError(f"class_axis must be an integer or None; got {class_axis!r}")
+        if not -len(shape) <= class_axis < len(shape):
+            raise ValueError(
+                f"class_axis {class_axis} is out of range for a target with {len(shape)} "
+                f"dimension(s), shape {shape}"
+            )
+        axis = class_axis % len(shape)
         shape = _checks.shape_without(shape, axis)
     return xp.asarray(math.prod(shape), dtype=index_dtype(xp), device=_checks.device(target))
