@@ -150,3 +150,10 @@ def test_validate_labels():
         mlj.validate_labels(jnp.asarray([0.0, 1.0]), 3)
     with pytest.raises(ValueError, match="num_classes must be a positive integer"):
         mlj.validate_labels(jnp.asarray([0]), 0)
+
+
+def test_an_empty_batch_under_jit_is_zero_not_an_error() -> None:
+    """The traced label check reduces over the labels: an empty batch has none."""
+    empty_logits, empty_labels = jnp.zeros((0, 3)), jnp.zeros((0,), jnp.int32)
+    assert float(jax.jit(mlj.cross_entropy)(empty_logits, empty_labels)) == 0.0
+    assert float(mlj.checked(mlj.focal_loss)(empty_logits, empty_labels)) == 0.0

@@ -72,7 +72,8 @@ def _check_labels(target: Array, num_classes: int, ignore_index: int, *, debug: 
         f"(ignore_index={ignore_index}): for example {{}}"
     )
     # A reduction, not an index: it also works on arrays sharded in explicit mode.
-    example = jnp.max(jnp.where(bad, jnp.ravel(target), jnp.iinfo(target.dtype).min))
+    lowest = jnp.iinfo(target.dtype).min
+    example = jnp.max(jnp.where(bad, jnp.ravel(target), lowest), initial=lowest)  # N = 0 too
     check = checkify.debug_check if debug else checkify.check
     check(~jnp.any(bad), message, example)
 
