@@ -133,3 +133,22 @@ def _loss_and_gradient_jvp(
 
 _loss.defjvp(_loss_jvp, symbolic_zeros=True)
 _loss_and_gradient.defjvp(_loss_and_gradient_jvp, symbolic_zeros=True)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def no_derivative(refusal: str, value: Any) -> Any:
+    """`value` itself (any pytree); a derivative through it raises NotImplementedError with
+    the message `refusal`, where a zero would be silently wrong (an input whose derivative
+    a custom rule does not give)."""
+    return value
+
+
+def _no_derivative_jvp(refusal: str, primals: Any, tangents: Any) -> Any:
+    (value,), (tangent,) = primals, tangents
+    leaves = jax.tree_util.tree_leaves(tangent, is_leaf=lambda t: isinstance(t, SymbolicZero))
+    if any(not isinstance(leaf, SymbolicZero) for leaf in leaves):
+        raise NotImplementedError(refusal)
+    return value, tangent
+
+
+no_derivative.defjvp(_no_derivative_jvp, symbolic_zeros=True)

@@ -203,3 +203,44 @@ def _check_host_labels(logits: Any, target: Any, options: dict[str, Any]) -> Non
     ignore_index = _checks.check_ignore_index(options["ignore_index"])
     index = labels.astype(np.int64)
     _checks.check_class_indices(np, labels, index, shape[axis], ignore_index)
+
+
+# Validation of the fused linear losses (multiloss.jax.linear)
+
+
+def _class_weight(name: str, value: Any, num_classes: int, dtype: Any) -> Array | None:
+    """A per-class weight (or alpha) vector as a JAX array of `dtype`, its values checked
+    where they are known."""
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray | np.generic):
+        value = jnp.asarray(value)
+    array = _checks.as_weight_array(jnp, name, value, jnp.zeros((), dtype), dtype)
+    _checks.check_class_vector(jnp, name, array, num_classes)
+    if not _is_tracer(array):
+        _checks.check_weight_values(np, name, np.asarray(array, dtype=np.float64))
+    return array
+
+
+def _check_label_values(target: Any, num_classes: int, ignore_index: int) -> None:
+    """Class indices in range, where they are known (host data or a concrete array)."""
+    if _is_tracer(target):
+        return
+    try:
+        labels = np.asarray(target)
+    except jax.errors.ConcretizationTypeError:  # pragma: no cover - staged constants
+        return
+    if np.issubdtype(labels.dtype, np.integer):
+        index = labels.astype(np.int64)
+        _checks.check_class_indices(np, labels, index, num_classes, ignore_index)
+
+
+def _normalizer(normalizer: Any, reduction: str, dtype: Any) -> Array | None:
+    """The validated global normaliser (a 0-d array of the compute dtype), or None."""
+    if normalizer is None:
+        return None
+    if isinstance(normalizer, np.ndarray | np.generic):
+        normalizer = jnp.asarray(normalizer)
+    like = jnp.zeros((), dtype)
+    check_values = not _is_tracer(normalizer)
+    return _checks.check_normalizer(jnp, normalizer, reduction, like, check_values=check_values)

@@ -29,7 +29,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.custom_derivatives import SymbolicZero
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -42,6 +41,7 @@ from .._core.vocab_parallel import (
     vocab_parallel_forward,
     vocab_parallel_vjp,
 )
+from ._autodiff import no_derivative
 from ._validation import _as_jax, _as_jax_weight, _is_tracer, _require_static
 
 Array = jax.Array
@@ -102,7 +102,7 @@ def _loss_bwd(
     operands = _operands(config, logits, target, weight)
     grad = vocab_parallel_vjp(jnp, config, operands, residuals, cotangents[0])
     # The denominator depends on the target and the weight only; the weight is a constant
-    # (_constant refuses its derivative), so its zero cotangent is never used.
+    # (no_derivative refuses its derivative), so its zero cotangent is never used.
     zero_weight = None if weight is None else jnp.zeros_like(weight)
     return grad.astype(logits.dtype), None, zero_weight
 
@@ -110,24 +110,11 @@ def _loss_bwd(
 _loss.defvjp(_loss_fwd, _loss_bwd)
 
 
-@jax.custom_jvp
-def _constant(weight: Array) -> Array:
-    """The class weight itself; differentiating through it is refused."""
-    return weight
-
-
-def _constant_jvp(primals: Any, tangents: Any) -> tuple[Array, Any]:
-    (weight,), (tangent,) = primals, tangents
-    if not isinstance(tangent, SymbolicZero):
-        raise NotImplementedError(
-            "the vocabulary-parallel losses give no derivative with respect to weight or "
-            "alpha: its classes are spread over the devices, and so would be its gradient; "
-            "wrap it in jax.lax.stop_gradient (or close over it)"
-        )
-    return weight, tangent
-
-
-_constant.defjvp(_constant_jvp, symbolic_zeros=True)
+_NO_WEIGHT_DERIVATIVE = (
+    "the vocabulary-parallel losses give no derivative with respect to weight or alpha: its "
+    "classes are spread over the devices, and so would be its gradient; wrap it in "
+    "jax.lax.stop_gradient (or close over it)"
+)
 
 
 # ---------------------------------------------------------------------------------------
@@ -189,7 +176,7 @@ def _local_parts(
     _check_varying(logits, axis_name)
     weight = operands.class_weight
     if weight is not None:
-        weight = _constant(weight)
+        weight = no_derivative(_NO_WEIGHT_DERIVATIVE, weight)
     loss, denominator = _loss(config, axis_name, logits, operands.target, weight)
     return loss, denominator, normalizer
 
