@@ -250,6 +250,88 @@ def asymmetric_loss(
     return _dispatch("asymmetric_loss", logits, target, options)
 
 
+def _dispatch_linear(
+    name: str, arrays: tuple[Array, Array, Array], options: dict[str, Any]
+) -> Array:
+    backend = backend_of(arrays[0])
+    if backend == "array_api":  # NumPy: the reference, in the input's own dtype
+        from . import numpy as reference
+
+        return getattr(reference, name)(*arrays, dtype=None, **options)
+    return getattr(importlib.import_module(f"multiloss.{backend}"), name)(*arrays, **options)
+
+
+def linear_cross_entropy(
+    input: Array,
+    linear_weight: Array,
+    target: Array,
+    *,
+    linear_bias: Array | None = None,
+    weight: Array | Sequence[float] | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    normalizer: Array | float | None = None,
+    chunk_size: int | None = None,
+) -> Array:
+    """Cross-entropy of `input @ linear_weight.T + linear_bias`, fused over chunks of tokens,
+    of any backend's arrays.
+
+    See [`multiloss.torch.linear_cross_entropy`][multiloss.torch.linear_cross_entropy]
+    and [Large vocabularies][large-vocabularies]; NumPy arrays go to the reference
+    [`multiloss.numpy.linear_cross_entropy`][multiloss.numpy.linear_cross_entropy], in
+    their own dtype.
+    """
+    options = {
+        "linear_bias": linear_bias,
+        "weight": weight,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
+        "normalizer": normalizer,
+        "chunk_size": chunk_size,
+    }
+    return _dispatch_linear("linear_cross_entropy", (input, linear_weight, target), options)
+
+
+def linear_focal_loss(
+    input: Array,
+    linear_weight: Array,
+    target: Array,
+    *,
+    linear_bias: Array | None = None,
+    gamma: float = 2.0,
+    alpha: float | Array | Sequence[float] | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    normalizer: Array | float | None = None,
+    chunk_size: int | None = None,
+) -> Array:
+    """Focal loss of `input @ linear_weight.T + linear_bias`, fused over chunks of tokens,
+    of any backend's arrays; see [`linear_cross_entropy`][multiloss.linear_cross_entropy].
+    """
+    options = {
+        "linear_bias": linear_bias,
+        "gamma": gamma,
+        "alpha": alpha,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
+        "normalizer": normalizer,
+        "chunk_size": chunk_size,
+    }
+    return _dispatch_linear("linear_focal_loss", (input, linear_weight, target), options)
+
+
 def _values_known(*arrays: object) -> bool:
     """Whether the values of these arrays can be read now without a device sync or a
     trace: not for CUDA tensors, ``torch.compile`` or ``torch.func`` wrappers, JAX tracers."""
@@ -415,6 +497,8 @@ __all__ = [
     "cross_entropy",
     "focal_loss",
     "inverse_frequency_weights",
+    "linear_cross_entropy",
+    "linear_focal_loss",
     "poly_loss",
     "sigmoid_focal_loss",
 ]

@@ -4,6 +4,14 @@ The losses of `multiloss` as pure functions of `jax.Array`s, class axis -1 by de
 (the optax convention), every hyperparameter keyword-only so that it can be made static
 under `jax.jit` (`static_argnames=...` or `functools.partial`).
 
+Besides the six losses: [`linear_cross_entropy`][multiloss.jax.linear_cross_entropy] and
+[`linear_focal_loss`][multiloss.jax.linear_focal_loss], the output projection and the loss
+fused over chunks of tokens ([Large vocabularies][large-vocabularies]);
+[`count_targets`][multiloss.jax.count_targets] and
+[`count_elements`][multiloss.jax.count_elements], the mean's count for the `normalizer=`
+of every loss ([Distributed training][distributed-training]); and the vocabulary-parallel
+losses of [`multiloss.jax.distributed`][multiloss.jax.distributed].
+
 ## Derivatives
 
 Each loss is a `jax.custom_jvp` whose rule is the core's closed-form gradient
@@ -78,6 +86,7 @@ except ImportError as error:
 
 from .. import count_elements, count_targets
 from ._validation import checked, validate_labels
+from .linear import linear_cross_entropy, linear_focal_loss
 from .losses import (
     asymmetric_loss,
     binary_cross_entropy,
@@ -95,6 +104,8 @@ __all__ = [
     "count_targets",
     "cross_entropy",
     "focal_loss",
+    "linear_cross_entropy",
+    "linear_focal_loss",
     "poly_loss",
     "sigmoid_focal_loss",
     "validate_labels",

@@ -27,6 +27,14 @@ Examples:
 from __future__ import annotations
 
 from .. import count_elements, count_targets
+from ._linear import (
+    linear_cross_entropy,
+    linear_cross_entropy_grad,
+    linear_cross_entropy_value_and_grad,
+    linear_focal_loss,
+    linear_focal_loss_grad,
+    linear_focal_loss_value_and_grad,
+)
 from ._sigmoid import (
     asymmetric_loss,
     asymmetric_loss_grad,
@@ -65,6 +73,12 @@ __all__ = [
     "focal_loss",
     "focal_loss_grad",
     "focal_loss_value_and_grad",
+    "linear_cross_entropy",
+    "linear_cross_entropy_grad",
+    "linear_cross_entropy_value_and_grad",
+    "linear_focal_loss",
+    "linear_focal_loss_grad",
+    "linear_focal_loss_value_and_grad",
     "poly_loss",
     "poly_loss_grad",
     "poly_loss_value_and_grad",

@@ -16,7 +16,16 @@ The losses of [`multiloss`](multiloss.md) for `torch.Tensor` inputs, with autogr
   [`AsymmetricLoss`][multiloss.torch.AsymmetricLoss], with the argument names of
   `nn.CrossEntropyLoss` and `nn.BCEWithLogitsLoss`; `weight`, a per-class `alpha` and
   `pos_weight` are buffers (they follow `.to(device, dtype)`, live in `state_dict`, pickle
-  and deepcopy).
+  and deepcopy);
+* large vocabularies: [`linear_cross_entropy`][multiloss.torch.linear_cross_entropy],
+  [`linear_focal_loss`][multiloss.torch.linear_focal_loss] and their modules
+  [`LinearCrossEntropyLoss`][multiloss.torch.LinearCrossEntropyLoss],
+  [`LinearFocalLoss`][multiloss.torch.LinearFocalLoss]: the output projection and the
+  loss fused, a chunk of tokens at a time ([Large vocabularies][large-vocabularies]);
+* the mean's count: [`count_targets`][multiloss.torch.count_targets],
+  [`count_elements`][multiloss.torch.count_elements] (the `normalizer=` of every loss;
+  [Distributed training][distributed-training]), and the vocabulary-parallel losses of
+  [`multiloss.torch.distributed`][multiloss.torch.distributed].
 
 The modules call the functional API, which calls `multiloss._core`: no loss formula is
 written here. Derivatives (first and second order, forward mode, with respect to the
@@ -56,6 +65,12 @@ from .functional import (
     poly_loss,
     sigmoid_focal_loss,
 )
+from .linear import (
+    LinearCrossEntropyLoss,
+    LinearFocalLoss,
+    linear_cross_entropy,
+    linear_focal_loss,
+)
 from .modules import (
     AsymmetricLoss,
     BCEWithLogitsLoss,
@@ -70,6 +85,8 @@ __all__ = [
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
     "FocalLoss",
+    "LinearCrossEntropyLoss",
+    "LinearFocalLoss",
     "PolyLoss",
     "SigmoidFocalLoss",
     "asymmetric_loss",
@@ -78,6 +95,8 @@ __all__ = [
     "count_targets",
     "cross_entropy",
     "focal_loss",
+    "linear_cross_entropy",
+    "linear_focal_loss",
     "poly_loss",
     "sigmoid_focal_loss",
 ]
