@@ -367,7 +367,8 @@ def count_targets(
 
     Returns:
         A 0-d array on the target's device: integer (the backend's index dtype, exact at
-            any count) without `weight`, the weight's floating dtype with it.
+            any count) without `weight`, the weight's floating dtype with it (float32 at
+            least: a 16-bit sum of many weights would round, then overflow).
 
     Raises:
         TypeError: `target` is not an array of integers, `weight` not numbers.
