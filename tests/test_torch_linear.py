@@ -428,24 +428,22 @@ def test_the_accelerator_path_traces_on_meta_tensors(dtype, reduction) -> None:
 
 # --------------------------------------------------- parity with F.linear_cross_entropy
 
+CHUNKED_PARITY = [{}, {"weight": True}, {"ignore_index": 3}, {"weight": True, "ignore_index": 3}]
 PARITY = [
-    {},
-    {"weight": True},
-    {"ignore_index": 3},
-    {"weight": True, "ignore_index": 3},
-    {"label_smoothing": 0.1},
-    {"soft": True},
+    *((case, True) for case in CHUNKED_PARITY),  # what PyTorch's chunked path takes
+    *((case, False) for case in [*CHUNKED_PARITY, {"label_smoothing": 0.1}, {"soft": True}]),
 ]
 
 
-@pytest.mark.parametrize("chunked", [False, True], ids=["reference path", "chunked path"])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("case", PARITY, ids=str)
+@pytest.mark.parametrize(
+    ("case", "chunked"),
+    PARITY,
+    ids=[f"{case} {'chunked' if chunked else 'reference'} path" for case, chunked in PARITY],
+)
 def test_parity_with_torch_linear_cross_entropy(case, reduction, chunked) -> None:
     options = dict(case)
     soft = options.pop("soft", False)
-    if chunked and (soft or options.get("label_smoothing")):
-        pytest.skip("PyTorch's chunked path takes class indices without smoothing only")
     x, w, b, target = make(seed=4, soft=soft)
     if options.pop("weight", False):
         options["weight"] = torch.linspace(0.2, 2.0, V, dtype=torch.float64)
