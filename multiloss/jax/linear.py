@@ -45,7 +45,6 @@ from .. import _core
 from .._core import _checks
 from .._core._reduce import mean_scale, normalized
 from .._core.counting import count_targets
-from ..numpy._linear import _check_chunk_size, _check_linear_operands
 from ._autodiff import no_derivative
 from ._validation import (
     _as_jax,
@@ -402,7 +401,7 @@ def _linear_loss(
     _require_static(**options)
     reduction = _checks.check_reduction(options.pop("reduction"))
     _require_static(chunk_size=chunk_size)
-    chunk = _check_chunk_size(chunk_size)
+    chunk = _checks.check_chunk_size(chunk_size)
     static = _static_options(loss, options)
     for name, value in (("input", x), ("linear_weight", w), ("target", target), ("linear_bias", b)):
         if _checks.is_array(value) and not isinstance(value, jax.Array | np.ndarray | np.generic):
@@ -413,7 +412,7 @@ def _linear_loss(
     # Host labels are checked before JAX converts them: without x64 it would wrap an int64
     # label into int32.
     given = np.asarray(target) if _is_host_data(target) else target
-    _check_linear_operands(jnp, x, w, b, given)
+    _checks.check_linear_operands(jnp, x, w, b, given)
     num_classes = w.shape[0]
     hard = bool(jnp.issubdtype(given.dtype, jnp.integer))
     if hard:

@@ -19,7 +19,6 @@ The `*_grad` functions return these as a dict, `{"input": ..., "linear_weight": 
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -40,76 +39,6 @@ __all__ = [
 ]
 
 Grads = dict[str, NDArray[Any] | None]
-
-
-def _check_linear_operands(xp: Any, x: Any, w: Any, b: Any, target: Any) -> None:
-    """Shapes and dtypes of the input (…, D), the layer's weight (V, D) and bias (V,), and
-    the target (class indices (…) or probabilities (…, V)); every error names its argument.
-    Array-API only (the JAX adapter runs it too)."""
-    for name, value in (("input", x), ("linear_weight", w), ("linear_bias", b), ("target", target)):
-        if value is not None and not _checks.is_array(value):
-            raise TypeError(f"{name} must be an array; got {type(value).__name__}")
-    for name, value in (("input", x), ("linear_weight", w), ("linear_bias", b)):
-        if value is not None and not xp.isdtype(value.dtype, "real floating"):
-            raise TypeError(
-                f"{name} must have a real floating dtype (float16, bfloat16, float32, "
-                f"float64); got {value.dtype}"
-            )
-    if x.ndim == 0:
-        raise ValueError("input must have at least one dimension (the features, last); got 0-d")
-    features = x.shape[-1]
-    if w.ndim != 2 or w.shape[1] != features:
-        raise ValueError(
-            f"linear_weight must have shape (num_classes, {features}) (torch.nn.Linear's "
-            f"layout; {features} = the last axis of input, shape {tuple(x.shape)}); got shape "
-            f"{tuple(w.shape)}"
-        )
-    num_classes = w.shape[0]
-    if num_classes == 0:
-        raise ValueError(f"linear_weight must have at least one class (row); got {w.shape}")
-    for name, value in (("linear_weight", w), ("linear_bias", b)):
-        if value is not None and value.dtype != x.dtype:
-            raise TypeError(f"{name} must have the input's dtype {x.dtype}; got {value.dtype}")
-    if b is not None and tuple(b.shape) != (num_classes,):
-        raise ValueError(
-            f"linear_bias must have shape ({num_classes},), one entry per row of "
-            f"linear_weight; got {tuple(b.shape)}"
-        )
-    batch = tuple(x.shape[:-1])
-    if xp.isdtype(target.dtype, "integral") and not xp.isdtype(target.dtype, "bool"):
-        if tuple(target.shape) != batch:
-            raise ValueError(
-                f"target of class indices must have the input's shape without its last "
-                f"(feature) axis, {batch}; got {tuple(target.shape)} (input {tuple(x.shape)})"
-            )
-    elif xp.isdtype(target.dtype, "real floating"):
-        if tuple(target.shape) != (*batch, num_classes):
-            if tuple(target.shape) == batch:
-                raise TypeError(
-                    f"target has the shape of class indices {batch} but a floating dtype "
-                    f"({target.dtype}); class indices must be integers"
-                )
-            raise ValueError(
-                f"target of class probabilities must have shape {(*batch, num_classes)} (the "
-                f"input's batch shape and num_classes = linear_weight.shape[0]); got "
-                f"{tuple(target.shape)}"
-            )
-    else:
-        raise TypeError(
-            f"target must hold integer class indices or floating probabilities; "
-            f"got dtype {target.dtype}"
-        )
-
-
-def _check_chunk_size(chunk_size: object) -> int | None:
-    """None, or a positive integer (tokens per chunk)."""
-    if chunk_size is None:
-        return None
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral):
-        raise TypeError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
-    return int(chunk_size)
 
 
 def _converted(value: Any, dtype: DTypeLike | None) -> Any:
@@ -138,8 +67,8 @@ def _run(
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(f"dtype must be a floating dtype; got {dtype}")
     x, w, b, target = (_converted(v, dtype) for v in (x, w, b, target))
-    _check_linear_operands(np, x, w, b, target)
-    _check_chunk_size(chunk_size)
+    _checks.check_linear_operands(np, x, w, b, target)
+    _checks.check_chunk_size(chunk_size)
     reduction = _checks.check_reduction(options.pop("reduction"))
     input_dtype = x.dtype
     compute = _checks.compute_dtype(np, input_dtype)

@@ -20,7 +20,6 @@ Function. The public functions and modules are in :mod:`.linear`.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -391,16 +390,6 @@ def _check_projection(input: object, linear_weight: object, linear_bias: object)
             raise ValueError(f"{name} is on {tensor.device}, the input on {x.device}")
 
 
-def check_chunk_size(chunk_size: object) -> int | None:
-    if chunk_size is None:
-        return None
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral):
-        raise TypeError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size}")
-    return int(chunk_size)
-
-
 def _requires_grad(value: object) -> bool:
     return isinstance(value, Tensor) and value.requires_grad
 
@@ -425,7 +414,7 @@ def linear_loss(
     if torch.jit.is_tracing():
         raise NotImplementedError(_NO_TORCHSCRIPT)
     _check_projection(input, linear_weight, linear_bias)
-    chunk = check_chunk_size(chunk_size)
+    chunk = _checks.check_chunk_size(chunk_size)
     num_classes, features = linear_weight.shape
     batch_shape = tuple(input.shape[:-1])
     tracing = _is_tracing()

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from .. import _core
 from .._core import _checks
-from ._linear import Normalizer, check_chunk_size, linear_loss
+from ._linear import Normalizer, linear_loss
 from .functional import Weights
 from .modules import _as_buffer, _describe, _SoftmaxCriterion
 
@@ -397,7 +397,7 @@ class LinearCrossEntropyLoss(_LinearCriterion):
             softcap=softcap,
             axis=None,
         )
-        self.chunk_size = check_chunk_size(chunk_size)
+        self.chunk_size = _checks.check_chunk_size(chunk_size)
         self._set_projection(in_features, num_classes, bias, device, dtype)
 
     def forward(
@@ -489,7 +489,7 @@ class LinearFocalLoss(_LinearCriterion):
             softcap=softcap,
             axis=None,
         )
-        self.chunk_size = check_chunk_size(chunk_size)
+        self.chunk_size = _checks.check_chunk_size(chunk_size)
         self._set_projection(in_features, num_classes, bias, device, dtype)
 
     def forward(
