@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|")
     print(f"| before ({result['files']['before']}) | {before * 1e6:.1f} µs |")
     print(f"| after ({result['files']['after']}) | {after * 1e6:.1f} µs |")
-    print(f"after / before, median of the per-round ratios: {statistics.median(result['ratios']):.3f}")
+    ratio = statistics.median(result["ratios"])
+    print(f"after / before, median of the per-round ratios: {ratio:.3f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
     return 0

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _core
+from ._backends import public_names
+from ._core.counting import count_elements, count_targets
 from ._version import __version__
 
 if TYPE_CHECKING:  # for type checkers; at run time these are imported by __getattr__
@@ -54,8 +56,9 @@ def __getattr__(name: str) -> ModuleType:
 
 
 def __dir__() -> list[str]:
-    """The package's names and the three backend modules (listing them imports nothing)."""
-    return sorted({*globals(), *_BACKENDS})
+    """The package's public names and the three backend modules (listing them imports
+    nothing)."""
+    return public_names(__all__, *_BACKENDS)
 
 
 def backend_of(array: object) -> str:
@@ -254,11 +257,18 @@ def _dispatch_linear(
     name: str, arrays: tuple[Array, Array, Array], options: dict[str, Any]
 ) -> Array:
     backend = backend_of(arrays[0])
-    if backend == "array_api":  # NumPy: the reference, in the input's own dtype
-        from . import numpy as reference
-
-        return getattr(reference, name)(*arrays, dtype=None, **options)
-    return getattr(importlib.import_module(f"multiloss.{backend}"), name)(*arrays, **options)
+    if backend != "array_api":
+        module = importlib.import_module(f"multiloss.{backend}")
+        return getattr(module, f"linear_{name}")(*arrays, **options)
+    # NumPy and any other array-API array: the core's engine, in the array's own backend
+    # and dtype (as the plain losses)
+    x, w, target = arrays
+    bias = options.pop("linear_bias")
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # guarded 0·inf
+        call = _core.prepare_linear(
+            _core.LOSSES[name], x, w, target, bias, options, check_values=True
+        )
+        return _core.run_linear(call, with_grad=False)
 
 
 def linear_cross_entropy(
@@ -295,7 +305,7 @@ def linear_cross_entropy(
         "normalizer": normalizer,
         "chunk_size": chunk_size,
     }
-    return _dispatch_linear("linear_cross_entropy", (input, linear_weight, target), options)
+    return _dispatch_linear("cross_entropy", (input, linear_weight, target), options)
 
 
 def linear_focal_loss(
@@ -329,87 +339,7 @@ def linear_focal_loss(
         "normalizer": normalizer,
         "chunk_size": chunk_size,
     }
-    return _dispatch_linear("linear_focal_loss", (input, linear_weight, target), options)
-
-
-def _values_known(*arrays: object) -> bool:
-    """Whether the values of these arrays can be read now without a device sync or a
-    trace: not for CUDA tensors, ``torch.compile`` or ``torch.func`` wrappers, JAX tracers."""
-    if backend_of(arrays[0]) == "torch":
-        from .torch import functional
-
-        return not functional._is_tracing() and functional._values_checkable(*arrays)
-    jax = sys.modules.get("jax")
-    return jax is None or not any(isinstance(a, jax.core.Tracer) for a in arrays)
-
-
-def count_targets(
-    target: Array, *, ignore_index: int = -100, weight: Array | Sequence[float] | None = None
-) -> Array:
-    r"""The number of counted class-index targets: the denominator of a softmax loss's mean.
-
-    $$
-    D = \sum_i [y_i \ne \mathrm{ignore}] \quad\text{or, with weight,}\quad
-    D = \sum_i [y_i \ne \mathrm{ignore}]\, w_{y_i}
-    $$
-
-    Pass the weight for `cross_entropy` with `weight=` (PyTorch's weighted mean divides by
-    $\sum_i w_{y_i}$); focal loss and PolyLoss divide by the count, whatever their
-    `alpha`. Summed over micro-batches and all-reduced over ranks, it is the `normalizer=`
-    that makes the parts of a batch add up to the whole batch's mean ([Global
-    normalisation][global-normalisation]). No value is read back to the host (only the
-    checks below read values, where they are known: NumPy, CPU tensors, concrete JAX arrays).
-
-    Args:
-        target: class indices of any integer dtype and shape, an array of any backend.
-        ignore_index: targets equal to it are not counted.
-        weight: per-class weights (length C) of `cross_entropy`, or None.
-
-    Returns:
-        A 0-d array on the target's device: integer (the backend's index dtype, exact at
-            any count) without `weight`, the weight's floating dtype with it (float32 at
-            least: a 16-bit sum of many weights would round, then overflow).
-
-    Raises:
-        TypeError: `target` is not an array of integers, `weight` not numbers.
-        ValueError: `weight` is not 1-d; where values are known, a class index out of
-            range (negative other than `ignore_index`; at or above C with `weight`), a
-            negative or non-finite weight.
-
-    Examples:
-        >>> import numpy as np, multiloss
-        >>> target = np.array([0, 2, -100, 1])
-        >>> int(multiloss.count_targets(target))
-        3
-        >>> float(multiloss.count_targets(target, weight=[1.0, 0.5, 2.0]))
-        3.5
-    """
-    return _core.count_targets(
-        target, ignore_index=ignore_index, weight=weight, check_values=_values_known(target)
-    )
-
-
-def count_elements(target: Array, *, class_axis: int | None = None) -> Array:
-    """The number of loss elements: the denominator of the mean of probability targets
-    (with `class_axis`) and of the element-wise losses (without).
-
-    Args:
-        target: the target array of any backend (its shape is all that is read).
-        class_axis: the class axis of a softmax loss's probability target, which is not
-            counted; None (the default) counts every element (`binary_cross_entropy`,
-            `sigmoid_focal_loss`, `asymmetric_loss`).
-
-    Returns:
-        A 0-d integer array (the backend's index dtype) on the target's device.
-
-    Examples:
-        >>> import numpy as np, multiloss
-        >>> int(multiloss.count_elements(np.zeros((4, 3)), class_axis=-1))
-        4
-        >>> int(multiloss.count_elements(np.zeros((4, 3))))
-        12
-    """
-    return _core.count_elements(target, class_axis=class_axis)
+    return _dispatch_linear("focal_loss", (input, linear_weight, target), options)
 
 
 def _counts(counts: Any) -> tuple[Any, Any, bool]:

@@ -99,7 +99,9 @@ def test_hyperparameters_are_validated_at_construction(case):
 def test_integer_weights_become_floating_buffers():
     module = mt.CrossEntropyLoss(torch.tensor([1, 2, 3]))
     assert module.weight.dtype == torch.get_default_dtype()
-    assert mt.FocalLoss(alpha=[1, 2, 3]).alpha.dtype == torch.get_default_dtype()
+    # a sequence is kept exactly, in float64, and converted to the logits' compute dtype
+    # at each call, as the functional form converts it (issue 20)
+    assert mt.FocalLoss(alpha=[1, 2, 3]).alpha.dtype == torch.float64
 
 
 # ------------------------------------------------------------------ buffers

@@ -29,6 +29,7 @@ from .class_weights import class_balanced_weights, inverse_frequency_weights
 from .counting import count_elements, count_targets
 from .family import Family
 from .kernels import GENERIC, GENERIC_SIGMOID, SigmoidKernels, SoftmaxKernels
+from .linear import LinearCall, prepare_linear, run_linear
 from .prepare import (
     prepare_asymmetric_loss,
     prepare_binary_cross_entropy,
@@ -160,6 +161,7 @@ __all__ = [
     "AsymmetricConfig",
     "AsymmetricOperands",
     "Family",
+    "LinearCall",
     "Loss",
     "SigmoidConfig",
     "SigmoidKernels",
@@ -184,8 +186,10 @@ __all__ = [
     "prepare_binary_cross_entropy",
     "prepare_cross_entropy",
     "prepare_focal_loss",
+    "prepare_linear",
     "prepare_poly_loss",
     "prepare_sigmoid_focal_loss",
+    "run_linear",
     "split_normalizer",
     "vjp",
 ]

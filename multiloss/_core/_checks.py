@@ -22,6 +22,8 @@ from typing import Any
 from array_api_compat import array_namespace, is_array_api_obj
 from array_api_compat import device as _array_device
 
+from .policy import host
+
 Array = Any
 Namespace = Any
 
@@ -195,14 +197,20 @@ def broadcast_shape(first: tuple[int, ...], second: tuple[int, ...]) -> tuple[in
 
 
 def as_weight_array(
-    xp: Namespace, name: str, value: Array | Sequence[float], like: Array, dtype: Any
+    xp: Namespace,
+    name: str,
+    value: Array | Sequence[float],
+    like: Array,
+    dtype: Any,
+    like_name: str = "logits",
 ) -> Array:
-    """A user weight (array of the logits' backend or a Python sequence) as an array of `dtype`."""
+    """A user weight (array of the backend of `like`, the argument `like_name`, or a Python
+    sequence) as an array of `dtype`."""
     if is_array(value):
         if _namespace(value) is not xp:
             raise TypeError(
                 f"{name} is an array of another backend ({type(value).__module__}."
-                f"{type(value).__name__}) than the logits"
+                f"{type(value).__name__}) than the {like_name}"
             )
         array: Array = value
         if not (xp.isdtype(array.dtype, "real floating") or xp.isdtype(array.dtype, "integral")):
@@ -220,10 +228,12 @@ def as_weight_array(
 
 def check_weight_values(xp: Namespace, name: str, weight: Array) -> None:
     """Value check: every entry finite and non-negative (an infinite weight makes the loss
-    inf or NaN, as a NaN one does)."""
+    inf or NaN, as a NaN one does). Read where the backend's policy reads values
+    (:func:`.policy.host`)."""
+    xp, weight = host(weight)
     if not bool(xp.all((weight >= 0) & xp.isfinite(weight))):
         raise ValueError(
-            f"{name} must be non-negative and finite (not NaN or inf); got {_preview(weight)}"
+            f"{name} must be non-negative and finite (not NaN or inf); got {preview(weight)}"
         )
 
 
@@ -246,6 +256,11 @@ def check_class_indices(
     one too wide for it) is out of range whatever it wrapped to. Only equality and casts are
     used on `given`: PyTorch's unsigned dtypes beyond uint8 offer nothing else.
     """
+    hxp, host_given = host(given)
+    if hxp is not xp:  # read on the host (a concrete JAX array captured by a trace): the
+        # host's index dtype (int64) is at least as wide, so no wrap goes unnoticed
+        xp, given = hxp, host_given
+        index = xp.astype(given, xp.__array_namespace_info__().default_dtypes()["indexing"])
     given_range, index_range = xp.iinfo(given.dtype), xp.iinfo(index.dtype)
     unsigned = given_range.min == 0
     may_wrap = given_range.min < index_range.min or given_range.max > index_range.max
@@ -262,7 +277,7 @@ def check_class_indices(
             shown = [int(value) % modulus for value in _first(xp, bad_indices)]
             values = _format(shown, count=math.prod(bad_indices.shape))
         else:
-            values = _preview(given[bad])
+            values = preview(given[bad])
         raise ValueError(
             f"target has class indices out of range [0, {num_classes}) "
             f"(ignore_index={ignore_index}): {values}"
@@ -296,7 +311,7 @@ def _format(shown: list[Any], count: int, limit: int = 6) -> str:
     return f"[{text}{', ...' if count > limit else ''}]"
 
 
-def _preview(values: Array, limit: int = 6) -> str:
+def preview(values: Array, limit: int = 6) -> str:
     """A short text showing the first few entries of a 1-d or n-d array."""
     xp = _namespace(values)
     floating = xp.isdtype(values.dtype, "real floating")
@@ -336,10 +351,12 @@ def check_normalizer(
             f"normalizer must be a 0-d array (one number for the whole call); "
             f"got shape {tuple(array.shape)}"
         )
-    array = xp.astype(array, like.dtype, copy=False)
-    if check_values and not bool((array >= 0) & xp.isfinite(array)):
-        raise ValueError(f"normalizer must be non-negative and finite; got {float(array)!r}")
-    return array
+    if check_values:  # read where the backend reads values: a concrete JAX array captured by
+        # a trace is read on the host, not through the trace (docs/semantics.md)
+        hxp, value = host(array)
+        if not bool((value >= 0) & hxp.isfinite(value)):
+            raise ValueError(f"normalizer must be non-negative and finite; got {float(value)!r}")
+    return xp.astype(array, like.dtype, copy=False)
 
 
 def check_linear_operands(xp: Any, x: Any, w: Any, b: Any, target: Any) -> None:

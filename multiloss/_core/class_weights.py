@@ -36,12 +36,10 @@ def _check_counts(xp: Namespace, counts: Array, *, check_values: bool) -> Array:
     if check_values:
         whole = xp.isfinite(values) & (xp.floor(values) == values)
         if not bool(xp.all(whole & (values >= 0))):
-            raise ValueError(
-                f"counts must be non-negative integers; got {_checks._preview(counts)}"
-            )
+            raise ValueError(f"counts must be non-negative integers; got {_checks.preview(counts)}")
         if not bool(xp.any(values > 0)):
             raise ValueError(
-                f"counts must count at least one sample; got {_checks._preview(counts)}"
+                f"counts must count at least one sample; got {_checks.preview(counts)}"
             )
     return values
 

@@ -169,27 +169,57 @@ def _prepare_softmax(
         config = _cached_static(compute, "softmax", *facts, *static.values())
     else:
         config = compute()
-    num_classes = config.num_classes
     dtype = _checks.compute_dtype(xp, logits.dtype)
+    target, class_weight = softmax_operands(
+        xp,
+        config,
+        target,
+        class_weight,
+        class_weight_name,
+        like=logits,
+        dtype=dtype,
+        check_values=check_values,
+        is_cross_entropy=is_cross_entropy,
+    )
+    if convert_logits:
+        logits = xp.astype(logits, dtype, copy=False)
+    operands = SoftmaxOperands(logits, target, class_weight)
+    return xp, config, operands
+
+
+def softmax_operands(
+    xp: Namespace,
+    config: SoftmaxConfig,
+    target: Array,
+    class_weight: object,
+    class_weight_name: str,
+    *,
+    like: Array,
+    dtype: Any,
+    check_values: bool,
+    is_cross_entropy: bool,
+) -> tuple[Array, Array | None]:
+    """The target (index dtype, its class indices checked with `check_values`; or
+    probabilities in `dtype`) and the class vector (a scalar α made [1-α, α, …]; checked)
+    of a softmax call whose static part is `config`; new arrays go next to `like`. Every
+    call kind's (plain, fused head)."""
+    num_classes = config.num_classes
     if config.hard_target:
         given, target = target, xp.astype(target, index_dtype(xp), copy=False)
         if check_values:
             _checks.check_class_indices(xp, given, target, num_classes, config.ignore_index)
     else:
         target = xp.astype(target, dtype, copy=False)
-
     if not is_cross_entropy and isinstance(class_weight, numbers.Real):
-        class_weight = _scalar_alpha(xp, class_weight, num_classes, logits, dtype)
+        class_weight = scalar_alpha(xp, class_weight, num_classes, like, dtype)
     if class_weight is not None:
-        class_weight = _checks.as_weight_array(xp, class_weight_name, class_weight, logits, dtype)
+        given_weight = class_weight
+        class_weight = _checks.as_weight_array(xp, class_weight_name, class_weight, like, dtype)
         _checks.check_class_vector(xp, class_weight_name, class_weight, num_classes)
         if check_values:
-            _checks.check_weight_values(xp, class_weight_name, class_weight)
-
-    if convert_logits:
-        logits = xp.astype(logits, dtype, copy=False)
-    operands = SoftmaxOperands(logits, target, class_weight)
-    return xp, config, operands
+            read = given_weight if _checks.is_array(given_weight) else class_weight
+            _checks.check_weight_values(xp, class_weight_name, read)
+    return target, class_weight
 
 
 def _index_shape_hint(
@@ -217,7 +247,7 @@ def _index_shape_hint(
     return ""
 
 
-def _scalar_alpha(
+def scalar_alpha(
     xp: Namespace, alpha: object, num_classes: int, logits: Array, dtype: Any
 ) -> Array:
     """A scalar α weights class 0 (background) by 1 - α and every other class by α: the

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from . import _checks
 from .asymmetric import ASYMMETRIC
 from .family import Family
 from .prepare import (
@@ -24,6 +25,29 @@ from .prepare import (
 )
 from .sigmoid import SIGMOID
 from .softmax import SOFTMAX
+from .terms import Focal, Poly, Term
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword option of a loss: its name, its default and whether it is static (a
+    Python value a compiler specialises on, never a traced array)."""
+
+    name: str
+    default: Any
+    static: bool = True
+    check: Callable[[Any], Any] | None = None
+    """The option's own check (a term's hyperparameter), returning the checked value; None
+    where the call's preparation checks it (the common options)."""
+
+
+PLAIN, LINEAR, VOCAB_PARALLEL = "plain", "linear", "vocab_parallel"
+"""The call kinds (variants) of a loss: ``<loss>(logits, target)``, the fused linear head
+``linear_<loss>(input, linear_weight, target)`` and the vocabulary-parallel
+``vocab_parallel_<loss>(local_logits, target)``."""
+
+NOT_IN_VOCAB_PARALLEL = ("softcap",)
+"""Options of the softmax losses that the vocabulary-parallel variant does not take."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +68,35 @@ class Loss:
     class_axis: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     """The default class axis per backend (``"torch"``, ``"jax"``, ``"numpy"``); empty for
     a family without a class axis."""
+    options: tuple[Option, ...] = ()
+    """Every option of the loss's faces, in their order, with its default (``axis``,
+    ``normalizer`` and a variant's own arguments are the faces' own: see
+    :func:`face_options`)."""
+    term: Callable[..., Term] | None = None
+    """The softmax loss's per-class term from its checked options (keyword arguments named
+    as :attr:`options`); None for the other families."""
+    variants: tuple[str, ...] = (PLAIN,)
+    """The call kinds offered (:data:`PLAIN`, :data:`LINEAR`, :data:`VOCAB_PARALLEL`)."""
+    weighted_mean: bool = False
+    """Whether ``"mean"`` divides by Σ_i w_{y_i} where a class vector is given (PyTorch's
+    weighted cross-entropy) rather than by the count of counted targets."""
+
+    @property
+    def class_vector(self) -> str | None:
+        """The option that holds one weight per class (``weight``, ``alpha``), or None."""
+        return self.class_vectors[0] if self.class_vectors else None
+
+    def option_names(self, variant: str = PLAIN) -> tuple[str, ...]:
+        """The loss's options that the `variant` takes, in the faces' order."""
+        names = tuple(option.name for option in self.options)
+        if variant == VOCAB_PARALLEL:
+            names = tuple(name for name in names if name not in NOT_IN_VOCAB_PARALLEL)
+        return names
+
+    def defaults(self, variant: str = PLAIN) -> dict[str, Any]:
+        """The defaults of :meth:`option_names`, by name."""
+        wanted = self.option_names(variant)
+        return {option.name: option.default for option in self.options if option.name in wanted}
 
     @property
     def weights(self) -> tuple[str, ...]:
@@ -60,6 +113,34 @@ _CLASS_AXIS = MappingProxyType({"torch": 1, "jax": -1, "numpy": -1})
 """PyTorch's ``(N, C, d1..dk)`` convention; the array convention (optax) elsewhere."""
 
 _SOFTMAX_STATIC = ("axis", "ignore_index", "reduction", "label_smoothing", "z_loss", "softcap")
+_SOFTMAX_OPTIONS = (
+    Option("ignore_index", -100),
+    Option("reduction", "mean"),
+    Option("label_smoothing", 0.0),
+    Option("z_loss", 0.0),
+    Option("softcap", None),
+)
+_SOFTMAX_VARIANTS = (PLAIN, LINEAR, VOCAB_PARALLEL)
+
+
+def _at_least(name: str, low: float) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        return _checks.check_real_number(name, value, low=low)
+
+    return check
+
+
+def _focal_term(gamma: float) -> Term:
+    return Focal(gamma)
+
+
+def _cross_entropy_term() -> Term:
+    return Focal(0.0)
+
+
+def _poly_term(epsilon: float, gamma: float) -> Term:
+    return Poly(epsilon, gamma)
+
 
 LOSSES: Mapping[str, Loss] = MappingProxyType(
     {
@@ -72,6 +153,10 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 class_vectors=("weight",),
                 static=_SOFTMAX_STATIC,
                 class_axis=_CLASS_AXIS,
+                options=(Option("weight", None, static=False), *_SOFTMAX_OPTIONS),
+                term=_cross_entropy_term,
+                variants=_SOFTMAX_VARIANTS,
+                weighted_mean=True,
             ),
             Loss(
                 "focal_loss",
@@ -80,6 +165,13 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 class_vectors=("alpha",),
                 static=(*_SOFTMAX_STATIC, "gamma"),
                 class_axis=_CLASS_AXIS,
+                options=(
+                    Option("gamma", 2.0, check=_at_least("gamma", 0.0)),
+                    Option("alpha", None, static=False),
+                    *_SOFTMAX_OPTIONS,
+                ),
+                term=_focal_term,
+                variants=_SOFTMAX_VARIANTS,
             ),
             Loss(
                 "poly_loss",
@@ -88,6 +180,14 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 class_vectors=("alpha",),
                 static=(*_SOFTMAX_STATIC, "epsilon", "gamma"),
                 class_axis=_CLASS_AXIS,
+                options=(
+                    Option("epsilon", 2.0, check=_at_least("epsilon", -1.0)),
+                    Option("gamma", 0.0, check=_at_least("gamma", 0.0)),
+                    Option("alpha", None, static=False),
+                    *_SOFTMAX_OPTIONS,
+                ),
+                term=_poly_term,
+                variants=_SOFTMAX_VARIANTS,
             ),
             Loss(
                 "binary_cross_entropy",
@@ -95,20 +195,50 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 prepare_binary_cross_entropy,
                 element_weights=("weight", "pos_weight"),
                 static=("reduction",),
+                options=(
+                    Option("weight", None, static=False),
+                    Option("pos_weight", None, static=False),
+                    Option("reduction", "mean"),
+                ),
             ),
             Loss(
                 "sigmoid_focal_loss",
                 SIGMOID,
                 prepare_sigmoid_focal_loss,
                 static=("alpha", "gamma", "reduction"),
+                options=(Option("alpha", 0.25), Option("gamma", 2.0), Option("reduction", "mean")),
             ),
             Loss(
                 "asymmetric_loss",
                 ASYMMETRIC,
                 prepare_asymmetric_loss,
                 static=("gamma_pos", "gamma_neg", "clip", "reduction"),
+                options=(
+                    Option("gamma_pos", 0.0),
+                    Option("gamma_neg", 4.0),
+                    Option("clip", 0.05),
+                    Option("reduction", "mean"),
+                ),
             ),
         )
     }
 )
 """Every loss, by name."""
+
+
+def variant_name(loss: str, variant: str) -> str:
+    """The public name of a loss's `variant` (``linear_focal_loss``, …)."""
+    return loss if variant == PLAIN else f"{variant}_{loss}"
+
+
+def term_of(loss: Loss, options: Mapping[str, Any]) -> Term:
+    """The per-class term of a softmax `loss` from a call's `options` (by name), each of the
+    term's hyperparameters checked by its :class:`Option` (the catalogue's messages)."""
+    if loss.term is None:
+        raise TypeError(f"{loss.name} has no per-class term (it is not a softmax loss)")
+    checked = {
+        option.name: option.check(options.get(option.name, option.default))
+        for option in loss.options
+        if option.check is not None
+    }
+    return loss.term(**checked)

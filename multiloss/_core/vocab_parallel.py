@@ -48,7 +48,7 @@ from . import _checks
 from ._numerics import times_nonzero
 from ._reduce import mean_scale, per_element_cotangent, reduce
 from .kernels import class_ids, index_dtype
-from .prepare import _scalar_alpha
+from .prepare import scalar_alpha
 from .terms import Focal
 
 Array = Any
@@ -95,6 +95,9 @@ class VocabParallelConfig:
     """"mean" divides by Σ w_{t_i} (PyTorch's weighted cross-entropy mean)."""
     indices_checked: bool = False
     z_loss: float = 0.0
+    shards_checked: bool = False
+    """Whether unequal slices raise (the engine may read the first all-reduce's result
+    now); otherwise they make the loss NaN. Either way never a silently wrong loss."""
 
 
 class VocabParallelOperands(NamedTuple):
@@ -225,7 +228,7 @@ def _prepare(
 
     layout = "none"
     if class_weight_name == "alpha" and isinstance(class_weight, numbers.Real):
-        class_weight = _scalar_alpha(xp, class_weight, num_classes, logits, dtype)
+        class_weight = scalar_alpha(xp, class_weight, num_classes, logits, dtype)
     if class_weight is not None:
         class_weight = _checks.as_weight_array(xp, class_weight_name, class_weight, logits, dtype)
         layout = _weight_layout(class_weight_name, class_weight, local_classes, num_classes)
@@ -374,6 +377,34 @@ def _gather(xp: Namespace, vector: Array, index: Array) -> Array:
     return xp.reshape(xp.take(vector, xp.reshape(index, (-1,)), axis=0), index.shape)
 
 
+UNEQUAL_SLICES = (
+    "the vocabulary-parallel losses need every rank to hold the same number of classes, "
+    "C/R each, in rank order (Megatron-LM's layout); the ranks hold between {} and {} "
+    "classes"
+)
+
+
+def _row_max_of_equal_slices(
+    xp: Namespace, config: VocabParallelConfig, logits: Array, collectives: Collectives
+) -> Array:
+    """M, the global row max, by the first all-reduce (MAX), which also carries this rank's
+    slice width and its negation: every rank learns the widest and the narrowest slice
+    without a collective of its own. Unequal slices raise (``shards_checked``) or make M,
+    and so the loss and its gradient, NaN."""
+    local_max = xp.max(logits, axis=config.axis, keepdims=True)
+    width = float(config.local_classes)
+    widths = xp.asarray([width, -width], dtype=logits.dtype, device=_checks.device(logits))
+    reduced = collectives.max(xp.concat([xp.reshape(local_max, (-1,)), widths]))
+    rows = math.prod(local_max.shape)
+    row_max = xp.reshape(reduced[:rows], local_max.shape)
+    widest, narrowest = reduced[rows], -reduced[rows + 1]
+    if config.shards_checked:
+        if bool(widest != narrowest):
+            raise ValueError(UNEQUAL_SLICES.format(int(narrowest), int(widest)))
+        return row_max
+    return xp.where(widest == narrowest, row_max, math.nan)
+
+
 def vocab_parallel_forward(
     xp: Namespace,
     config: VocabParallelConfig,
@@ -397,7 +428,7 @@ def vocab_parallel_forward(
     here = (local_target >= 0) & (local_target < config.local_classes)
     index = xp.clip(local_target, 0, config.local_classes - 1)
 
-    row_max = collectives.max(xp.max(logits, axis=axis, keepdims=True))
+    row_max = _row_max_of_equal_slices(xp, config, logits, collectives)
     shifted = logits - row_max
     zero = xp.zeros_like(row_max)
     fields = [

@@ -77,14 +77,14 @@ Examples:
 
 from __future__ import annotations
 
-from .._backends import missing_backend
+from .._backends import missing_backend, public_names
 
 try:
     import jax  # noqa: F401
 except ImportError as error:
     raise missing_backend(__name__, "JAX", "jax") from error
 
-from .. import count_elements, count_targets
+from .._core.counting import count_elements, count_targets
 from ._validation import checked, validate_labels
 from .linear import linear_cross_entropy, linear_focal_loss
 from .losses import (
@@ -110,3 +110,8 @@ __all__ = [
     "sigmoid_focal_loss",
     "validate_labels",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public names only (docs/api: what the module offers)."""
+    return public_names(__all__, "distributed", "linear", "losses")

@@ -13,12 +13,45 @@ import numpy as np
 from jax.experimental import checkify
 
 from .._core import SOFTMAX, _checks
+from .._core.policy import BackendPolicy, register_backend
 
 Array = jax.Array
 
 
-def _is_tracer(value: object) -> bool:
+def is_tracer(value: object) -> bool:
+    """Whether `value` is traced (its values are not known now)."""
     return isinstance(value, jax.core.Tracer)
+
+
+_is_tracer = is_tracer
+
+
+def _not_tracing() -> bool:
+    # A concrete array is read on the host (NumPy), also while a trace captures it: for
+    # the value checks, no JAX trace is "in progress".
+    return False
+
+
+def _concrete(array: Any) -> bool:
+    return not is_tracer(array)
+
+
+def _host(array: Any) -> tuple[Any, Any]:
+    return np, np.asarray(array)
+
+
+def adopt(value: Any) -> Any:
+    """A NumPy weight or normaliser becomes a JAX array; anything else is left as it is."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return jnp.asarray(value)
+    return value
+
+
+POLICY = BackendPolicy("jax", _not_tracing, _concrete, _host, adopt)
+"""The JAX adapter's backend policy: a tracer's values are unknown; a concrete array's are
+read on the host, also where a ``jit``, ``scan`` or ``checkpoint`` trace captures it."""
+
+register_backend(POLICY, (jax.Array,), subclasses=True)
 
 
 def _as_jax(value: Any) -> Any:
@@ -53,7 +86,7 @@ def _debug_checks(config: Any, operands: Any, weights: tuple[tuple[str, int], ..
     `weights` names the weight operands still to check: (user's name, operand index).
     """
     if config.family is SOFTMAX and config.hard_target:
-        _check_labels(operands.target, config.num_classes, config.ignore_index, debug=True)
+        check_labels(operands.target, config.num_classes, config.ignore_index, debug=True)
     for name, index in weights:
         weight = operands[index]
         good = (weight >= 0) & jnp.isfinite(weight)  # False for NaN too
@@ -64,7 +97,9 @@ def _debug_checks(config: Any, operands: Any, weights: tuple[tuple[str, int], ..
         )
 
 
-def _check_labels(target: Array, num_classes: int, ignore_index: int, *, debug: bool) -> None:
+def check_labels(target: Array, num_classes: int, ignore_index: int, *, debug: bool) -> None:
+    """The class indices' checkify check (`debug`: a debug check, active only under
+    checkify)."""
     counted = target != ignore_index
     bad = jnp.ravel(counted & ((target < 0) | (target >= num_classes)))
     message = (
@@ -117,7 +152,7 @@ def validate_labels(target: Array, num_classes: int, *, ignore_index: int = -100
         or num_classes < 1
     ):
         raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}")
-    _check_labels(target, int(num_classes), _checks.check_ignore_index(ignore_index), debug=False)
+    check_labels(target, int(num_classes), _checks.check_ignore_index(ignore_index), debug=False)
 
 
 def checked(

@@ -12,7 +12,7 @@ How it runs:
   core's (`_core.forward` / `_core.vjp` of a call prepared by `prepare_cross_entropy` /
   `prepare_focal_loss` with `reduction="none"`): no formula is restated here. The
   `"mean"`'s denominator comes from the whole target first
-  (`_core.counting.count_targets`, or the element count for probability targets), or from
+  (`_core.counting.target_count`, or the element count for probability targets), or from
   `normalizer`.
 * A `jax.custom_vjp`. For `"mean"` and `"sum"` the forward pass of a differentiated call
   accumulates dX, dW and db along with the loss (three matmuls per chunk, as many as the
@@ -44,7 +44,8 @@ from jax import lax
 from .. import _core
 from .._core import _checks
 from .._core._reduce import mean_scale, normalized
-from .._core.counting import count_targets
+from .._core.counting import target_count
+from .._core.kernels import index_dtype
 from ._autodiff import no_derivative
 from ._validation import (
     _as_jax,
@@ -54,6 +55,7 @@ from ._validation import (
     _is_tracer,
     _normalizer,
     _require_static,
+    check_labels,
 )
 from .losses import _explicit_mesh_axes
 
@@ -356,13 +358,17 @@ def _denominator(
         return jnp.asarray(float(spec.rows), dtype)
     weight = class_weight if spec.loss == "cross_entropy" else None
     ignore_index = dict(spec.options)["ignore_index"]
-    count = count_targets(target, ignore_index=ignore_index, weight=weight, check_values=False)
+    count = target_count(target, ignore_index=ignore_index, weight=weight, check_values=False)
     return count.astype(dtype)
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
 def _compute(spec: _Spec, x, w, b, target, class_weight, normalizer):
     """The loss of validated operands (jitted: eager calls compile once per `spec`)."""
+    if spec.hard:  # the labels' run-time check under checkify (multiloss.jax.checked);
+        # dropped without it
+        ignore_index = dict(spec.options)["ignore_index"]
+        check_labels(target, w.shape[0], ignore_index, debug=True)
     target = no_derivative(_NO_TARGET_DERIVATIVE, target)
     if class_weight is not None:
         refusal = _NO_WEIGHT_DERIVATIVE.format(name=spec.weight_name)
@@ -418,6 +424,9 @@ def _linear_loss(
     if hard:
         _check_label_values(given, num_classes, static["ignore_index"])
     target = _as_jax(target)
+    if hard:  # the core's index dtype (signed): padding rows hold ignore_index, which an
+        # unsigned dtype would wrap (uint8/uint16 token ids: NaN gradients)
+        target = target.astype(index_dtype(jnp))
     dtype = _compute_dtype(x)
     if isinstance(class_weight, numbers.Real) and not isinstance(class_weight, bool):
         static["alpha"] = _checks.check_real_number("alpha", class_weight, low=0.0, high=1.0)

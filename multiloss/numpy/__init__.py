@@ -26,7 +26,8 @@ Examples:
 
 from __future__ import annotations
 
-from .. import count_elements, count_targets
+from .._backends import public_names
+from .._core.counting import count_elements, count_targets
 from ._linear import (
     linear_cross_entropy,
     linear_cross_entropy_grad,
@@ -86,3 +87,8 @@ __all__ = [
     "sigmoid_focal_loss_grad",
     "sigmoid_focal_loss_value_and_grad",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public names only (docs/api: what the module offers)."""
+    return public_names(__all__)

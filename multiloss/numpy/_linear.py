@@ -18,15 +18,13 @@ The `*_grad` functions return these as a dict, `{"input": ..., "linear_weight": 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from .. import _core
-from .._core import _checks
-from .._core._reduce import mean_scale, normalized
+from .._core import LOSSES
+from .._core.linear import prepare_linear, run_linear
 from ._run import Weights
 
 __all__ = [
@@ -67,44 +65,15 @@ def _run(
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(f"dtype must be a floating dtype; got {dtype}")
     x, w, b, target = (_converted(v, dtype) for v in (x, w, b, target))
-    _checks.check_linear_operands(np, x, w, b, target)
-    _checks.check_chunk_size(chunk_size)
-    reduction = _checks.check_reduction(options.pop("reduction"))
-    input_dtype = x.dtype
-    compute = _checks.compute_dtype(np, input_dtype)
-    x, w = x.astype(compute, copy=False), w.astype(compute, copy=False)
-    features = w.shape[1]
-    rows = math.prod(x.shape[:-1])
-    flat_x = x.reshape(rows, features)
-    flat_target = target.reshape(rows, *target.shape[x.ndim - 1 :])
-    if np.issubdtype(target.dtype, np.floating):
-        flat_target = flat_target.astype(compute, copy=False)
-    given = None
-    if normalizer is not None:
-        like = np.zeros((), compute)
-        given = _checks.check_normalizer(np, normalizer, reduction, like, check_values=True)
+    if isinstance(normalizer, np.generic):
+        normalizer = np.asarray(normalizer)  # a NumPy scalar as a 0-d array
+    options = {**options, "normalizer": normalizer, "chunk_size": chunk_size}
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        logits = flat_x @ w.T
-        if b is not None:
-            logits = logits + b.astype(compute, copy=False)
-        call_reduction = "sum" if given is not None else reduction
-        prepared = _core.LOSSES[name].prepare(
-            logits, flat_target, axis=-1, reduction=call_reduction, **options
-        )
-        loss, grad = _core.loss_value_and_grad(prepared, compute)
-        if given is not None:
-            loss, grad = normalized(np, loss, given), grad * mean_scale(np, given)
-        if reduction == "none":
-            loss = loss.reshape(x.shape[:-1])
-        loss = np.asarray(loss).astype(input_dtype)
-        if not with_grad:
-            return loss
-        grads: Grads = {
-            "input": (grad @ w).reshape(x.shape).astype(input_dtype),
-            "linear_weight": (grad.T @ flat_x).astype(input_dtype),
-            "linear_bias": None if b is None else grad.sum(axis=0).astype(input_dtype),
-        }
-    return loss, grads
+        call = prepare_linear(LOSSES[name], x, w, target, b, options, check_values=True)
+        result = run_linear(call, with_grad=with_grad)
+    if not with_grad:
+        return np.asarray(result)
+    return np.asarray(result[0]), result[1]
 
 
 def _ce(

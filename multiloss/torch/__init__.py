@@ -48,14 +48,14 @@ Examples:
 
 from __future__ import annotations
 
-from .._backends import missing_backend
+from .._backends import missing_backend, public_names
 
 try:
     import torch  # noqa: F401
 except ImportError as error:
     raise missing_backend(__name__, "PyTorch", "torch") from error
 
-from .. import count_elements, count_targets
+from .._core.counting import count_elements, count_targets
 from ._native import _CHUNK_ELEMENTS as _CHUNK_ELEMENTS  # for the tests of the slab passes
 from .functional import (
     asymmetric_loss,
@@ -100,3 +100,8 @@ __all__ = [
     "poly_loss",
     "sigmoid_focal_loss",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public names only (docs/api: what the module offers)."""
+    return public_names(__all__, "distributed", "functional", "linear", "modules")

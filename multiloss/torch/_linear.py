@@ -32,8 +32,7 @@ from .._core import SoftmaxConfig, SoftmaxOperands, _checks
 from .._core._reduce import mean_scale
 from . import _native, _plans
 from ._autograd import _Loss, _Spec, _tangents_possible, function
-from ._namespace import XP, any_functorch, compute_dtype
-from .functional import _NO_TORCHSCRIPT, _is_tracing, _values_checkable
+from ._namespace import NO_TORCHSCRIPT, XP, all_concrete, any_functorch, compute_dtype, is_tracing
 
 Normalizer = Tensor | float | None
 
@@ -412,13 +411,13 @@ def linear_loss(
     """Validate (the projection here, the loss by the core's `prepare` over the whole
     target), then run the fused Function, or :func:`.unfused` where it cannot."""
     if torch.jit.is_tracing():
-        raise NotImplementedError(_NO_TORCHSCRIPT)
+        raise NotImplementedError(NO_TORCHSCRIPT)
     _check_projection(input, linear_weight, linear_bias)
     chunk = _checks.check_chunk_size(chunk_size)
     num_classes, features = linear_weight.shape
     batch_shape = tuple(input.shape[:-1])
-    tracing = _is_tracing()
-    check_values = not tracing and _values_checkable(input, target, class_weight)
+    tracing = is_tracing()
+    check_values = not tracing and all_concrete(input, target, class_weight)
     # The logits' shape and dtype without their values: the core validates the target and
     # the options against them, and counts the mean's denominator over the whole target.
     logits_like = input.new_empty(()).expand(*batch_shape, num_classes)

@@ -1,4 +1,5 @@
-"""The array namespace the core computes with on torch tensors.
+"""The array namespace the core computes with on torch tensors, and the adapter's backend
+policy (:data:`POLICY`: is a call traced, may a tensor's values be read now).
 
 The core's arithmetic runs on ``array_api_compat.torch`` with a few functions replaced
 (:data:`XP`): not fast paths, but fixes so that the same operations trace under
@@ -20,6 +21,7 @@ from array_api_compat import array_namespace
 from torch import Tensor, nn
 
 from .._core import _checks
+from .._core.policy import BackendPolicy, register_backend
 
 _COMPAT = array_namespace(torch.empty(0))
 """The array-API namespace of torch tensors (``array_api_compat.torch``)."""
@@ -122,11 +124,6 @@ XP = _namespace_with(
 )
 """What the core computes with on torch tensors."""
 
-for _tensor_type in (Tensor, nn.Parameter):
-    # the core then finds XP for a tensor by one look-up (no array_api_compat type checks
-    # for torch.compile to trace)
-    _checks.register_namespace(_tensor_type, XP)
-
 
 def any_functorch(*tensors: Tensor | None) -> bool:
     """Whether any of the tensors is seen through ``torch.func`` or the legacy vmap
@@ -145,3 +142,77 @@ def is_functorch(tensor: Tensor) -> bool:
     return functorch.is_functorch_wrapped_tensor(tensor) or functorch.is_legacy_batchedtensor(
         tensor
     )
+
+
+# ---------------------------------------------------------------------------------------
+# The backend policy: the one place where the adapter decides whether values are read.
+
+
+def is_tracing() -> bool:
+    """Whether ``torch.compile``, ``torch.jit.trace`` or TorchScript is tracing now."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+
+
+def is_concrete(tensor: Tensor) -> bool:
+    """A plain CPU tensor whose values can be read without a device sync or a trace (not a
+    ``torch.func`` or fake tensor)."""
+    if tensor.device.type != "cpu" or is_functorch(tensor):
+        return False
+    return not isinstance(tensor, torch._subclasses.FakeTensor)
+
+
+def values_readable(*values: object) -> bool:
+    """Whether the value checks (docs/semantics.md, Bad input) run for a call with these
+    arguments: nothing traces, and every tensor among them is concrete (:func:`is_concrete`).
+    The policy's answer (:data:`POLICY`), here without the generic look-up (every small
+    call asks it)."""
+    return not is_tracing() and all_concrete(*values)
+
+
+def all_concrete(*values: object) -> bool:
+    """Whether every tensor among `values` is concrete (:func:`is_concrete`), for a caller
+    that knows already that nothing traces."""
+    return all(is_concrete(t) for t in values if isinstance(t, Tensor))
+
+
+def _host(tensor: Tensor) -> tuple[Any, Tensor]:
+    return XP, tensor
+
+
+POLICY = BackendPolicy("torch", is_tracing, is_concrete, _host)
+"""The torch adapter's backend policy, registered with the core for tensors."""
+
+for _tensor_type in (Tensor, nn.Parameter):
+    # the core then finds XP for a tensor by one look-up (no array_api_compat type checks
+    # for torch.compile to trace), and the policy beside it
+    _checks.register_namespace(_tensor_type, XP)
+register_backend(POLICY, (Tensor, nn.Parameter), subclasses=True)
+
+
+def check_logits(logits: object, name: str = "logits") -> None:
+    """`logits` must be a tensor (a target or weight of another backend is refused by the
+    core, with its message)."""
+    if not isinstance(logits, Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor for multiloss.torch; got "
+            f"{type(logits).__module__}.{type(logits).__name__}"
+        )
+
+
+NO_TORCHSCRIPT = (
+    "multiloss.torch does not support TorchScript (torch.jit.script, torch.jit.trace): its "
+    "losses are Python autograd Functions, which TorchScript can neither compile nor trace; "
+    "use torch.compile (or torch.export) instead"
+)
+
+
+def _refuse_torchscript() -> None:
+    raise NotImplementedError(NO_TORCHSCRIPT)
+
+
+def refuse_torchscript(*functions: Any) -> None:
+    """Make ``torch.jit.script`` of these public functions (directly, or of a module whose
+    code calls them) raise ``NotImplementedError(NO_TORCHSCRIPT)``: TorchScript calls an
+    object's ``__prepare_scriptable__`` before compiling it, for functions too."""
+    for function in functions:
+        function.__prepare_scriptable__ = _refuse_torchscript

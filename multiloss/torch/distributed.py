@@ -4,6 +4,9 @@ Megatron-LM's tensor-parallel convention: each of the R ranks of a process group
 contiguous, equal slice of the C classes, in rank order (rank r the classes
 $[rC/R, (r+1)C/R)$), and the same target of *global* class indices. Each rank returns the
 same global loss, and its backward pass the gradient with respect to its own slice.
+Slices of unequal width are refused, never a silently wrong loss: the first all-reduce
+carries each rank's width, so every rank raises the same `ValueError` (CPU tensors), or
+returns NaN where values are not read (CUDA, `torch.compile`).
 
 The forward pass makes two `torch.distributed.all_reduce` calls on the group (a MAX of the
 row max, then one SUM of a stacked tensor of row sums), the backward pass none; what is
@@ -13,7 +16,7 @@ kept between them is O(N) per rank besides the local logits. The math is the cor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -30,8 +33,7 @@ from .._core.vocab_parallel import (
     vocab_parallel_forward,
     vocab_parallel_vjp,
 )
-from ._namespace import XP, compute_dtype
-from .functional import _check_logits, _is_tracing, _values_checkable
+from ._namespace import XP, check_logits, compute_dtype, refuse_torchscript, values_readable
 
 Weights = Tensor | list[float] | tuple[float, ...] | None
 
@@ -143,18 +145,17 @@ def _refuse_weight_gradient(name: str, weight: object) -> None:
 def _run(
     prepare: Any, logits: Tensor, target: Tensor, group: Any, options: dict[str, Any]
 ) -> Tensor:
-    _check_logits(logits)
+    check_logits(logits)
     if torch.jit.is_tracing() or torch.jit.is_scripting():
         raise NotImplementedError("the vocabulary-parallel losses do not support TorchScript")
     name = "weight" if "weight" in options else "alpha"
     _refuse_weight_gradient(name, options[name])
     collectives = _collectives(group)
-    check_values = not _is_tracing() and _values_checkable(
-        logits, target, options[name], options["normalizer"]
-    )
+    check_values = values_readable(logits, target, options[name], options["normalizer"])
     xp, config, operands, normalizer = prepare(
         logits, target, size=collectives.size, check_values=check_values, **options
     )
+    config = replace(config, shards_checked=check_values)  # unequal slices: raise, or NaN
     spec = _Spec(config, collectives, compute_dtype(logits))
     outputs = _VocabParallelLoss.apply(
         spec, logits, operands.logits.detach(), operands.target, operands.class_weight
@@ -353,5 +354,7 @@ def vocab_parallel_focal_loss(
     }
     return _run(prepare_vocab_parallel_focal_loss, local_logits, target, group, options)
 
+
+refuse_torchscript(vocab_parallel_cross_entropy, vocab_parallel_focal_loss)
 
 __all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_focal_loss"]

@@ -11,60 +11,31 @@ from torch import Tensor
 
 from .._core import LOSSES, Loss, apply_normalizer, split_normalizer
 from ._autograd import _Loss, _Spec, function
-from ._namespace import XP, compute_dtype, is_functorch
+from ._namespace import (
+    NO_TORCHSCRIPT,
+    XP,
+    all_concrete,
+    check_logits,
+    compute_dtype,
+    is_tracing,
+    refuse_torchscript,
+)
 
 Weights = Tensor | Sequence[float] | None
-
-
-# ---------------------------------------------------------------------------------------
-# Validation policy
-
-
-def _is_tracing() -> bool:
-    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
-
-
-def _is_concrete_cpu(tensor: Tensor) -> bool:
-    """A plain CPU tensor whose values can be read without a device sync or a trace."""
-    if tensor.device.type != "cpu" or is_functorch(tensor):
-        return False
-    return not isinstance(tensor, torch._subclasses.FakeTensor)
-
-
-def _values_checkable(*tensors: object) -> bool:
-    """Whether the value checks (docs/semantics.md, Bad input) run, where nothing is
-    tracing: CPU tensors."""
-    return all(_is_concrete_cpu(t) for t in tensors if isinstance(t, Tensor))
-
-
-def _check_logits(logits: object) -> None:
-    # A target or weight of another backend is refused by the core, with its message.
-    if not isinstance(logits, Tensor):
-        raise TypeError(
-            f"logits must be a torch.Tensor for multiloss.torch; got "
-            f"{type(logits).__module__}.{type(logits).__name__}"
-        )
-
-
-_NO_TORCHSCRIPT = (
-    "multiloss.torch does not support TorchScript (torch.jit.script, torch.jit.trace): its "
-    "losses are Python autograd Functions, which TorchScript can neither compile nor trace; "
-    "use torch.compile (or torch.export) instead"
-)
 
 
 def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -> Tensor:
     """Validate through the loss's `prepare` step, then run `_autograd._Loss`."""
     if torch.jit.is_tracing():
-        raise NotImplementedError(_NO_TORCHSCRIPT)
-    _check_logits(logits)
+        raise NotImplementedError(NO_TORCHSCRIPT)
+    check_logits(logits)
     if loss.has_class_axis and options["axis"] is None:
         # PyTorch's convention: classes on axis 1 of (N, C, d1..dk), on axis 0 of (C,).
         options["axis"] = 0 if logits.ndim == 1 else loss.class_axis["torch"]
     normalizer = split_normalizer(options)
     weights = [options[name] for name in loss.weights]
-    tracing = _is_tracing()
-    check_values = not tracing and _values_checkable(logits, target, *weights)
+    tracing = is_tracing()
+    check_values = not tracing and all_concrete(logits, target, *weights)
     _, config, operands = loss.prepare(
         logits,
         target,
@@ -80,7 +51,7 @@ def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -
     )
     result: Tensor = outputs[0]
     if normalizer is not None:
-        checkable = not tracing and _values_checkable(normalizer)
+        checkable = not tracing and all_concrete(normalizer)
         result = apply_normalizer(XP, result, normalizer, check_values=checkable)
     return result if result.dtype == logits.dtype else result.to(logits.dtype)
 
@@ -497,3 +468,13 @@ def asymmetric_loss(
         "normalizer": normalizer,
     }
     return _loss(LOSSES["asymmetric_loss"], logits, target, options)
+
+
+refuse_torchscript(
+    cross_entropy,
+    focal_loss,
+    poly_loss,
+    binary_cross_entropy,
+    sigmoid_focal_loss,
+    asymmetric_loss,
+)

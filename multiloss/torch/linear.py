@@ -20,8 +20,9 @@ from torch import Tensor, nn
 from .. import _core
 from .._core import _checks
 from ._linear import Normalizer, linear_loss
+from ._namespace import refuse_torchscript
 from .functional import Weights
-from .modules import _as_buffer, _describe, _SoftmaxCriterion
+from .modules import SoftmaxCriterion, as_buffer, describe
 
 
 def linear_cross_entropy(
@@ -237,7 +238,7 @@ def _check_size(name: str, value: object) -> int:
     return int(value)
 
 
-class _LinearCriterion(_SoftmaxCriterion):
+class _LinearCriterion(SoftmaxCriterion):
     """The fused criteria's common part: a projection owned or taken at each call."""
 
     linear_weight: nn.Parameter | None
@@ -388,7 +389,7 @@ class LinearCrossEntropyLoss(_LinearCriterion):
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        self.register_buffer("weight", _as_buffer("weight", weight, class_vector=True))
+        self.register_buffer("weight", as_buffer("weight", weight, class_vector=True))
         self._set_options(
             ignore_index=ignore_index,
             reduction=reduction,
@@ -420,7 +421,7 @@ class LinearCrossEntropyLoss(_LinearCriterion):
 
     def extra_repr(self) -> str:
         text = self._describe_projection()
-        text += "" if self.weight is None else f"weight={_describe(self.weight)}, "
+        text += "" if self.weight is None else f"weight={describe(self.weight)}, "
         return text + self._repr_tail()
 
 
@@ -516,6 +517,8 @@ class LinearFocalLoss(_LinearCriterion):
         text += f"gamma={self.gamma}, alpha={self._describe_alpha()}, "
         return text + self._repr_tail()
 
+
+refuse_torchscript(linear_cross_entropy, linear_focal_loss)
 
 __all__ = [
     "LinearCrossEntropyLoss",

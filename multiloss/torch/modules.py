@@ -11,9 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from .._core import _checks
-from ._namespace import XP
+from ._namespace import NO_TORCHSCRIPT, XP
 from .functional import (
-    _NO_TORCHSCRIPT,
     Weights,
     asymmetric_loss,
     binary_cross_entropy,
@@ -24,8 +23,11 @@ from .functional import (
 )
 
 
-def _as_buffer(name: str, value: Weights, *, class_vector: bool) -> Tensor | None:
-    """A weight argument of a module as a floating tensor, checked once (it is a constant)."""
+def as_buffer(name: str, value: Weights, *, class_vector: bool) -> Tensor | None:
+    """A weight argument of a module as a floating tensor, checked once (it is a constant):
+    a tensor as given (an integer one in the default dtype), a sequence in float64 (its
+    numbers exactly; each call converts it to the logits' compute dtype, so a criterion
+    gives its functional form's numbers)."""
     if value is None:
         return None
     if isinstance(value, Tensor):
@@ -36,7 +38,10 @@ def _as_buffer(name: str, value: Weights, *, class_vector: bool) -> Tensor | Non
         raise TypeError(f"{name} must be a sequence of numbers or a tensor; got {value!r}")
     else:
         try:
-            tensor = torch.tensor(value, dtype=torch.get_default_dtype())
+            # float64: the Python numbers exactly, converted to the logits' compute dtype at
+            # each call, as the functional form converts the same sequence (a float32
+            # buffer would differ from it by ~1e-9 with float64 logits)
+            tensor = torch.tensor(value, dtype=torch.float64)
         except (TypeError, ValueError, RuntimeError) as error:
             raise TypeError(
                 f"{name} must be a sequence of numbers or a tensor; got {value!r}"
@@ -50,7 +55,7 @@ def _as_buffer(name: str, value: Weights, *, class_vector: bool) -> Tensor | Non
     return tensor
 
 
-def _describe(tensor: Tensor | None) -> str:
+def describe(tensor: Tensor | None) -> str:
     """A short text for `extra_repr`: the values of a small tensor, else its shape."""
     if tensor is None:
         return "None"
@@ -73,10 +78,10 @@ class _Criterion(nn.Module):
     def __prepare_scriptable__(self) -> nn.Module:
         # torch.jit.script calls this on the module (and on every submodule of a model
         # being scripted) before compiling anything.
-        raise NotImplementedError(_NO_TORCHSCRIPT)
+        raise NotImplementedError(NO_TORCHSCRIPT)
 
 
-class _SoftmaxCriterion(_Criterion):
+class SoftmaxCriterion(_Criterion):
     """The softmax criteria's common options: checked once, passed on each call."""
 
     alpha: Tensor | float | None
@@ -105,7 +110,7 @@ class _SoftmaxCriterion(_Criterion):
         if isinstance(alpha, (float, int, numbers.Real)):  # a bool is refused, as by focal_loss
             self.alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
         else:
-            self.register_buffer("alpha", _as_buffer("alpha", alpha, class_vector=True))
+            self.register_buffer("alpha", as_buffer("alpha", alpha, class_vector=True))
 
     def _options(self) -> dict[str, Any]:
         """The options every softmax loss takes, for the functional call."""
@@ -119,7 +124,7 @@ class _SoftmaxCriterion(_Criterion):
         }
 
     def _describe_alpha(self) -> str:
-        return str(self.alpha) if isinstance(self.alpha, float) else _describe(self.alpha)
+        return str(self.alpha) if isinstance(self.alpha, float) else describe(self.alpha)
 
     def _repr_options(self) -> str:
         """ignore_index, reduction, label_smoothing, and the options off their defaults."""
@@ -132,7 +137,7 @@ class _SoftmaxCriterion(_Criterion):
         return text + ("" if self.axis is None else f", axis={self.axis}")
 
 
-class CrossEntropyLoss(_SoftmaxCriterion):
+class CrossEntropyLoss(SoftmaxCriterion):
     r"""Softmax cross-entropy criterion, a drop-in for `torch.nn.CrossEntropyLoss`.
 
     $L = -\sum_k q_k w_k \log p_k$ per element; see
@@ -174,7 +179,7 @@ class CrossEntropyLoss(_SoftmaxCriterion):
         axis: int | None = None,
     ) -> None:
         super().__init__()
-        self.register_buffer("weight", _as_buffer("weight", weight, class_vector=True))
+        self.register_buffer("weight", as_buffer("weight", weight, class_vector=True))
         self._set_options(
             ignore_index=ignore_index,
             reduction=reduction,
@@ -194,11 +199,11 @@ class CrossEntropyLoss(_SoftmaxCriterion):
         )
 
     def extra_repr(self) -> str:
-        text = "" if self.weight is None else f"weight={_describe(self.weight)}, "
+        text = "" if self.weight is None else f"weight={describe(self.weight)}, "
         return text + self._repr_options()
 
 
-class FocalLoss(_SoftmaxCriterion):
+class FocalLoss(SoftmaxCriterion):
     r"""Softmax focal loss criterion (Lin et al., "Focal Loss for Dense Object Detection").
 
     $L = -\sum_k q_k \alpha_k (1 - p_k)^\gamma \log p_k$ per element,
@@ -268,7 +273,7 @@ class FocalLoss(_SoftmaxCriterion):
         return f"gamma={self.gamma}, alpha={self._describe_alpha()}, " + self._repr_options()
 
 
-class PolyLoss(_SoftmaxCriterion):
+class PolyLoss(SoftmaxCriterion):
     r"""PolyLoss criterion, Poly-1 (Leng et al., ICLR 2022).
 
     $L = \sum_k q_k \alpha_k \left(-(1 - p_k)^\gamma \log p_k
@@ -377,8 +382,8 @@ class BCEWithLogitsLoss(_Criterion):
         pos_weight: Weights = None,
     ) -> None:
         super().__init__()
-        self.register_buffer("weight", _as_buffer("weight", weight, class_vector=False))
-        self.register_buffer("pos_weight", _as_buffer("pos_weight", pos_weight, class_vector=False))
+        self.register_buffer("weight", as_buffer("weight", weight, class_vector=False))
+        self.register_buffer("pos_weight", as_buffer("pos_weight", pos_weight, class_vector=False))
         self.reduction = _checks.check_reduction(reduction)
 
     def forward(
@@ -396,10 +401,10 @@ class BCEWithLogitsLoss(_Criterion):
         )
 
     def extra_repr(self) -> str:
-        text = "" if self.weight is None else f"weight={_describe(self.weight)}, "
+        text = "" if self.weight is None else f"weight={describe(self.weight)}, "
         text += f"reduction={self.reduction!r}"
         if self.pos_weight is not None:
-            text += f", pos_weight={_describe(self.pos_weight)}"
+            text += f", pos_weight={describe(self.pos_weight)}"
         return text
 
 
@@ -510,3 +515,13 @@ class AsymmetricLoss(_Criterion):
             f"gamma_pos={self.gamma_pos}, gamma_neg={self.gamma_neg}, clip={self.clip}, "
             f"reduction={self.reduction!r}"
         )
+
+
+__all__ = [
+    "AsymmetricLoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "FocalLoss",
+    "PolyLoss",
+    "SigmoidFocalLoss",
+]
