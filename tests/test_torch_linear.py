@@ -647,14 +647,16 @@ def test_module_taking_its_projection() -> None:
 # ------------------------------------------------------------------------------ bad input
 
 
+# The catalogue's messages (multiloss._core._checks.check_linear_operands), as in every
+# backend (issue 20); the torch adapter adds only its tensor and device checks.
 BAD_INPUT = {
     "input not a tensor": (TypeError, "input must be a torch.Tensor", {"input": "list"}),
-    "integer input": (TypeError, "input must have a floating", {"input": "int"}),
-    "0-d input": (ValueError, "input must have a feature axis", {"input": "0-d"}),
-    "1-d weight": (ValueError, "linear_weight must be 2-d", {"linear_weight": "1-d"}),
-    "3-d weight": (ValueError, "linear_weight must be 2-d", {"linear_weight": "3-d"}),
-    "features": (ValueError, "in_features = input.shape", {"linear_weight": "narrow"}),
-    "no classes": (ValueError, "at least one row", {"linear_weight": "empty"}),
+    "integer input": (TypeError, "input must have a real floating", {"input": "int"}),
+    "0-d input": (ValueError, "input must have at least one dimension", {"input": "0-d"}),
+    "1-d weight": (ValueError, r"linear_weight must have shape \(", {"linear_weight": "1-d"}),
+    "3-d weight": (ValueError, r"linear_weight must have shape \(", {"linear_weight": "3-d"}),
+    "features": (ValueError, "the last axis of input", {"linear_weight": "narrow"}),
+    "no classes": (ValueError, "at least one class", {"linear_weight": "empty"}),
     "bias shape": (ValueError, "linear_bias must have shape", {"linear_bias": "short"}),
     "weight dtype": (TypeError, "linear_weight must have the input's", {"linear_weight": "f32"}),
     "bias dtype": (TypeError, "linear_bias must have the input's dtype", {"linear_bias": "f32"}),

@@ -136,13 +136,13 @@ def prepare_linear(
     reduction = _checks.check_reduction(options.get("reduction", "mean"))
     if normalizer is not None:
         _checks.check_normalized_reduction(reduction)
-    from .prepare import _softmax_static, softmax_operands
+    from .prepare import softmax_operands, softmax_static
 
     term = term_of(loss, options)
     class_vector = loss.class_vector
     class_weight = options.get(class_vector) if class_vector else None
     logits = LogitsShape((*batch_shape, num_classes), input.dtype)
-    config = _softmax_static(
+    config = softmax_static(
         xp,
         logits,
         target,

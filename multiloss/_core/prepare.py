@@ -48,7 +48,7 @@ def _cached_static(compute: Any, *facts: object) -> Any:
     return static
 
 
-def _softmax_static(
+def softmax_static(
     xp: Namespace,
     logits: Array,
     target: Array,
@@ -162,7 +162,7 @@ def _prepare_softmax(
     }
 
     def compute() -> SoftmaxConfig:
-        return _softmax_static(xp, logits, target, **static)  # type: ignore[arg-type]
+        return softmax_static(xp, logits, target, **static)  # type: ignore[arg-type]
 
     if cache_static:
         facts = (tuple(logits.shape), logits.dtype, tuple(target.shape), target.dtype)

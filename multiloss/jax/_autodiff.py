@@ -84,7 +84,7 @@ def _operand_tangent(config: Any, operands: Any, tangents: dict[str, Array]) -> 
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _loss(config: Any, operands: Any) -> Array:
+def custom_loss(config: Any, operands: Any) -> Array:
     """The reduced loss, in the compute dtype."""
     loss, _ = _core.forward((jnp, config, operands))
     return loss
@@ -100,7 +100,7 @@ def _loss_jvp(config: Any, primals: Any, tangents: Any) -> tuple[Array, Array]:
     (operands,), (operand_tangents,) = primals, tangents
     tangent, others = _split_tangents(operands, operand_tangents)
     if tangent is None:
-        loss = _loss(config, operands)
+        loss = custom_loss(config, operands)
         if not others:
             return loss, jnp.zeros_like(loss)
         return loss, _operand_tangent(config, operands, others)
@@ -131,7 +131,7 @@ def _loss_and_gradient_jvp(
     )
 
 
-_loss.defjvp(_loss_jvp, symbolic_zeros=True)
+custom_loss.defjvp(_loss_jvp, symbolic_zeros=True)
 _loss_and_gradient.defjvp(_loss_and_gradient_jvp, symbolic_zeros=True)
 
 

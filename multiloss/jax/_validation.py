@@ -23,9 +23,6 @@ def is_tracer(value: object) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
-_is_tracer = is_tracer
-
-
 def _not_tracing() -> bool:
     # A concrete array is read on the host (NumPy), also while a trace captures it: for
     # the value checks, no JAX trace is "in progress".
@@ -54,7 +51,7 @@ read on the host, also where a ``jit``, ``scan`` or ``checkpoint`` trace capture
 register_backend(POLICY, (jax.Array,), subclasses=True)
 
 
-def _as_jax(value: Any) -> Any:
+def as_jax(value: Any) -> Any:
     """NumPy arrays and Python numbers/lists become JAX arrays; anything else is left as is
     (a JAX array stays itself; another framework's array is refused by the core)."""
     if isinstance(value, (np.ndarray, np.generic, numbers.Number, list, tuple)):
@@ -62,16 +59,16 @@ def _as_jax(value: Any) -> Any:
     return value
 
 
-def _as_jax_weight(value: Any) -> Any:
+def as_jax_weight(value: Any) -> Any:
     """A NumPy weight array becomes a JAX array; sequences are left to the core."""
     if isinstance(value, (np.ndarray, np.generic)):
         return jnp.asarray(value)
     return value
 
 
-def _require_static(**hyperparameters: object) -> None:
+def require_static(**hyperparameters: object) -> None:
     for name, value in hyperparameters.items():
-        if _is_tracer(value):
+        if is_tracer(value):
             raise TypeError(
                 f"{name} must be a static Python value, but got a traced array "
                 f"({getattr(value, 'aval', value)}); under jax.jit mark it static "
@@ -79,7 +76,7 @@ def _require_static(**hyperparameters: object) -> None:
             )
 
 
-def _debug_checks(config: Any, operands: Any, weights: tuple[tuple[str, int], ...]) -> None:
+def debug_checks(config: Any, operands: Any, weights: tuple[tuple[str, int], ...]) -> None:
     """Run-time value checks, active only under `jax.experimental.checkify.checkify`.
 
     Without checkify they are dropped (no cost: XLA removes the unused predicates).
@@ -143,7 +140,7 @@ def validate_labels(target: Array, num_classes: int, *, ignore_index: int = -100
         Traceback (most recent call last):
         jax._src.checkify.JaxRuntimeError: target has class indices out of range [0, 3) ...
     """
-    target = _as_jax(target)
+    target = as_jax(target)
     if not jnp.issubdtype(target.dtype, jnp.integer):
         raise TypeError(f"target must hold integer class indices; got dtype {target.dtype}")
     if (
@@ -203,7 +200,7 @@ def checked(
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if any(_is_tracer(leaf) for leaf in jax.tree_util.tree_leaves((args, kwargs))):
+        if any(is_tracer(leaf) for leaf in jax.tree_util.tree_leaves((args, kwargs))):
             raise TypeError(
                 "checked(fn) raises the failed checks as exceptions, which cannot happen "
                 "inside jax.jit or another transformation (its arguments are traced): apply "
@@ -218,17 +215,17 @@ def checked(
     return wrapper
 
 
-def _is_host_data(value: object) -> bool:
+def is_host_data(value: object) -> bool:
     """Python numbers and sequences, NumPy arrays: values that are known while tracing."""
     return isinstance(value, (np.ndarray, np.generic, numbers.Real, list, tuple))
 
 
-def _check_host_labels(logits: Any, target: Any, options: dict[str, Any]) -> None:
+def check_host_labels(logits: Any, target: Any, options: dict[str, Any]) -> None:
     """Check class indices given as NumPy integers or a Python sequence before JAX converts
     them: without x64 JAX's int32 would wrap a label of 2**31 or more (into range, or onto
     ignore_index), and a Python int that does not fit would raise an OverflowError that
     does not name the target."""
-    if not _is_host_data(target) or isinstance(target, numbers.Real):
+    if not is_host_data(target) or isinstance(target, numbers.Real):
         return
     labels = np.asarray(target)
     if not np.issubdtype(labels.dtype, np.integer):
@@ -243,7 +240,7 @@ def _check_host_labels(logits: Any, target: Any, options: dict[str, Any]) -> Non
 # Validation of the fused linear losses (multiloss.jax.linear)
 
 
-def _class_weight(name: str, value: Any, num_classes: int, dtype: Any) -> Array | None:
+def class_weight_array(name: str, value: Any, num_classes: int, dtype: Any) -> Array | None:
     """A per-class weight (or alpha) vector as a JAX array of `dtype`, its values checked
     where they are known."""
     if value is None:
@@ -252,14 +249,14 @@ def _class_weight(name: str, value: Any, num_classes: int, dtype: Any) -> Array 
         value = jnp.asarray(value)
     array = _checks.as_weight_array(jnp, name, value, jnp.zeros((), dtype), dtype)
     _checks.check_class_vector(jnp, name, array, num_classes)
-    if not _is_tracer(array):
+    if not is_tracer(array):
         _checks.check_weight_values(np, name, np.asarray(array, dtype=np.float64))
     return array
 
 
-def _check_label_values(target: Any, num_classes: int, ignore_index: int) -> None:
+def check_label_values(target: Any, num_classes: int, ignore_index: int) -> None:
     """Class indices in range, where they are known (host data or a concrete array)."""
-    if _is_tracer(target):
+    if is_tracer(target):
         return
     try:
         labels = np.asarray(target)
@@ -270,12 +267,12 @@ def _check_label_values(target: Any, num_classes: int, ignore_index: int) -> Non
         _checks.check_class_indices(np, labels, index, num_classes, ignore_index)
 
 
-def _normalizer(normalizer: Any, reduction: str, dtype: Any) -> Array | None:
+def normalizer_array(normalizer: Any, reduction: str, dtype: Any) -> Array | None:
     """The validated global normaliser (a 0-d array of the compute dtype), or None."""
     if normalizer is None:
         return None
     if isinstance(normalizer, np.ndarray | np.generic):
         normalizer = jnp.asarray(normalizer)
     like = jnp.zeros((), dtype)
-    check_values = not _is_tracer(normalizer)
+    check_values = not is_tracer(normalizer)
     return _checks.check_normalizer(jnp, normalizer, reduction, like, check_values=check_values)

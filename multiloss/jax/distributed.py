@@ -42,7 +42,7 @@ from .._core.vocab_parallel import (
     vocab_parallel_vjp,
 )
 from ._autodiff import no_derivative
-from ._validation import _as_jax, _as_jax_weight, _is_tracer, _require_static
+from ._validation import as_jax, as_jax_weight, is_tracer, require_static
 
 Array = jax.Array
 AxisName = str | tuple[str, ...]
@@ -163,13 +163,13 @@ def _local_parts(
 ) -> tuple[Array, Array, Array | None]:
     """On this device's blocks (inside shard_map): the reduced loss and the "mean"
     denominator in the compute dtype, and the checked normaliser (not yet applied)."""
-    _require_static(**{key: options[key] for key in _STATIC if key in options})
+    require_static(**{key: options[key] for key in _STATIC if key in options})
     size = _axis_size(axis_name)
-    logits, target = _as_jax(logits), _as_jax(target)
+    logits, target = as_jax(logits), as_jax(target)
     weight_name = "weight" if "weight" in options else "alpha"
-    options = dict(options, **{weight_name: _as_jax_weight(options[weight_name])})
+    options = dict(options, **{weight_name: as_jax_weight(options[weight_name])})
     arrays = (logits, target, options[weight_name], options["normalizer"])
-    check_values = not any(_is_tracer(value) for value in arrays)
+    check_values = not any(is_tracer(value) for value in arrays)
     _, config, operands, normalizer = prepare(
         logits, target, size=size, check_values=check_values, **options
     )
@@ -188,7 +188,7 @@ def _local(
     loss, _, normalizer = _local_parts(prepare, logits, target, axis_name, options)
     if normalizer is not None:
         loss = _reduce.normalized(jnp, loss, normalizer)
-    return loss.astype(_as_jax(logits).dtype)
+    return loss.astype(as_jax(logits).dtype)
 
 
 def _names(value: Any, argument: str, mesh: Any) -> tuple[str, ...]:
@@ -221,18 +221,18 @@ def _global(
     options: dict[str, Any],
 ) -> Array:
     """The loss on global arrays: validated whole, then computed under shard_map."""
-    _require_static(**{key: options[key] for key in _STATIC if key in options})
+    require_static(**{key: options[key] for key in _STATIC if key in options})
     _names(axis_name, "axis_name", mesh)
     batch = () if batch_axes is None else _names(batch_axes, "batch_axes", mesh)
     classes = axis_name if isinstance(axis_name, tuple) else (axis_name,)
     if set(batch) & set(classes):
         raise ValueError(f"batch_axes {batch_axes!r} and axis_name {axis_name!r} overlap")
-    logits, target = _as_jax(logits), _as_jax(target)
+    logits, target = as_jax(logits), as_jax(target)
     weight_name = "weight" if "weight" in options else "alpha"
-    weight = _as_jax_weight(options[weight_name])
+    weight = as_jax_weight(options[weight_name])
     normalizer = options["normalizer"]
     arrays = (logits, target, weight, normalizer)
-    check_values = not any(_is_tracer(value) for value in arrays)
+    check_values = not any(is_tracer(value) for value in arrays)
     # The whole call's checks (shapes, dtypes, options; values where concrete), as one rank.
     _, config, operands, _ = prepare(
         logits, target, size=1, check_values=check_values, **{**options, weight_name: weight}

@@ -48,16 +48,16 @@ from .._core.counting import target_count
 from .._core.kernels import index_dtype
 from ._autodiff import no_derivative
 from ._validation import (
-    _as_jax,
-    _check_label_values,
-    _class_weight,
-    _is_host_data,
-    _is_tracer,
-    _normalizer,
-    _require_static,
+    as_jax,
+    check_label_values,
     check_labels,
+    class_weight_array,
+    is_host_data,
+    is_tracer,
+    normalizer_array,
+    require_static,
 )
-from .losses import _explicit_mesh_axes
+from .losses import explicit_mesh_axes
 
 __all__ = ["chunk_rows", "linear_cross_entropy", "linear_focal_loss"]
 
@@ -404,26 +404,26 @@ def _linear_loss(
     x, w, target, b = arrays
     class_weight, normalizer = options.pop(weight_name), options.pop("normalizer")
     chunk_size = options.pop("chunk_size")
-    _require_static(**options)
+    require_static(**options)
     reduction = _checks.check_reduction(options.pop("reduction"))
-    _require_static(chunk_size=chunk_size)
+    require_static(chunk_size=chunk_size)
     chunk = _checks.check_chunk_size(chunk_size)
     static = _static_options(loss, options)
     for name, value in (("input", x), ("linear_weight", w), ("target", target), ("linear_bias", b)):
         if _checks.is_array(value) and not isinstance(value, jax.Array | np.ndarray | np.generic):
             kind = f"{type(value).__module__}.{type(value).__name__}"
             raise TypeError(f"{name} must be a JAX or NumPy array; got {kind}")
-    x, w = _as_jax(x), _as_jax(w)
-    b = None if b is None else _as_jax(b)
+    x, w = as_jax(x), as_jax(w)
+    b = None if b is None else as_jax(b)
     # Host labels are checked before JAX converts them: without x64 it would wrap an int64
     # label into int32.
-    given = np.asarray(target) if _is_host_data(target) else target
+    given = np.asarray(target) if is_host_data(target) else target
     _checks.check_linear_operands(jnp, x, w, b, given)
     num_classes = w.shape[0]
     hard = bool(jnp.issubdtype(given.dtype, jnp.integer))
     if hard:
-        _check_label_values(given, num_classes, static["ignore_index"])
-    target = _as_jax(target)
+        check_label_values(given, num_classes, static["ignore_index"])
+    target = as_jax(target)
     if hard:  # the core's index dtype (signed): padding rows hold ignore_index, which an
         # unsigned dtype would wrap (uint8/uint16 token ids: NaN gradients)
         target = target.astype(index_dtype(jnp))
@@ -431,10 +431,10 @@ def _linear_loss(
     if isinstance(class_weight, numbers.Real) and not isinstance(class_weight, bool):
         static["alpha"] = _checks.check_real_number("alpha", class_weight, low=0.0, high=1.0)
         class_weight = None
-    elif _is_tracer(class_weight) and getattr(class_weight, "ndim", None) == 0:
-        _require_static(**{weight_name: class_weight})
-    class_weight = _class_weight(weight_name, class_weight, num_classes, dtype)
-    normalizer = _normalizer(normalizer, reduction, dtype)
+    elif is_tracer(class_weight) and getattr(class_weight, "ndim", None) == 0:
+        require_static(**{weight_name: class_weight})
+    class_weight = class_weight_array(weight_name, class_weight, num_classes, dtype)
+    normalizer = normalizer_array(normalizer, reduction, dtype)
     rows = math.prod(x.shape[:-1])
     spec = _Spec(
         loss=loss,
@@ -448,7 +448,7 @@ def _linear_loss(
         dtype=x.dtype,
     )
     run = functools.partial(_compute, spec)
-    mesh, axes = _explicit_mesh_axes(x)
+    mesh, axes = explicit_mesh_axes(x)
     if axes:
         spec_x = tuple(jax.typeof(x).sharding.spec)
         spec_x += (None,) * (x.ndim - len(spec_x))

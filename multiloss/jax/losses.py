@@ -10,15 +10,15 @@ import jax
 import numpy as np
 
 from .._core import LOSSES, Loss, _checks, apply_normalizer, split_normalizer
-from ._autodiff import _loss
+from ._autodiff import custom_loss
 from ._validation import (
-    _as_jax,
-    _as_jax_weight,
-    _check_host_labels,
-    _debug_checks,
-    _is_host_data,
-    _is_tracer,
-    _require_static,
+    as_jax,
+    as_jax_weight,
+    check_host_labels,
+    debug_checks,
+    is_host_data,
+    is_tracer,
+    require_static,
 )
 
 Array = jax.Array
@@ -28,16 +28,16 @@ Weights = Array | np.ndarray | Sequence[float] | None
 def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array:
     """Validate (at trace time), then run the custom_jvp loss of the registry's `loss`."""
     static, weights = loss.static, loss.weights
-    normalizer = _as_jax_weight(split_normalizer(options))
-    _require_static(**{key: options[key] for key in static})
+    normalizer = as_jax_weight(split_normalizer(options))
+    require_static(**{key: options[key] for key in static})
     if loss.has_class_axis:  # an integer target holds class indices
-        _check_host_labels(logits, target, options)
-    logits, target = _as_jax(logits), _as_jax(target)
+        check_host_labels(logits, target, options)
+    logits, target = as_jax(logits), as_jax(target)
     originals = {key: options[key] for key in weights}
     for key in weights:
-        options[key] = _as_jax_weight(options[key])
+        options[key] = as_jax_weight(options[key])
     prepare = functools.partial(loss.prepare, logits, target, **options)
-    traced = _is_tracer(target) or any(_is_tracer(options[key]) for key in weights)
+    traced = is_tracer(target) or any(is_tracer(options[key]) for key in weights)
     if not traced:
         try:
             _, config, operands = prepare(check_values=True)
@@ -51,22 +51,22 @@ def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array
         for index, (key, weight) in enumerate(zip(weights, operands[2:], strict=False), 2):
             if weight is None:
                 continue
-            if _is_host_data(originals[key]):  # known now, whatever the core made of it
+            if is_host_data(originals[key]):  # known now, whatever the core made of it
                 host = np.asarray(originals[key], dtype=np.float64)
                 _checks.check_weight_values(np, key, host)
-            elif not _is_tracer(weight):
+            elif not is_tracer(weight):
                 # A concrete array, also one captured by jit, scan or checkpoint: its values
                 # are known while tracing (the namespace's own operations would be staged).
                 _checks.check_weight_values(np, key, np.asarray(weight, dtype=np.float64))
             else:
                 unchecked.append((key, index))
     total = _call_loss(config, operands, unchecked)
-    checkable = normalizer is not None and not _is_tracer(normalizer)
+    checkable = normalizer is not None and not is_tracer(normalizer)
     total = apply_normalizer(jax.numpy, total, normalizer, check_values=checkable)
     return total.astype(logits.dtype)
 
 
-def _explicit_mesh_axes(array: Any) -> tuple[Any, tuple[str, ...]]:
+def explicit_mesh_axes(array: Any) -> tuple[Any, tuple[str, ...]]:
     """The mesh of `array`'s sharding type and its Explicit axes (none outside explicit
     sharding, and on JAX versions without it)."""
     axis_type = getattr(getattr(jax, "sharding", None), "AxisType", None)
@@ -83,7 +83,7 @@ def _explicit_mesh_axes(array: Any) -> tuple[Any, tuple[str, ...]]:
 
 
 def _call_loss(config: Any, operands: Any, unchecked: list[tuple[str, int]] | None) -> Array:
-    """The custom_jvp loss, after the run-time checks of `_debug_checks` (if
+    """The custom_jvp loss, after the run-time checks of `debug_checks` (if
     `unchecked` is not None); on arrays sharded over Explicit mesh axes, in Auto mode.
 
     Under explicit sharding ("sharding in types") JAX refuses operations whose output
@@ -93,7 +93,7 @@ def _call_loss(config: Any, operands: Any, unchecked: list[tuple[str, int]] | No
     comes out replicated ("mean"/"sum") or sharded like the logits ("none").
     """
     run = functools.partial(_checked_loss, config, unchecked)
-    mesh, axes = _explicit_mesh_axes(operands.logits)
+    mesh, axes = explicit_mesh_axes(operands.logits)
     if not axes:
         return run(operands)
     spec = tuple(jax.typeof(operands.logits).sharding.spec)
@@ -105,8 +105,8 @@ def _call_loss(config: Any, operands: Any, unchecked: list[tuple[str, int]] | No
 
 def _checked_loss(config: Any, unchecked: list[tuple[str, int]] | None, operands: Any) -> Array:
     if unchecked is not None:
-        _debug_checks(config, operands, tuple(unchecked))
-    return _loss(config, operands)
+        debug_checks(config, operands, tuple(unchecked))
+    return custom_loss(config, operands)
 
 
 def cross_entropy(
@@ -282,8 +282,8 @@ def focal_loss(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    if _is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
-        _require_static(alpha=alpha)
+    if is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
+        require_static(alpha=alpha)
     return _run(LOSSES["focal_loss"], logits, target, options)
 
 
@@ -351,8 +351,8 @@ def poly_loss(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    if _is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
-        _require_static(alpha=alpha)
+    if is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
+        require_static(alpha=alpha)
     return _run(LOSSES["poly_loss"], logits, target, options)
 
 

@@ -30,7 +30,7 @@ def _as_input(
     return logits, target
 
 
-def _run(
+def run_loss(
     name: str,
     logits: ArrayLike,
     target: ArrayLike,
@@ -53,15 +53,15 @@ def _run(
         return np.asarray(_core.loss_value(prepared, logits.dtype, normalizer))
 
 
-def _value_and_grad(
+def loss_value_and_grad(
     name: str, logits: ArrayLike, target: ArrayLike, dtype: DTypeLike | None, **options: Any
 ) -> tuple[NDArray[Any], NDArray[Any]]:
     """The body of every `<loss>_value_and_grad`: `(loss, grad)` of the loss `name`."""
-    return _run(name, logits, target, dtype, True, options)
+    return run_loss(name, logits, target, dtype, True, options)
 
 
-def _grad(
+def loss_grad(
     name: str, logits: ArrayLike, target: ArrayLike, dtype: DTypeLike | None, **options: Any
 ) -> NDArray[Any]:
     """The body of every `<loss>_grad`: the gradient of the loss `name`."""
-    return _value_and_grad(name, logits, target, dtype, **options)[1]
+    return loss_value_and_grad(name, logits, target, dtype, **options)[1]

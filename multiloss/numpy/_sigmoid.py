@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._run import Weights, _grad, _run, _value_and_grad
+from ._run import Weights, loss_grad, loss_value_and_grad, run_loss
 
 
 def binary_cross_entropy(
@@ -58,7 +58,7 @@ def binary_cross_entropy(
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _run("binary_cross_entropy", logits, target, dtype, False, options)
+    return run_loss("binary_cross_entropy", logits, target, dtype, False, options)
 
 
 def binary_cross_entropy_grad(
@@ -83,7 +83,7 @@ def binary_cross_entropy_grad(
         >>> binary_cross_entropy_grad(np.array([0.0]), np.array([1.0]))
         array([-0.5])
     """
-    return _grad(
+    return loss_grad(
         "binary_cross_entropy",
         logits,
         target,
@@ -116,7 +116,7 @@ def binary_cross_entropy_value_and_grad(
         >>> binary_cross_entropy_value_and_grad(np.array([0.0]), np.array([1.0]))
         (array(0.69314718), array([-0.5]))
     """
-    return _value_and_grad(
+    return loss_value_and_grad(
         "binary_cross_entropy",
         logits,
         target,
@@ -180,7 +180,7 @@ def sigmoid_focal_loss(
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _run("sigmoid_focal_loss", logits, target, dtype, False, options)
+    return run_loss("sigmoid_focal_loss", logits, target, dtype, False, options)
 
 
 def sigmoid_focal_loss_grad(
@@ -205,7 +205,7 @@ def sigmoid_focal_loss_grad(
         >>> sigmoid_focal_loss_grad(np.array([0.0]), np.array([1.0]), alpha=None)
         array([-0.2982868])
     """
-    return _grad(
+    return loss_grad(
         "sigmoid_focal_loss",
         logits,
         target,
@@ -238,7 +238,7 @@ def sigmoid_focal_loss_value_and_grad(
         >>> sigmoid_focal_loss_value_and_grad(np.array([0.0]), np.array([1.0]), alpha=None)
         (array(0.1732868), array([-0.2982868]))
     """
-    return _value_and_grad(
+    return loss_value_and_grad(
         "sigmoid_focal_loss",
         logits,
         target,
@@ -311,7 +311,7 @@ def asymmetric_loss(
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _run("asymmetric_loss", logits, target, dtype, False, options)
+    return run_loss("asymmetric_loss", logits, target, dtype, False, options)
 
 
 def asymmetric_loss_grad(
@@ -337,7 +337,7 @@ def asymmetric_loss_grad(
         >>> asymmetric_loss_grad(np.array([0.0]), np.array([1.0]))
         array([-0.5])
     """
-    return _grad(
+    return loss_grad(
         "asymmetric_loss",
         logits,
         target,
@@ -372,7 +372,7 @@ def asymmetric_loss_value_and_grad(
         >>> asymmetric_loss_value_and_grad(np.array([0.0]), np.array([1.0]))
         (array(0.69314718), array([-0.5]))
     """
-    return _value_and_grad(
+    return loss_value_and_grad(
         "asymmetric_loss",
         logits,
         target,

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ._run import Weights, _grad, _run, _value_and_grad
+from ._run import Weights, loss_grad, loss_value_and_grad, run_loss
 
 
 def cross_entropy(
@@ -84,7 +84,7 @@ def cross_entropy(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    return _run("cross_entropy", logits, target, dtype, False, options)
+    return run_loss("cross_entropy", logits, target, dtype, False, options)
 
 
 def cross_entropy_grad(
@@ -113,7 +113,7 @@ def cross_entropy_grad(
         >>> cross_entropy_grad(np.array([[0.0, 0.0]]), np.array([1]))
         array([[ 0.5, -0.5]])
     """
-    return _grad(
+    return loss_grad(
         "cross_entropy",
         logits,
         target,
@@ -154,7 +154,7 @@ def cross_entropy_value_and_grad(
         >>> cross_entropy_value_and_grad(np.array([[0.0, 0.0]]), np.array([1]))
         (array(0.69314718), array([[ 0.5, -0.5]]))
     """
-    return _value_and_grad(
+    return loss_value_and_grad(
         "cross_entropy",
         logits,
         target,
@@ -248,7 +248,7 @@ def focal_loss(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    return _run("focal_loss", logits, target, dtype, False, options)
+    return run_loss("focal_loss", logits, target, dtype, False, options)
 
 
 def focal_loss_grad(
@@ -278,7 +278,7 @@ def focal_loss_grad(
         >>> focal_loss_grad(np.array([[0.0, 0.0]]), np.array([1]))
         array([[ 0.2982868, -0.2982868]])
     """
-    return _grad(
+    return loss_grad(
         "focal_loss",
         logits,
         target,
@@ -321,7 +321,7 @@ def focal_loss_value_and_grad(
         >>> focal_loss_value_and_grad(np.array([[0.0, 0.0]]), np.array([1]))
         (array(0.1732868), array([[ 0.2982868, -0.2982868]]))
     """
-    return _value_and_grad(
+    return loss_value_and_grad(
         "focal_loss",
         logits,
         target,
@@ -413,7 +413,7 @@ def poly_loss(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    return _run("poly_loss", logits, target, dtype, False, options)
+    return run_loss("poly_loss", logits, target, dtype, False, options)
 
 
 def poly_loss_grad(
@@ -444,7 +444,7 @@ def poly_loss_grad(
         >>> poly_loss_grad(np.array([[0.0, 0.0]]), np.array([1]), epsilon=1.0)
         array([[ 0.75, -0.75]])
     """
-    return _grad(
+    return loss_grad(
         "poly_loss",
         logits,
         target,
@@ -489,7 +489,7 @@ def poly_loss_value_and_grad(
         >>> poly_loss_value_and_grad(np.array([[0.0, 0.0]]), np.array([1]), epsilon=1.0)
         (array(1.19314718), array([[ 0.75, -0.75]]))
     """
-    return _value_and_grad(
+    return loss_value_and_grad(
         "poly_loss",
         logits,
         target,

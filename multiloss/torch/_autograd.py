@@ -26,7 +26,7 @@ from ._namespace import XP
 
 
 @dataclass(frozen=True)
-class _Spec:
+class LossSpec:
     """The static part of one call: the core's config and the dtypes the core works in.
 
     A dataclass, not a tuple, so that ``torch.func`` sees it as one opaque argument.
@@ -38,7 +38,7 @@ class _Spec:
 
 
 def _prepared(
-    spec: _Spec,
+    spec: LossSpec,
     logits: Tensor,
     target: Tensor,
     weight: Tensor | None,
@@ -68,30 +68,32 @@ def _prepared(
     return (XP, spec.config, family.operands(*fields)), plan
 
 
-def _unit_cotangent(spec: _Spec, loss_shape: torch.Size, like: Tensor) -> Tensor:
+def _unit_cotangent(spec: LossSpec, loss_shape: torch.Size, like: Tensor) -> Tensor:
     """Ones shaped like the loss: the cotangent whose vjp is the unit gradient G."""
     return torch.ones(loss_shape, dtype=spec.compute_dtype, device=like.device)
 
 
-def _per_element(spec: _Spec, cotangent: Tensor) -> Tensor:
+def _per_element(spec: LossSpec, cotangent: Tensor) -> Tensor:
     """The cotangent of the loss, broadcastable against the logits."""
     return spec.config.family.logits_cotangent(XP, spec.config, cotangent)
 
 
-def _hessian_times(spec: _Spec, prepared: Any, cotangent: Tensor, tangent: Tensor) -> Tensor:
+def _hessian_times(spec: LossSpec, prepared: Any, cotangent: Tensor, tangent: Tensor) -> Tensor:
     """cotangent · H · tangent, from the core's closed-form Hessian-vector product."""
     hvp = second_order.hessian_vector_product(prepared, tangent.to(spec.compute_dtype))
     return hvp * _per_element(spec, cotangent)
 
 
-def _operand_fields(spec: _Spec) -> tuple[str | None, str | None, str | None]:
+def _operand_fields(spec: LossSpec) -> tuple[str | None, str | None, str | None]:
     """The core's operand fields behind the ``target``, ``weight`` and ``pos_weight``
-    inputs of :class:`_Loss` (None where the family has no such operand)."""
+    inputs of :class:`LossFunction` (None where the family has no such operand)."""
     fields = spec.config.family.differentiable
     return (*fields, None, None)[:3]  # type: ignore[return-value]
 
 
-def _refuse_second_order(spec: _Spec, target: object, weight: object, pos_weight: object) -> None:
+def _refuse_second_order(
+    spec: LossSpec, target: object, weight: object, pos_weight: object
+) -> None:
     """Second derivatives through the target and the weights are not provided: refuse
     where one of them has a tangent or needs a gradient (not None, not False)."""
     softmax = spec.config.family is SOFTMAX
@@ -107,7 +109,7 @@ def _refuse_second_order(spec: _Spec, target: object, weight: object, pos_weight
 
 
 def _operand_grads(
-    spec: _Spec, ctx: Any, grad_loss: Tensor, inputs: tuple[Tensor | None, ...]
+    spec: LossSpec, ctx: Any, grad_loss: Tensor, inputs: tuple[Tensor | None, ...]
 ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
     """cotangent · ∂loss/∂(target, weight, pos_weight), for those that need a gradient."""
     fields = _operand_fields(spec)
@@ -144,7 +146,7 @@ def _saved_residuals(saved: Sequence[Tensor]) -> SoftmaxResiduals | None:
     return SoftmaxResiduals(*(None if a else t for a, t in zip(absent, saved, strict=True)))
 
 
-class _Loss(torch.autograd.Function):
+class LossFunction(torch.autograd.Function):
     """One loss with the core's closed-form backward.
 
     Inputs: the spec; the logits, the target and the weights (``weight`` or ``alpha`` and
@@ -158,7 +160,7 @@ class _Loss(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        spec: _Spec,
+        spec: LossSpec,
         logits: Tensor,
         target: Tensor,
         weight: Tensor | None,
@@ -187,7 +189,7 @@ class _Loss(torch.autograd.Function):
     def backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Tensor | None, ...]:
         if grad_loss is None:
             return (None,) * 7
-        spec: _Spec = ctx.spec
+        spec: LossSpec = ctx.spec
         logits, target, weight, pos_weight, *saved = ctx.saved_tensors
         operand_grads = _operand_grads(spec, ctx, grad_loss, (logits, target, weight, pos_weight))
         if not ctx.needs_input_grad[1]:
@@ -210,8 +212,8 @@ class _Loss(torch.autograd.Function):
         return None, grad, *operand_grads, None, None
 
 
-class _LossForwardMode(_Loss):
-    """:class:`_Loss` with forward-mode AD (``torch.func.jvp``, ``jacfwd``, dual tensors).
+class LossFunctionForwardMode(LossFunction):
+    """:class:`LossFunction` with forward-mode AD (``torch.func.jvp``, ``jacfwd``, dual tensors).
 
     A separate class because ``torch.compile`` does not trace an ``autograd.Function``
     that defines ``jvp``; it is used only outside compilation.
@@ -219,14 +221,14 @@ class _LossForwardMode(_Loss):
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
-        _Loss.setup_context(ctx, inputs, output)
+        LossFunction.setup_context(ctx, inputs, output)
         ctx.save_for_forward(*inputs[1:5], *output[1:])
         ctx.set_materialize_grads(False)  # a missing tangent stays None, not zeros
 
     @staticmethod
     def jvp(ctx: Any, *tangents: Tensor | None) -> tuple[Tensor | None, ...]:
         _, logits_t, *operand_tangents, _, _ = tangents
-        spec: _Spec = ctx.spec
+        spec: LossSpec = ctx.spec
         logits, target, weight, pos_weight, *saved = ctx.saved_tensors
         residual_tangents = (None,) * len(saved)
         given = {
@@ -256,7 +258,7 @@ class _LossForwardMode(_Loss):
 class _LossGradient(torch.autograd.Function):
     """The gradient cotangent · ∂loss/∂logits as a differentiable function of both.
 
-    Used by :class:`_Loss` when a graph is built through its backward. Forward recomputes
+    Used by :class:`LossFunction` when a graph is built through its backward. Forward recomputes
     the residuals; backward is ⟨G, v⟩ for the cotangent and cotangent · H·v for the
     logits, both from the core (``second_order``).
     """
@@ -265,7 +267,7 @@ class _LossGradient(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        spec: _Spec,
+        spec: LossSpec,
         cotangent: Tensor,
         logits: Tensor,
         target: Tensor,
@@ -287,7 +289,7 @@ class _LossGradient(torch.autograd.Function):
     def backward(ctx: Any, grad_grad: Tensor | None) -> tuple[Tensor | None, ...]:
         if grad_grad is None:
             return (None,) * 6
-        spec: _Spec = ctx.spec
+        spec: LossSpec = ctx.spec
         cotangent, logits, target, weight, pos_weight = ctx.saved_tensors
         prepared, plan = _prepared(spec, logits, target, weight, pos_weight)
         grad_cotangent = grad_logits = None
@@ -315,7 +317,7 @@ class _LossGradientForwardMode(_LossGradient):
     @staticmethod
     def jvp(ctx: Any, *tangents: Tensor | None) -> Tensor | None:
         _, cotangent_t, logits_t, target_t, weight_t, pos_weight_t = tangents
-        spec: _Spec = ctx.spec
+        spec: LossSpec = ctx.spec
         _refuse_second_order(spec, target_t, weight_t, pos_weight_t)
         cotangent, logits, target, weight, pos_weight = ctx.saved_tensors
         prepared, plan = _prepared(spec, logits, target, weight, pos_weight)
@@ -330,16 +332,16 @@ class _LossGradientForwardMode(_LossGradient):
         return None if result is None else result.to(logits.dtype)
 
 
-_FORWARD_MODE = {_Loss: _LossForwardMode, _LossGradient: _LossGradientForwardMode}
+_FORWARD_MODE = {LossFunction: LossFunctionForwardMode, _LossGradient: _LossGradientForwardMode}
 
 
-for _class in (_Loss, _LossGradient):
+for _class in (LossFunction, _LossGradient):
     # ``Function.apply`` binds its arguments to ``inspect.signature(forward)`` on every
     # call; a signature stored on the function is returned at once instead of re-parsed.
     _class.forward.__signature__ = inspect.signature(_class.forward)  # type: ignore[union-attr]
 
 
-def _tangents_possible() -> bool:
+def tangents_possible() -> bool:
     """Whether a forward-mode tangent can reach a call made now: a dual level of
     ``torch.autograd.forward_ad`` is open, or a ``torch.func`` transform (``jvp``,
     ``jacfwd``, ``hessian``) is active. A tangent exists only on inputs made inside one."""
@@ -349,6 +351,6 @@ def _tangents_possible() -> bool:
 def function(base: type[torch.autograd.Function]) -> type[torch.autograd.Function]:
     """`base`, or its forward-mode variant where a tangent can reach the call and nothing is
     compiling (the variant's extra context costs about 40 µs a call: small calls feel it)."""
-    if torch.compiler.is_compiling() or not _tangents_possible():
+    if torch.compiler.is_compiling() or not tangents_possible():
         return base
     return _FORWARD_MODE[base]

@@ -27,38 +27,30 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import _core
-from .._core import SoftmaxConfig, SoftmaxOperands, _checks
-from .._core._reduce import mean_scale
+from .._core import Loss, SoftmaxConfig, SoftmaxOperands, prepare_linear
+from .._core.linear import (  # noqa: F401  (the rule and its constants, here as before)
+    CHUNK_FRACTION,
+    MAX_CHUNK_BYTES,
+    MIN_CHUNK_ROWS,
+    automatic_chunk_size,
+)
 from . import _native, _plans
-from ._autograd import _Loss, _Spec, _tangents_possible, function
-from ._namespace import NO_TORCHSCRIPT, XP, all_concrete, any_functorch, compute_dtype, is_tracing
+from ._autograd import LossFunction, LossSpec, function, tangents_possible
+from ._namespace import (
+    NO_TORCHSCRIPT,
+    XP,
+    any_functorch,
+    compute_dtype,
+    values_readable,
+)
 
 Normalizer = Tensor | float | None
 
-MAX_CHUNK_BYTES = 32 << 20
-"""The float32 logits of one automatic chunk take at most this much (32 MiB)."""
-CHUNK_FRACTION = 16
-"""… and at most 1/16 of the whole call's logits, …"""
-MIN_CHUNK_ROWS = 192
-"""… but at least this many tokens, or all of them: each chunk's matrix products read the
-whole projection, which fewer tokens do not amortise (measured at N=2048, D=512, V=65536,
-2 threads: 1.04-1.09x the unfused time with 128 tokens a chunk, 0.92-0.94x with 192,
-0.91-0.95x with 256, whose chunk alone would be 1/8 of the logits)."""
+
 BLOCKS_PER_CHUNK = 4
 """In eager execution the core's passes run over this many row blocks of a chunk, each
 block's gradient written over its logits: the temporaries of a pass are a block's, not a
 chunk's."""
-
-
-def automatic_chunk_size(tokens: int, num_classes: int) -> int:
-    """The tokens per chunk when `chunk_size` is None: the largest count whose float32
-    logits take at most 1/`CHUNK_FRACTION` of the whole call's and `MAX_CHUNK_BYTES`, but
-    at least `MIN_CHUNK_ROWS` (or every token, if there are fewer)."""
-    by_fraction = math.ceil(tokens / CHUNK_FRACTION)
-    by_bytes = MAX_CHUNK_BYTES // (4 * max(num_classes, 1))
-    rows = max(min(by_fraction, by_bytes), MIN_CHUNK_ROWS)
-    return max(1, min(rows, tokens))
 
 
 @dataclass(frozen=True)
@@ -240,8 +232,8 @@ def unfused(
     logits = F.linear(x, weight, bias)
     per_token = spec.config.reduction == "none"
     config = replace(spec.config, axis=1, reduction="none" if per_token else "sum")
-    loss_spec = _Spec(config, compute_dtype(logits), target.dtype)
-    outputs = function(_Loss).apply(
+    loss_spec = LossSpec(config, compute_dtype(logits), target.dtype)
+    outputs = function(LossFunction).apply(
         loss_spec, logits, target, class_weight, None, logits.detach(), target.detach()
     )
     loss: Tensor = outputs[0]
@@ -343,50 +335,23 @@ class FusedLinearLoss(torch.autograd.Function):
 # Validation
 
 
-def _check_tensor(name: str, value: object) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise TypeError(
-            f"{name} must be a torch.Tensor; got {type(value).__module__}.{type(value).__name__}"
-        )
-    if not value.is_floating_point():
-        raise TypeError(f"{name} must have a floating dtype; got {value.dtype}")
-    return value
-
-
-def _check_projection(input: object, linear_weight: object, linear_bias: object) -> None:
-    """The shapes, dtypes and devices of the projection (the loss's own arguments are the
-    core's to check)."""
-    x = _check_tensor("input", input)
-    weight = _check_tensor("linear_weight", linear_weight)
-    if x.ndim == 0:
-        raise ValueError("input must have a feature axis, shape (..., in_features); got 0-d")
-    if weight.ndim != 2:
-        raise ValueError(
-            f"linear_weight must be 2-d, (num_classes, in_features) as the weight of "
-            f"torch.nn.Linear; got shape {tuple(weight.shape)}"
-        )
-    if weight.shape[1] != x.shape[-1]:
-        raise ValueError(
-            f"linear_weight must have in_features = input.shape[-1] = {x.shape[-1]} columns; "
-            f"got linear_weight of shape {tuple(weight.shape)} for input of shape "
-            f"{tuple(x.shape)}"
-        )
-    if weight.shape[0] == 0:
-        raise ValueError("linear_weight must have at least one row (one per class); got 0")
-    tensors = {"linear_weight": weight}
-    if linear_bias is not None:
-        bias = _check_tensor("linear_bias", linear_bias)
-        if tuple(bias.shape) != (weight.shape[0],):
-            raise ValueError(
-                f"linear_bias must have shape (num_classes,) = ({weight.shape[0]},), one "
-                f"entry per row of linear_weight; got {tuple(bias.shape)}"
+def _check_tensors(input: object, linear_weight: object, linear_bias: object) -> None:
+    """What only the torch adapter asks of the projection: tensors, on the input's device
+    (shapes and dtypes are the core's to check, with the catalogue's messages)."""
+    for name, value in (
+        ("input", input),
+        ("linear_weight", linear_weight),
+        ("linear_bias", linear_bias),
+    ):
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(
+                f"{name} must be a torch.Tensor; got "
+                f"{type(value).__module__}.{type(value).__name__}"
             )
-        tensors["linear_bias"] = bias
-    for name, tensor in tensors.items():
-        if tensor.dtype != x.dtype:
-            raise TypeError(f"{name} must have the input's dtype {x.dtype}; got {tensor.dtype}")
-        if tensor.device != x.device:
-            raise ValueError(f"{name} is on {tensor.device}, the input on {x.device}")
+    assert isinstance(input, Tensor)
+    for name, value in (("linear_weight", linear_weight), ("linear_bias", linear_bias)):
+        if isinstance(value, Tensor) and value.device != input.device:
+            raise ValueError(f"{name} is on {value.device}, the input on {input.device}")
 
 
 def _requires_grad(value: object) -> bool:
@@ -398,72 +363,42 @@ def _requires_grad(value: object) -> bool:
 
 
 def linear_loss(
-    prepare: Any,
+    loss: Loss,
     input: Tensor,
     linear_weight: Tensor,
     target: Tensor,
     linear_bias: Tensor | None,
-    class_weight: object,
-    normalizer: Normalizer,
-    chunk_size: object,
     options: dict[str, Any],
 ) -> Tensor:
-    """Validate (the projection here, the loss by the core's `prepare` over the whole
-    target), then run the fused Function, or :func:`.unfused` where it cannot."""
+    """One fused call: prepared by the core (:func:`.._core.prepare_linear`: every check,
+    the normaliser folded into the mean's scale, the chunk plan), then run by the fused
+    Function, or by :func:`unfused` where it cannot serve (transforms, operand gradients).
+    The place where an engine executes a prepared fused-head call."""
     if torch.jit.is_tracing():
         raise NotImplementedError(NO_TORCHSCRIPT)
-    _check_projection(input, linear_weight, linear_bias)
-    chunk = _checks.check_chunk_size(chunk_size)
-    num_classes, features = linear_weight.shape
-    batch_shape = tuple(input.shape[:-1])
-    tracing = is_tracing()
-    check_values = not tracing and all_concrete(input, target, class_weight)
-    # The logits' shape and dtype without their values: the core validates the target and
-    # the options against them, and counts the mean's denominator over the whole target.
-    logits_like = input.new_empty(()).expand(*batch_shape, num_classes)
-    prepared = prepare(
-        logits_like,
-        target,
-        axis=-1,
-        check_values=check_values,
-        convert_logits=False,
-        cache_static=not tracing,
-        **options,
+    _check_tensors(input, linear_weight, linear_bias)
+    check_values = values_readable(input, target, options.get(loss.class_vector or ""))
+    call = prepare_linear(
+        loss, input, linear_weight, target, linear_bias, options, check_values=check_values
     )
-    _, config, operands = prepared
-    dtype = compute_dtype(input)
-    scale = None
-    if normalizer is not None:
-        like = input.new_empty((), dtype=dtype)
-        given = _checks.check_normalizer(
-            XP, normalizer, config.reduction, like, check_values=check_values
-        )
-        scale = mean_scale(XP, given)
-    elif config.reduction == "mean":
-        scale = mean_scale(XP, _core.mean_denominator(prepared))
-    tokens = math.prod(batch_shape)
-    x = input.reshape(tokens, features)
-    flat_target = operands.target.reshape((tokens, num_classes) if not config.hard_target else -1)
-    if chunk is None:
-        chunk = automatic_chunk_size(tokens, num_classes)
     grad = torch.is_grad_enabled()
     spec = LinearSpec(
-        config=config,
-        chunk_size=max(1, min(chunk, tokens)),
+        config=call.config,
+        chunk_size=call.chunk_size,
         needs=(
             grad and input.requires_grad,
             grad and linear_weight.requires_grad,
             grad and linear_bias is not None and linear_bias.requires_grad,
         ),
     )
-    weights = operands.class_weight
-    args = (spec, x, linear_weight, linear_bias, flat_target, weights, scale)
+    weights, scale = call.class_weight, call.scale
+    args = (spec, call.x, linear_weight, linear_bias, call.target, weights, scale)
     transformed = not torch.compiler.is_compiling() and (
-        _tangents_possible() or any_functorch(input, linear_weight, linear_bias, target)
+        tangents_possible() or any_functorch(input, linear_weight, linear_bias, target)
     )
-    operand_grads = grad and any(map(_requires_grad, (flat_target, weights, scale)))
+    operand_grads = grad and any(map(_requires_grad, (call.target, weights, scale)))
     fused = not (transformed or operand_grads)
-    loss = FusedLinearLoss.apply(*args) if fused else unfused(*args)
-    if config.reduction == "none":
-        loss = loss.reshape(batch_shape)
-    return loss if loss.dtype == input.dtype else loss.to(input.dtype)
+    result = FusedLinearLoss.apply(*args) if fused else unfused(*args)
+    if call.reduction == "none":
+        result = result.reshape(call.batch_shape)
+    return result if result.dtype == input.dtype else result.to(input.dtype)

@@ -26,19 +26,19 @@ from .._core._reduce import mean_scale, per_element_cotangent, reduce
 from .._core.sigmoid import SigmoidOperands
 from ._namespace import compute_dtype
 
-_CHUNK_ELEMENTS = 1 << 18
+CHUNK_ELEMENTS = 1 << 18
 """Elements per chunk of the native passes: 1 MiB of float32, which stays in cache."""
 
 
 def chunks(axis: int, *tensors: Tensor) -> Any:
-    """The tensors split alike into slabs of about `_CHUNK_ELEMENTS` elements along a
+    """The tensors split alike into slabs of about `CHUNK_ELEMENTS` elements along a
     dimension other than the class axis (all dimensions of size 1 or the logits' size)."""
     first = tensors[0]
     dim = 1 if axis == 0 else 0
-    if first.ndim < 2 or first.numel() <= _CHUNK_ELEMENTS:
+    if first.ndim < 2 or first.numel() <= CHUNK_ELEMENTS:
         return [tensors]
     per_slice = first.numel() // max(first.shape[dim], 1)
-    step = max(1, _CHUNK_ELEMENTS // max(per_slice, 1))
+    step = max(1, CHUNK_ELEMENTS // max(per_slice, 1))
     return zip(*(t.split(step, dim=dim) for t in tensors), strict=True)
 
 
@@ -53,7 +53,7 @@ def takes_16_bit(plan: Any, config: Any, logits: Tensor) -> bool:
         return config.hard_target and config.label_smoothing == 0 and config.softcap is None
     if config.family is not SIGMOID:
         return False
-    return plan.slabs and logits.ndim >= 2 and logits.numel() > _CHUNK_ELEMENTS
+    return plan.slabs and logits.ndim >= 2 and logits.numel() > CHUNK_ELEMENTS
 
 
 class _Workspace:
@@ -177,14 +177,14 @@ NATIVE = SoftmaxKernels(
 
 def _sigmoid_slabs(prepared: Any, plan: Any) -> list[SigmoidOperands] | None:
     """A large element-wise (sigmoid) call on the slab plan, split into slabs of about
-    `_CHUNK_ELEMENTS` elements along dim 0 (weights broadcast first): each slab's
+    `CHUNK_ELEMENTS` elements along dim 0 (weights broadcast first): each slab's
     temporaries stay in cache instead of being fresh, page-faulted memory. None when the
     call is not split (softmax losses, small or 1-d inputs, other plans)."""
     _, config, operands = prepared
     logits = operands.logits
     if config.family is not SIGMOID or not plan.slabs:
         return None
-    if logits.ndim < 2 or logits.numel() <= _CHUNK_ELEMENTS:
+    if logits.ndim < 2 or logits.numel() <= CHUNK_ELEMENTS:
         return None
     full = [None if t is None else t.expand(logits.shape) for t in operands]
     slabs = []

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .._core import LOSSES, Loss, apply_normalizer, split_normalizer
-from ._autograd import _Loss, _Spec, function
+from ._autograd import LossFunction, LossSpec, function
 from ._namespace import (
     NO_TORCHSCRIPT,
     XP,
@@ -45,8 +45,8 @@ def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -
         **options,
     )
     weight, pos_weight = (*operands[2:], None, None)[:2]
-    spec = _Spec(config, compute_dtype(logits), operands.target.dtype)
-    outputs = function(_Loss).apply(
+    spec = LossSpec(config, compute_dtype(logits), operands.target.dtype)
+    outputs = function(LossFunction).apply(
         spec, logits, target, weight, pos_weight, operands.logits.detach(), operands.target.detach()
     )
     result: Tensor = outputs[0]

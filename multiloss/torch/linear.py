@@ -17,8 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .. import _core
-from .._core import _checks
+from .._core import LOSSES, _checks
 from ._linear import Normalizer, linear_loss
 from ._namespace import refuse_torchscript
 from .functional import Weights
@@ -119,24 +118,16 @@ def linear_cross_entropy(
         >>> loss.backward()
     """
     options = {
+        "weight": weight,
         "ignore_index": ignore_index,
         "reduction": reduction,
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": softcap,
-        "weight": weight,
+        "normalizer": normalizer,
+        "chunk_size": chunk_size,
     }
-    return linear_loss(
-        _core.prepare_cross_entropy,
-        input,
-        linear_weight,
-        target,
-        linear_bias,
-        weight,
-        normalizer,
-        chunk_size,
-        options,
-    )
+    return linear_loss(LOSSES["cross_entropy"], input, linear_weight, target, linear_bias, options)
 
 
 def linear_focal_loss(
@@ -212,18 +203,10 @@ def linear_focal_loss(
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": softcap,
+        "normalizer": normalizer,
+        "chunk_size": chunk_size,
     }
-    return linear_loss(
-        _core.prepare_focal_loss,
-        input,
-        linear_weight,
-        target,
-        linear_bias,
-        alpha,
-        normalizer,
-        chunk_size,
-        options,
-    )
+    return linear_loss(LOSSES["focal_loss"], input, linear_weight, target, linear_bias, options)
 
 
 # ---------------------------------------------------------------------------------------
