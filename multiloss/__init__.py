@@ -342,6 +342,42 @@ def linear_focal_loss(
     return _dispatch_linear("focal_loss", (input, linear_weight, target), options)
 
 
+def linear_poly_loss(
+    input: Array,
+    linear_weight: Array,
+    target: Array,
+    *,
+    linear_bias: Array | None = None,
+    epsilon: float = 2.0,
+    gamma: float = 0.0,
+    alpha: float | Array | Sequence[float] | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    normalizer: Array | float | None = None,
+    chunk_size: int | None = None,
+) -> Array:
+    """PolyLoss of `input @ linear_weight.T + linear_bias`, fused over chunks of tokens, of
+    any backend's arrays; see [`linear_cross_entropy`][multiloss.linear_cross_entropy].
+    """
+    options = {
+        "linear_bias": linear_bias,
+        "epsilon": epsilon,
+        "gamma": gamma,
+        "alpha": alpha,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
+        "normalizer": normalizer,
+        "chunk_size": chunk_size,
+    }
+    return _dispatch_linear("poly_loss", (input, linear_weight, target), options)
+
+
 def _counts(counts: Any) -> tuple[Any, Any, bool]:
     """The namespace and array of `counts` (a sequence becomes a NumPy array), and whether
     their values are known (not a JAX tracer)."""
@@ -430,6 +466,7 @@ __all__ = [
     "inverse_frequency_weights",
     "linear_cross_entropy",
     "linear_focal_loss",
+    "linear_poly_loss",
     "poly_loss",
     "sigmoid_focal_loss",
 ]

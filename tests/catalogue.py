@@ -188,3 +188,33 @@ assert len({case.id for case in CATALOGUE}) == len(CATALOGUE), "duplicate ids"
 def params(cases: list[BadInput] = CATALOGUE) -> list[Any]:
     """The cases as ``pytest.param``, with their ids."""
     return [pytest.param(case, id=case.id) for case in cases]
+
+
+# ---------------------------------------------------------------------- the variants
+
+_SHAPE_KINDS = ("shape", "logits", "no-classes", "one-hot", "0-d")
+"""Cases about the logits' own shape or dtype: the variants take no logits (the fused
+heads take an input and a projection, whose checks name them), so these do not apply."""
+
+
+def variant_cases(variant: str) -> list[BadInput]:
+    """The catalogue's cases that apply to a `variant` of a softmax loss
+    (``"linear"``: the fused head of `input @ eye(C)`, whose logits are the case's;
+    ``"vocab_parallel"``: one rank holding every class): every backend raises them with
+    the plain loss's exception and message."""
+    from multiloss._core import LOSSES
+
+    cases = []
+    for case in CATALOGUE:
+        loss = LOSSES[case.name]
+        if variant not in loss.variants or case.logits.ndim != 2 or "axis" in case.options:
+            continue
+        if any(kind in case.kind for kind in _SHAPE_KINDS):
+            continue
+        if variant == "vocab_parallel":
+            if case.target.dtype.kind in "fb" or "softcap" in case.options:
+                continue  # class indices only (its own refusal of others); no softcap
+            if "label_smoothing" in case.options and not loss.sharded_smoothing:
+                continue  # refused as NotImplementedError before its value is read
+        cases.append(case)
+    return cases

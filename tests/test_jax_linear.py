@@ -338,12 +338,12 @@ def test_16_bit_inputs(dtype):
 
 
 def test_automatic_chunk_size():
-    assert chunk_rows(2048, 65536) == 128  # 2^23 / 65536
-    assert chunk_rows(4096, 32000) == 256  # 2^23 / 32000 = 262, and 4096 / 16
-    assert chunk_rows(8192, 151936) == 64  # 55 → the smallest automatic chunk
-    assert chunk_rows(1024, 8192) == 64  # at least 16 chunks
-    assert chunk_rows(1 << 20, 1000) == 4096
-    assert chunk_rows(37, 11) == 40  # one chunk: the rows rounded up to 8
+    # every backend's one rule (issue 20): at most 1/16 of the logits and 32 MiB of
+    # float32, at least 192 tokens, or all of them
+    assert chunk_rows(2048, 65536) == 192  # 128 by both bounds, raised to the minimum
+    assert chunk_rows(8192, 32000) == 262  # 2^23 / 32000 = 262 < 8192 / 16 = 512
+    assert chunk_rows(1 << 20, 1000) == 2**23 // 1000
+    assert chunk_rows(37, 11) == 37  # every token, in one chunk
     assert chunk_rows(0, 11) == 1
 
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from . import _checks
 from ._reduce import count_scale, mean_scale
+from .policy import policy_of
 from .registry import LINEAR, Loss, term_of
 from .softmax import SoftmaxConfig, SoftmaxOperands
 
@@ -83,8 +84,10 @@ class LinearCall:
     scale: Array | None
     """The mean's scale, 1/denominator (or 1/normaliser where one is given: the normaliser
     folded in), 0-d in the compute dtype; None for ``"sum"`` and ``"none"``."""
-    normalized: bool
-    """Whether :attr:`scale` comes from a given normaliser."""
+    normalizer: Array | None
+    """The given normaliser, checked, as a 0-d array of the compute dtype (None if none):
+    :attr:`scale` is 1/normaliser; an engine that differentiates with respect to it
+    divides by it itself."""
     chunk_size: int
     batch_shape: tuple[int, ...]
     static_options: tuple[tuple[str, Any], ...]
@@ -116,7 +119,10 @@ def prepare_linear(
     if LINEAR not in loss.variants:
         raise TypeError(f"{loss.name} has no fused linear head")
     options = dict(options)
-    normalizer = options.pop("normalizer", None)
+    adopt = policy_of(input).adopt  # host data the backend takes as its own (JAX: NumPy)
+    normalizer = adopt(options.pop("normalizer", None))
+    if loss.class_vector in options:
+        options[loss.class_vector] = adopt(options[loss.class_vector])
     chunk = _checks.check_chunk_size(options.pop("chunk_size", None))
     for name, value in (
         ("input", input),
@@ -171,7 +177,7 @@ def prepare_linear(
     )
     per_token = reduction == "none"
     config = replace(config, axis=1, reduction="none" if per_token else "sum")
-    scale = None
+    scale = given = None
     if normalizer is not None:
         like = xp.zeros((), dtype=dtype, device=_checks.device(linear_weight))
         given = _checks.check_normalizer(xp, normalizer, "mean", like, check_values=check_values)
@@ -200,7 +206,7 @@ def prepare_linear(
         target=flat_target,
         class_weight=class_weight,
         scale=scale,
-        normalized=normalizer is not None,
+        normalizer=given,
         chunk_size=max(1, min(chunk or automatic_chunk_size(tokens, num_classes), tokens)),
         batch_shape=batch_shape,
         static_options=tuple(sorted(static.items())),

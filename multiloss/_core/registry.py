@@ -80,6 +80,9 @@ class Loss:
     weighted_mean: bool = False
     """Whether ``"mean"`` divides by Σ_i w_{y_i} where a class vector is given (PyTorch's
     weighted cross-entropy) rather than by the count of counted targets."""
+    sharded_smoothing: bool = False
+    """Whether the vocabulary-parallel variant takes label smoothing (only where the
+    smoothed loss is linear in the log-sum-exp: cross-entropy's term)."""
 
     @property
     def class_vector(self) -> str | None:
@@ -157,6 +160,7 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 term=_cross_entropy_term,
                 variants=_SOFTMAX_VARIANTS,
                 weighted_mean=True,
+                sharded_smoothing=True,
             ),
             Loss(
                 "focal_loss",

@@ -49,7 +49,8 @@ from ._numerics import times_nonzero
 from ._reduce import mean_scale, per_element_cotangent, reduce
 from .kernels import class_ids, index_dtype
 from .prepare import scalar_alpha
-from .terms import Focal
+from .registry import VOCAB_PARALLEL, Loss, term_of
+from .terms import Term
 
 Array = Any
 Namespace = Any
@@ -84,7 +85,7 @@ class VocabParallelConfig:
     """C_l, the classes of this rank's slice."""
     num_classes: int
     """C = R · C_l, the global class count."""
-    term: Focal
+    term: Term
     ignore_index: int
     label_smoothing: float
     reduction: str
@@ -194,13 +195,14 @@ def _prepare(
     axis: object,
     class_weight: object,
     class_weight_name: str,
-    term: Focal,
+    term: Term,
     ignore_index: object,
     reduction: object,
     label_smoothing: object,
     z_loss: object,
     normalizer: object,
     check_values: bool,
+    weighted_mean: bool,
 ) -> tuple[Namespace, VocabParallelConfig, VocabParallelOperands, Array | None]:
     xp = _checks.input_namespace(logits, target)
     _checks.check_logits(xp, logits)
@@ -227,7 +229,7 @@ def _prepare(
         _checks.check_class_indices(xp, given, target, num_classes, ignore_index)
 
     layout = "none"
-    if class_weight_name == "alpha" and isinstance(class_weight, numbers.Real):
+    if not weighted_mean and isinstance(class_weight, numbers.Real):
         class_weight = scalar_alpha(xp, class_weight, num_classes, logits, dtype)
     if class_weight is not None:
         class_weight = _checks.as_weight_array(xp, class_weight_name, class_weight, logits, dtype)
@@ -248,52 +250,11 @@ def _prepare(
         label_smoothing=label_smoothing,
         reduction=reduction,
         weight_layout=layout,
-        mean_over_target_weight=class_weight_name == "weight" and class_weight is not None,
+        mean_over_target_weight=weighted_mean and class_weight is not None,
         indices_checked=check_values,
         z_loss=z_loss,
     )
     return xp, config, VocabParallelOperands(logits, target, class_weight), normalizer
-
-
-def prepare_vocab_parallel_cross_entropy(
-    logits: Array,
-    target: Array,
-    *,
-    size: object,
-    axis: object = -1,
-    weight: object = None,
-    ignore_index: object = -100,
-    reduction: object = "mean",
-    label_smoothing: object = 0.0,
-    z_loss: object = 0.0,
-    normalizer: object = None,
-    check_values: bool = True,
-) -> tuple[Namespace, VocabParallelConfig, VocabParallelOperands, Array | None]:
-    """Validate a vocabulary-parallel cross-entropy call on one rank's slice `logits` of
-    `size` ranks' (docs/semantics.md, Bad input); ``(xp, config, operands, normalizer)``.
-
-    `weight` of length C_l is this rank's slice, of length C the whole vector. A given
-    `normalizer` (reduction "mean" only) is returned as a 0-d array and the config's
-    reduction is "sum": the caller divides the loss by it (:func:`._reduce.normalized`).
-    `check_values` False skips the checks that read array contents (traced or device
-    data): an out-of-range class index then gives NaN for its element.
-    """
-    return _prepare(
-        "vocab_parallel_cross_entropy",
-        logits,
-        target,
-        size=size,
-        axis=axis,
-        class_weight=weight,
-        class_weight_name="weight",
-        term=Focal(0.0),
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        normalizer=normalizer,
-        check_values=check_values,
-    )
 
 
 FOCAL_SMOOTHING = (
@@ -305,45 +266,85 @@ FOCAL_SMOOTHING = (
 )
 
 
-def prepare_vocab_parallel_focal_loss(
+def prepare_vocab_parallel(
+    loss: Loss,
     logits: Array,
     target: Array,
     *,
     size: object,
-    axis: object = -1,
-    gamma: object = 2.0,
-    alpha: object = None,
-    ignore_index: object = -100,
-    reduction: object = "mean",
-    label_smoothing: object = 0.0,
-    z_loss: object = 0.0,
-    normalizer: object = None,
     check_values: bool = True,
+    axis: object = -1,
+    normalizer: object = None,
+    **options: Any,
 ) -> tuple[Namespace, VocabParallelConfig, VocabParallelOperands, Array | None]:
-    """Validate a vocabulary-parallel focal loss call, as
-    :func:`prepare_vocab_parallel_cross_entropy`; a scalar α becomes [1-α, α, …, α] over
-    the global classes (class 0 on rank 0). Label smoothing is refused
-    (NotImplementedError, see :data:`FOCAL_SMOOTHING`)."""
-    gamma = _checks.check_real_number("gamma", gamma, low=0.0)
-    smoothing = _checks.check_real_number("label_smoothing", label_smoothing, low=0.0, high=1.0)
-    if smoothing > 0:
-        raise NotImplementedError(FOCAL_SMOOTHING.format(label_smoothing))
+    """Validate a vocabulary-parallel call of the softmax `loss` (its registry record) on
+    one rank's slice `logits` of `size` ranks' (docs/semantics.md, Bad input); returns
+    ``(xp, config, operands, normalizer)``. `options` are the loss's, by the registry's
+    names (:meth:`.registry.Loss.option_names` of the vocabulary-parallel variant).
+
+    A class vector of length C_l is this rank's slice, of length C the whole vector; a
+    scalar α becomes [1-α, α, …, α] over the global classes (class 0 on rank 0). A given
+    `normalizer` (reduction "mean" only) is returned as a 0-d array and the config's
+    reduction is "sum": the caller divides the loss by it (:func:`._reduce.normalized`).
+    `check_values` False skips the checks that read array contents (traced or device
+    data): an out-of-range class index then gives NaN for its element. Label smoothing
+    is refused (NotImplementedError, :data:`FOCAL_SMOOTHING`) where the loss's term makes
+    the smoothed loss nonlinear in the log-sum-exp (:attr:`.registry.Loss.sharded_smoothing`).
+    """
+    if VOCAB_PARALLEL not in loss.variants:
+        raise TypeError(f"{loss.name} has no vocabulary-parallel form")
+    term = term_of(loss, options)
+    smoothing = options.get("label_smoothing", 0.0)
+    if not loss.sharded_smoothing:
+        checked = _checks.check_real_number("label_smoothing", smoothing, low=0.0, high=1.0)
+        if checked > 0:
+            message = FOCAL_SMOOTHING.format(smoothing)
+            raise NotImplementedError(message.replace("focal_loss", loss.name))
+    class_vector = loss.class_vector or "weight"
     return _prepare(
-        "vocab_parallel_focal_loss",
+        f"vocab_parallel_{loss.name}",
         logits,
         target,
         size=size,
         axis=axis,
-        class_weight=alpha,
-        class_weight_name="alpha",
-        term=Focal(gamma),
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=0.0,
-        z_loss=z_loss,
+        class_weight=options.get(class_vector),
+        class_weight_name=class_vector,
+        term=term,
+        ignore_index=options.get("ignore_index", -100),
+        reduction=options.get("reduction", "mean"),
+        label_smoothing=smoothing,
+        z_loss=options.get("z_loss", 0.0),
         normalizer=normalizer,
         check_values=check_values,
+        weighted_mean=loss.weighted_mean,
     )
+
+
+def prepare_vocab_parallel_cross_entropy(
+    logits: Array, target: Array, **options: Any
+) -> tuple[Namespace, VocabParallelConfig, VocabParallelOperands, Array | None]:
+    """:func:`prepare_vocab_parallel` of cross-entropy."""
+    from .registry import LOSSES
+
+    return prepare_vocab_parallel(LOSSES["cross_entropy"], logits, target, **options)
+
+
+def prepare_vocab_parallel_focal_loss(
+    logits: Array, target: Array, **options: Any
+) -> tuple[Namespace, VocabParallelConfig, VocabParallelOperands, Array | None]:
+    """:func:`prepare_vocab_parallel` of the focal loss."""
+    from .registry import LOSSES
+
+    return prepare_vocab_parallel(LOSSES["focal_loss"], logits, target, **options)
+
+
+def prepare_vocab_parallel_poly_loss(
+    logits: Array, target: Array, **options: Any
+) -> tuple[Namespace, VocabParallelConfig, VocabParallelOperands, Array | None]:
+    """:func:`prepare_vocab_parallel` of PolyLoss."""
+    from .registry import LOSSES
+
+    return prepare_vocab_parallel(LOSSES["poly_loss"], logits, target, **options)
 
 
 # --------------------------------------------------------------------------------------
@@ -540,8 +541,10 @@ __all__ = [
     "VocabParallelConfig",
     "VocabParallelOperands",
     "VocabParallelResiduals",
+    "prepare_vocab_parallel",
     "prepare_vocab_parallel_cross_entropy",
     "prepare_vocab_parallel_focal_loss",
+    "prepare_vocab_parallel_poly_loss",
     "vocab_parallel_forward",
     "vocab_parallel_vjp",
 ]

@@ -86,7 +86,7 @@ except ImportError as error:
 
 from .._core.counting import count_elements, count_targets
 from ._validation import checked, validate_labels
-from .linear import linear_cross_entropy, linear_focal_loss
+from .linear import linear_cross_entropy, linear_focal_loss, linear_poly_loss
 from .losses import (
     asymmetric_loss,
     binary_cross_entropy,
@@ -106,6 +106,7 @@ __all__ = [
     "focal_loss",
     "linear_cross_entropy",
     "linear_focal_loss",
+    "linear_poly_loss",
     "poly_loss",
     "sigmoid_focal_loss",
     "validate_labels",

@@ -32,12 +32,13 @@ from jax import lax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from .._core import _checks, _reduce
+from .._core import LOSSES, _checks, _reduce
 from .._core.vocab_parallel import (
     VocabParallelConfig,
     VocabParallelOperands,
     prepare_vocab_parallel_cross_entropy,
     prepare_vocab_parallel_focal_loss,
+    prepare_vocab_parallel_poly_loss,
     vocab_parallel_forward,
     vocab_parallel_vjp,
 )
@@ -120,7 +121,19 @@ _NO_WEIGHT_DERIVATIVE = (
 # ---------------------------------------------------------------------------------------
 # Calls on local blocks (inside shard_map) and on global arrays (mesh=)
 
-_STATIC = ("axis", "gamma", "ignore_index", "reduction", "label_smoothing", "z_loss")
+_STATIC = ("axis", "epsilon", "gamma", "ignore_index", "reduction", "label_smoothing", "z_loss")
+"""The static options of every vocabulary-parallel loss (the registry's, and the axis)."""
+
+
+def _face_options(given: dict[str, Any]) -> dict[str, Any]:
+    """A face's loss options (its keyword arguments but the placement ones), by name."""
+    placement = ("logits", "target", "axis_name", "mesh", "batch_axes")
+    return {key: value for key, value in given.items() if key not in placement}
+
+
+def _class_vector(prepare: Any) -> str:
+    """The class-vector option of the loss that `prepare` prepares (the registry's)."""
+    return LOSSES[_LOSS_OF[prepare]].class_vector or "weight"
 
 
 def _axis_size(axis_name: Any) -> int:
@@ -166,7 +179,7 @@ def _local_parts(
     require_static(**{key: options[key] for key in _STATIC if key in options})
     size = _axis_size(axis_name)
     logits, target = as_jax(logits), as_jax(target)
-    weight_name = "weight" if "weight" in options else "alpha"
+    weight_name = _class_vector(prepare)
     options = dict(options, **{weight_name: as_jax_weight(options[weight_name])})
     arrays = (logits, target, options[weight_name], options["normalizer"])
     check_values = not any(is_tracer(value) for value in arrays)
@@ -228,7 +241,7 @@ def _global(
     if set(batch) & set(classes):
         raise ValueError(f"batch_axes {batch_axes!r} and axis_name {axis_name!r} overlap")
     logits, target = as_jax(logits), as_jax(target)
-    weight_name = "weight" if "weight" in options else "alpha"
+    weight_name = _class_vector(prepare)
     weight = as_jax_weight(options[weight_name])
     normalizer = options["normalizer"]
     arrays = (logits, target, weight, normalizer)
@@ -454,15 +467,7 @@ def vocab_parallel_cross_entropy(
         >>> bool(jnp.allclose(step(logits, target), jax.grad(cross_entropy)(logits, target)))
         True
     """
-    options = {
-        "axis": axis,
-        "weight": weight,
-        "ignore_index": ignore_index,
-        "reduction": reduction,
-        "label_smoothing": label_smoothing,
-        "z_loss": z_loss,
-        "normalizer": normalizer,
-    }
+    options = _face_options(locals())
     prepare = prepare_vocab_parallel_cross_entropy
     return _run(prepare, logits, target, axis_name, mesh, batch_axes, options)
 
@@ -540,18 +545,76 @@ def vocab_parallel_focal_loss(
         >>> bool(jnp.allclose(loss_fn(logits, target), focal_loss(logits, target)))
         True
     """
-    options = {
-        "axis": axis,
-        "gamma": gamma,
-        "alpha": alpha,
-        "ignore_index": ignore_index,
-        "reduction": reduction,
-        "label_smoothing": label_smoothing,
-        "z_loss": z_loss,
-        "normalizer": normalizer,
-    }
+    options = _face_options(locals())
     prepare = prepare_vocab_parallel_focal_loss
     return _run(prepare, logits, target, axis_name, mesh, batch_axes, options)
 
 
-__all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_focal_loss"]
+def vocab_parallel_poly_loss(
+    logits: Array,
+    target: Array,
+    *,
+    axis_name: AxisName,
+    mesh: jax.sharding.Mesh | None = None,
+    batch_axes: AxisName | None = None,
+    axis: int = -1,
+    epsilon: float = 2.0,
+    gamma: float = 0.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    normalizer: Array | float | None = None,
+) -> Array:
+    r"""PolyLoss (Poly-1) over classes sharded along the mesh axis `axis_name`.
+
+    [`poly_loss`][multiloss.jax.poly_loss] on the whole logits, called as
+    [`vocab_parallel_focal_loss`][multiloss.jax.distributed.vocab_parallel_focal_loss] is
+    (the same two all-reduces forward, none backward: the term needs only $p_t$).
+
+    Args:
+        logits: as in `vocab_parallel_cross_entropy`.
+        target: as there.
+        axis_name: as there.
+        mesh: as there.
+        batch_axes: as there.
+        axis: as there.
+        epsilon: ε ≥ -1 (static), as in [`poly_loss`][multiloss.jax.poly_loss].
+        gamma: focusing parameter γ ≥ 0 (static).
+        alpha: as in `vocab_parallel_focal_loss`.
+        ignore_index: as there.
+        reduction: as in `vocab_parallel_focal_loss`.
+        label_smoothing: only 0, as in `vocab_parallel_focal_loss`.
+        z_loss: as in `vocab_parallel_focal_loss`.
+        normalizer: as there.
+
+    Returns:
+        The global loss, as `vocab_parallel_focal_loss` returns it.
+
+    Raises:
+        TypeError: as `vocab_parallel_focal_loss`; ValueError: as there, and ε < -1.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from multiloss.jax import poly_loss
+        >>> from multiloss.jax.distributed import vocab_parallel_poly_loss
+        >>> mesh = jax.make_mesh((1,), ("model",))
+        >>> logits = jnp.array([[2.0, 0.5, -1.0, 0.0], [0.1, 0.2, 3.0, 1.0]])
+        >>> target = jnp.array([0, 2])
+        >>> loss = vocab_parallel_poly_loss(logits, target, axis_name="model", mesh=mesh)
+        >>> bool(jnp.allclose(loss, poly_loss(logits, target)))
+        True
+    """
+    options = _face_options(locals())
+    prepare = prepare_vocab_parallel_poly_loss
+    return _run(prepare, logits, target, axis_name, mesh, batch_axes, options)
+
+
+_LOSS_OF = {
+    prepare_vocab_parallel_cross_entropy: "cross_entropy",
+    prepare_vocab_parallel_focal_loss: "focal_loss",
+    prepare_vocab_parallel_poly_loss: "poly_loss",
+}
+
+__all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_focal_loss", "vocab_parallel_poly_loss"]

@@ -31,8 +31,6 @@ How it runs:
 from __future__ import annotations
 
 import functools
-import math
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -42,47 +40,29 @@ import numpy as np
 from jax import lax
 
 from .. import _core
-from .._core import _checks
+from .._core import LOSSES, Loss, _checks, prepare_linear
 from .._core._reduce import mean_scale, normalized
 from .._core.counting import target_count
-from .._core.kernels import index_dtype
+from .._core.linear import automatic_chunk_size
 from ._autodiff import no_derivative
 from ._validation import (
     as_jax,
     check_label_values,
     check_labels,
-    class_weight_array,
     is_host_data,
     is_tracer,
-    normalizer_array,
     require_static,
 )
 from .losses import explicit_mesh_axes
 
-__all__ = ["chunk_rows", "linear_cross_entropy", "linear_focal_loss"]
+__all__ = ["chunk_rows", "linear_cross_entropy", "linear_focal_loss", "linear_poly_loss"]
 
 Array = jax.Array
 Weights = Array | np.ndarray | Sequence[float] | None
 
-CHUNK_BUDGET = 2**23
-"""Logit values per chunk for the automatic chunk size: 32 MiB of float32."""
-MIN_CHUNKS = 16
-"""The automatic chunk size cuts the tokens into at least this many chunks (above 64 rows)."""
-MIN_CHUNK, MAX_CHUNK = 64, 4096
-"""The automatic chunk size's bounds, in rows."""
-
-
-def chunk_rows(rows: int, num_classes: int) -> int:
-    """The automatic chunk size for `rows` tokens and `num_classes` classes.
-
-    The largest power of two T with T·V ≤ 2^23 (32 MiB of float32 logits per chunk) and
-    T ≤ N / 16 (so that a chunk is a sixteenth of the logits at most), clipped to
-    [64, 4096], and never more than N rounded up to a multiple of 8 (one chunk then).
-    For example 128 rows for V = 65536 (N ≥ 2048), 256 for V = 32000 (N ≥ 4096).
-    """
-    fit = max(1, min(CHUNK_BUDGET // max(num_classes, 1), rows // MIN_CHUNKS))
-    chunk = min(max(1 << (fit.bit_length() - 1), MIN_CHUNK), MAX_CHUNK)
-    return max(1, min(chunk, -(-rows // 8) * 8))
+chunk_rows = automatic_chunk_size
+"""The automatic chunk size for `rows` tokens and `num_classes` classes: the core's one
+rule, every engine's (:func:`multiloss._core.linear.automatic_chunk_size`)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -332,21 +312,6 @@ _fused.defvjp(_fused_fwd, _fused_bwd)
 # Validation and the public functions
 
 
-def _static_options(loss: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameters checked (the core's checks, before anything is traced)."""
-    checked = {
-        "ignore_index": _checks.check_ignore_index(options["ignore_index"]),
-        "label_smoothing": _checks.check_real_number(
-            "label_smoothing", options["label_smoothing"], low=0.0, high=1.0
-        ),
-        "z_loss": _checks.check_real_number("z_loss", options["z_loss"], low=0.0),
-        "softcap": _checks.check_softcap(options["softcap"]),
-    }
-    if loss == "focal_loss":
-        checked["gamma"] = _checks.check_real_number("gamma", options["gamma"], low=0.0)
-    return checked
-
-
 def _denominator(
     spec: _Spec, target: Array, class_weight: Array | None, dtype: Any
 ) -> Array | None:
@@ -356,7 +321,7 @@ def _denominator(
         return None
     if not spec.hard:
         return jnp.asarray(float(spec.rows), dtype)
-    weight = class_weight if spec.loss == "cross_entropy" else None
+    weight = class_weight if LOSSES[spec.loss].weighted_mean else None
     ignore_index = dict(spec.options)["ignore_index"]
     count = target_count(target, ignore_index=ignore_index, weight=weight, check_values=False)
     return count.astype(dtype)
@@ -396,55 +361,43 @@ _NO_WEIGHT_DERIVATIVE = (
 )
 
 
-def _linear_loss(
-    loss: str, weight_name: str, arrays: tuple[Any, Any, Any, Any], options: dict[str, Any]
-) -> Array:
-    """Validate (at trace time), then run the chunked custom_vjp loss of `arrays`: the
-    input, the weight, the target and the bias."""
+def _linear_loss(loss: Loss, arrays: tuple[Any, Any, Any, Any], options: dict[str, Any]) -> Array:
+    """Prepare (the core's :func:`prepare_linear`, at trace time), then run the chunked
+    custom_vjp loss of `arrays` (the input, the weight, the target and the bias): the place
+    where JAX's engine executes a prepared fused-head call."""
     x, w, target, b = arrays
-    class_weight, normalizer = options.pop(weight_name), options.pop("normalizer")
-    chunk_size = options.pop("chunk_size")
-    require_static(**options)
-    reduction = _checks.check_reduction(options.pop("reduction"))
-    require_static(chunk_size=chunk_size)
-    chunk = _checks.check_chunk_size(chunk_size)
-    static = _static_options(loss, options)
-    for name, value in (("input", x), ("linear_weight", w), ("target", target), ("linear_bias", b)):
+    dynamic = (loss.class_vector, "normalizer")
+    require_static(**{key: value for key, value in options.items() if key not in dynamic})
+    operands = {"input": x, "linear_weight": w, "target": target, "linear_bias": b}
+    for name, value in operands.items():
         if _checks.is_array(value) and not isinstance(value, jax.Array | np.ndarray | np.generic):
             kind = f"{type(value).__module__}.{type(value).__name__}"
             raise TypeError(f"{name} must be a JAX or NumPy array; got {kind}")
-    x, w = as_jax(x), as_jax(w)
-    b = None if b is None else as_jax(b)
+    vector = options.get(loss.class_vector)
+    if is_tracer(vector) and getattr(vector, "ndim", None) == 0:
+        require_static(**{loss.class_vector: vector})
     # Host labels are checked before JAX converts them: without x64 it would wrap an int64
     # label into int32.
     given = np.asarray(target) if is_host_data(target) else target
-    _checks.check_linear_operands(jnp, x, w, b, given)
-    num_classes = w.shape[0]
-    hard = bool(jnp.issubdtype(given.dtype, jnp.integer))
-    if hard:
-        check_label_values(given, num_classes, static["ignore_index"])
-    target = as_jax(target)
-    if hard:  # the core's index dtype (signed): padding rows hold ignore_index, which an
-        # unsigned dtype would wrap (uint8/uint16 token ids: NaN gradients)
-        target = target.astype(index_dtype(jnp))
-    dtype = _compute_dtype(x)
-    if isinstance(class_weight, numbers.Real) and not isinstance(class_weight, bool):
-        static["alpha"] = _checks.check_real_number("alpha", class_weight, low=0.0, high=1.0)
-        class_weight = None
-    elif is_tracer(class_weight) and getattr(class_weight, "ndim", None) == 0:
-        require_static(**{weight_name: class_weight})
-    class_weight = class_weight_array(weight_name, class_weight, num_classes, dtype)
-    normalizer = normalizer_array(normalizer, reduction, dtype)
-    rows = math.prod(x.shape[:-1])
+    if is_host_data(target) and np.issubdtype(given.dtype, np.integer):
+        ignore_index = _checks.check_ignore_index(options.get("ignore_index", -100))
+        if _checks.is_array(w) and getattr(w, "ndim", 0) == 2 and w.shape[0] and given.ndim:
+            check_label_values(given, w.shape[0], ignore_index)
+    x, w = as_jax(x), as_jax(w)
+    b = None if b is None else as_jax(b)
+    readable = not any(is_tracer(value) for value in (target, vector, options["normalizer"]))
+    call = prepare_linear(
+        loss, x, w, as_jax(target), b, options, check_values=readable, denominator=False
+    )
     spec = _Spec(
-        loss=loss,
-        options=tuple(sorted(static.items())),
-        weight_name=weight_name,
-        reduction=reduction,
-        rows=rows,
-        chunk=chunk if chunk is not None else chunk_rows(rows, num_classes),
-        hard=hard,
-        fill=static["ignore_index"] if hard else 0,
+        loss=loss.name,
+        options=call.static_options,
+        weight_name=loss.class_vector or "weight",
+        reduction=call.reduction,
+        rows=call.x.shape[0],
+        chunk=call.chunk_size,
+        hard=call.config.hard_target,
+        fill=call.config.ignore_index if call.config.hard_target else 0,
         dtype=x.dtype,
     )
     run = functools.partial(_compute, spec)
@@ -452,10 +405,11 @@ def _linear_loss(
     if axes:
         spec_x = tuple(jax.typeof(x).sharding.spec)
         spec_x += (None,) * (x.ndim - len(spec_x))
-        out_spec = spec_x[:-1] if reduction == "none" else ()
+        out_spec = spec_x[:-1] if call.reduction == "none" else ()
         sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*out_spec))
         run = jax.sharding.auto_axes(run, axes=axes, out_sharding=sharding)
-    return run(x, w, b, target, class_weight, normalizer)
+    target = call.target.reshape(*x.shape[:-1], *call.target.shape[1:])
+    return run(x, w, b, target, call.class_weight, call.normalizer)
 
 
 def linear_cross_entropy(
@@ -505,9 +459,9 @@ def linear_cross_entropy(
         normalizer: only with `reduction="mean"`: divide the sum by this number (or 0-d
             array) instead of the call's own denominator, for a mean over a whole batch split
             over devices or micro-batches; 0 gives 0.
-        chunk_size: tokens per chunk (static). None: the largest power of two T with
-            T·V ≤ 2^23 (32 MiB of float32 logits) and T ≤ N/16, clipped to [64, 4096], at
-            most N rounded up to 8 (`multiloss.jax.linear.chunk_rows`).
+        chunk_size: tokens per chunk (static). None: every backend's rule, the most tokens
+            whose float32 logits take at most 1/16 of the whole logits and 32 MiB, but at
+            least 192 tokens, or all of them (`multiloss.jax.linear.chunk_rows`).
 
     Returns:
         The loss in the input's dtype: 0-d, or per token for `"none"`.
@@ -542,7 +496,7 @@ def linear_cross_entropy(
         "chunk_size": chunk_size,
     }
     arrays = (input, linear_weight, target, linear_bias)
-    return _linear_loss("cross_entropy", "weight", arrays, options)
+    return _linear_loss(LOSSES["cross_entropy"], arrays, options)
 
 
 def linear_focal_loss(
@@ -601,4 +555,59 @@ def linear_focal_loss(
         "chunk_size": chunk_size,
     }
     arrays = (input, linear_weight, target, linear_bias)
-    return _linear_loss("focal_loss", "alpha", arrays, options)
+    return _linear_loss(LOSSES["focal_loss"], arrays, options)
+
+
+def linear_poly_loss(
+    input: Array,
+    linear_weight: Array,
+    target: Array,
+    *,
+    linear_bias: Array | None = None,
+    epsilon: float = 2.0,
+    gamma: float = 0.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    normalizer: Array | float | None = None,
+    chunk_size: int | None = None,
+) -> Array:
+    r"""PolyLoss (Poly-1) of a linear layer's logits, without forming all of them.
+
+    Equal to [`poly_loss`][multiloss.jax.poly_loss]`(input @ linear_weight.T +
+    linear_bias, target, axis=-1, ...)`, computed and differentiated as
+    [`linear_cross_entropy`][multiloss.jax.linear.linear_cross_entropy] is.
+
+    Args:
+        input, linear_weight, target, linear_bias, normalizer, chunk_size: as in
+            [`linear_cross_entropy`][multiloss.jax.linear.linear_cross_entropy].
+        epsilon, gamma, alpha, ignore_index, reduction, label_smoothing, z_loss, softcap:
+            as in [`poly_loss`][multiloss.jax.poly_loss] (static, except `alpha` arrays).
+
+    Returns:
+        The loss in the input's dtype: 0-d, or per token for `"none"`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from multiloss.jax.linear import linear_poly_loss
+        >>> x, w = jnp.eye(2), jnp.zeros((2, 2))
+        >>> round(float(linear_poly_loss(x, w, jnp.array([0, 1]), epsilon=1.0)), 5)
+        1.19315
+    """
+    options = {
+        "epsilon": epsilon,
+        "gamma": gamma,
+        "alpha": alpha,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
+        "normalizer": normalizer,
+        "chunk_size": chunk_size,
+    }
+    arrays = (input, linear_weight, target, linear_bias)
+    return _linear_loss(LOSSES["poly_loss"], arrays, options)

@@ -35,6 +35,9 @@ from ._linear import (
     linear_focal_loss,
     linear_focal_loss_grad,
     linear_focal_loss_value_and_grad,
+    linear_poly_loss,
+    linear_poly_loss_grad,
+    linear_poly_loss_value_and_grad,
 )
 from ._sigmoid import (
     asymmetric_loss,
@@ -80,6 +83,9 @@ __all__ = [
     "linear_focal_loss",
     "linear_focal_loss_grad",
     "linear_focal_loss_value_and_grad",
+    "linear_poly_loss",
+    "linear_poly_loss_grad",
+    "linear_poly_loss_value_and_grad",
     "poly_loss",
     "poly_loss_grad",
     "poly_loss_value_and_grad",

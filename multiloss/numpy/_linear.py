@@ -34,6 +34,9 @@ __all__ = [
     "linear_focal_loss",
     "linear_focal_loss_grad",
     "linear_focal_loss_value_and_grad",
+    "linear_poly_loss",
+    "linear_poly_loss_grad",
+    "linear_poly_loss_value_and_grad",
 ]
 
 Grads = dict[str, NDArray[Any] | None]
@@ -336,3 +339,114 @@ def linear_focal_loss_value_and_grad(
     options = _focal(gamma, alpha, ignore_index, reduction, label_smoothing, z_loss, softcap)
     args = (options, normalizer, chunk_size, dtype, True)
     return _run("focal_loss", input, linear_weight, target, linear_bias, *args)
+
+
+def linear_poly_loss(
+    input: ArrayLike,
+    linear_weight: ArrayLike,
+    target: ArrayLike,
+    *,
+    linear_bias: ArrayLike | None = None,
+    epsilon: float = 2.0,
+    gamma: float = 0.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    normalizer: ArrayLike | float | None = None,
+    chunk_size: int | None = None,
+    dtype: DTypeLike | None = np.float64,
+) -> NDArray[Any]:
+    r"""PolyLoss (Poly-1) of a linear layer's logits: `poly_loss(input @ linear_weight.T
+    + linear_bias, target)`, classes on the last axis.
+
+    Args:
+        input, linear_weight, target, linear_bias, normalizer, chunk_size, dtype: as in
+            [`linear_cross_entropy`][multiloss.numpy.linear_cross_entropy].
+        epsilon, gamma, alpha, ignore_index, reduction, label_smoothing, z_loss, softcap:
+            as in [`poly_loss`][multiloss.numpy.poly_loss].
+
+    Returns:
+        The loss, in `dtype`: 0-d, or per token for `"none"`.
+
+    Examples:
+        >>> import numpy as np
+        >>> x, w = np.eye(2), np.zeros((2, 2))
+        >>> round(float(linear_poly_loss(x, w, np.array([0, 1]), epsilon=1.0)), 8)
+        1.19314718
+    """
+    options = {
+        "epsilon": epsilon,
+        **_focal(gamma, alpha, ignore_index, reduction, label_smoothing, z_loss, softcap),
+    }
+    args = (options, normalizer, chunk_size, dtype, False)
+    return _run("poly_loss", input, linear_weight, target, linear_bias, *args)
+
+
+def linear_poly_loss_grad(
+    input: ArrayLike,
+    linear_weight: ArrayLike,
+    target: ArrayLike,
+    *,
+    linear_bias: ArrayLike | None = None,
+    epsilon: float = 2.0,
+    gamma: float = 0.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    normalizer: ArrayLike | float | None = None,
+    chunk_size: int | None = None,
+    dtype: DTypeLike | None = np.float64,
+) -> Grads:
+    r"""The gradients of `linear_poly_loss` with respect to the input and the layer.
+
+    It takes the arguments of [`linear_poly_loss`][multiloss.numpy.linear_poly_loss].
+
+    Returns:
+        `{"input": dX, "linear_weight": dW, "linear_bias": db}` of
+            $\sum \mathrm{loss}$, each shaped like its argument (db None without a bias).
+    """
+    options = {
+        "epsilon": epsilon,
+        **_focal(gamma, alpha, ignore_index, reduction, label_smoothing, z_loss, softcap),
+    }
+    args = (options, normalizer, chunk_size, dtype, True)
+    return _run("poly_loss", input, linear_weight, target, linear_bias, *args)[1]
+
+
+def linear_poly_loss_value_and_grad(
+    input: ArrayLike,
+    linear_weight: ArrayLike,
+    target: ArrayLike,
+    *,
+    linear_bias: ArrayLike | None = None,
+    epsilon: float = 2.0,
+    gamma: float = 0.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    normalizer: ArrayLike | float | None = None,
+    chunk_size: int | None = None,
+    dtype: DTypeLike | None = np.float64,
+) -> tuple[NDArray[Any], Grads]:
+    r"""The value and the gradients of `linear_poly_loss`, from one pass.
+
+    It takes the arguments of [`linear_poly_loss`][multiloss.numpy.linear_poly_loss].
+
+    Returns:
+        The pair `(loss, grads)`.
+    """
+    options = {
+        "epsilon": epsilon,
+        **_focal(gamma, alpha, ignore_index, reduction, label_smoothing, z_loss, softcap),
+    }
+    args = (options, normalizer, chunk_size, dtype, True)
+    return _run("poly_loss", input, linear_weight, target, linear_bias, *args)

@@ -70,6 +70,7 @@ from .linear import (
     LinearFocalLoss,
     linear_cross_entropy,
     linear_focal_loss,
+    linear_poly_loss,
 )
 from .modules import (
     AsymmetricLoss,
@@ -97,6 +98,7 @@ __all__ = [
     "focal_loss",
     "linear_cross_entropy",
     "linear_focal_loss",
+    "linear_poly_loss",
     "poly_loss",
     "sigmoid_focal_loss",
 ]

@@ -23,13 +23,12 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .._core import _reduce
+from .._core import LOSSES, Loss, _reduce
 from .._core.vocab_parallel import (
     VocabParallelConfig,
     VocabParallelOperands,
     VocabParallelResiduals,
-    prepare_vocab_parallel_cross_entropy,
-    prepare_vocab_parallel_focal_loss,
+    prepare_vocab_parallel,
     vocab_parallel_forward,
     vocab_parallel_vjp,
 )
@@ -142,18 +141,19 @@ def _refuse_weight_gradient(name: str, weight: object) -> None:
         )
 
 
-def _run(
-    prepare: Any, logits: Tensor, target: Tensor, group: Any, options: dict[str, Any]
-) -> Tensor:
+def _run(loss: Loss, logits: Tensor, target: Tensor, group: Any, options: dict[str, Any]) -> Tensor:
+    """One vocabulary-parallel call: prepared by the core (:func:`prepare_vocab_parallel`),
+    then run by the autograd Function with this group's collectives: the place where an
+    engine executes a prepared vocabulary-parallel call."""
     check_logits(logits)
     if torch.jit.is_tracing() or torch.jit.is_scripting():
         raise NotImplementedError("the vocabulary-parallel losses do not support TorchScript")
-    name = "weight" if "weight" in options else "alpha"
+    name = loss.class_vector or "weight"
     _refuse_weight_gradient(name, options[name])
     collectives = _collectives(group)
     check_values = values_readable(logits, target, options[name], options["normalizer"])
-    xp, config, operands, normalizer = prepare(
-        logits, target, size=collectives.size, check_values=check_values, **options
+    xp, config, operands, normalizer = prepare_vocab_parallel(
+        loss, logits, target, size=collectives.size, check_values=check_values, **options
     )
     config = replace(config, shards_checked=check_values)  # unequal slices: raise, or NaN
     spec = _Spec(config, collectives, compute_dtype(logits))
@@ -270,7 +270,7 @@ def vocab_parallel_cross_entropy(
         "z_loss": z_loss,
         "normalizer": normalizer,
     }
-    return _run(prepare_vocab_parallel_cross_entropy, local_logits, target, group, options)
+    return _run(LOSSES["cross_entropy"], local_logits, target, group, options)
 
 
 def vocab_parallel_focal_loss(
@@ -352,9 +352,89 @@ def vocab_parallel_focal_loss(
         "z_loss": z_loss,
         "normalizer": normalizer,
     }
-    return _run(prepare_vocab_parallel_focal_loss, local_logits, target, group, options)
+    return _run(LOSSES["focal_loss"], local_logits, target, group, options)
 
 
-refuse_torchscript(vocab_parallel_cross_entropy, vocab_parallel_focal_loss)
+def vocab_parallel_poly_loss(
+    local_logits: Tensor,
+    target: Tensor,
+    *,
+    group: Any = None,
+    axis: int = -1,
+    epsilon: float = 2.0,
+    gamma: float = 0.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    normalizer: Tensor | float | None = None,
+) -> Tensor:
+    r"""PolyLoss (Poly-1) over classes sharded across the ranks of `group`.
 
-__all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_focal_loss"]
+    The loss of [`poly_loss`][multiloss.torch.poly_loss] on the whole logits, for
+    class-index targets, from each rank's slice as in
+    [`vocab_parallel_focal_loss`][multiloss.torch.distributed.vocab_parallel_focal_loss]
+    (the same two all-reduces in the forward pass, none in the backward pass: the term
+    needs only $p_t$):
+
+    $$
+    L_i = \alpha_{t_i} \left( -(1 - p_{t_i})^\gamma \log p_{t_i}
+          + \varepsilon (1 - p_{t_i})^{\gamma + 1} \right)
+          + \lambda \Big(\log \sum_k e^{z_k}\Big)^2
+    $$
+
+    Args:
+        local_logits: as in `vocab_parallel_cross_entropy`.
+        target: as there.
+        group: as there.
+        axis: as there.
+        epsilon: ε ≥ -1, as in [`poly_loss`][multiloss.torch.poly_loss].
+        gamma: focusing parameter γ ≥ 0.
+        alpha: as in `vocab_parallel_focal_loss`.
+        ignore_index: as there.
+        reduction: as in `vocab_parallel_focal_loss`.
+        label_smoothing: only 0, as in `vocab_parallel_focal_loss`.
+        z_loss: as in `vocab_parallel_focal_loss`.
+        normalizer: as there.
+
+    Returns:
+        The global loss, in the logits' dtype, the same on every rank.
+
+    Raises:
+        TypeError: as there.
+        ValueError: as there; ε < -1.
+        NotImplementedError: `label_smoothing` > 0; an `alpha` tensor that requires grad.
+        RuntimeError: `torch.distributed` is not initialised.
+
+    Examples:
+        >>> import torch, torch.distributed as dist
+        >>> from multiloss.torch import poly_loss
+        >>> from multiloss.torch.distributed import vocab_parallel_poly_loss
+        >>> dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+        >>> logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+        >>> target = torch.tensor([0, 2])
+        >>> loss = vocab_parallel_poly_loss(logits, target, epsilon=1.0)
+        >>> bool(torch.isclose(loss, poly_loss(logits, target, epsilon=1.0)))
+        True
+        >>> dist.destroy_process_group()
+    """
+    options = {
+        "axis": axis,
+        "epsilon": epsilon,
+        "gamma": gamma,
+        "alpha": alpha,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "normalizer": normalizer,
+    }
+    return _run(LOSSES["poly_loss"], local_logits, target, group, options)
+
+
+refuse_torchscript(
+    vocab_parallel_cross_entropy, vocab_parallel_focal_loss, vocab_parallel_poly_loss
+)
+
+__all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_focal_loss", "vocab_parallel_poly_loss"]

@@ -209,6 +209,76 @@ def linear_focal_loss(
     return linear_loss(LOSSES["focal_loss"], input, linear_weight, target, linear_bias, options)
 
 
+def linear_poly_loss(
+    input: Tensor,
+    linear_weight: Tensor,
+    target: Tensor,
+    *,
+    linear_bias: Tensor | None = None,
+    epsilon: float = 2.0,
+    gamma: float = 0.0,
+    alpha: float | Weights = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    normalizer: Normalizer = None,
+    chunk_size: int | None = None,
+) -> Tensor:
+    r"""PolyLoss (Poly-1) of a linear projection, fused: the logits are never formed whole.
+
+    The value and every gradient are those of
+    `poly_loss(input @ linear_weight.T + linear_bias, target, axis=-1, ...)`, computed as
+    [`linear_cross_entropy`][multiloss.torch.linear.linear_cross_entropy] computes
+    cross-entropy (the same chunks, gradients and fallbacks).
+
+    Args:
+        input: as in [`linear_cross_entropy`][multiloss.torch.linear.linear_cross_entropy].
+        linear_weight: as there.
+        target: as there.
+        linear_bias: as there.
+        epsilon: ε ≥ -1, as in [`poly_loss`][multiloss.torch.poly_loss].
+        gamma: focusing parameter γ ≥ 0.
+        alpha: as in [`poly_loss`][multiloss.torch.poly_loss].
+        ignore_index: as there.
+        reduction: as there.
+        label_smoothing: as there.
+        z_loss: as there.
+        softcap: as there.
+        normalizer: as in
+            [`linear_cross_entropy`][multiloss.torch.linear.linear_cross_entropy].
+        chunk_size: as there.
+
+    Returns:
+        The loss, in the input's dtype: 0-d for `"mean"` and `"sum"`, `input.shape[:-1]`
+            for `"none"`.
+
+    Examples:
+        >>> import torch
+        >>> from multiloss.torch import poly_loss
+        >>> from multiloss.torch.linear import linear_poly_loss
+        >>> hidden, head = torch.randn(6, 4), torch.randn(10, 4)
+        >>> target = torch.tensor([1, 2, 3, 4, 5, 6])
+        >>> loss = linear_poly_loss(hidden, head, target, epsilon=1.0, chunk_size=4)
+        >>> bool(torch.isclose(loss, poly_loss(hidden @ head.T, target, axis=-1, epsilon=1.0)))
+        True
+    """
+    options = {
+        "epsilon": epsilon,
+        "gamma": gamma,
+        "alpha": alpha,
+        "ignore_index": ignore_index,
+        "reduction": reduction,
+        "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": softcap,
+        "normalizer": normalizer,
+        "chunk_size": chunk_size,
+    }
+    return linear_loss(LOSSES["poly_loss"], input, linear_weight, target, linear_bias, options)
+
+
 # ---------------------------------------------------------------------------------------
 # Modules
 
@@ -501,11 +571,12 @@ class LinearFocalLoss(_LinearCriterion):
         return text + self._repr_tail()
 
 
-refuse_torchscript(linear_cross_entropy, linear_focal_loss)
+refuse_torchscript(linear_cross_entropy, linear_focal_loss, linear_poly_loss)
 
 __all__ = [
     "LinearCrossEntropyLoss",
     "LinearFocalLoss",
     "linear_cross_entropy",
     "linear_focal_loss",
+    "linear_poly_loss",
 ]
