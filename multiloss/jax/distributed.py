@@ -122,7 +122,6 @@ _NO_WEIGHT_DERIVATIVE = (
 # Calls on local blocks (inside shard_map) and on global arrays (mesh=)
 
 _STATIC = ("axis", "epsilon", "gamma", "ignore_index", "reduction", "label_smoothing", "z_loss")
-"""The static options of every vocabulary-parallel loss (the registry's, and the axis)."""
 
 
 def _face_options(given: dict[str, Any]) -> dict[str, Any]:
@@ -131,8 +130,7 @@ def _face_options(given: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in given.items() if key not in placement}
 
 
-def _class_vector(prepare: Any) -> str:
-    """The class-vector option of the loss that `prepare` prepares (the registry's)."""
+def _class_vector(prepare: Any) -> str:  # the registry's, of the loss `prepare` prepares
     return LOSSES[_LOSS_OF[prepare]].class_vector or "weight"
 
 

@@ -373,9 +373,10 @@ def _linear_loss(loss: Loss, arrays: tuple[Any, Any, Any, Any], options: dict[st
         if _checks.is_array(value) and not isinstance(value, jax.Array | np.ndarray | np.generic):
             kind = f"{type(value).__module__}.{type(value).__name__}"
             raise TypeError(f"{name} must be a JAX or NumPy array; got {kind}")
-    vector = options.get(loss.class_vector)
+    vector_name = loss.class_vector or "weight"
+    vector = options.get(vector_name)
     if is_tracer(vector) and getattr(vector, "ndim", None) == 0:
-        require_static(**{loss.class_vector: vector})
+        require_static(**{vector_name: vector})
     # Host labels are checked before JAX converts them: without x64 it would wrap an int64
     # label into int32.
     given = np.asarray(target) if is_host_data(target) else target

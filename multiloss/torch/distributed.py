@@ -160,10 +160,10 @@ def _run(loss: Loss, logits: Tensor, target: Tensor, group: Any, options: dict[s
     outputs = _VocabParallelLoss.apply(
         spec, logits, operands.logits.detach(), operands.target, operands.class_weight
     )
-    loss: Tensor = outputs[0]
+    result: Tensor = outputs[0]
     if normalizer is not None:
-        loss = _reduce.normalized(xp, loss, normalizer)
-    return loss if loss.dtype == logits.dtype else loss.to(logits.dtype)
+        result = _reduce.normalized(xp, result, normalizer)
+    return result if result.dtype == logits.dtype else result.to(logits.dtype)
 
 
 def vocab_parallel_cross_entropy(
