@@ -31,7 +31,7 @@ from .._core.vocab_parallel import (
     vocab_parallel_vjp,
 )
 from ._namespace import XP, compute_dtype
-from .functional import _check_logits, _is_tracing, _values_checkable
+from .functional import _check_logits, _check_target, _is_tracing, _values_checkable
 
 Weights = Tensor | list[float] | tuple[float, ...] | None
 
@@ -144,6 +144,7 @@ def _run(
     prepare: Any, logits: Tensor, target: Tensor, group: Any, options: dict[str, Any]
 ) -> Tensor:
     _check_logits(logits)
+    _check_target(target)
     if torch.jit.is_tracing() or torch.jit.is_scripting():
         raise NotImplementedError("the vocabulary-parallel losses do not support TorchScript")
     name = "weight" if "weight" in options else "alpha"

@@ -46,6 +46,17 @@ def _check_logits(logits: object) -> None:
         )
 
 
+def _check_target(target: object) -> None:
+    """A target that is not a tensor (a NumPy array, a list: multiloss.jax takes them) is
+    refused with the fix."""
+    if not isinstance(target, Tensor):
+        raise TypeError(
+            f"target must be a torch.Tensor for multiloss.torch; got "
+            f"{type(target).__module__}.{type(target).__name__}: convert it with "
+            f"torch.as_tensor(target, device=logits.device)"
+        )
+
+
 _NO_TORCHSCRIPT = (
     "multiloss.torch does not support TorchScript (torch.jit.script, torch.jit.trace): its "
     "losses are Python autograd Functions, which TorchScript can neither compile nor trace; "
@@ -58,6 +69,7 @@ def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -
     if torch.jit.is_tracing():
         raise NotImplementedError(_NO_TORCHSCRIPT)
     _check_logits(logits)
+    _check_target(target)
     if loss.has_class_axis and options["axis"] is None:
         # PyTorch's convention: classes on axis 1 of (N, C, d1..dk), on axis 0 of (C,).
         options["axis"] = 0 if logits.ndim == 1 else loss.class_axis["torch"]
