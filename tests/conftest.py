@@ -13,6 +13,7 @@ import os
 
 import pytest
 from backends import XP_NAMES, namespace
+from slow_tests import is_slow
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -65,3 +66,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.path.stem in ONE_WORKER_MODULES:
             item.add_marker(pytest.mark.xdist_group(item.path.stem))
+        if is_slow(item.nodeid):
+            item.add_marker(pytest.mark.slow)
