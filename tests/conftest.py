@@ -13,8 +13,8 @@ import os
 
 import pytest
 from backends import XP_NAMES, namespace
-from slow_tests import is_slow
 from hypothesis import HealthCheck, settings
+from slow_tests import is_slow
 
 settings.register_profile(
     "ci",
