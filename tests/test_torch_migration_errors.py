@@ -116,5 +116,6 @@ def test_a_target_that_is_not_a_tensor_gets_the_fix(loss: str, target: object) -
     logits = torch.zeros(3, 4)
     with pytest.raises(TypeError, match=r"torch\.as_tensor\(target, device=logits\.device\)"):
         getattr(mt, loss)(logits, target)
-    with pytest.raises(TypeError, match=r"target must be a torch\.Tensor"):
+    expected = "different backends" if isinstance(target, np.ndarray) else "must be a torch"
+    with pytest.raises(TypeError, match=expected):
         mt.CrossEntropyLoss()(logits, target)
