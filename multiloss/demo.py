@@ -1,20 +1,24 @@
-"""``multiloss demo``: cross-entropy, class-weighted cross-entropy and focal loss on an
-imbalanced problem, in every installed backend, plus a cross-backend agreement check and
-the focal-loss figure of Lin et al. (2017).
+"""multiloss demo: which loss for an imbalanced problem, on the same data in PyTorch and
+JAX/Flax, with a check that NumPy, PyTorch and JAX agree.
+
+Four losses are compared, each a remedy a practitioner reaches for: plain cross-entropy
+(the baseline), cross-entropy with the class-balanced weights of Cui et al. (2019), focal
+loss (γ = 2) with those weights as its α, and Poly-1 (Leng et al. 2022, ε = 1) with the same
+α. The data set is made on the fly: three classes at 100:10:1 in two dimensions, Gaussian
+blobs that overlap. A small MLP is trained full-batch with Adam in each backend (PyTorch
+with the `multiloss.torch` modules, at one thread, the stable setting for a model this
+small; JAX/Flax with optax and the `multiloss.jax` functions) and evaluated on a held-out
+set drawn from the same distribution. Each run prints its per-class recall and precision,
+its balanced accuracy, and a takeaway computed from those numbers against plain
+cross-entropy in the same backend.
 
 The agreement check covers every loss, PolyLoss (with the z-loss and logit soft-capping)
 and the Asymmetric Loss included: the same batches in every backend against the NumPy
 float64 reference.
 
-The data set is made on the fly: three classes at 100:10:1 in two dimensions, Gaussian
-blobs that overlap (hard examples near the boundaries, easy ones far from them). A small
-MLP is trained full-batch with Adam in each backend (PyTorch with the ``multiloss.torch``
-modules; JAX/Flax with optax and the ``multiloss.jax`` functions) and evaluated on a
-held-out set drawn from the same distribution. The table reports whatever the numbers
-show: per-class recall and precision, balanced accuracy, and the final training loss.
-
-The demo needs ``matplotlib`` for the figure and uses ``tqdm`` for progress bars when it
-is installed (from a checkout, ``pip install ".[demo]"``).
+The figure (matplotlib) shows the run: per-class recall per loss, the held-out balanced
+accuracy during training, and the focal loss against the probability of the true class.
+Progress bars use tqdm when it is installed (from a checkout, `pip install ".[demo]"`).
 """
 
 from __future__ import annotations
@@ -29,9 +33,17 @@ from typing import Any
 
 import numpy as np
 
-from . import inverse_frequency_weights
+from . import class_balanced_weights, inverse_frequency_weights
 from . import numpy as reference
-from ._core import LOSSES
+from ._agreement import (  # noqa: F401 (re-exported: `multiloss check` and the demo run it)
+    AGREEMENT_CASES,
+    AGREEMENT_DTYPES,
+    AGREEMENT_RUNNERS,
+    TOLERANCES,
+    Agreement,
+    cross_backend_agreement,
+    format_agreement,
+)
 
 CLASS_COUNTS = (1000, 100, 10)
 """Training examples per class: 100:10:1."""
@@ -44,6 +56,14 @@ GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)
 BACKENDS = ("torch", "jax")
 WARMUP_STEPS = 2
 """Untimed steps per loss that warm a backend up before its timed runs (see run_training)."""
+TORCH_THREADS = 1
+"""PyTorch's intra-op threads while training: a 2-32-32-3 MLP on 1,110 rows takes a few
+milliseconds a step at one thread, and 10-20 times that, swinging with the machine's load,
+when OpenMP threads contend for it."""
+CB_BETA = 0.999
+"""β of the class-balanced weights (Cui et al. 2019: effective number (1 - β^n) / (1 - β))."""
+EVAL_EVERY = 10
+"""Steps between two points of the training curves (held-out balanced accuracy)."""
 
 
 @dataclass(frozen=True)
@@ -75,29 +95,65 @@ def make_dataset(seed: int) -> Dataset:
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> list[float]:
     """n / (C · n_c): every class carries the same total weight (scikit-learn's 'balanced',
-    :func:`multiloss.inverse_frequency_weights` of the label counts)."""
+    [`inverse_frequency_weights`][multiloss.inverse_frequency_weights] of the label counts)."""
     counts = np.bincount(labels, minlength=num_classes)
     return [float(w) for w in inverse_frequency_weights(counts)]
 
 
+def cb_weights(labels: np.ndarray, num_classes: int) -> list[float]:
+    """The class-balanced weights of Cui et al. (2019) at β = CB_BETA, summing to C
+    ([`class_balanced_weights`][multiloss.class_balanced_weights] of the label counts)."""
+    counts = np.bincount(labels, minlength=num_classes)
+    return [float(w) for w in class_balanced_weights(counts, beta=CB_BETA)]
+
+
+BASELINE = "cross-entropy"
+
+
 def loss_settings(dataset: Dataset) -> dict[str, dict[str, Any]]:
-    """The three losses compared, by display name: (loss function name, options)."""
-    weights = balanced_class_weights(dataset.train_y, dataset.num_classes)
+    """The four losses compared, by display name: loss function name, options, and the
+    mathtext label of the figure."""
+    weights = cb_weights(dataset.train_y, dataset.num_classes)
     return {
-        "cross-entropy": {"loss": "cross_entropy", "options": {}},
-        "weighted CE": {"loss": "cross_entropy", "options": {"weight": weights}},
-        "focal γ=2": {"loss": "focal_loss", "options": {"gamma": 2.0}},
+        BASELINE: {"loss": "cross_entropy", "options": {}, "label": r"CE"},
+        "class-balanced CE": {
+            "loss": "cross_entropy",
+            "options": {"weight": weights},
+            "label": r"CE, $w_c$ class-balanced",
+        },
+        "focal γ=2, CB α": {
+            "loss": "focal_loss",
+            "options": {"gamma": 2.0, "alpha": weights},
+            "label": r"focal $\gamma=2$, $\alpha_c = w_c$",
+        },
+        "Poly-1 ε=1, CB α": {
+            "loss": "poly_loss",
+            "options": {"epsilon": 1.0, "alpha": weights},
+            "label": r"Poly-1 $\varepsilon=1$, $\alpha_c = w_c$",
+        },
     }
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What a trainer returns: the held-out predictions, the training curve (held-out
+    balanced accuracy at `curve_steps`) and the seconds spent in training steps."""
+
+    predicted: np.ndarray
+    curve_steps: np.ndarray
+    curve: np.ndarray
+    seconds: float
 
 
 @dataclass(frozen=True)
 class RunResult:
     backend: str
     loss_name: str
-    final_loss: float
     recall: np.ndarray
     precision: np.ndarray
     seconds: float
+    curve_steps: np.ndarray
+    curve: np.ndarray
 
     @property
     def balanced_accuracy(self) -> float:
@@ -116,8 +172,19 @@ def per_class_scores(
     return recall, precision
 
 
+def balanced_accuracy(predicted: np.ndarray, truth: np.ndarray, num_classes: int) -> float:
+    """The mean of the per-class recalls."""
+    return float(np.mean(per_class_scores(predicted, truth, num_classes)[0]))
+
+
+def curve_points(steps: int) -> list[int]:
+    """The steps after which the training curve is sampled: every EVAL_EVERY, and the last."""
+    points = list(range(EVAL_EVERY, steps + 1, EVAL_EVERY))
+    return points if points and points[-1] == steps else [*points, steps]
+
+
 def _progress(steps: int, label: str | None) -> Iterator[int]:
-    """range(steps), with a tqdm progress bar labelled ``label`` (None: no bar) when tqdm is
+    """range(steps), with a tqdm progress bar labelled `label` (None: no bar) when tqdm is
     installed."""
     if label is not None and importlib.util.find_spec("tqdm") is not None:
         from tqdm import tqdm
@@ -134,46 +201,60 @@ def train_torch(
     steps: int,
     seed: int,
     label: str | None,
-) -> tuple[float, np.ndarray]:
-    """Train the MLP with a ``multiloss.torch`` module; (final loss, test predictions).
+) -> Trained:
+    """Train the MLP with a `multiloss.torch` module at TORCH_THREADS threads.
 
-    ``label`` labels the progress bar; None shows none.
+    `label` labels the progress bar; None shows none.
     """
     import torch
 
     from . import torch as multiloss_torch
 
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(2, HIDDEN),
-        torch.nn.Tanh(),
-        torch.nn.Linear(HIDDEN, HIDDEN),
-        torch.nn.Tanh(),
-        torch.nn.Linear(HIDDEN, dataset.num_classes),
-    )
-    criterion: torch.nn.Module
-    if loss == "cross_entropy":
-        criterion = multiloss_torch.CrossEntropyLoss(**options)
-    else:
-        criterion = multiloss_torch.FocalLoss(**options)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    x, y = torch.from_numpy(dataset.train_x), torch.from_numpy(dataset.train_y)
-    value = torch.zeros(())
-    for _ in _progress(steps, label):
-        optimizer.zero_grad()
-        value = criterion(model(x), y)
-        value.backward()
-        optimizer.step()
-    with torch.no_grad():
-        predicted = model(torch.from_numpy(dataset.test_x)).argmax(dim=1).numpy()
-    return float(value.detach()), predicted
+    modules = {
+        "cross_entropy": multiloss_torch.CrossEntropyLoss,
+        "focal_loss": multiloss_torch.FocalLoss,
+        "poly_loss": multiloss_torch.PolyLoss,
+    }
+    threads = torch.get_num_threads()
+    torch.set_num_threads(TORCH_THREADS)
+    try:
+        torch.manual_seed(seed)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(2, HIDDEN),
+            torch.nn.Tanh(),
+            torch.nn.Linear(HIDDEN, HIDDEN),
+            torch.nn.Tanh(),
+            torch.nn.Linear(HIDDEN, dataset.num_classes),
+        )
+        criterion = modules[loss](**options)
+        optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+        x, y = torch.from_numpy(dataset.train_x), torch.from_numpy(dataset.train_y)
+        test_x = torch.from_numpy(dataset.test_x)
+
+        def predict() -> np.ndarray:
+            with torch.no_grad():
+                return model(test_x).argmax(dim=1).numpy()
+
+        points, curve, seconds = set(curve_points(steps)), [], 0.0
+        for step in _progress(steps, label):
+            start = time.perf_counter()
+            optimizer.zero_grad()
+            criterion(model(x), y).backward()
+            optimizer.step()
+            seconds += time.perf_counter() - start
+            if step + 1 in points:
+                curve.append(balanced_accuracy(predict(), dataset.test_y, dataset.num_classes))
+        return Trained(predict(), np.array(sorted(points)), np.array(curve), seconds)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @functools.cache
-def _jax_parts() -> tuple[type[Any], Any]:
-    """The Flax MLP class and the optax optimizer, made once per process.
+def _jax_parts() -> tuple[type[Any], Any, Callable[..., Any]]:
+    """The Flax MLP class, the optax optimizer and the jitted prediction, made once per
+    process.
 
-    ``nnx.jit`` caches a compiled step against the structure of its arguments, the class and
+    `nnx.jit` caches a compiled step against the structure of its arguments, the class and
     the optimizer included; sharing them lets a later run reuse the compilation.
     """
     import jax
@@ -190,7 +271,11 @@ def _jax_parts() -> tuple[type[Any], Any]:
         def __call__(self, x: jax.Array) -> jax.Array:
             return self.out(jnp.tanh(self.hidden2(jnp.tanh(self.hidden1(x)))))
 
-    return MLP, optax.adam(LEARNING_RATE)
+    @nnx.jit
+    def predict(model: nnx.Module, x: jax.Array) -> jax.Array:
+        return jnp.argmax(model(x), axis=1)
+
+    return MLP, optax.adam(LEARNING_RATE), predict
 
 
 _JAX_STEPS: dict[str, Callable[..., Any]] = {}
@@ -230,27 +315,35 @@ def train_jax(
     steps: int,
     seed: int,
     label: str | None,
-) -> tuple[float, np.ndarray]:
-    """Train the MLP with Flax (nnx), optax and a ``multiloss.jax`` loss.
+) -> Trained:
+    """Train the MLP with Flax (nnx), optax and a `multiloss.jax` loss, jit-compiled.
 
-    ``label`` labels the progress bar; None shows none.
+    `label` labels the progress bar; None shows none.
     """
     import jax.numpy as jnp
     from flax import nnx
 
-    mlp, adam = _jax_parts()
+    mlp, adam, predict_jit = _jax_parts()
     model = mlp(dataset.num_classes, nnx.Rngs(seed))
     optimizer = nnx.Optimizer(model, adam, wrt=nnx.Param)
-    step = _jax_train_step(loss, options)
+    step_function = _jax_train_step(loss, options)
     x, y = jnp.asarray(dataset.train_x), jnp.asarray(dataset.train_y)
-    value = jnp.zeros(())
-    for _ in _progress(steps, label):
-        value = step(model, optimizer, x, y)
-    predicted = np.asarray(jnp.argmax(model(jnp.asarray(dataset.test_x)), axis=1))
-    return float(value), predicted
+    test_x = jnp.asarray(dataset.test_x)
+
+    def predict() -> np.ndarray:
+        return np.asarray(predict_jit(model, test_x))
+
+    points, curve, seconds = set(curve_points(steps)), [], 0.0
+    for step in _progress(steps, label):
+        start = time.perf_counter()
+        step_function(model, optimizer, x, y).block_until_ready()
+        seconds += time.perf_counter() - start
+        if step + 1 in points:
+            curve.append(balanced_accuracy(predict(), dataset.test_y, dataset.num_classes))
+    return Trained(predict(), np.array(sorted(points)), np.array(curve), seconds)
 
 
-TRAINERS: dict[str, Callable[..., tuple[float, np.ndarray]]] = {
+TRAINERS: dict[str, Callable[..., Trained]] = {
     "torch": train_torch,
     "jax": train_jax,
 }
@@ -269,7 +362,7 @@ def installed_backends() -> list[str]:
 def run_training(
     dataset: Dataset, backends: list[str], steps: int, seed: int, progress: bool
 ) -> list[RunResult]:
-    """Train every loss setting in every backend, timing each run.
+    """Train every loss setting in every backend, timing each run's training steps.
 
     Each backend is first warmed up, untimed: every setting trains a throw-away model for
     WARMUP_STEPS steps, which pays the first-call costs (imports, lazy initialisation, JIT
@@ -283,152 +376,121 @@ def run_training(
             trainer(dataset, setting["loss"], setting["options"], WARMUP_STEPS, seed, None)
         for display_name, setting in settings.items():
             label = f"{backend} · {display_name}" if progress else None
-            start = time.perf_counter()
-            final_loss, predicted = trainer(
-                dataset, setting["loss"], setting["options"], steps, seed, label
+            trained = trainer(dataset, setting["loss"], setting["options"], steps, seed, label)
+            recall, precision = per_class_scores(
+                trained.predicted, dataset.test_y, dataset.num_classes
             )
-            recall, precision = per_class_scores(predicted, dataset.test_y, dataset.num_classes)
-            seconds = time.perf_counter() - start
-            results.append(RunResult(backend, display_name, final_loss, recall, precision, seconds))
-    return results
-
-
-def format_results(results: list[RunResult], num_classes: int) -> str:
-    """A markdown table: per-class recall and precision, balanced accuracy, final loss."""
-    header = (
-        ["backend", "loss"]
-        + [f"recall {c}" for c in range(num_classes)]
-        + [f"precision {c}" for c in range(num_classes)]
-        + ["balanced acc.", "final loss", "time"]
-    )
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in results:
-        cells = (
-            [r.backend, r.loss_name]
-            + [f"{v:.3f}" for v in r.recall]
-            + [f"{v:.3f}" for v in r.precision]
-            + [f"{r.balanced_accuracy:.3f}", f"{r.final_loss:.4f}", f"{r.seconds:.1f} s"]
-        )
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """Largest differences from the NumPy float64 reference, per backend and loss."""
-
-    backend: str
-    loss: str
-    dtype: str
-    loss_error: float
-    grad_error: float
-    tolerance: float
-
-    @property
-    def ok(self) -> bool:
-        return self.loss_error <= self.tolerance and self.grad_error <= self.tolerance
-
-
-AGREEMENT_CASES: dict[str, dict[str, Any]] = {
-    "cross_entropy": {"weight": [0.5, 1.0, 2.0, 1.0, 0.25], "label_smoothing": 0.1},
-    "focal_loss": {"gamma": 0.5, "alpha": 0.25, "ignore_index": 4},
-    # PolyLoss on top of the focal form (γ < 1), with PaLM's z-loss and Gemma 2's logit
-    # soft-capping: the logits (scale 4) reach the cap of 10.
-    "poly_loss": {"epsilon": 1.0, "gamma": 0.5, "z_loss": 1e-3, "softcap": 10.0},
-    "binary_cross_entropy": {"pos_weight": [1.0, 2.0, 3.0, 0.5, 1.0]},
-    "sigmoid_focal_loss": {"alpha": 0.25, "gamma": 2.0},
-    # The Asymmetric Loss of multi-label training: γ+ < 1 and the probability margin.
-    "asymmetric_loss": {"gamma_pos": 0.5, "gamma_neg": 4.0, "clip": 0.05},
-}
-"""Every loss with options off their defaults, for the agreement check (the demo's and
-``multiloss check``'s): PolyLoss also carries the z-loss and soft-capping, so that the
-newer losses are compared across the backends with the older ones."""
-
-
-def _agreement_batch(loss: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """float64 arrays holding float32 values, so that every backend sees the same numbers."""
-    rng = np.random.default_rng(seed)
-    logits = (rng.normal(size=(32, 5)) * 4.0).astype(np.float32).astype(np.float64)
-    if not LOSSES[loss].has_class_axis:  # a sigmoid loss: 0/1 targets of the logits' shape
-        return logits, rng.uniform(size=(32, 5)).astype(np.float32).astype(np.float64)
-    return logits, rng.integers(0, 5, size=32)
-
-
-def _torch_value_and_grad(
-    loss: str, logits: np.ndarray, target: np.ndarray, options: dict[str, Any]
-) -> tuple[float, np.ndarray]:
-    import torch
-
-    from . import torch as multiloss_torch
-
-    z = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
-    extra = {"axis": -1} if LOSSES[loss].has_class_axis else {}
-    value = getattr(multiloss_torch, loss)(z, torch.from_numpy(target), **extra, **options)
-    (grad,) = torch.autograd.grad(value, z)
-    return float(value.detach()), grad.numpy()
-
-
-def _jax_value_and_grad(
-    loss: str, logits: np.ndarray, target: np.ndarray, options: dict[str, Any]
-) -> tuple[float, np.ndarray]:
-    import jax
-    import jax.numpy as jnp
-
-    from . import jax as multiloss_jax
-
-    function = getattr(multiloss_jax, loss)
-    z = jnp.asarray(logits, dtype=jnp.float32)
-    y = jnp.asarray(target if target.dtype.kind == "i" else target.astype(np.float32))
-    value, grad = jax.jit(jax.value_and_grad(lambda z: function(z, y, **options)))(z)
-    return float(value), np.asarray(grad, dtype=np.float64)
-
-
-AGREEMENT_RUNNERS = {"torch": _torch_value_and_grad, "jax": _jax_value_and_grad}
-AGREEMENT_DTYPES = {"torch": "float64", "jax": "float32"}
-TOLERANCES = {"float64": 1e-12, "float32": 1e-5}
-
-
-def cross_backend_agreement(backends: list[str], seed: int = 0) -> list[Agreement]:
-    """Evaluate the same batches in every backend and compare with the NumPy reference.
-
-    torch runs in float64 (tolerance 1e-12 relative to 1 + |reference|); JAX in float32,
-    its default (1e-5, about 80 float32 eps): the library never switches on JAX's float64.
-    """
-    results = []
-    for loss, options in AGREEMENT_CASES.items():
-        logits, target = _agreement_batch(loss, seed)
-        ref_value, ref_grad = getattr(reference, f"{loss}_value_and_grad")(
-            logits, target, **options
-        )
-        scale_value = 1.0 + abs(float(ref_value))
-        scale_grad = 1.0 + np.abs(ref_grad)
-        for backend in backends:
-            value, grad = AGREEMENT_RUNNERS[backend](loss, logits, target, options)
-            dtype = AGREEMENT_DTYPES[backend]
             results.append(
-                Agreement(
+                RunResult(
                     backend,
-                    loss,
-                    dtype,
-                    abs(value - float(ref_value)) / scale_value,
-                    float(np.max(np.abs(grad - ref_grad) / scale_grad)),
-                    TOLERANCES[dtype],
+                    display_name,
+                    recall,
+                    precision,
+                    trained.seconds,
+                    trained.curve_steps,
+                    trained.curve,
                 )
             )
     return results
 
 
-def format_agreement(agreements: list[Agreement]) -> str:
-    lines = [
-        "| backend | dtype | loss | loss error | gradient error | tolerance | ok |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for a in agreements:
-        lines.append(
-            f"| {a.backend} | {a.dtype} | {a.loss} | {a.loss_error:.2e} | {a.grad_error:.2e} "
-            f"| {a.tolerance:.0e} | {'yes' if a.ok else 'NO'} |"
+def takeaway(result: RunResult, baseline: RunResult) -> str:
+    """One line on what a run's numbers show, against plain cross-entropy in its backend:
+    the rarest class's recall, the majority's, and the balanced accuracy."""
+    rare, major = int(np.argmin(CLASS_COUNTS)), int(np.argmax(CLASS_COUNTS))
+    rare_recall, major_recall = result.recall[rare], result.recall[major]
+    if result is baseline:
+        verdict = (
+            "the rare class is mostly missed"
+            if rare_recall < 0.5 * major_recall
+            else "the rare class is found about as often as the majority"
         )
-    return "\n".join(lines)
+        return (
+            f"baseline: balanced accuracy {result.balanced_accuracy:.3f}; recall of the "
+            f"majority class {major} {major_recall:.2f}, of the rarest class {rare} "
+            f"{rare_recall:.2f}: {verdict}" + _peak(result)
+        )
+    gain = result.balanced_accuracy - baseline.balanced_accuracy
+    rare_change = rare_recall - baseline.recall[rare]
+    major_change = major_recall - baseline.recall[major]
+    if rare_change > 0.01 and major_change < -0.01:
+        verdict = "trades majority recall for rare-class recall"
+    elif rare_change > 0.01:
+        verdict = "finds more of the rare class at no cost to the majority"
+    elif rare_change < -0.01:
+        verdict = "finds less of the rare class than plain CE"
+    else:
+        verdict = "does not change the rare class's recall"
+    net = "a net gain" if gain > 0.005 else "a net loss" if gain < -0.005 else "no net change"
+    return (
+        f"balanced accuracy {result.balanced_accuracy:.3f} ({gain:+.3f} against plain CE, "
+        f"{net}): {verdict} (class {rare} {baseline.recall[rare]:.2f} → {rare_recall:.2f}, "
+        f"class {major} {baseline.recall[major]:.2f} → {major_recall:.2f})" + _peak(result)
+    )
+
+
+def _peak(result: RunResult) -> str:
+    """A note when the training curve peaked well before the end (0.02 above the final
+    balanced accuracy): the held-out numbers fell while training went on."""
+    if len(result.curve) == 0:
+        return ""
+    best = int(np.argmax(result.curve))
+    if result.curve[best] - result.curve[-1] < 0.02:
+        return ""
+    return (
+        f"; it peaked at {result.curve[best]:.3f} at step {result.curve_steps[best]} and fell "
+        f"after (overfitting the {min(CLASS_COUNTS)} rare examples: stop early)"
+    )
+
+
+def summary(results: list[RunResult]) -> str:
+    """The last line: each backend's best loss by balanced accuracy, and whether the
+    backends agree on it."""
+    best = {}
+    for backend in dict.fromkeys(r.backend for r in results):
+        runs = [r for r in results if r.backend == backend]
+        best[backend] = max(runs, key=lambda r: r.balanced_accuracy)
+    parts = [f"{backend}: {r.loss_name} ({r.balanced_accuracy:.3f})" for backend, r in best.items()]
+    text = "Best balanced accuracy, " + "; ".join(parts)
+    if len(best) > 1:
+        same = len({r.loss_name for r in best.values()}) == 1
+        text += (
+            " (the backends agree)"
+            if same
+            else " (the backends differ: their initialisations and float arithmetic differ, "
+            "and a 10-example class is noisy)"
+        )
+    return text
+
+
+def format_results(results: list[RunResult], num_classes: int) -> str:
+    """One markdown table per backend (per-class recall and precision, balanced accuracy,
+    the seconds of its training steps), each run's takeaway below it."""
+    header = (
+        ["loss"]
+        + [f"recall {c}" for c in range(num_classes)]
+        + [f"precision {c}" for c in range(num_classes)]
+        + ["balanced acc.", "train time"]
+    )
+    blocks = []
+    for backend in dict.fromkeys(r.backend for r in results):
+        runs = [r for r in results if r.backend == backend]
+        baseline = next((r for r in runs if r.loss_name == BASELINE), runs[0])
+        threads = f", {TORCH_THREADS} thread" if backend == "torch" else ", jit-compiled"
+        lines = [f"{backend}{threads}:", "", "| " + " | ".join(header) + " |"]
+        lines.append("|" + "---|" * len(header))
+        for r in runs:
+            cells = (
+                [r.loss_name]
+                + [f"{v:.3f}" for v in r.recall]
+                + [f"{v:.3f}" for v in r.precision]
+                + [f"{r.balanced_accuracy:.3f}", f"{r.seconds:.1f} s"]
+            )
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        lines += [f"- {r.loss_name}: {takeaway(r, baseline)}" for r in runs]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def focal_curves(num_points: int = 400) -> tuple[np.ndarray, dict[float, np.ndarray]]:
@@ -444,37 +506,73 @@ def focal_curves(num_points: int = 400) -> tuple[np.ndarray, dict[float, np.ndar
     return p_t, curves
 
 
-def write_figure(path: Path) -> Path:
-    """Lin et al. (2017) Fig. 1, and the modulating factor (1 - p_t)^γ = FL / CE."""
+def write_figure(path: Path, results: list[RunResult], labels: dict[str, str]) -> Path:
+    """The run in three panels: held-out recall per class and loss (bars: the first
+    backend; dots: the second), held-out balanced accuracy during training (solid: the
+    first backend; dashed: the second), and the focal loss against $p_t$ for each γ of
+    GAMMAS (Lin et al. 2017, Fig. 1). `labels` maps a display name to its mathtext label."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    p_t, curves = focal_curves()
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    cross_entropy = curves[0.0]
-    for gamma, loss in curves.items():
-        left.plot(p_t, loss, label=f"γ = {gamma:g}")
-        with np.errstate(invalid="ignore", divide="ignore"):
-            factor = np.where(cross_entropy > 0, loss / cross_entropy, float(gamma == 0))
-        right.plot(p_t, factor, label=f"γ = {gamma:g}")
-    left.set(
-        xlabel="probability of the true class p_t",
+    backends = list(dict.fromkeys(r.backend for r in results))
+    names = list(dict.fromkeys(r.loss_name for r in results))
+    colors = {name: f"C{i}" for i, name in enumerate(names)}
+    styles = dict(zip(backends, ("-", "--"), strict=False))
+    figure, (bars, curves, focal) = plt.subplots(
+        1, 3, figsize=(16, 4.6), gridspec_kw={"width_ratios": [1.25, 1.1, 1]}
+    )
+    num_classes, width = len(CLASS_COUNTS), 0.8 / max(len(names), 1)
+    classes = np.arange(num_classes)
+    for i, name in enumerate(names):
+        offset = classes + (i - (len(names) - 1) / 2) * width
+        for backend in backends:
+            run = next((r for r in results if r.backend == backend and r.loss_name == name), None)
+            if run is None:
+                continue
+            if backend == backends[0]:
+                bars.bar(offset, run.recall, width, color=colors[name], label=labels[name])
+            else:
+                bars.plot(offset, run.recall, "o", color="black", markersize=4)
+            curves.plot(
+                run.curve_steps,
+                run.curve,
+                styles[backend],
+                color=colors[name],
+                label=labels[name] if backend == backends[0] else None,
+            )
+    tick_labels = [f"class {c}\n$n = {n}$" for c, n in enumerate(CLASS_COUNTS)]
+    marker_note = f" (dots: {backends[1]})" if len(backends) > 1 else ""
+    bars.set(
+        xticks=classes,
+        xticklabels=tick_labels,
+        ylim=(0, 1.05),
+        ylabel="held-out recall",
+        title=f"Recall per class, {backends[0]}{marker_note}" if backends else "Recall",
+    )
+    bars.legend(fontsize=8, loc="upper right")
+    curve_note = " (solid: " + ", dashed: ".join(backends) + ")" if len(backends) > 1 else ""
+    curves.set(
+        xlabel="training step",
+        ylabel="held-out balanced accuracy",
+        title=f"Training curves{curve_note}",
+    )
+    curves.legend(fontsize=8, loc="lower right")
+    p_t, focal_values = focal_curves()
+    for gamma, loss in focal_values.items():
+        focal.plot(p_t, loss, label=rf"$\gamma = {gamma:g}$")
+    focal.set(
+        xlabel=r"probability of the true class $p_t$",
         ylabel="loss",
         ylim=(0, 5),
-        title="Focal loss −(1 − p_t)^γ log p_t",
+        title=r"Focal loss $-(1 - p_t)^{\gamma}\,\log p_t$",
     )
-    right.set(
-        xlabel="probability of the true class p_t",
-        ylabel="(1 − p_t)^γ",
-        title="Modulating factor (focal / cross-entropy)",
-    )
-    for axes in (left, right):
+    focal.legend(fontsize=8)
+    for axes in (bars, curves, focal):
         axes.grid(alpha=0.3)
-        axes.legend()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

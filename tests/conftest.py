@@ -14,6 +14,7 @@ import os
 import pytest
 from backends import XP_NAMES, namespace
 from hypothesis import HealthCheck, settings
+from slow_tests import is_slow
 
 settings.register_profile(
     "ci",
@@ -43,3 +44,27 @@ def xp(request):
     ``array_api_compat.torch``) or ``jax.numpy``; skipped where the backend is missing.
     Use ``backends.asarray`` / ``backends.to_numpy`` to move NumPy data in and out."""
     return namespace(request.param)
+
+
+# ------------------------------------------------------------------------ pytest-xdist
+
+# The README's test command runs the suite in parallel (`-n auto --dist loadgroup`). The
+# tests of a module with an expensive module-scoped fixture (a docs build, worker
+# processes, an sdist build) are kept in one worker, so that the fixture runs once.
+ONE_WORKER_MODULES = frozenset(
+    {
+        "test_docs",
+        "test_jax_linear",
+        "test_packaging",
+        "test_torch_ddp",
+        "test_torch_vocab_parallel",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.stem in ONE_WORKER_MODULES:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+        if is_slow(item.nodeid):
+            item.add_marker(pytest.mark.slow)

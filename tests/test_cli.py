@@ -6,7 +6,6 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -58,10 +57,80 @@ def test_focal_curves_follow_lin_et_al() -> None:
     assert curves[2.0][nine] == pytest.approx(1.054e-3, rel=1e-3)
 
 
+def _run(backend: str, name: str, recall: list[float], curve: list[float]) -> demo.RunResult:
+    steps = np.arange(1, len(curve) + 1) * demo.EVAL_EVERY
+    return demo.RunResult(
+        backend, name, np.array(recall), np.array(recall), 1.0, steps, np.array(curve)
+    )
+
+
 def test_figure_is_written(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    path = demo.write_figure(tmp_path / "figure.png")
+    results = [
+        _run(backend, name, [0.9, 0.5, 0.2 + 0.1 * i], [0.5, 0.6, 0.6])
+        for backend in ("torch", "jax")
+        for i, name in enumerate(("cross-entropy", "focal γ=2, CB α"))
+    ]
+    labels = {"cross-entropy": "CE", "focal γ=2, CB α": r"focal $\gamma=2$"}
+    path = demo.write_figure(tmp_path / "figure.png", results, labels)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_takeaway_is_computed_from_the_numbers() -> None:
+    baseline = _run("torch", "cross-entropy", [0.97, 0.60, 0.20], [0.55, 0.60, 0.59])
+    better = _run("torch", "class-balanced CE", [0.89, 0.70, 0.40], [0.70, 0.77, 0.66])
+    same = _run("torch", "focal", [0.97, 0.61, 0.20], [0.59, 0.60])
+    worse = _run("torch", "poly", [0.99, 0.40, 0.10], [0.5, 0.5])
+    text = demo.takeaway(baseline, baseline)
+    assert "baseline: balanced accuracy 0.590" in text
+    assert "the rare class is mostly missed" in text and "peaked" not in text
+    text = demo.takeaway(better, baseline)
+    assert text.startswith("balanced accuracy 0.663 (+0.073 against plain CE, a net gain)")
+    assert "trades majority recall for rare-class recall" in text
+    assert "class 2 0.20 → 0.40, class 0 0.97 → 0.89" in text
+    assert "peaked at 0.770 at step 20 and fell after" in text
+    text = demo.takeaway(same, baseline)
+    assert "no net change" in text and "does not change the rare class's recall" in text
+    text = demo.takeaway(worse, baseline)
+    assert "a net loss" in text and "finds less of the rare class" in text
+    assert demo.summary([baseline, better, worse]) == (
+        "Best balanced accuracy, torch: class-balanced CE (0.663)"
+    )
+    jax_best = _run("jax", "poly", [0.9, 0.9, 0.9], [0.9])
+    assert "the backends differ" in demo.summary([baseline, better, jax_best])
+
+
+def test_class_balanced_weights_follow_cui_et_al() -> None:
+    labels = np.array([0] * 1000 + [1] * 100 + [2] * 10)
+    effective = [(1 - demo.CB_BETA**n) / (1 - demo.CB_BETA) for n in (1000, 100, 10)]
+    inverse = np.array([1 / e for e in effective])
+    expected = inverse * 3 / inverse.sum()
+    np.testing.assert_allclose(demo.cb_weights(labels, 3), expected, rtol=1e-12)
+
+
+def test_curve_points_end_at_the_last_step() -> None:
+    assert demo.curve_points(30) == [10, 20, 30]
+    assert demo.curve_points(25) == [10, 20, 25]
+    assert demo.curve_points(3) == [3]
+
+
+def test_torch_trains_at_one_thread_and_restores_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    torch = pytest.importorskip("torch")
+    seen: list[int] = []
+    original = demo.per_class_scores
+
+    def recording(*args: object) -> tuple[np.ndarray, np.ndarray]:
+        seen.append(torch.get_num_threads())
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(demo, "per_class_scores", recording)
+    before = torch.get_num_threads()
+    trained = demo.train_torch(demo.make_dataset(0), "cross_entropy", {}, 3, 0, None)
+    assert seen == [demo.TORCH_THREADS]
+    assert torch.get_num_threads() == before
+    assert trained.curve_steps.tolist() == [3] and trained.seconds > 0
 
 
 def test_check_passes_and_lists_versions() -> None:
@@ -92,11 +161,15 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     result = run_cli("demo", "--steps", "3", "--out", str(tmp_path), "--no-progress")
     assert result.returncode == 0, result.stdout + result.stderr
     for backend in demo.installed_backends():
-        for loss in ("cross-entropy", "weighted CE", "focal γ=2"):
-            assert f"| {backend} | {loss} |" in result.stdout
+        assert f"{backend}, " in result.stdout
+    for loss in ("cross-entropy", "class-balanced CE", "focal γ=2, CB α", "Poly-1 ε=1, CB α"):
+        assert result.stdout.count(f"| {loss} |") == len(demo.installed_backends())
+        assert result.stdout.count(f"- {loss}: ") == len(demo.installed_backends())
+    assert "Best balanced accuracy, " in result.stdout
+    assert "torch at 1 thread" in result.stdout
     assert (tmp_path / "results.md").read_text(encoding="utf-8").startswith("## ")
     if "matplotlib is not installed" not in result.stdout:
-        assert (tmp_path / "focal_loss.png").stat().st_size > 10_000
+        assert (tmp_path / "demo.png").stat().st_size > 10_000
 
 
 @pytest.mark.parametrize(
@@ -107,7 +180,6 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         (["demo", "--seed", "-1"], "expected an integer >= 0; got -1"),
         (["demo", "--backend", "tensorflow"], "invalid choice: 'tensorflow'"),
         (["train"], "invalid choice: 'train'"),
-        ([], "required: COMMAND"),
     ],
 )
 def test_bad_options_get_a_clear_message(args: list[str], message: str) -> None:
@@ -144,35 +216,27 @@ def test_demo_without_any_backend_stops_before_training(
 
 
 def test_each_backend_is_warmed_up_before_its_timed_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = [0.0]
     calls: list[tuple[str, int]] = []
 
-    def fake_trainer(backend: str) -> Callable[..., tuple[float, np.ndarray]]:
-        seen: set[str] = set()
-
+    def fake_trainer(backend: str) -> Callable[..., demo.Trained]:
         def train(
             dataset: demo.Dataset, loss: str, options: dict, steps: int, *rest: object
-        ) -> tuple[float, np.ndarray]:
-            key = f"{loss} {sorted(options.items())}"
-            if key not in seen:  # first call of a setting: imports, lazy init, JIT compile
-                seen.add(key)
-                clock[0] += 10.0
-            clock[0] += 0.5 * steps
+        ) -> demo.Trained:
             calls.append((backend, steps))
-            return 0.0, np.zeros(len(dataset.test_y), dtype=np.int64)
+            predicted = np.zeros(len(dataset.test_y), dtype=np.int64)
+            return demo.Trained(predicted, np.array([steps]), np.array([0.5]), 0.5 * steps)
 
         return train
 
     for backend in demo.BACKENDS:
         monkeypatch.setitem(demo.TRAINERS, backend, fake_trainer(backend))
-    monkeypatch.setattr(demo, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
     dataset = demo.make_dataset(0)
     results = demo.run_training(dataset, list(demo.BACKENDS), steps=4, seed=0, progress=False)
-    assert [r.seconds for r in results] == [2.0] * 3 * len(demo.BACKENDS)
+    assert [r.seconds for r in results] == [2.0] * 4 * len(demo.BACKENDS)
     warm_up = demo.WARMUP_STEPS
     assert warm_up != 4
     for backend in demo.BACKENDS:
-        assert [steps for b, steps in calls if b == backend] == [warm_up] * 3 + [4] * 3
+        assert [steps for b, steps in calls if b == backend] == [warm_up] * 4 + [4] * 4
 
 
 def test_every_run_has_its_own_progress_label(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -188,10 +252,10 @@ def test_every_run_has_its_own_progress_label(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(demo, "_progress", recording_progress)
     demo.run_training(demo.make_dataset(0), backends, steps=1, seed=0, progress=True)
-    assert len(labels) == 3 * len(backends)
+    assert len(labels) == 4 * len(backends)
     assert len(set(labels)) == len(labels), labels
     for backend in backends:
-        assert sum(label.startswith(f"{backend} ") for label in labels) == 3, labels
+        assert sum(label.startswith(f"{backend} ") for label in labels) == 4, labels
 
 
 @pytest.mark.parametrize(
@@ -204,7 +268,7 @@ def test_every_run_has_its_own_progress_label(monkeypatch: pytest.MonkeyPatch) -
             "every backend's loss and gradient against the NumPy float64 reference; exit 1 "
             "on any disagreement.",
         ),
-        ("demo", "cross-entropy, class-weighted cross-entropy and focal loss on an imbalanced"),
+        ("demo", "Which loss for an imbalanced problem: plain cross-entropy, class-balanced"),
     ],
 )
 def test_subcommand_help_has_a_description(
@@ -216,3 +280,21 @@ def test_subcommand_help_has_a_description(
     out = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
     assert f"usage: multiloss {command}" in out
     assert description in out
+
+
+def test_multiloss_alone_prints_the_help() -> None:
+    result = run_cli()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: multiloss")
+    assert "demo" in result.stdout and "check" in result.stdout
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["check"]], ids=["main", "demo", "check"])
+def test_help_shows_no_raw_markup(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        cli.main([*command, "--help"])
+    assert stopped.value.code == 0
+    out = capsys.readouterr().out
+    for markup in ("`", "**", ":func:", "[multiloss"):
+        assert markup not in out, (markup, out)

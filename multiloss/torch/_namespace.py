@@ -199,6 +199,19 @@ def check_logits(logits: object, name: str = "logits") -> None:
         )
 
 
+def check_target(target: object) -> None:
+    """A target that is not a tensor (a NumPy array, a list: multiloss.jax takes them) is
+    refused with the fix."""
+    if not isinstance(target, Tensor):
+        kind = f"{type(target).__module__}.{type(target).__name__}"
+        problem = (  # an array of another backend, or not an array at all (a list)
+            f"arrays of different backends cannot be mixed (logits: torch.Tensor, target: {kind})"
+            if hasattr(target, "__array_namespace__") or hasattr(target, "__array__")
+            else f"target must be a torch.Tensor for multiloss.torch; got {kind}"
+        )
+        raise TypeError(f"{problem}: convert it with torch.as_tensor(target, device=logits.device)")
+
+
 NO_TORCHSCRIPT = (
     "multiloss.torch does not support TorchScript (torch.jit.script, torch.jit.trace): its "
     "losses are Python autograd Functions, which TorchScript can neither compile nor trace; "

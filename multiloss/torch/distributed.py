@@ -32,7 +32,14 @@ from .._core.vocab_parallel import (
     vocab_parallel_forward,
     vocab_parallel_vjp,
 )
-from ._namespace import XP, check_logits, compute_dtype, refuse_torchscript, values_readable
+from ._namespace import (
+    XP,
+    check_logits,
+    check_target,
+    compute_dtype,
+    refuse_torchscript,
+    values_readable,
+)
 
 Weights = Tensor | list[float] | tuple[float, ...] | None
 
@@ -146,6 +153,7 @@ def _run(loss: Loss, logits: Tensor, target: Tensor, group: Any, options: dict[s
     then run by the autograd Function with this group's collectives: the place where an
     engine executes a prepared vocabulary-parallel call."""
     check_logits(logits)
+    check_target(target)
     if torch.jit.is_tracing() or torch.jit.is_scripting():
         raise NotImplementedError("the vocabulary-parallel losses do not support TorchScript")
     name = loss.class_vector or "weight"

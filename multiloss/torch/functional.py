@@ -16,6 +16,7 @@ from ._namespace import (
     XP,
     all_concrete,
     check_logits,
+    check_target,
     compute_dtype,
     is_tracing,
     refuse_torchscript,
@@ -29,6 +30,7 @@ def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -
     if torch.jit.is_tracing():
         raise NotImplementedError(NO_TORCHSCRIPT)
     check_logits(logits)
+    check_target(target)
     if loss.has_class_axis and options["axis"] is None:
         # PyTorch's convention: classes on axis 1 of (N, C, d1..dk), on axis 0 of (C,).
         options["axis"] = 0 if logits.ndim == 1 else loss.class_axis["torch"]
@@ -172,21 +174,30 @@ def focal_loss(
     $u = 1 - p$: no negative power of u, so it is finite for 0 < γ < 1 at $p_t = 1$.
 
     Args:
-        logits: as in [`cross_entropy`][multiloss.torch.cross_entropy].
-        target: as in [`cross_entropy`][multiloss.torch.cross_entropy].
-        axis: as in [`cross_entropy`][multiloss.torch.cross_entropy].
-        ignore_index: as in [`cross_entropy`][multiloss.torch.cross_entropy].
-        label_smoothing: as in [`cross_entropy`][multiloss.torch.cross_entropy].
-        z_loss: as in [`cross_entropy`][multiloss.torch.cross_entropy], with
-            $\omega_i = 1$ (alpha does not weight it).
-        softcap: as in [`cross_entropy`][multiloss.torch.cross_entropy].
+        logits: `(N, C, d1..dk)` or unbatched `(C,)` unnormalised scores, any floating
+            dtype (16-bit is computed in float32 and returned in its own dtype).
+        target: class indices of any integer dtype, shaped like `logits` without the class
+            axis, or class probabilities (floating, shaped like `logits`).
+        axis: the class axis; None (the default) follows PyTorch: 1 for `(N, C, ...)`,
+            0 for an unbatched `(C,)` input.
+        ignore_index: class-index targets equal to it contribute nothing and are not
+            counted.
+        label_smoothing: ε in [0, 1]: the target distribution becomes
+            $(1-\varepsilon)\,q + \varepsilon/C$.
+        z_loss: λ ≥ 0 of PaLM's z-loss: each counted element adds
+            $\lambda\,(\log\sum_k e^{z_k})^2$ (alpha does not weight it).
+        softcap: c > 0 of Gemma 2's logit soft-capping: the logits become
+            $c \tanh(z / c)$ before anything else; None (the default) leaves them as
+            they are.
         gamma: focusing parameter γ ≥ 0.
         alpha: None (no weighting); C per-class weights (a tensor or sequence); or a scalar
             α in [0, 1] that weights class 0 (background) by 1-α and every other class by
             α (RetinaNet, kornia, MONAI).
         reduction: `"mean"` divides by the number of counted (not ignored) elements, not
-            by Σα; `"sum"`; `"none"`. A mean over nothing is 0.0.
-        normalizer: as in [`cross_entropy`][multiloss.torch.cross_entropy].
+            by the sum of the α; `"sum"`; `"none"`. A mean over nothing is 0.0.
+        normalizer: for `"mean"` only: divide the sum by this number (0-d) instead of the
+            call's own denominator, for gradient accumulation and data parallel (see
+            [`cross_entropy`][multiloss.torch.cross_entropy]); None: the call's own.
 
     Returns:
         The loss, in the logits' dtype: 0-d for `"mean"` and `"sum"`, per element (class
@@ -253,19 +264,31 @@ def poly_loss(
     `poly_loss_cross_entropy` for probability targets); γ > 0 the Poly-1 focal form.
 
     Args:
-        logits: as in [`focal_loss`][multiloss.torch.focal_loss].
-        target: as in [`focal_loss`][multiloss.torch.focal_loss].
-        axis: as in [`focal_loss`][multiloss.torch.focal_loss].
+        logits: `(N, C, d1..dk)` or unbatched `(C,)` unnormalised scores, any floating
+            dtype (16-bit is computed in float32 and returned in its own dtype).
+        target: class indices of any integer dtype, shaped like `logits` without the class
+            axis, or class probabilities (floating, shaped like `logits`).
+        axis: the class axis; None (the default) follows PyTorch: 1 for `(N, C, ...)`,
+            0 for an unbatched `(C,)` input.
+        ignore_index: class-index targets equal to it contribute nothing and are not
+            counted.
+        label_smoothing: ε in [0, 1]: the target distribution becomes
+            $(1-\varepsilon)\,q + \varepsilon/C$.
+        z_loss: λ ≥ 0 of PaLM's z-loss: each counted element adds
+            $\lambda\,(\log\sum_k e^{z_k})^2$ (alpha does not weight it).
+        softcap: c > 0 of Gemma 2's logit soft-capping: the logits become
+            $c \tanh(z / c)$ before anything else; None (the default) leaves them as
+            they are.
         epsilon: ε ≥ -1 (the loss stays ≥ 0); the default 2.0 is the paper's ImageNet
             value and optax's default (the paper uses -1 for detection).
-        gamma: focusing parameter γ ≥ 0.
-        alpha: as in [`focal_loss`][multiloss.torch.focal_loss].
-        ignore_index: as in [`focal_loss`][multiloss.torch.focal_loss].
-        reduction: as in [`focal_loss`][multiloss.torch.focal_loss].
-        label_smoothing: as in [`focal_loss`][multiloss.torch.focal_loss].
-        z_loss: as in [`focal_loss`][multiloss.torch.focal_loss].
-        softcap: as in [`focal_loss`][multiloss.torch.focal_loss].
-        normalizer: as in [`cross_entropy`][multiloss.torch.cross_entropy].
+        gamma: focusing parameter γ ≥ 0 (0: cross-entropy plus ε (1 − p_t)).
+        alpha: None (no weighting); C per-class weights; or a scalar α in [0, 1] that
+            weights class 0 (background) by 1-α and every other class by α.
+        reduction: `"mean"` divides by the number of counted (not ignored) elements;
+            `"sum"`; `"none"`. A mean over nothing is 0.0.
+        normalizer: for `"mean"` only: divide the sum by this number (0-d) instead of the
+            call's own denominator, for gradient accumulation and data parallel (see
+            [`cross_entropy`][multiloss.torch.cross_entropy]); None: the call's own.
 
     Returns:
         The loss, in the logits' dtype, as for [`focal_loss`][multiloss.torch.focal_loss].

@@ -511,7 +511,7 @@ class LinearFocalLoss(_LinearCriterion):
         >>> from multiloss.torch.linear import LinearFocalLoss
         >>> head = LinearFocalLoss(8, 100, gamma=2.0, alpha=0.25)
         >>> head
-        LinearFocalLoss(in_features=8, num_classes=100, bias=True, gamma=2.0, alpha=0.25, ignore_index=-100, reduction='mean', label_smoothing=0.0)
+        LinearFocalLoss(in_features=8, num_classes=100, bias=True, gamma=2.0, alpha=0.25 (class 0: 0.75, others: 0.25), ignore_index=-100, reduction='mean', label_smoothing=0.0)
         >>> head(torch.randn(5, 8), torch.randint(0, 100, (5,))).backward()
     """  # noqa: E501
 

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .._core import _checks
+from ._migration import migration_errors as _migration_errors
 from ._namespace import NO_TORCHSCRIPT, XP
 from .functional import (
     Weights,
@@ -124,7 +125,11 @@ class SoftmaxCriterion(_Criterion):
         }
 
     def _describe_alpha(self) -> str:
-        return str(self.alpha) if isinstance(self.alpha, float) else describe(self.alpha)
+        """A per-class alpha's values; a scalar's with the rule it resolves by (the number
+        of classes is known only at the call)."""
+        if isinstance(self.alpha, float):
+            return f"{self.alpha} (class 0: {round(1.0 - self.alpha, 6)}, others: {self.alpha})"
+        return describe(self.alpha)
 
     def _repr_options(self) -> str:
         """ignore_index, reduction, label_smoothing, and the options off their defaults."""
@@ -144,16 +149,22 @@ class CrossEntropyLoss(SoftmaxCriterion):
     [`cross_entropy`][multiloss.torch.cross_entropy] for every option. The one difference
     from PyTorch: a `"mean"` over zero counted elements is 0.0 with a zero gradient instead
     of NaN. The arguments after `weight` are keyword-only; `size_average` and `reduce`,
-    long deprecated in PyTorch, are not accepted.
+    long deprecated in PyTorch, are refused with the `reduction` they meant.
 
     Args:
-        weight: per-class weights (length C), kept as a buffer.
-        ignore_index: as in [`cross_entropy`][multiloss.torch.cross_entropy].
-        reduction: as in [`cross_entropy`][multiloss.torch.cross_entropy].
-        label_smoothing: as in [`cross_entropy`][multiloss.torch.cross_entropy].
-        z_loss: as in [`cross_entropy`][multiloss.torch.cross_entropy].
-        softcap: as in [`cross_entropy`][multiloss.torch.cross_entropy].
-        axis: as in [`cross_entropy`][multiloss.torch.cross_entropy].
+        weight: per-class weights $w_k$ (length C), kept as a buffer.
+        ignore_index: class-index targets equal to it contribute nothing and are not
+            counted (default -100).
+        reduction: `"mean"` (the weighted mean over the counted elements; 0.0 over none),
+            `"sum"` or `"none"` (one loss per element, class axis removed).
+        label_smoothing: ε in [0, 1]: the target distribution becomes
+            $(1-\varepsilon)\,q + \varepsilon/C$ (default 0).
+        z_loss: λ ≥ 0 of PaLM's z-loss: each counted element adds
+            $\lambda\,(\log\sum_k e^{z_k})^2$, weighted like its own loss (default 0).
+        softcap: c > 0 of Gemma 2's logit soft-capping, $z \mapsto c \tanh(z / c)$ before
+            the softmax; None (the default) leaves the logits as they are.
+        axis: the class axis; None (the default) follows PyTorch: 1 for `(N, C, ...)`, 0
+            for an unbatched `(C,)` input.
 
     Examples:
         >>> import torch
@@ -167,6 +178,15 @@ class CrossEntropyLoss(SoftmaxCriterion):
 
     weight: Tensor | None
 
+    @_migration_errors(
+        "torch.nn.CrossEntropyLoss",
+        "weight",
+        "size_average",
+        "ignore_index",
+        "reduce",
+        "reduction",
+        "label_smoothing",
+    )
     def __init__(
         self,
         weight: Weights = None,
@@ -211,26 +231,37 @@ class FocalLoss(SoftmaxCriterion):
     [`focal_loss`][multiloss.torch.focal_loss] for every option.
 
     Args:
-        gamma: focusing parameter γ ≥ 0.
-        alpha: None; C per-class weights (kept as a buffer); or a scalar α in [0, 1]
-            (class 0 weighted by 1-α, the others by α), kept as a float.
-        ignore_index: as in [`focal_loss`][multiloss.torch.focal_loss].
-        reduction: as in [`focal_loss`][multiloss.torch.focal_loss].
-        label_smoothing: as in [`focal_loss`][multiloss.torch.focal_loss].
-        z_loss: as in [`focal_loss`][multiloss.torch.focal_loss].
-        softcap: as in [`focal_loss`][multiloss.torch.focal_loss].
-        axis: as in [`focal_loss`][multiloss.torch.focal_loss].
+        gamma: focusing parameter γ ≥ 0 (0: cross-entropy).
+        alpha: class weighting: None (none); C per-class weights $\alpha_k$ (kept as a
+            buffer); or a scalar α in [0, 1], RetinaNet's rule: class 0 (the background)
+            weighted by 1 − α, every other class by α. The `repr` shows the rule
+            (`alpha=0.25 (class 0: 0.75, others: 0.25)`). The focal loss class copied
+            from blogs weights class 0 by α and class 1 by 1 − α: its `alpha=a` is
+            `alpha=[a, 1 - a]` here ([Migration guides][migration-guides]).
+        ignore_index: class-index targets equal to it contribute nothing and are not
+            counted (default -100).
+        reduction: `"mean"` (the weighted mean over the counted elements; 0.0 over none),
+            `"sum"` or `"none"` (one loss per element, class axis removed).
+        label_smoothing: ε in [0, 1]: the target distribution becomes
+            $(1-\varepsilon)\,q + \varepsilon/C$ (default 0).
+        z_loss: λ ≥ 0 of PaLM's z-loss: each counted element adds
+            $\lambda\,(\log\sum_k e^{z_k})^2$, weighted like its own loss (default 0).
+        softcap: c > 0 of Gemma 2's logit soft-capping, $z \mapsto c \tanh(z / c)$ before
+            the softmax; None (the default) leaves the logits as they are.
+        axis: the class axis; None (the default) follows PyTorch: 1 for `(N, C, ...)`, 0
+            for an unbatched `(C,)` input.
 
     Examples:
         >>> import torch
         >>> from multiloss.torch import FocalLoss
         >>> criterion = FocalLoss(gamma=2.0, alpha=0.25, ignore_index=255)
         >>> criterion
-        FocalLoss(gamma=2.0, alpha=0.25, ignore_index=255, reduction='mean', label_smoothing=0.0)
+        FocalLoss(gamma=2.0, alpha=0.25 (class 0: 0.75, others: 0.25), ignore_index=255, ...)
         >>> logits = torch.randn(4, 3, 8, 8, requires_grad=True)
         >>> criterion(logits, torch.randint(0, 3, (4, 8, 8))).backward()
     """
 
+    @_migration_errors("the blog FocalLoss", "gamma", "alpha", "size_average")
     def __init__(
         self,
         *,
@@ -283,13 +314,21 @@ class PolyLoss(SoftmaxCriterion):
     Args:
         epsilon: ε ≥ -1 (default 2.0, the paper's ImageNet value).
         gamma: focusing parameter γ ≥ 0 (0: cross-entropy plus ε (1 - p_t)).
-        alpha: as in [`FocalLoss`][multiloss.torch.FocalLoss].
-        ignore_index: as in [`poly_loss`][multiloss.torch.poly_loss].
-        reduction: as in [`poly_loss`][multiloss.torch.poly_loss].
-        label_smoothing: as in [`poly_loss`][multiloss.torch.poly_loss].
-        z_loss: as in [`poly_loss`][multiloss.torch.poly_loss].
-        softcap: as in [`poly_loss`][multiloss.torch.poly_loss].
-        axis: as in [`poly_loss`][multiloss.torch.poly_loss].
+        alpha: class weighting: None; C per-class weights $\alpha_k$ (a buffer); or a
+            scalar α in [0, 1] (class 0 weighted by 1 − α, the others by α, as in
+            [`FocalLoss`][multiloss.torch.FocalLoss]).
+        ignore_index: class-index targets equal to it contribute nothing and are not
+            counted (default -100).
+        reduction: `"mean"` (the weighted mean over the counted elements; 0.0 over none),
+            `"sum"` or `"none"` (one loss per element, class axis removed).
+        label_smoothing: ε in [0, 1]: the target distribution becomes
+            $(1-\varepsilon)\,q + \varepsilon/C$ (default 0).
+        z_loss: λ ≥ 0 of PaLM's z-loss: each counted element adds
+            $\lambda\,(\log\sum_k e^{z_k})^2$, weighted like its own loss (default 0).
+        softcap: c > 0 of Gemma 2's logit soft-capping, $z \mapsto c \tanh(z / c)$ before
+            the softmax; None (the default) leaves the logits as they are.
+        axis: the class axis; None (the default) follows PyTorch: 1 for `(N, C, ...)`, 0
+            for an unbatched `(C,)` input.
 
     Examples:
         >>> import torch
@@ -303,6 +342,7 @@ class PolyLoss(SoftmaxCriterion):
 
     alpha: Tensor | float | None
 
+    @_migration_errors("PolyLoss", "epsilon", "gamma", "alpha", "ignore_index", "reduction")
     def __init__(
         self,
         *,
@@ -374,6 +414,9 @@ class BCEWithLogitsLoss(_Criterion):
     weight: Tensor | None
     pos_weight: Tensor | None
 
+    @_migration_errors(
+        "torch.nn.BCEWithLogitsLoss", "weight", "size_average", "reduce", "reduction", "pos_weight"
+    )
     def __init__(
         self,
         weight: Weights = None,
@@ -429,6 +472,7 @@ class SigmoidFocalLoss(_Criterion):
         >>> criterion(logits, torch.randint(0, 2, (4, 5)).float()).backward()
     """
 
+    @_migration_errors("torchvision.ops.sigmoid_focal_loss", "alpha", "gamma", "reduction")
     def __init__(
         self, *, alpha: float | None = 0.25, gamma: float = 2.0, reduction: str = "mean"
     ) -> None:
@@ -481,6 +525,7 @@ class AsymmetricLoss(_Criterion):
         >>> criterion(logits, torch.randint(0, 2, (4, 5)).float()).backward()
     """
 
+    @_migration_errors("timm's AsymmetricLossMultiLabel", "gamma_neg", "gamma_pos", "clip")
     def __init__(
         self,
         *,
