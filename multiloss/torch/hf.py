@@ -37,8 +37,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._installed import ABSENT, Installed, set_entry
 from .functional import binary_cross_entropy, cross_entropy, focal_loss
 from .linear import linear_cross_entropy, linear_focal_loss
+
+__all__ = [
+    "OPTIONS",
+    "Installed",
+    "causal_lm_loss",
+    "compute_loss_func",
+    "fuse",
+    "fused_causal_lm_loss",
+    "install",
+    "masked_lm_loss",
+    "sequence_classification_loss",
+    "token_classification_loss",
+]
 
 OPTIONS = ("gamma", "alpha", "label_smoothing", "z_loss", "softcap")
 """The loss options every function here takes as keywords: `gamma` (None: cross-entropy;
@@ -339,69 +353,6 @@ def _checked_options(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-class Installed:
-    """What [`install`][multiloss.torch.hf.install] (or [`fuse`][multiloss.torch.hf.fuse])
-    replaced, and its undo.
-
-    `uninstall()` puts every replaced entry back (a second call does nothing); as a
-    context manager, the `with` block's end uninstalls. Undo in the reverse order of
-    installing: uninstalling while a later installation over the same entries is in place
-    raises `RuntimeError`.
-
-    Attributes:
-        losses: the installed functions, by `LOSS_MAPPING` key (or `"forward"`).
-    """
-
-    def __init__(self, replaced: list[tuple[Any, str, Any, Any]]) -> None:
-        self._replaced = replaced
-        self.losses = {key: new for _, key, _, new in replaced}
-
-    @property
-    def installed(self) -> bool:
-        """Whether the replacements are in place (not yet uninstalled)."""
-        return bool(self._replaced)
-
-    def uninstall(self) -> None:
-        """Put back what was replaced."""
-        for container, key, _, new in self._replaced:
-            current = _get(container, key)
-            if current is not new:
-                raise RuntimeError(
-                    f"cannot uninstall {key!r}: it was replaced again since ({current!r}); "
-                    f"uninstall in the reverse order of installing"
-                )
-        for container, key, previous, _ in reversed(self._replaced):
-            _set(container, key, previous)
-        self._replaced = []
-
-    def __enter__(self) -> Installed:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.uninstall()
-
-    def __repr__(self) -> str:
-        state = "installed" if self.installed else "uninstalled"
-        return f"<multiloss.torch.hf.Installed {state}: {', '.join(self.losses)}>"
-
-
-_ABSENT = object()
-"""An attribute that was not set on the instance (its class's is used): undo deletes."""
-
-
-def _get(container: Any, key: str) -> Any:
-    return container[key] if isinstance(container, dict) else getattr(container, key)
-
-
-def _set(container: Any, key: str, value: Any) -> None:
-    if isinstance(container, dict):
-        container[key] = value
-    elif value is _ABSENT:
-        delattr(container, key)
-    else:
-        setattr(container, key, value)
-
-
 def _bind(function: Callable[..., Tensor], options: dict[str, Any]) -> Callable[..., Tensor]:
     bound = functools.partial(function, **options)
     return functools.update_wrapper(bound, function)
@@ -452,7 +403,7 @@ def install(**options: Any) -> Installed:
             if module is not None and hasattr(module, "ForCausalLMLoss"):
                 replaced.append((module, "ForCausalLMLoss", module.ForCausalLMLoss, causal))
     for container, key, _, new in replaced:
-        _set(container, key, new)
+        set_entry(container, key, new)
     return Installed(replaced)
 
 
@@ -613,6 +564,6 @@ def fuse(model: Any, *, chunk_size: int | None = None, **options: Any) -> Instal
         kept = {key: value for key, value in outputs.items() if key not in ("loss", "logits")}
         return type(outputs)(loss=loss, **kept)
 
-    previous = model.__dict__.get("forward", _ABSENT)
+    previous = model.__dict__.get("forward", ABSENT)
     model.forward = forward
     return Installed([(model, "forward", previous, forward)])
