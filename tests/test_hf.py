@@ -449,3 +449,20 @@ def test_peak_memory_of_a_step_against_transformers():
     logits_bytes = 2 * 512 * 32000 * 2
     assert peaks["transformers"] >= 5 * logits_bytes, peaks
     assert peaks["multiloss"] <= 1.5 * logits_bytes, peaks
+
+
+# ------------------------------------------------------------------ the example
+
+
+def test_the_example_trains_alike_with_each_loss():
+    spec = importlib.util.spec_from_file_location("hf_causal_lm", ROOT / "examples/hf_causal_lm.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    runs = {
+        loss: example.main(steps=2, loss=loss, verbose=False)
+        for loss in ("transformers", "multiloss", "fused")
+    }
+    torch.testing.assert_close(runs["multiloss"], runs["transformers"], rtol=1e-5, atol=0)
+    torch.testing.assert_close(runs["fused"], runs["transformers"], rtol=1e-5, atol=0)
+    with pytest.raises(ValueError, match=r"gamma=2\.0"):
+        example.main(steps=1, loss="transformers", gamma=2.0)
