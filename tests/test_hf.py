@@ -289,6 +289,34 @@ def test_installs_undo_in_reverse_order_only():
     first.uninstall()
 
 
+def test_the_trainer_modules_name_follows_install_and_uninstall(monkeypatch):
+    """The Trainer compares the model's loss with its own name `ForCausalLMLoss` to
+    decide that the labels are shifted: that name follows install and undo, whether the
+    module was imported before or during the installation (a stand-in module here)."""
+    before = types.ModuleType("transformers.trainer")
+    before.ForCausalLMLoss = HF_CAUSAL
+    monkeypatch.setitem(sys.modules, "transformers.trainer", before)
+    with mh.install() as installed:
+        assert before.ForCausalLMLoss is installed.losses["ForCausalLM"]
+    assert before.ForCausalLMLoss is HF_CAUSAL
+    monkeypatch.delitem(sys.modules, "transformers.trainer")
+    with mh.install():
+        during = types.ModuleType("transformers.trainer")
+        during.ForCausalLMLoss = loss_utils.ForCausalLMLoss  # what its import binds
+        sys.modules["transformers.trainer"] = during
+    assert during.ForCausalLMLoss is HF_CAUSAL
+    del sys.modules["transformers.trainer"]
+
+
+def test_install_takes_a_per_class_alpha(model):
+    _, labels = _batch()
+    ids = labels.clamp(min=0)
+    alpha = torch.linspace(0.1, 1.0, V)
+    expected = mh.causal_lm_loss(model(input_ids=ids).logits, labels, V, gamma=2.0, alpha=alpha)
+    with mh.install(gamma=2.0, alpha=alpha):
+        torch.testing.assert_close(model(input_ids=ids, labels=labels).loss, expected)
+
+
 def test_install_binds_the_options(model):
     _, labels = _batch()
     ids = labels.clamp(min=0)
@@ -351,6 +379,12 @@ def test_fuse_a_model(model):
         assert model(input_ids=ids).logits.shape == (3, 11, V)  # no labels: as before
     assert "forward" not in model.__dict__
     _assert_same((after.loss, *fused_grads), (before.loss, *grads), rtol=1e-5, atol=1e-7)
+
+
+def test_fuse_refuses_tuple_outputs(model):
+    _, labels = _batch()
+    with mh.fuse(model), pytest.raises(ValueError, match="leave return_dict on"):
+        model(input_ids=labels.clamp(min=0), labels=labels, return_dict=False)
 
 
 def test_fuse_takes_the_soft_cap_of_the_config():

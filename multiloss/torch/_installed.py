@@ -3,6 +3,7 @@ of dicts and attributes of objects that were replaced, and what they held before
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -19,8 +20,13 @@ class Installed:
         losses: the installed functions, by `LOSS_MAPPING` key (or `"forward"`).
     """
 
-    def __init__(self, replaced: list[tuple[Any, str, Any, Any]]) -> None:
+    def __init__(
+        self,
+        replaced: list[tuple[Any, str, Any, Any]],
+        after_uninstall: Callable[[], None] | None = None,
+    ) -> None:
         self._replaced = replaced
+        self._after_uninstall = after_uninstall
         self.losses = {key: new for _, key, _, new in replaced}
 
     @property
@@ -40,6 +46,8 @@ class Installed:
         for container, key, previous, _ in reversed(self._replaced):
             set_entry(container, key, previous)
         self._replaced = []
+        if self._after_uninstall is not None:
+            self._after_uninstall()
 
     def __enter__(self) -> Installed:
         return self

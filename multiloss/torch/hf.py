@@ -349,7 +349,11 @@ def _checked_options(options: dict[str, Any]) -> dict[str, Any]:
     """`options`, refused now (not at the first training step) if a name or value is
     wrong: one tiny call of the loss checks them with the library's messages."""
     _options("install", options)
-    _softmax_loss(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), None, -100, options)
+    alpha = options.get("alpha")
+    dry = (
+        options if alpha is None or isinstance(alpha, (int, float)) else {**options, "alpha": None}
+    )
+    _softmax_loss(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), None, -100, dry)
     return options
 
 
@@ -398,13 +402,21 @@ def install(**options: Any) -> Installed:
             new = bound.setdefault(function, _bind(function, checked))
             replaced.append((mapping, key, mapping[key], new))
     causal = bound.get(causal_lm_loss)
+    original = getattr(loss_utils, "ForCausalLMLoss", None)
     if causal is not None:
         for module in (loss_utils, sys.modules.get("transformers.trainer")):
             if module is not None and hasattr(module, "ForCausalLMLoss"):
                 replaced.append((module, "ForCausalLMLoss", module.ForCausalLMLoss, causal))
+
+    def trainer_imported_meanwhile() -> None:
+        # `transformers.trainer` imported while installed took the replacement's name
+        trainer = sys.modules.get("transformers.trainer")
+        if causal is not None and getattr(trainer, "ForCausalLMLoss", None) is causal:
+            trainer.ForCausalLMLoss = original  # type: ignore[union-attr]
+
     for container, key, _, new in replaced:
         set_entry(container, key, new)
-    return Installed(replaced)
+    return Installed(replaced, after_uninstall=trainer_imported_meanwhile)
 
 
 def compute_loss_func(**options: Any) -> Callable[..., Tensor]:
@@ -561,6 +573,11 @@ def fuse(model: Any, *, chunk_size: int | None = None, **options: Any) -> Instal
             chunk_size=chunk_size,
             **checked,
         )
+        if not isinstance(outputs, dict):
+            raise ValueError(
+                f"{type(model).__name__} returned a {type(outputs).__name__}: a fused model "
+                f"returns its outputs as a ModelOutput only (leave return_dict on)"
+            )
         kept = {key: value for key, value in outputs.items() if key not in ("loss", "logits")}
         return type(outputs)(loss=loss, **kept)
 
