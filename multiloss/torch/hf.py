@@ -179,7 +179,9 @@ def causal_lm_loss(
     by it (the count of the whole accumulated batch, which the Trainer passes).
 
     Differences from Transformers, on purpose: 16-bit logits are read as they are and
-    computed in float32 a pass at a time, and the loss comes back in the logits' dtype
+    computed in float32 a pass at a time (with label smoothing or soft-capping the
+    library still converts them to float32 whole, inside each pass: a transient copy, see
+    the guide), and the loss comes back in the logits' dtype
     (Transformers returns float32; the gradient is the same float32 computation either
     way); a mean over no target, or `num_items_in_batch` = 0, gives 0.0 with a zero
     gradient, where Transformers gives NaN.
@@ -390,7 +392,8 @@ def install(**options: Any) -> Installed:
 
     Raises:
         ModuleNotFoundError: Transformers is not installed.
-        TypeError, ValueError: an unknown option or a bad value.
+        TypeError: an unknown option.
+        ValueError: a bad option value, `alpha` without `gamma`.
     """
     checked = _checked_options(options)
     loss_utils = importlib.import_module("transformers.loss.loss_utils")
