@@ -334,3 +334,26 @@ def test_torch_vocab_parallel_refuses_unequal_slices():
         assert process.returncode == 0, err[-3000:]
         line = [x for x in out.splitlines() if x.startswith("RESULT")][-1]
         assert "same number of classes" in line and "between 4 and 6" in line, line
+
+
+def test_jax_scalar_alpha_and_poly_under_jit_with_a_captured_target():
+    """A scalar alpha's class vector is built by the namespace, so under jit it is staged
+    even with a concrete (captured) target; its value check must wait, not read a tracer
+    (found by the CLI's agreement check after the backend policy landed)."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    import multiloss.jax as mj
+
+    z = jnp.asarray([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]])
+    y = jnp.asarray([0, 2])
+    for loss, options in (("focal_loss", {"alpha": 0.25}), ("poly_loss", {"alpha": 0.25})):
+        function = getattr(mj, loss)
+        eager = function(z, y, **options)
+        jitted = jax.jit(lambda z, f=function, o=options: f(z, y, **o))(z)
+        assert abs(float(eager) - float(jitted)) < 1e-6
+        p = jax.nn.softmax(z, axis=-1)
+        p_t = p[jnp.arange(2), y]
+        alpha_t = jnp.where(y == 0, 0.75, 0.25)
+        if loss == "focal_loss":
+            naive = jnp.mean(-alpha_t * (1 - p_t) ** 2 * jnp.log(p_t))
+            assert abs(float(jitted) - float(naive)) < 1e-6

@@ -41,8 +41,9 @@ def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array
     if not traced:
         try:
             _, config, operands = prepare(check_values=True)
-        except jax.errors.ConcretizationTypeError:
-            # Under jit even constants are staged: the converted arrays are tracers.
+        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+            # Under jit even constants are staged: the converted arrays (a scalar alpha's
+            # vector, say) are tracers, whose values neither the namespace nor NumPy reads.
             traced = True
     unchecked = None  # None: checked already; else the weights to check at run time
     if traced:
