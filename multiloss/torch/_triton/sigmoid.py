@@ -1,0 +1,678 @@
+r"""Triton kernels of the sigmoid family: binary cross-entropy (`weight`, `pos_weight`),
+sigmoid focal loss and the asymmetric loss, one element-wise kernel for the loss and one
+for the gradient.
+
+The kernels restate the core's forms (`multiloss._core.sigmoid`, `multiloss._core.asymmetric`)
+element by element, in float32 registers for 16-bit logits (float64 for float64 logits):
+softplus(±x) and σ(±x) from one exponential (`_math.sigmoid_softplus`), products taken as 0
+where their coefficient is 0 (so 0 · inf = 0 at infinite logits), the focal weight of γ < 1
+finite at saturated logits (σσ'·ce / m taken as 0 where m = 0), the asymmetric loss's
+1 - q as min(σ' + clip, 1). The options are compile-time flags (`tl.constexpr`): the
+family, γ (0, a small integer: products; otherwise exp(γ log m)), α, clip, which operands
+are present and how each is addressed, the reduction.
+
+Operands are read where they lie: `weight` and `pos_weight` broadcast against the logits
+through the strides of their expanded views (a stride 0 repeats an entry; nothing of the
+logits' size is materialised), the target, the logits and the gradient's cotangent with
+their own strides. The dimensions are coalesced jointly first; only a layout that needs
+more than three dimensions after coalescing is copied (`.contiguous()`).
+
+Reductions: `"none"` writes the per-element losses; `"sum"` and `"mean"` write one partial
+sum per program (the mean's 1 / n, known from the shape, folded in) and the entry point
+sums them with `torch.sum` on the device: no host sync, deterministic, two kernels forward.
+The backward kernel reads the cotangent of each program's partial sum, so the gradient of
+forward + backward is four kernels in all (the `ones_like` that seeds backward included).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from ..._core.asymmetric import AsymmetricConfig
+from ..._core.sigmoid import SigmoidConfig
+from ._math import log1p, sigmoid_softplus
+
+BLOCK = 1024
+"""Elements per program, in both passes (the backward pass finds an element's partial sum
+by it)."""
+_MAX_INTEGER_POWER = 16
+"""Integral exponents up to this are products; larger ones exp(γ log m)."""
+_INT32_LIMIT = 2**31 - 1
+
+# Addressing modes of an operand (compile-time)
+_ABSENT, _IDENTITY, _STRIDED = 0, 1, 2
+
+# --------------------------------------------------------------------------------------
+# Device functions
+
+
+@triton.jit
+def _offset(i, D1, D2, D12, s0, s1, s2, MODE: tl.constexpr):
+    """Memory offset of flat element i of the logits' (coalesced) shape (D0, D1, D2)."""
+    if MODE == 1:
+        return i
+    else:
+        return (i // D12) * s0 + ((i // D2) % D1) * s1 + (i % D2) * s2
+
+
+@triton.jit
+def _times_nonzero(coefficient, value):
+    """coefficient · value, 0 where the coefficient is 0 (0 · inf = 0)."""
+    return tl.where(coefficient == 0, 0.0, coefficient * value)
+
+
+@triton.jit
+def _power(base, log_base, GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr):
+    """base^γ for γ > 0: a product for a small integral γ (GAMMA_INT > 0), else
+    exp(γ · log base) (0 at base 0)."""
+    if GAMMA_INT > 0:
+        result = base
+        for _ in tl.static_range(GAMMA_INT - 1):
+            result = result * base
+    else:
+        result = tl.exp(GAMMA * log_base)
+    return result
+
+
+@triton.jit
+def _sigmoid_element(
+    x,
+    y,
+    w,
+    pw,
+    GRAD: tl.constexpr,
+    GAMMA: tl.constexpr,
+    GAMMA_INT: tl.constexpr,
+    ALPHA: tl.constexpr,
+    HAS_ALPHA: tl.constexpr,
+    HAS_W: tl.constexpr,
+    HAS_PW: tl.constexpr,
+):
+    """The sigmoid family's loss (GRAD False) or its slope ∂L/∂x (GRAD True)."""
+    sp_pos, sp_neg, s_pos, s_neg = sigmoid_softplus(x)
+    negative = 1.0 - y
+    positive = y * pw if HAS_PW else y
+    if GRAD:
+        value = negative * s_pos - positive * s_neg
+    if (not GRAD) or GAMMA != 0:
+        ce = _times_nonzero(positive, sp_neg) + _times_nonzero(negative, sp_pos)
+        if not GRAD:
+            value = ce
+    if GAMMA != 0:
+        m = y * s_neg + negative * s_pos
+        if GAMMA_INT > 0:
+            focal = _power(m, m, GAMMA, GAMMA_INT)
+        else:
+            focal = _power(m, tl.log(m), GAMMA, GAMMA_INT)
+        if GRAD:
+            vanishing = m == 0
+            ratio = tl.where(vanishing, 0.0, s_pos * s_neg * ce / tl.where(vanishing, 1.0, m))
+            value = focal * (GAMMA * (negative - y) * ratio + value)
+        else:
+            value = focal * value
+    if HAS_ALPHA:
+        coefficient = ALPHA * y + (1.0 - ALPHA) * negative
+        if HAS_W:
+            coefficient = w * coefficient
+        value = _times_nonzero(coefficient, value)
+    elif HAS_W:
+        value = _times_nonzero(w, value)
+    return value
+
+
+@triton.jit
+def _asymmetric_element(
+    x,
+    y,
+    GRAD: tl.constexpr,
+    GAMMA_POS: tl.constexpr,
+    GAMMA_POS_INT: tl.constexpr,
+    GAMMA_NEG: tl.constexpr,
+    GAMMA_NEG_INT: tl.constexpr,
+    CLIP: tl.constexpr,
+):
+    """The asymmetric loss's L (GRAD False) or ∂L/∂x (GRAD True), as `_core.asymmetric`."""
+    sp_pos, sp_neg, s_pos, s_neg = sigmoid_softplus(x)
+    if CLIP == 0:
+        q = s_pos
+        one_minus_q = s_neg
+        log_term = sp_pos
+        log_q = -sp_neg
+    else:
+        q = tl.maximum(s_pos - CLIP, 0.0)
+        one_minus_q = tl.minimum(s_neg + CLIP, 1.0)
+        log_term = tl.where(q < 0.5, -log1p(-q), -tl.log(one_minus_q))
+        log_q = q if GAMMA_NEG_INT > 0 else tl.log(q)
+    if GAMMA_POS == 0:
+        weight_pos = tl.full(x.shape, 1.0, x.dtype)
+    else:
+        weight_pos = _power(s_neg, -sp_pos, GAMMA_POS, GAMMA_POS_INT)
+    if GAMMA_NEG == 0:
+        weight_neg = tl.full(x.shape, 1.0, x.dtype)
+    else:
+        weight_neg = _power(q, log_q, GAMMA_NEG, GAMMA_NEG_INT)
+    if GRAD:
+        inner = s_neg if GAMMA_POS == 0 else GAMMA_POS * _times_nonzero(s_pos, sp_neg) + s_neg
+        positive = -weight_pos * inner
+        if CLIP == 0:
+            inner = s_pos if GAMMA_NEG == 0 else GAMMA_NEG * _times_nonzero(s_neg, log_term) + s_pos
+            negative = weight_neg * inner
+        else:
+            g = weight_neg / one_minus_q
+            if GAMMA_NEG != 0:
+                vanishing = q == 0
+                ratio = tl.where(vanishing, 1.0, log_term / tl.where(vanishing, 1.0, q))
+                g = g + GAMMA_NEG * weight_neg * ratio
+            negative = tl.where(q == 0, 0.0, s_pos * s_neg * g)
+    else:
+        positive = _times_nonzero(weight_pos, sp_neg)
+        negative = _times_nonzero(weight_neg, log_term)
+    return _times_nonzero(y, positive) + _times_nonzero(1.0 - y, negative)
+
+
+@triton.jit
+def _element(
+    X,
+    Y,
+    W,
+    PW,
+    i,
+    mask,
+    D1,
+    D2,
+    D12,
+    sx0,
+    sx1,
+    sx2,
+    sy0,
+    sy1,
+    sy2,
+    sw0,
+    sw1,
+    sw2,
+    sp0,
+    sp1,
+    sp2,
+    GRAD: tl.constexpr,
+    ASYMMETRIC: tl.constexpr,
+    GAMMA: tl.constexpr,
+    GAMMA_INT: tl.constexpr,
+    ALPHA: tl.constexpr,
+    HAS_ALPHA: tl.constexpr,
+    GAMMA_NEG: tl.constexpr,
+    GAMMA_NEG_INT: tl.constexpr,
+    CLIP: tl.constexpr,
+    X_MODE: tl.constexpr,
+    Y_MODE: tl.constexpr,
+    W_MODE: tl.constexpr,
+    PW_MODE: tl.constexpr,
+    COMPUTE: tl.constexpr,
+):
+    """Load one block's operands and return its losses or slopes (COMPUTE dtype)."""
+    x = tl.load(X + _offset(i, D1, D2, D12, sx0, sx1, sx2, X_MODE), mask=mask, other=0.0)
+    y = tl.load(Y + _offset(i, D1, D2, D12, sy0, sy1, sy2, Y_MODE), mask=mask, other=0.0)
+    x = x.to(COMPUTE)
+    y = y.to(COMPUTE)
+    if ASYMMETRIC:
+        value = _asymmetric_element(x, y, GRAD, GAMMA, GAMMA_INT, GAMMA_NEG, GAMMA_NEG_INT, CLIP)
+    else:
+        w = x
+        pw = x
+        if W_MODE != 0:
+            w_offset = _offset(i, D1, D2, D12, sw0, sw1, sw2, W_MODE)
+            w = tl.load(W + w_offset, mask=mask, other=0.0).to(COMPUTE)
+        if PW_MODE != 0:
+            pw_offset = _offset(i, D1, D2, D12, sp0, sp1, sp2, PW_MODE)
+            pw = tl.load(PW + pw_offset, mask=mask, other=0.0).to(COMPUTE)
+        value = _sigmoid_element(
+            x, y, w, pw, GRAD, GAMMA, GAMMA_INT, ALPHA, HAS_ALPHA, W_MODE != 0, PW_MODE != 0
+        )
+    return value
+
+
+@triton.jit
+def _block(n, INT64: tl.constexpr, BLOCK_SIZE: tl.constexpr):
+    """The flat indices of this program's block, and their mask."""
+    pid = tl.program_id(0)
+    if INT64:
+        pid = pid.to(tl.int64)
+    i = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    return i, i < n
+
+
+@triton.jit
+def _forward_kernel(
+    X,
+    Y,
+    W,
+    PW,
+    OUT,
+    n,
+    scale,
+    D1,
+    D2,
+    D12,
+    sx0,
+    sx1,
+    sx2,
+    sy0,
+    sy1,
+    sy2,
+    sw0,
+    sw1,
+    sw2,
+    sp0,
+    sp1,
+    sp2,
+    ASYMMETRIC: tl.constexpr,
+    GAMMA: tl.constexpr,
+    GAMMA_INT: tl.constexpr,
+    ALPHA: tl.constexpr,
+    HAS_ALPHA: tl.constexpr,
+    GAMMA_NEG: tl.constexpr,
+    GAMMA_NEG_INT: tl.constexpr,
+    CLIP: tl.constexpr,
+    X_MODE: tl.constexpr,
+    Y_MODE: tl.constexpr,
+    W_MODE: tl.constexpr,
+    PW_MODE: tl.constexpr,
+    REDUCE: tl.constexpr,
+    COMPUTE: tl.constexpr,
+    INT64: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
+):
+    """Per-element losses (REDUCE False, written contiguously) or one partial sum per
+    program, times `scale` (REDUCE True)."""
+    i, mask = _block(n, INT64, BLOCK_SIZE)
+    loss = _element(
+        X, Y, W, PW, i, mask, D1, D2, D12,
+        sx0, sx1, sx2, sy0, sy1, sy2, sw0, sw1, sw2, sp0, sp1, sp2,
+        False, ASYMMETRIC, GAMMA, GAMMA_INT, ALPHA, HAS_ALPHA, GAMMA_NEG, GAMMA_NEG_INT, CLIP,
+        X_MODE, Y_MODE, W_MODE, PW_MODE, COMPUTE,
+    )  # fmt: skip
+    if REDUCE:
+        partial = tl.sum(tl.where(mask, loss, 0.0), axis=0) * scale
+        tl.store(OUT + tl.program_id(0), partial)
+    else:
+        tl.store(OUT + i, loss, mask=mask)
+
+
+@triton.jit
+def _backward_kernel(
+    COT,
+    X,
+    Y,
+    W,
+    PW,
+    GRAD_OUT,
+    n,
+    scale,
+    D1,
+    D2,
+    D12,
+    sc0,
+    sc1,
+    sc2,
+    sx0,
+    sx1,
+    sx2,
+    sy0,
+    sy1,
+    sy2,
+    sw0,
+    sw1,
+    sw2,
+    sp0,
+    sp1,
+    sp2,
+    ASYMMETRIC: tl.constexpr,
+    GAMMA: tl.constexpr,
+    GAMMA_INT: tl.constexpr,
+    ALPHA: tl.constexpr,
+    HAS_ALPHA: tl.constexpr,
+    GAMMA_NEG: tl.constexpr,
+    GAMMA_NEG_INT: tl.constexpr,
+    CLIP: tl.constexpr,
+    X_MODE: tl.constexpr,
+    Y_MODE: tl.constexpr,
+    W_MODE: tl.constexpr,
+    PW_MODE: tl.constexpr,
+    COT_MODE: tl.constexpr,
+    REDUCE: tl.constexpr,
+    COMPUTE: tl.constexpr,
+    INT64: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr,
+):
+    """cotangent · ∂L/∂x, written contiguously in the logits' dtype. With REDUCE the
+    cotangent is that of this program's partial sum (at COT + pid · sc0), times `scale`."""
+    i, mask = _block(n, INT64, BLOCK_SIZE)
+    slope = _element(
+        X, Y, W, PW, i, mask, D1, D2, D12,
+        sx0, sx1, sx2, sy0, sy1, sy2, sw0, sw1, sw2, sp0, sp1, sp2,
+        True, ASYMMETRIC, GAMMA, GAMMA_INT, ALPHA, HAS_ALPHA, GAMMA_NEG, GAMMA_NEG_INT, CLIP,
+        X_MODE, Y_MODE, W_MODE, PW_MODE, COMPUTE,
+    )  # fmt: skip
+    if REDUCE:
+        cotangent = tl.load(COT + tl.program_id(0) * sc0).to(COMPUTE) * scale
+    else:
+        c_offset = _offset(i, D1, D2, D12, sc0, sc1, sc2, COT_MODE)
+        cotangent = tl.load(COT + c_offset, mask=mask, other=0.0).to(COMPUTE)
+    grad = cotangent * slope
+    tl.store(GRAD_OUT + i, grad.to(GRAD_OUT.dtype.element_ty), mask=mask)
+
+
+# --------------------------------------------------------------------------------------
+# Host side: layouts, flags
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The logits' shape coalesced to three dimensions (D0, D1, D2) for every operand at
+    once, each operand's strides along them and its addressing mode."""
+
+    sizes: tuple[int, int, int]
+    strides: tuple[tuple[int, int, int], ...]
+    modes: tuple[int, ...]
+    tensors: tuple[Tensor | None, ...]
+    int64: bool
+
+
+def _coalesce(
+    shape: tuple[int, ...], strides: list[tuple[int, ...]]
+) -> tuple[list[int], list[list[int]]]:
+    """Drop size-1 dimensions and merge neighbours that every operand walks contiguously."""
+    sizes: list[int] = []
+    merged: list[list[int]] = [[] for _ in strides]
+    for d, size in enumerate(shape):
+        if size == 1:
+            continue
+        if sizes and all(merged[k][-1] == stride[d] * size for k, stride in enumerate(strides)):
+            sizes[-1] *= size
+            for k, stride in enumerate(strides):
+                merged[k][-1] = stride[d]
+            continue
+        sizes.append(size)
+        for k, stride in enumerate(strides):
+            merged[k].append(stride[d])
+    return sizes, merged
+
+
+def _layout(shape: tuple[int, ...], operands: list[Tensor | None]) -> _Layout:
+    """The joint layout of `operands` (None: absent) over `shape`, each broadcast to it."""
+    views = [None if t is None else t.expand(shape) for t in operands]
+    present = [v for v in views if v is not None]
+    sizes, merged = _coalesce(shape, [tuple(v.stride()) for v in present])
+    if len(sizes) > 3:  # rare: copy the operands that are not laid out as the logits
+        views = [None if v is None else (v if v.is_contiguous() else v.contiguous()) for v in views]
+        present = [v for v in views if v is not None]
+        sizes, merged = _coalesce(shape, [tuple(v.stride()) for v in present])
+    pad = 3 - len(sizes)
+    sizes3 = (1,) * pad + tuple(sizes)
+    contiguous = tuple(math.prod(sizes3[d + 1 :]) for d in range(3))
+    strides: list[tuple[int, int, int]] = []
+    modes: list[int] = []
+    found = iter(merged)
+    extent = math.prod(sizes3)
+    for v in views:
+        if v is None:
+            strides.append((0, 0, 0))
+            modes.append(_ABSENT)
+            continue
+        s = (0,) * pad + tuple(next(found))
+        s3 = (s[0], s[1], s[2])
+        strides.append(s3)
+        same = all(a == b for a, b, size in zip(s3, contiguous, sizes3, strict=True) if size > 1)
+        modes.append(_IDENTITY if same else _STRIDED)
+        extent = max(
+            extent, 1 + sum((size - 1) * abs(st) for size, st in zip(sizes3, s3, strict=True))
+        )
+    return _Layout(
+        sizes3, tuple(strides), tuple(modes), tuple(views), extent + BLOCK > _INT32_LIMIT
+    )
+
+
+def _integral(gamma: float) -> int:
+    """γ as a positive integer when it is one and small (a product), else 0."""
+    if gamma > 0 and float(gamma).is_integer() and gamma <= _MAX_INTEGER_POWER:
+        return int(gamma)
+    return 0
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+_TL_DTYPES = {torch.float32: tl.float32, torch.float64: tl.float64}
+
+
+def _flags(params: tuple[Any, ...]) -> dict[str, Any]:
+    """The compile-time flags of a loss from the op's parameters."""
+    asymmetric, gamma, alpha, gamma_neg, clip = params
+    return {
+        "ASYMMETRIC": bool(asymmetric),
+        "GAMMA": float(gamma),
+        "GAMMA_INT": _integral(gamma),
+        "ALPHA": 0.0 if alpha is None else float(alpha),
+        "HAS_ALPHA": alpha is not None,
+        "GAMMA_NEG": float(gamma_neg),
+        "GAMMA_NEG_INT": _integral(gamma_neg),
+        "CLIP": float(clip),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Custom operators
+
+
+def _launch_forward(
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    params: tuple[Any, ...],
+    reduction: str,
+) -> Tensor:
+    shape = tuple(logits.shape)
+    n = math.prod(shape)
+    dtype = _compute_dtype(logits.dtype)
+    reduce = reduction != "none"
+    programs = triton.cdiv(n, BLOCK)
+    out = logits.new_empty((programs,) if reduce else shape, dtype=dtype)
+    if n == 0:
+        return out
+    layout = _layout(shape, [logits, target, weight, pos_weight])
+    x, y, w, pw = layout.tensors
+    _d0, d1, d2 = layout.sizes
+    strides = [s for triple in layout.strides for s in triple]
+    x_mode, y_mode, w_mode, pw_mode = layout.modes
+    _forward_kernel[(programs,)](
+        x, y, w if w is not None else x, pw if pw is not None else x, out, n,
+        1.0 / n if reduction == "mean" else 1.0, d1, d2, d1 * d2, *strides,
+        **_flags(params), X_MODE=x_mode, Y_MODE=y_mode, W_MODE=w_mode, PW_MODE=pw_mode,
+        REDUCE=reduce, COMPUTE=_TL_DTYPES[dtype], INT64=layout.int64, BLOCK_SIZE=BLOCK,
+    )  # fmt: skip
+    return out
+
+
+def _launch_backward(
+    cotangent: Tensor,
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    params: tuple[Any, ...],
+    reduction: str,
+) -> Tensor:
+    shape = tuple(logits.shape)
+    n = math.prod(shape)
+    dtype = _compute_dtype(logits.dtype)
+    grad = torch.empty(shape, dtype=logits.dtype, device=logits.device)
+    if n == 0:
+        return grad
+    reduce = reduction != "none"
+    operands = [logits, target, weight, pos_weight, None if reduce else cotangent]
+    layout = _layout(shape, operands)
+    x, y, w, pw, cot = layout.tensors
+    _d0, d1, d2 = layout.sizes
+    (sx, sy, sw, sp, sc) = layout.strides
+    x_mode, y_mode, w_mode, pw_mode, cot_mode = layout.modes
+    if reduce:
+        cot, sc = cotangent, (cotangent.stride(0), 0, 0)
+    _backward_kernel[(triton.cdiv(n, BLOCK),)](
+        cot, x, y, w if w is not None else x, pw if pw is not None else x, grad, n,
+        1.0 / n if reduction == "mean" else 1.0, d1, d2, d1 * d2, *sc, *sx, *sy, *sw, *sp,
+        **_flags(params), X_MODE=x_mode, Y_MODE=y_mode, W_MODE=w_mode, PW_MODE=pw_mode,
+        COT_MODE=cot_mode, REDUCE=reduce, COMPUTE=_TL_DTYPES[dtype], INT64=layout.int64,
+        BLOCK_SIZE=BLOCK,
+    )  # fmt: skip
+    return grad
+
+
+@torch.library.custom_op("multiloss::sigmoid_loss", mutates_args=())
+def _sigmoid_loss_op(
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    asymmetric: bool,
+    gamma: float,
+    alpha: float | None,
+    gamma_neg: float,
+    clip: float,
+    reduction: str,
+) -> Tensor:
+    """Per-element losses ("none") or one partial sum per block of BLOCK elements."""
+    params = (asymmetric, gamma, alpha, gamma_neg, clip)
+    return _launch_forward(logits, target, weight, pos_weight, params, reduction)
+
+
+@_sigmoid_loss_op.register_fake
+def _(
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    asymmetric: bool,
+    gamma: float,
+    alpha: float | None,
+    gamma_neg: float,
+    clip: float,
+    reduction: str,
+) -> Tensor:
+    shape = tuple(logits.shape)
+    dtype = _compute_dtype(logits.dtype)
+    if reduction == "none":
+        return logits.new_empty(shape, dtype=dtype)
+    return logits.new_empty((triton.cdiv(math.prod(shape), BLOCK),), dtype=dtype)
+
+
+@torch.library.custom_op("multiloss::sigmoid_loss_backward", mutates_args=())
+def _sigmoid_loss_backward_op(
+    cotangent: Tensor,
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    asymmetric: bool,
+    gamma: float,
+    alpha: float | None,
+    gamma_neg: float,
+    clip: float,
+    reduction: str,
+) -> Tensor:
+    """cotangent · ∂loss/∂logits in the logits' dtype (the cotangent of the forward op's
+    output: per element, or per partial sum)."""
+    params = (asymmetric, gamma, alpha, gamma_neg, clip)
+    return _launch_backward(cotangent, logits, target, weight, pos_weight, params, reduction)
+
+
+@_sigmoid_loss_backward_op.register_fake
+def _(
+    cotangent: Tensor,
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    asymmetric: bool,
+    gamma: float,
+    alpha: float | None,
+    gamma_neg: float,
+    clip: float,
+    reduction: str,
+) -> Tensor:
+    return torch.empty(tuple(logits.shape), dtype=logits.dtype, device=logits.device)
+
+
+_PARAMETERS = ("asymmetric", "gamma", "alpha", "gamma_neg", "clip", "reduction")
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    logits, target, weight, pos_weight = inputs[:4]
+    ctx.save_for_backward(logits, target, weight, pos_weight)
+    ctx.parameters = inputs[4:]
+
+
+def _backward(ctx: Any, cotangent: Tensor) -> tuple[Tensor | None, ...]:
+    logits, target, weight, pos_weight = ctx.saved_tensors
+    grad = None
+    if ctx.needs_input_grad[0]:
+        grad = _sigmoid_loss_backward_op(
+            cotangent, logits, target, weight, pos_weight, *ctx.parameters
+        )
+    return (grad,) + (None,) * (3 + len(_PARAMETERS))
+
+
+_sigmoid_loss_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+# --------------------------------------------------------------------------------------
+# Entry point
+
+
+def sigmoid_loss(
+    config: SigmoidConfig | AsymmetricConfig,
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+) -> Tensor:
+    """The reduced sigmoid-family loss of a prepared call, through the kernels.
+
+    Args:
+        config: the core's config (`prepare_binary_cross_entropy`,
+            `prepare_sigmoid_focal_loss` or `prepare_asymmetric_loss`).
+        logits: any shape, float16, bfloat16, float32 or float64 (16-bit computed in
+            float32).
+        target: the logits' shape, in the compute dtype (as the core's `prepare` leaves it).
+        weight: None, or broadcastable to the logits (BCE's `weight`).
+        pos_weight: None, or broadcastable to the logits (BCE's `pos_weight`).
+
+    Returns:
+        The loss in the compute dtype: per element for `"none"`, else 0-d (the mean over
+            every element, 0 for none). Differentiable with respect to the logits only.
+
+    Raises:
+        ValueError: a gradient is wanted for the target, `weight` or `pos_weight` (the
+            kernels differentiate the logits only: the engine keeps the eager path then).
+    """
+    for name, value in (("target", target), ("weight", weight), ("pos_weight", pos_weight)):
+        if value is not None and value.requires_grad:
+            raise ValueError(
+                f"the Triton sigmoid kernels differentiate the logits only; {name} requires grad"
+            )
+    if isinstance(config, AsymmetricConfig):
+        params = (True, config.gamma_pos, None, config.gamma_neg, config.clip)
+    else:
+        params = (False, config.gamma, config.alpha, 0.0, 0.0)
+    out = _sigmoid_loss_op(logits, target, weight, pos_weight, *params, config.reduction)
+    return out if config.reduction == "none" else out.sum()
+
+
+__all__ = ["BLOCK", "sigmoid_loss"]
