@@ -23,10 +23,9 @@ tensors its custom operators' fake implementations, each one kernel). Without th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 from cost_model import Cost, count_torch
 from harness import ASL_FULL, POLY_FULL, SIGMOID_FULL, SOFTMAX_FULL, Shape
 from report import format_bytes, format_ratio, format_seconds
+from torch_impls import chosen_engine, engine_available
 
 LossFn = Callable[[Any, Any], Any]
 
@@ -87,34 +87,6 @@ class Counted:
 
 # --------------------------------------------------------------------------------------
 # The variants
-
-
-def engine_available() -> str:
-    """'' where ``multiloss.torch.engine("triton")`` can be entered, else why not."""
-    try:
-        import multiloss.torch as mt
-
-        with mt.engine("triton"):  # type: ignore[attr-defined]
-            pass
-    except Exception as error:  # absent engine, no triton, …
-        return f"kernel engine not available: {type(error).__name__}: {error}"[:160]
-    return ""
-
-
-@contextlib.contextmanager
-def chosen_engine(name: str | None) -> Iterator[None]:
-    """``multiloss.torch.engine(name)`` (nothing for a peer; the eager plans are also what
-    runs where the engine does not exist yet)."""
-    import multiloss.torch as mt
-
-    engine = getattr(mt, "engine", None)
-    if name is None or (engine is None and name == "eager"):
-        yield
-        return
-    if engine is None:
-        raise RuntimeError("multiloss.torch.engine does not exist")
-    with engine(name):
-        yield
 
 
 def _ignore(shape: Shape) -> int:
