@@ -499,3 +499,52 @@ def test_the_kernel_cost_report_counts_rows_and_judges_targets(bench: ModuleType
     assert found["f at 8192×1000: counted"].met is None
     text = kernel_costs.markdown(rows, kernel_costs.verdicts(rows))
     assert "| F.cross_entropy | 5 |" in text and "#### 64×10" in text
+
+
+# --------------------------------------------------------------------------------------
+# The device check's script, without a GPU
+
+
+def _device_check(*arguments: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DEVICE_")}
+    env.pop("BENCH_ARGS", None)
+    env |= {"PYTHON": sys.executable, "OUT": "/tmp/device_check_plan", **environment}
+    return subprocess.run(
+        ["bash", str(BENCHMARKS / "device_check.sh"), *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env=env,
+    )
+
+
+def test_the_device_check_plans_compiled_kernels_on_cuda_and_the_cuda_benchmark(
+    bench: ModuleType,
+) -> None:
+    assert subprocess.run(["bash", "-n", str(BENCHMARKS / "device_check.sh")]).returncode == 0
+    result = _device_check("--plan")
+    assert result.returncode == 0, result.stdout + result.stderr
+    tests = next(line for line in result.stdout.splitlines() if line.startswith("tests: "))
+    benchmark = next(line for line in result.stdout.splitlines() if line.startswith("benchmark: "))
+    assert "TRITON_INTERPRET=0" in tests and "MULTILOSS_TEST_DEVICE=cuda" in tests
+    assert "tests/test_cuda.py tests/test_triton_cuda.py" in tests
+    assert "benchmarks/run.py --device cuda" in benchmark and "--large" in benchmark
+    # the benchmark's arguments are run.py's: the groups they select hold the GPU shapes
+    words = benchmark.split(" --shapes ")[1].split(" ")[0]
+    args = bench.parse_arguments(
+        ["--device", "cuda", "--kinds", "softmax,sigmoid focal,bce", "--large", "--no-compiled"]
+    )
+    groups = bench.select_groups(["torch"], args.kinds, False, words.split(","), args.large)
+    names = {(g.kind, g.shape.name) for g in groups}
+    assert {("softmax", "8192×32000"), ("softmax", "16384×128256 bfloat16")} <= names
+    assert {("sigmoid focal", "65536×80"), ("bce", "65536×80")} <= names
+
+    dry = _device_check("--plan", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "--device cpu" in dry.stdout and "--quick" in dry.stdout
+    assert "MULTILOSS_TEST_DEVICE=cpu" in dry.stdout
+    refused = _device_check("--fast")
+    assert refused.returncode == 64 and "unknown argument --fast" in refused.stderr
