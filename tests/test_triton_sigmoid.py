@@ -24,12 +24,12 @@ from pathlib import Path
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
-import numpy as np  # noqa: E402
-import oracles  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from backends import assert_close, assert_eps  # noqa: E402
+import numpy as np
+import oracles
+import pytest
+import torch
+import torch.nn.functional as F
+from backends import assert_close, assert_eps
 
 triton = pytest.importorskip("triton")
 import triton.language as tl  # noqa: E402
@@ -244,7 +244,8 @@ def test_strided_operands_are_read_in_place():
                             cotangent=cotangent, **options)  # fmt: skip
     ref_loss, ref_grad = oracles.np_binary_cross_entropy(
         x.double().numpy(), y.double().numpy(), reduction="none",
-        weight=options["weight"].double().numpy(), pos_weight=options["pos_weight"].double().numpy(),
+        weight=options["weight"].double().numpy(),
+        pos_weight=options["pos_weight"].double().numpy(),
     )  # fmt: skip
     assert_eps(loss, ref_loss, "float32", ULP_BOUND)
     assert_eps(grad, ref_grad * cotangent.double().numpy(), "float32", 2 * ULP_BOUND)
@@ -253,7 +254,7 @@ def test_strided_operands_are_read_in_place():
 # ------------------------------------------------------- the focal family, random shapes
 
 
-@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("reduction", ["none", "mean"])
 @pytest.mark.parametrize(
     ("name", "options"),
     [
@@ -265,10 +266,10 @@ def test_strided_operands_are_read_in_place():
     ],
 )
 def test_focal_family_against_numpy(name, options, reduction):
-    """64 × 1000 (several programs, a ragged last block) against the naive float64 oracles."""
+    """16 × 1000 (16 programs, a ragged last block) against the naive float64 oracles."""
     rng = np.random.default_rng(7)
-    x = rng.normal(scale=3.0, size=(64, 1000)).astype(np.float32).astype(np.float64)
-    y = (rng.random((64, 1000)) < 0.2).astype(np.float64)
+    x = rng.normal(scale=3.0, size=(16, 1000)).astype(np.float32).astype(np.float64)
+    y = (rng.random((16, 1000)) < 0.2).astype(np.float64)
     loss, grad = run_kernel(name, x, y, reduction=reduction, **options)
     ref_loss, ref_grad = oracles.NUMPY[name](x, y, reduction=reduction, **options)
     assert_eps(loss, ref_loss, "float32", 2 * ULP_BOUND if reduction == "none" else 50, "loss")
@@ -336,7 +337,7 @@ def test_gamma_below_one_is_finite_at_saturation():
 def test_only_the_logits_are_differentiated():
     x = torch.randn(3, 4, requires_grad=True)
     y = torch.rand(3, 4, requires_grad=True)
-    _, config, operands = prepare_binary_cross_entropy(x, y)
+    _, config, _ = prepare_binary_cross_entropy(x, y)
     with pytest.raises(ValueError, match="target requires grad"):
         sigmoid_loss(config, x, y, None, None)
     weight = torch.rand(4, requires_grad=True)
@@ -347,9 +348,9 @@ def test_only_the_logits_are_differentiated():
 def test_no_write_into_the_callers_tensors():
     """Liger #272: the logits feed another op too; its gradient stays right."""
     gen = torch.Generator().manual_seed(2)
-    z = torch.randn(8, 30, generator=gen, requires_grad=True)
-    y = (torch.rand(8, 30, generator=gen) > 0.5).float()
-    weight = torch.rand(30, generator=gen)
+    z = torch.randn(8, 30, generator=gen).to(DEVICE).requires_grad_()
+    y = (torch.rand(8, 30, generator=gen) > 0.5).float().to(DEVICE)
+    weight = torch.rand(30, generator=gen).to(DEVICE)
     saved = [t.detach().clone() for t in (z, y, weight)]
     logits = torch.softmax(z, dim=1) * 10
     _, config, operands = prepare_sigmoid_focal_loss(logits, y, gamma=2.0)
@@ -364,7 +365,8 @@ def test_no_write_into_the_callers_tensors():
     p_t = p * y + (1 - p) * (1 - y)
     ref = (0.25 * y + 0.75 * (1 - y)) * (1 - p_t) ** 2 * ce
     (ref.mean() + (logits_ref**2).sum()).backward()
-    assert_close(z.grad.numpy(), z_ref.grad.numpy(), rtol=1e-5, atol=1e-7, what="upstream grad")
+    grads = z.grad.cpu().numpy(), z_ref.grad.cpu().numpy()
+    assert_close(*grads, rtol=1e-5, atol=1e-7, what="upstream grad")
 
 
 # --------------------------------------------------------------- operators and cost
@@ -372,15 +374,16 @@ def test_no_write_into_the_callers_tensors():
 
 def test_custom_operators_opcheck():
     gen = torch.Generator().manual_seed(3)
-    x = torch.randn(5, 7, generator=gen, requires_grad=True)
-    y = torch.rand(5, 7, generator=gen)
-    w, pw = torch.rand(7, generator=gen), torch.rand(5, 1, generator=gen)
+    x = torch.randn(5, 7, generator=gen).to(DEVICE).requires_grad_()
+    y = torch.rand(5, 7, generator=gen).to(DEVICE)
+    w, pw = torch.rand(7, generator=gen).to(DEVICE), torch.rand(5, 1, generator=gen).to(DEVICE)
     forward = torch.ops.multiloss.sigmoid_loss.default
     backward = torch.ops.multiloss.sigmoid_loss_backward.default
     for reduction in ("none", "mean"):
         args = (x, y, w, pw, False, 2.0, 0.25, 0.0, 0.0, reduction)
         torch.library.opcheck(forward, args)
         cotangent = torch.randn(5, 7) if reduction == "none" else torch.ones(1)
+        cotangent = cotangent.to(DEVICE)
         torch.library.opcheck(backward, (cotangent, x.detach(), *args[1:]))
     torch.library.opcheck(forward, (x, y, None, None, True, 1.0, None, 4.0, 0.05, "sum"))
 
@@ -419,8 +422,8 @@ def test_at_most_four_kernels_on_meta(name, reduction):
 
 def test_compiles_fullgraph():
     gen = torch.Generator().manual_seed(4)
-    x = torch.randn(16, 9, generator=gen)
-    y = (torch.rand(16, 9, generator=gen) > 0.5).float()
+    x = torch.randn(16, 9, generator=gen).to(DEVICE)
+    y = (torch.rand(16, 9, generator=gen) > 0.5).float().to(DEVICE)
     _, config, _ = prepare_asymmetric_loss(x, y)
 
     def step(logits, target):
@@ -464,9 +467,10 @@ def _apply(X, O1, O2, n, WHICH: tl.constexpr, BLOCK: tl.constexpr):
 
 
 def _device_math(x: torch.Tensor, which: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.to(DEVICE)
     o1, o2 = torch.empty_like(x), torch.empty_like(x)
     _apply[(triton.cdiv(x.numel(), 1024),)](x, o1, o2, x.numel(), WHICH=which, BLOCK=1024)
-    return o1, o2
+    return o1.cpu(), o2.cpu()
 
 
 def _softplus(x):
