@@ -57,6 +57,7 @@ except ImportError as error:
 
 from .. import count_elements, count_targets
 from ._native import _CHUNK_ELEMENTS as _CHUNK_ELEMENTS  # for the tests of the slab passes
+from .engine import engine, get_engine, set_engine
 from .functional import (
     asymmetric_loss,
     binary_cross_entropy,
@@ -94,9 +95,12 @@ __all__ = [
     "count_elements",
     "count_targets",
     "cross_entropy",
+    "engine",
     "focal_loss",
+    "get_engine",
     "linear_cross_entropy",
     "linear_focal_loss",
     "poly_loss",
+    "set_engine",
     "sigmoid_focal_loss",
 ]

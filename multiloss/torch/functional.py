@@ -12,6 +12,7 @@ from torch import Tensor
 from .._core import LOSSES, Loss, apply_normalizer, split_normalizer
 from ._autograd import _Loss, _Spec, function
 from ._namespace import XP, compute_dtype, is_functorch
+from .engine import kernel_loss
 
 Weights = Tensor | Sequence[float] | None
 
@@ -73,16 +74,36 @@ def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -
         cache_static=not tracing,
         **options,
     )
+    result = _run_engine(config, logits, target, operands, weights, normalizer is None)
+    if normalizer is not None:
+        checkable = not tracing and _values_checkable(normalizer)
+        result = apply_normalizer(XP, result, normalizer, check_values=checkable)
+    return result if result.dtype == logits.dtype else result.to(logits.dtype)
+
+
+def _run_engine(
+    config: Any,
+    logits: Tensor,
+    target: Tensor,
+    operands: Any,
+    weights: list[Any],
+    keep_dtype: bool,
+) -> Tensor:
+    """The engine hook: the Triton kernels where the engine chosen (`engine`) runs them
+    (the loss in the logits' dtype with `keep_dtype`), else the eager plans' autograd
+    Function (the loss in the compute dtype)."""
+    kernel_result = kernel_loss(
+        config, logits, operands, (logits, target, *weights), keep_dtype=keep_dtype
+    )
+    if kernel_result is not None:
+        return kernel_result
     weight, pos_weight = (*operands[2:], None, None)[:2]
     spec = _Spec(config, compute_dtype(logits), operands.target.dtype)
     outputs = function(_Loss).apply(
         spec, logits, target, weight, pos_weight, operands.logits.detach(), operands.target.detach()
     )
     result: Tensor = outputs[0]
-    if normalizer is not None:
-        checkable = not tracing and _values_checkable(normalizer)
-        result = apply_normalizer(XP, result, normalizer, check_values=checkable)
-    return result if result.dtype == logits.dtype else result.to(logits.dtype)
+    return result
 
 
 # ---------------------------------------------------------------------------------------

@@ -193,6 +193,8 @@ def _finish_row(
         u_t = tl.where(big, -expm1(l_t), x / (1.0 + x))
         omega = mask * w_t if OMEGA_W else mask
     else:
+        t = -1
+        mask = 1.0
         s_all = s_others
         omega = 1.0
     log_sum = tl.log(s_all)

@@ -6,15 +6,14 @@ vocabulary-parallel losses call (:func:`row_forward`, :func:`row_backward`,
 A call is two custom operators, ``multiloss::softmax_forward`` (the row kernel, then one
 program that reduces; a split-row pass and its combine step for long rows with few of
 them) and ``multiloss::softmax_backward`` (one kernel writing the gradient out of place).
-Nothing is read back to the host; the static config travels to the operators as an
-integer key into a table of configs (:func:`config_key`), so ``torch.compile`` sees plain
-constants. The kernels compute in float32 (16-bit logits are read as they are); float64
+Nothing is read back to the host; the static config travels to the operators as a list of
+numbers (:func:`config_key`), so ``torch.compile`` sees plain constants. The kernels compute in float32 (16-bit logits are read as they are); float64
 logits are not served here (the engine keeps the eager plans for them).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from typing import Any
 
 import torch
@@ -22,11 +21,8 @@ import triton
 from torch import Tensor
 
 from ..._core import SoftmaxConfig
-from ..._core.terms import Poly
+from ..._core.terms import Focal, Poly
 from . import _softmax_kernels as K
-
-_CONFIGS: list[SoftmaxConfig] = []
-_KEYS: dict[SoftmaxConfig, int] = {}
 
 SPLIT_SPAN = 16384
 """Columns read by one program of a split row."""
@@ -34,15 +30,49 @@ TARGET_PROGRAMS = 256
 """Rows are split while fewer than this many programs would run (about 2 per SM)."""
 
 
-def config_key(config: SoftmaxConfig) -> int:
-    """The integer the custom operators take for `config` (its class axis made 1: the
-    operators see logits as rows × classes)."""
-    config = dataclasses.replace(config, axis=1)
-    key = _KEYS.get(config)
-    if key is None:
-        key = _KEYS[config] = len(_CONFIGS)
-        _CONFIGS.append(config)
-    return key
+_REDUCTIONS = ("none", "sum", "mean")
+
+
+def config_key(config: SoftmaxConfig) -> list[float]:
+    """The static config as the custom operators take it: a list of numbers (a
+    ``torch.compile`` graph holds it as constants), read back by :func:`_config`."""
+    term = config.term
+    return [
+        float(config.num_classes),
+        float(config.hard_target),
+        float(isinstance(term, Poly)),
+        float(term.gamma),
+        float(term.epsilon) if isinstance(term, Poly) else 0.0,
+        float(config.ignore_index),
+        float(config.label_smoothing),
+        float(_REDUCTIONS.index(config.reduction)),
+        float(config.mean_over_target_weight),
+        float(config.indices_checked),
+        float(config.z_loss),
+        0.0 if config.softcap is None else float(config.softcap),
+    ]
+
+
+@functools.lru_cache(maxsize=256)
+def _config_of(key: tuple[float, ...]) -> SoftmaxConfig:
+    classes, hard, poly, gamma, epsilon, ignore, smooth, reduction, motw, checked, z, cap = key
+    return SoftmaxConfig(
+        axis=1,
+        num_classes=int(classes),
+        hard_target=bool(hard),
+        term=Poly(epsilon, gamma) if poly else Focal(gamma),
+        ignore_index=int(ignore),
+        label_smoothing=smooth,
+        reduction=_REDUCTIONS[int(reduction)],
+        mean_over_target_weight=bool(motw),
+        indices_checked=bool(checked),
+        z_loss=z,
+        softcap=cap or None,
+    )
+
+
+def _config(key: list[float]) -> SoftmaxConfig:
+    return _config_of(tuple(key))
 
 
 def _flags(config: SoftmaxConfig, has_weight: bool) -> dict[str, Any]:
@@ -248,11 +278,11 @@ def _loss_dtype(logits: Tensor, keep_dtype: bool) -> torch.dtype:
 
 @torch.library.custom_op("multiloss::softmax_forward", mutates_args=())
 def _forward_op(
-    logits: Tensor, target: Tensor, class_weight: Tensor | None, key: int, keep_dtype: bool
+    logits: Tensor, target: Tensor, class_weight: Tensor | None, key: list[float], keep_dtype: bool
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(the reduced loss, lse, row factor, the gradient's scale) of a call: the row kernel,
     then one program reducing the rows (none for "none")."""
-    config = _CONFIGS[key]
+    config = _config(key)
     out_dtype = _loss_dtype(logits, keep_dtype)
     if config.reduction == "none":
         loss, lse, factor, _ = row_forward(
@@ -270,9 +300,9 @@ def _forward_op(
 
 @_forward_op.register_fake
 def _(
-    logits: Tensor, target: Tensor, class_weight: Tensor | None, key: int, keep_dtype: bool
+    logits: Tensor, target: Tensor, class_weight: Tensor | None, key: list[float], keep_dtype: bool
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    config = _CONFIGS[key]
+    config = _config(key)
     rows = logits.shape[0]
     loss_shape = (rows,) if config.reduction == "none" else ()
     loss = logits.new_empty(loss_shape, dtype=_loss_dtype(logits, keep_dtype))
@@ -289,10 +319,10 @@ def _backward_op(
     lse: Tensor,
     factor: Tensor,
     scale: Tensor,
-    key: int,
+    key: list[float],
 ) -> Tensor:
     """The gradient with respect to the logits, one kernel, out of place."""
-    config = _CONFIGS[key]
+    config = _config(key)
     return row_backward(
         logits,
         target,
@@ -314,7 +344,7 @@ def _(
     lse: Tensor,
     factor: Tensor,
     scale: Tensor,
-    key: int,
+    key: list[float],
 ) -> Tensor:
     return torch.empty_like(logits, memory_format=torch.contiguous_format)
 
@@ -342,12 +372,12 @@ def _backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Tensor | Non
 
 
 def _differentiable_gradient(
-    key: int, grad_loss: Tensor, logits: Tensor, target: Tensor, class_weight: Tensor | None
+    key: list[float], grad_loss: Tensor, logits: Tensor, target: Tensor, class_weight: Tensor | None
 ) -> Tensor:
     from .._autograd import _LossGradient, _Spec, function
     from .._namespace import compute_dtype
 
-    spec = _Spec(_CONFIGS[key], compute_dtype(logits), target.dtype)
+    spec = _Spec(_config(key), compute_dtype(logits), target.dtype)
     grad: Tensor = function(_LossGradient).apply(
         spec, grad_loss.to(spec.compute_dtype), logits, target, class_weight, None
     )
