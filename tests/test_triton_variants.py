@@ -163,3 +163,152 @@ def test_the_fused_head_keeps_the_plans_for_float64_and_without_the_engine() -> 
     x = torch.zeros((4, 3), dtype=torch.float64)
     assert not _linear.kernels_for(x)
     assert _linear.kernels_for(x.float()) in (True, False)  # the engine's choice, if any
+
+
+# --------------------------------------------------------------------------------------
+# Vocabulary-parallel: the shard's row statistics by the kernels
+
+
+class _ThreadRanks:
+    """Collectives of R ranks run as threads of this process (a fake group): each
+    all-reduce waits for every rank's array and returns the reduction of them all."""
+
+    def __init__(self, size: int) -> None:
+        import threading
+
+        self.size = size
+        self.barrier = threading.Barrier(size)
+        self.slots: list[Any] = [None] * size
+        self.calls: list[str] = []
+
+    def of(self, rank: int) -> Any:
+        ranks = self
+
+        class _Rank:
+            def __init__(self) -> None:
+                self.rank, self.size = rank, ranks.size
+
+            def _reduce(self, x: Any, how: str) -> Any:
+                ranks.slots[rank] = x.clone()
+                ranks.barrier.wait()
+                stacked = torch.stack(ranks.slots)
+                result = stacked.amax(0) if how == "max" else stacked.sum(0)
+                ranks.barrier.wait()
+                if rank == 0:
+                    ranks.calls.append(how)
+                return result
+
+            def max(self, x: Any) -> Any:
+                return self._reduce(x, "max")
+
+            def sum(self, x: Any) -> Any:
+                return self._reduce(x, "sum")
+
+        return _Rank()
+
+
+def _sharded_forward(
+    logits: Any, target: Any, size: int, kernels: bool, **options: Any
+) -> tuple[list[Any], _ThreadRanks]:
+    """Each rank's loss of the core's vocabulary-parallel forward over its shard, the
+    shards' statistics by the kernels (or the generic passes)."""
+    import threading
+
+    from multiloss._core.vocab_parallel import (
+        prepare_vocab_parallel_cross_entropy,
+        prepare_vocab_parallel_focal_loss,
+        vocab_parallel_forward,
+    )
+    from multiloss.torch._namespace import XP
+
+    focal = "gamma" in options
+    prepare = prepare_vocab_parallel_focal_loss if focal else prepare_vocab_parallel_cross_entropy
+    local = logits.shape[1] // size
+    ranks = _ThreadRanks(size)
+    losses: list[Any] = [None] * size
+    errors: list[BaseException] = []
+
+    def run(rank: int) -> None:
+        try:
+            shard = logits[:, rank * local : (rank + 1) * local].contiguous()
+            _, config, operands, _ = prepare(shard, target, size=size, **options)
+            partials = distributed._kernel_partials if kernels else None
+            losses[rank], _ = vocab_parallel_forward(XP, config, operands, ranks.of(rank), partials)
+        except BaseException as error:  # reported below
+            errors.append(error)
+            ranks.barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(rank,)) for rank in range(size)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return losses, ranks
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"reduction": "mean", "ignore_index": 3},
+        {"reduction": "none", "z_loss": 1e-3},
+        {"reduction": "sum", "gamma": 2.0},
+    ],
+    ids=["CE mean ignore", "CE none z-loss", "focal sum"],
+)
+def test_vocab_parallel_partials_by_the_kernels_on_two_shards(options: dict[str, Any]) -> None:
+    logits = _randn((12, 40), 11, 3.0).float()
+    logits[0, :20] = -torch.inf  # a row whose first shard is all -inf
+    target = torch.randint(0, 40, (12,), generator=_generator(12)).to(DEVICE)
+    target[0] = 30
+    target[5] = 3
+    got, ranks = _sharded_forward(logits, target, 2, True, **options)
+    assert ranks.calls == ["max", "sum"]  # still the same two collectives
+    generic, _ = _sharded_forward(logits, target, 2, False, **options)
+    torch.testing.assert_close(got[0], got[1], rtol=0, atol=0)
+    torch.testing.assert_close(got[0], generic[0], rtol=1e-6, atol=1e-6)
+    # the unsharded loss, float64 (F.cross_entropy, or the textbook focal loss)
+    z = logits.double()
+    reduction, ignore = options["reduction"], options.get("ignore_index", -100)
+    if "gamma" in options:
+        log_p_t = F.log_softmax(z, 1).gather(1, target[:, None])[:, 0]
+        expected = (-((1 - log_p_t.exp()) ** 2) * log_p_t).sum()
+    else:
+        expected = F.cross_entropy(z, target, ignore_index=ignore, reduction=reduction)
+        if options.get("z_loss"):
+            expected = expected + options["z_loss"] * torch.logsumexp(z, 1) ** 2
+    torch.testing.assert_close(got[0].double(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_vocab_parallel_losses_on_the_kernels_in_one_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The torch adapter with a single-process gloo group: the kernels' partials chosen,
+    the loss and gradient those of the unsharded loss."""
+    dist = pytest.importorskip("torch.distributed")
+    if not dist.is_available() or dist.is_initialized():
+        pytest.skip("no torch.distributed, or a group is already initialised here")
+    used: list[int] = []
+    partials = distributed._kernel_partials
+
+    def spy(*args: Any) -> Any:
+        used.append(1)
+        return partials(*args)
+
+    monkeypatch.setattr(distributed, "_kernel_partials", spy)
+    monkeypatch.setattr(_linear, "kernels_for", lambda _: True)
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        z = _randn((9, 30), 13, 2.0).float().requires_grad_(True)
+        target = torch.randint(0, 30, (9,), generator=_generator(14)).to(DEVICE)
+        loss = distributed.vocab_parallel_focal_loss(z, target, gamma=2.0, alpha=0.25)
+        loss.backward()
+    finally:
+        dist.destroy_process_group()
+    assert used == [1]
+    reference = z.detach().double().requires_grad_(True)
+    expected = mt.focal_loss(reference, target, gamma=2.0, alpha=0.25)
+    expected.backward()
+    torch.testing.assert_close(loss.double(), expected.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(z.grad.double(), reference.grad, rtol=1e-5, atol=1e-6)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -374,14 +375,25 @@ def _gather(xp: Namespace, vector: Array, index: Array) -> Array:
     return xp.reshape(xp.take(vector, xp.reshape(index, (-1,)), axis=0), index.shape)
 
 
+Partials = Callable[[Array, Array, Any], tuple[Array, Array, Array]]
+"""An engine's one-pass row statistics of a shard: ``(logits, target, offset)`` ->
+``(local row max, Σ_k e^{z_k - local max}, z_t where t is on the shard else 0)``, each with
+the class axis kept (size 1)."""
+
+
 def vocab_parallel_forward(
     xp: Namespace,
     config: VocabParallelConfig,
     operands: VocabParallelOperands,
     collectives: Collectives,
+    partials: Partials | None = None,
 ) -> tuple[Array, VocabParallelResiduals]:
     """The reduced global loss (compute dtype) and the residuals for
-    :func:`vocab_parallel_vjp`, with two all-reduces (see the module docstring)."""
+    :func:`vocab_parallel_vjp`, with two all-reduces (see the module docstring).
+
+    `partials`: an engine's row statistics of the shard in one pass (a kernel), used
+    without label smoothing; the local Σ e^{z - local max} is rescaled to the global max
+    once it is known, so the collectives stay the same two."""
     logits, axis, weight = operands.logits, config.axis, operands.class_weight
     num_classes, smoothing = config.num_classes, config.label_smoothing
     dtype = logits.dtype
@@ -397,13 +409,23 @@ def vocab_parallel_forward(
     here = (local_target >= 0) & (local_target < config.local_classes)
     index = xp.clip(local_target, 0, config.local_classes - 1)
 
-    row_max = collectives.max(xp.max(logits, axis=axis, keepdims=True))
-    shifted = logits - row_max
-    zero = xp.zeros_like(row_max)
-    fields = [
-        xp.sum(xp.exp(shifted), axis=axis, keepdims=True),
-        xp.where(here, xp.take_along_axis(shifted, index, axis=axis), zero),
-    ]
+    if partials is not None and not smoothing:
+        local_max, local_sum, target_logit = partials(logits, operands.target, offset)
+        row_max = collectives.max(local_max + 0.0)  # a copy: reduced in place, read below
+        zero = xp.zeros_like(row_max)
+        rescaled = local_sum * xp.exp(local_max - row_max)
+        fields = [
+            xp.where(local_max == -math.inf, zero, rescaled),
+            xp.where(here, target_logit - row_max, zero),
+        ]
+    else:
+        row_max = collectives.max(xp.max(logits, axis=axis, keepdims=True))
+        shifted = logits - row_max
+        zero = xp.zeros_like(row_max)
+        fields = [
+            xp.sum(xp.exp(shifted), axis=axis, keepdims=True),
+            xp.where(here, xp.take_along_axis(shifted, index, axis=axis), zero),
+        ]
     if config.weight_layout == "sharded":
         fields.append(xp.where(here, _gather(xp, weight, index), zero))
     local_weight = None
@@ -506,6 +528,7 @@ def vocab_parallel_vjp(
 __all__ = [
     "FOCAL_SMOOTHING",
     "Collectives",
+    "Partials",
     "VocabParallelConfig",
     "VocabParallelOperands",
     "VocabParallelResiduals",

@@ -84,8 +84,9 @@ KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 def kernels_for(x: Tensor) -> bool:
     """Whether the fused head runs its chunks on the softmax kernels: where the engine
     chosen (``multiloss.torch.engine``) gives this input to the kernels, for the dtypes
-    they serve, in eager execution (under a compiler the chunks stay on the plans)."""
-    if x.dtype not in KERNEL_DTYPES or torch.compiler.is_compiling():
+    they serve, in eager execution (under a compiler the chunks stay on the plans), on
+    real tensors (the row functions launch kernels: a meta tensor keeps the plans)."""
+    if x.dtype not in KERNEL_DTYPES or x.device.type == "meta" or torch.compiler.is_compiling():
         return False
     try:  # the module (the package's attribute of that name is the context manager)
         engine = importlib.import_module(".engine", __package__)
