@@ -89,9 +89,7 @@ def _cap_scalar(z, HAS_CAP: tl.constexpr, CAP: tl.constexpr):
 
 
 @triton.jit
-def _row_target(
-    target_ptr, weight_ptr, row, C, IGNORE, HAS_W: tl.constexpr, CHECKED: tl.constexpr
-):
+def _row_target(target_ptr, weight_ptr, row, C, IGNORE, HAS_W: tl.constexpr, CHECKED: tl.constexpr):
     """The class index t (clamped into [0, C)), the row mask (1, 0 if ignored, NaN for an
     unchecked index out of range) and w_t (1 without weights)."""
     given = tl.load(target_ptr + row)
@@ -172,13 +170,14 @@ def _row_stats(
 def _finish_row(
     z_row_ptr, q_row_ptr, weight_ptr, target_ptr, row, C, IGNORE,
     row_max, s_others, w_total, acc_total,
-    loss_ptr, lse_ptr, factor_ptr, omega_ptr,
+    loss_ptr, stats_ptr, factor_ptr, omega_ptr,
     MODE: tl.constexpr, HARD: tl.constexpr, HAS_W: tl.constexpr, CHECKED: tl.constexpr,
     OMEGA_W: tl.constexpr, SMOOTH: tl.constexpr, Z_LOSS: tl.constexpr,
     GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
     HAS_CAP: tl.constexpr, CAP: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    """The row's loss, lse, factor and ω from its statistics (:func:`_row_stats`)."""
+    """The row's loss, statistics (m, log Σ e^{z - m}, lse - z_t), factor and ω from
+    what :func:`_row_stats` gathered."""
     ref = tl.where(row_max == float("-inf"), 0.0, row_max)
     if HARD:
         t, mask, w_t = _row_target(target_ptr, weight_ptr, row, C, IGNORE, HAS_W, CHECKED)
@@ -193,6 +192,7 @@ def _finish_row(
         u_t = tl.where(big, -expm1(l_t), x / (1.0 + x))
         omega = mask * w_t if OMEGA_W else mask
     else:
+        nll = 0.0
         t = -1
         mask = 1.0
         s_all = s_others
@@ -223,10 +223,8 @@ def _finish_row(
             cols = start + offsets
             inb = cols < C
             z = _load_z(z_row_ptr + cols, inb, HAS_CAP, CAP)
-            c = _full_coefficient(
-                q_row_ptr, weight_ptr, cols, inb, C, t, mask, HARD, HAS_W, SMOOTH
-            )
-            l = tl.minimum(z - lse, 0.0)
+            c = _full_coefficient(q_row_ptr, weight_ptr, cols, inb, C, t, mask, HARD, HAS_W, SMOOTH)
+            l = tl.minimum((z - ref) - log_sum, 0.0)
             value, slope = _term(l, tl.exp(l), -expm1(l), GAMMA, GAMMA_INT, EPS)
             value_sum = value_sum + tl.where(c == 0, 0.0, c * value)
             slope_sum = slope_sum + tl.where(c == 0, 0.0, c * slope)
@@ -235,7 +233,9 @@ def _finish_row(
     if Z_LOSS != 0:
         loss = loss + tl.where(omega == 0, 0.0, Z_LOSS * omega * (lse * lse))
     tl.store(loss_ptr + row, loss.to(loss_ptr.dtype.element_ty))
-    tl.store(lse_ptr + row, lse)
+    tl.store(stats_ptr + 3 * row, ref)
+    tl.store(stats_ptr + 3 * row + 1, log_sum)
+    tl.store(stats_ptr + 3 * row + 2, nll)
     tl.store(factor_ptr + row, factor)
     tl.store(omega_ptr + row, omega)
 
@@ -260,7 +260,7 @@ def _full_coefficient(
 @triton.jit
 def softmax_forward_kernel(
     z_ptr, z_stride, q_ptr, q_stride, target_ptr, weight_ptr, C, IGNORE,
-    loss_ptr, lse_ptr, factor_ptr, omega_ptr,
+    loss_ptr, stats_ptr, factor_ptr, omega_ptr,
     MODE: tl.constexpr, HARD: tl.constexpr, HAS_W: tl.constexpr, CHECKED: tl.constexpr,
     OMEGA_W: tl.constexpr, SMOOTH: tl.constexpr, Z_LOSS: tl.constexpr,
     GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
@@ -282,7 +282,7 @@ def softmax_forward_kernel(
     _finish_row(
         z_row, q_row, weight_ptr, target_ptr, row, C, IGNORE,
         row_max, s_others, w_total, acc_total,
-        loss_ptr, lse_ptr, factor_ptr, omega_ptr,
+        loss_ptr, stats_ptr, factor_ptr, omega_ptr,
         MODE, HARD, HAS_W, CHECKED, OMEGA_W, SMOOTH, Z_LOSS,
         GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, BLOCK,
     )  # fmt: skip
@@ -321,7 +321,7 @@ def softmax_partials_kernel(
 @triton.jit
 def softmax_combine_kernel(
     z_ptr, z_stride, q_ptr, q_stride, target_ptr, weight_ptr, C, IGNORE, SPLITS,
-    part_ptr, loss_ptr, lse_ptr, factor_ptr, omega_ptr,
+    part_ptr, loss_ptr, stats_ptr, factor_ptr, omega_ptr,
     MODE: tl.constexpr, HARD: tl.constexpr, HAS_W: tl.constexpr, CHECKED: tl.constexpr,
     OMEGA_W: tl.constexpr, SMOOTH: tl.constexpr, Z_LOSS: tl.constexpr,
     GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
@@ -345,7 +345,7 @@ def softmax_combine_kernel(
     _finish_row(
         z_ptr + row * z_stride, q_ptr + row * q_stride, weight_ptr, target_ptr, row, C,
         IGNORE, row_max, s_total, w_total, acc_total,
-        loss_ptr, lse_ptr, factor_ptr, omega_ptr,
+        loss_ptr, stats_ptr, factor_ptr, omega_ptr,
         MODE, HARD, HAS_W, CHECKED, OMEGA_W, SMOOTH, Z_LOSS,
         GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, 16,
     )  # fmt: skip
@@ -380,7 +380,7 @@ def reduce_kernel(
 @triton.jit
 def softmax_backward_kernel(
     z_ptr, z_stride, q_ptr, q_stride, target_ptr, weight_ptr, C, IGNORE,
-    lse_ptr, factor_ptr, cot_ptr, scale_ptr, grad_ptr, grad_stride,
+    stats_ptr, factor_ptr, cot_ptr, scale_ptr, grad_ptr, grad_stride,
     MODE: tl.constexpr, HARD: tl.constexpr, HAS_W: tl.constexpr, CHECKED: tl.constexpr,
     OMEGA_W: tl.constexpr, SMOOTH: tl.constexpr, Z_LOSS: tl.constexpr,
     GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
@@ -398,7 +398,9 @@ def softmax_backward_kernel(
         z = CAP * tanh_z
     else:
         z = raw
-    lse = tl.load(lse_ptr + row)
+    row_max = tl.load(stats_ptr + 3 * row)
+    log_sum = tl.load(stats_ptr + 3 * row + 1)
+    lse = row_max + log_sum
     factor = tl.load(factor_ptr + row)
     if ROW_COT:
         cot = tl.load(cot_ptr + row).to(tl.float32)
@@ -410,6 +412,7 @@ def softmax_backward_kernel(
         t, mask, w_t = _row_target(target_ptr, weight_ptr, row, C, IGNORE, HAS_W, CHECKED)
         omega = mask * w_t if OMEGA_W else mask
     else:
+        nll = 0.0
         t = -1
         mask = 1.0
         omega = 1.0
@@ -417,18 +420,21 @@ def softmax_backward_kernel(
         z_slope = tl.where(omega == 0, 0.0, (2.0 * Z_LOSS) * omega * lse)
     else:
         z_slope = 0.0
-    l = tl.minimum(z - lse, 0.0)
+    l = tl.minimum((z - row_max) - log_sum, 0.0)
     p = tl.exp(l)
     on_target = cols == t
+    if HARD:
+        # the target's p_t and u_t from lse - z_t, which the forward pass kept exact
+        nll = tl.load(stats_ptr + 3 * row + 2)
+        p = tl.where(on_target, tl.exp(-nll), p)
+        u = -expm1(-nll)
     if MODE == 0:
-        u = -expm1(l)
         grad = tl.where(on_target, z_slope * p - factor * u, (factor + z_slope) * p)
     elif MODE == 1:
         c = _soft_coefficient(q_ptr + row * q_stride, weight_ptr, cols, inb, C, HARD, HAS_W, SMOOTH)
         if HARD:
             c = c * (mask * (SMOOTH / C))
             c_hard = (1.0 - SMOOTH) * w_t * mask
-            u = -expm1(l)
             on = p * (factor + z_slope - c_hard) - c - c_hard * u
             grad = tl.where(on_target, on, (factor + z_slope) * p - c)
         else:

@@ -150,9 +150,11 @@ def row_forward(
         loss_dtype: dtype of the per-row losses.
 
     Returns:
-        `(row_loss, lse, row_factor, omega)`, each (N,) float32 (`row_loss` in
-        `loss_dtype`): the row's loss (z-loss included), its log-sum-exp (of the capped
-        logits), its factor (F = c_t·A(ℓ_t) for class indices without smoothing, else
+        `(row_loss, lse, row_factor, omega)`: the row's loss ((N,), `loss_dtype`; z-loss
+        included); `lse`, the row's log-sum-exp as (N, 3) float32 numbers (the max m,
+        log Σ_k e^{z_k - m} and, for class indices, lse - z_t kept exact: the backward pass
+        needs all three, so pass it on as it is); and, (N,) float32, its factor
+        (F = c_t·A(ℓ_t) for class indices without smoothing, else
         S = Σ_k c_k A_k) and its share ω of the mean's denominator (w_t·mask for PyTorch's
         weighted mean, the row mask, or 1 for probability targets).
     """
@@ -160,18 +162,19 @@ def row_forward(
     flags = _flags(config, class_weight is not None)
     device = logits.device
     loss = torch.empty(num_rows, dtype=loss_dtype, device=device)
-    lse, factor, omega = (torch.empty(num_rows, dtype=torch.float32, device=device) for _ in "123")
+    stats = torch.empty((num_rows, 3), dtype=torch.float32, device=device)
+    factor, omega = (torch.empty(num_rows, dtype=torch.float32, device=device) for _ in "12")
     if num_rows == 0:
-        return loss, lse, factor, omega
+        return loss, stats, factor, omega
     z, q, weight, q_stride, target = _operands(logits, target, class_weight)
     block = _block(num_classes)
     splits = _splits(num_rows, num_classes, flags["MODE"])
     common = (z, z.stride(0), q, q_stride, target, weight, num_classes, config.ignore_index)
     if splits == 1:
         K.softmax_forward_kernel[(num_rows,)](
-            *common, loss, lse, factor, omega, **flags, BLOCK=block, num_warps=_warps(block)
+            *common, loss, stats, factor, omega, **flags, BLOCK=block, num_warps=_warps(block)
         )
-        return loss, lse, factor, omega
+        return loss, stats, factor, omega
     span = triton.cdiv(triton.cdiv(num_classes, splits), block) * block
     splits = triton.cdiv(num_classes, span)
     parts = torch.empty((num_rows, 4, splits), dtype=torch.float32, device=device)
@@ -180,10 +183,10 @@ def row_forward(
         *common, span, splits, parts, **narrow, BLOCK=block, num_warps=_warps(block)
     )
     K.softmax_combine_kernel[(num_rows,)](
-        *common, splits, parts, loss, lse, factor, omega, **flags,
+        *common, splits, parts, loss, stats, factor, omega, **flags,
         BLOCK_S=triton.next_power_of_2(splits),
     )  # fmt: skip
-    return loss, lse, factor, omega
+    return loss, stats, factor, omega
 
 
 def _warps(block: int) -> int:
@@ -206,7 +209,7 @@ def row_backward(
 
     Args:
         logits, target, class_weight, config: as given to :func:`row_forward`.
-        lse, row_factor: the (N,) float32 results of :func:`row_forward`.
+        lse, row_factor: the (N, 3) and (N,) float32 results of :func:`row_forward`.
         row_cotangent: the cotangent of each row's loss, (N,), or a 0-d one for every row
             (any floating dtype).
         scale: an optional 0-d float32 factor of every row's cotangent (the mean's
@@ -306,7 +309,8 @@ def _(
     rows = logits.shape[0]
     loss_shape = (rows,) if config.reduction == "none" else ()
     loss = logits.new_empty(loss_shape, dtype=_loss_dtype(logits, keep_dtype))
-    lse, factor = (logits.new_empty((rows,), dtype=torch.float32) for _ in "12")
+    lse = logits.new_empty((rows, 3), dtype=torch.float32)
+    factor = logits.new_empty((rows,), dtype=torch.float32)
     return loss, lse, factor, logits.new_empty((), dtype=torch.float32)
 
 
@@ -417,7 +421,9 @@ def softmax_loss(
     else:
         flat_target = target.movedim(axis, -1).reshape(-1, num_classes)
     loss = _forward_op(rows, flat_target, class_weight, config_key(config), keep_dtype)[0]
-    return loss.reshape(loss_shape) if config.reduction == "none" else loss
+    if config.reduction == "none" and loss.shape != loss_shape:
+        loss = loss.reshape(loss_shape)
+    return loss
 
 
 __all__ = ["config_key", "row_backward", "row_forward", "row_partials", "softmax_loss"]
