@@ -415,11 +415,12 @@ def softmax_loss(
     axis = config.axis % logits.ndim
     num_classes = logits.shape[axis]
     loss_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
-    rows = logits.movedim(axis, -1).reshape(-1, num_classes)
+    last = axis == logits.ndim - 1
+    rows = (logits if last else logits.movedim(axis, -1)).reshape(-1, num_classes)
     if config.hard_target:
         flat_target = target.reshape(-1)
     else:
-        flat_target = target.movedim(axis, -1).reshape(-1, num_classes)
+        flat_target = (target if last else target.movedim(axis, -1)).reshape(-1, num_classes)
     loss = _forward_op(rows, flat_target, class_weight, config_key(config), keep_dtype)[0]
     if config.reduction == "none" and loss.shape != loss_shape:
         loss = loss.reshape(loss_shape)
