@@ -17,7 +17,7 @@ import os
 # kernel, so before anything imports it); a CUDA run sets TRITON_INTERPRET=0.
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
-import pytest  # noqa: E402
+import pytest
 from backends import XP_NAMES, namespace
 from hypothesis import HealthCheck, settings
 

@@ -159,7 +159,9 @@ def _mp_nll(row, target):
     with mpmath.workdps(50):
         values = [mpmath.mpf(float(v)) for v in row]
         top = max(values)
-        return float(top - values[target] + mpmath.log(mpmath.fsum(mpmath.exp(v - top) for v in values)))
+        return float(
+            top - values[target] + mpmath.log(mpmath.fsum(mpmath.exp(v - top) for v in values))
+        )
 
 
 @pytest.mark.parametrize("margin", [4.0, 18.0, 30.0, 80.0])

@@ -10,9 +10,10 @@
 * ``"eager"``: the eager plans (PyTorch operations over the array-API core) always.
 
 Under every engine some calls keep the eager plans, which have what the kernels lack:
-float64 logits of the softmax family (its kernels compute in float32), a gradient with respect to a target
-or a weight, forward-mode AD and the `torch.func` transforms. A second derivative
-(``create_graph=True``) through a kernel call is taken by the eager plans' closed forms.
+float64 logits of the softmax family (its kernels compute in float32), a gradient with
+respect to a target or a weight, forward-mode AD and the `torch.func` transforms. A
+second derivative (``create_graph=True``) through a kernel call is taken by the eager
+plans' closed forms.
 
 Choose with the context manager [`engine`][multiloss.torch.engine.engine] or, for the
 whole process, [`set_engine`][multiloss.torch.engine.set_engine]. Nothing here imports
@@ -37,7 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._core import SigmoidConfig, SoftmaxConfig
+from .._core import AsymmetricConfig, SigmoidConfig, SoftmaxConfig
 
 ENGINES = ("auto", "triton", "eager")
 """The engine names."""
@@ -161,7 +162,7 @@ def _eager_only(tensors: Sequence[object]) -> bool:
 
 
 def kernel_loss(
-    config: SoftmaxConfig | SigmoidConfig,
+    config: SoftmaxConfig | SigmoidConfig | AsymmetricConfig,
     logits: Tensor,
     operands: Any,
     given: Sequence[object],
@@ -179,7 +180,7 @@ def kernel_loss(
         return None
     if _eager_only(given):
         return None
-    if softmax:
+    if isinstance(config, SoftmaxConfig):
         from ._triton.softmax import softmax_loss
 
         return softmax_loss(

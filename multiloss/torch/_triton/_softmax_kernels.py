@@ -48,21 +48,21 @@ def _power(u, E: tl.constexpr, E_INT: tl.constexpr):
 
 
 @triton.jit
-def _term(l, p, u, GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr):
+def _term(lp, p, u, GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr):
     """f(ℓ) and A(ℓ) of the focal term (poly with EPS ≠ 0) from ℓ ≤ 0, p and u = 1 - p."""
     ug = _power(u, GAMMA, GAMMA_INT)
-    value = -ug * l
+    value = -ug * lp
     if GAMMA == 0:
         slope = u * 0.0 + 1.0
     elif GAMMA >= 1:
         # p·ℓ → 0 as ℓ → -inf: ℓ bounded below by the lowest float32 gives that limit
-        p_l = p * tl.maximum(l, -3.4028234663852886e38)
+        p_l = p * tl.maximum(lp, -3.4028234663852886e38)
         slope = _power(u, GAMMA - 1, GAMMA_INT - 1) * (u - GAMMA * p_l)
     else:
-        near = tl.abs(l) < 0.1
-        l2 = l * l
-        series = -1.0 + l / 2 + l2 * (-1.0 / 12 + l2 * (1.0 / 720 - l2 / 30240))
-        r = tl.where(near, series, l / tl.where(near, 1.0, u))
+        near = tl.abs(lp) < 0.1
+        l2 = lp * lp
+        series = -1.0 + lp / 2 + l2 * (-1.0 / 12 + l2 * (1.0 / 720 - l2 / 30240))
+        r = tl.where(near, series, lp / tl.where(near, 1.0, u))
         p_r = tl.where(p == 0, 0.0, p * r)
         slope = ug * (1.0 - GAMMA * p_r)
     if EPS != 0:
@@ -98,10 +98,7 @@ def _row_target(target_ptr, weight_ptr, row, C, IGNORE, HAS_W: tl.constexpr, CHE
     mask = tl.where(counted, 1.0, 0.0)
     if not CHECKED:
         mask = tl.where(counted & (t != given), float("nan"), mask)
-    if HAS_W:
-        w_t = tl.load(weight_ptr + t).to(tl.float32)
-    else:
-        w_t = 1.0
+    w_t = tl.load(weight_ptr + t).to(tl.float32) if HAS_W else 1.0
     return t, mask, w_t
 
 
@@ -224,8 +221,8 @@ def _finish_row(
             inb = cols < C
             z = _load_z(z_row_ptr + cols, inb, HAS_CAP, CAP)
             c = _full_coefficient(q_row_ptr, weight_ptr, cols, inb, C, t, mask, HARD, HAS_W, SMOOTH)
-            l = tl.minimum((z - ref) - log_sum, 0.0)
-            value, slope = _term(l, tl.exp(l), -expm1(l), GAMMA, GAMMA_INT, EPS)
+            lp = tl.minimum((z - ref) - log_sum, 0.0)
+            value, slope = _term(lp, tl.exp(lp), -expm1(lp), GAMMA, GAMMA_INT, EPS)
             value_sum = value_sum + tl.where(c == 0, 0.0, c * value)
             slope_sum = slope_sum + tl.where(c == 0, 0.0, c * slope)
         loss = tl.sum(value_sum, axis=0)
@@ -402,10 +399,7 @@ def softmax_backward_kernel(
     log_sum = tl.load(stats_ptr + 3 * row + 1)
     lse = row_max + log_sum
     factor = tl.load(factor_ptr + row)
-    if ROW_COT:
-        cot = tl.load(cot_ptr + row).to(tl.float32)
-    else:
-        cot = tl.load(cot_ptr).to(tl.float32)
+    cot = tl.load(cot_ptr + row if ROW_COT else cot_ptr).to(tl.float32)
     if HAS_SCALE:
         cot = cot * tl.load(scale_ptr)
     if HARD:
@@ -416,12 +410,9 @@ def softmax_backward_kernel(
         t = -1
         mask = 1.0
         omega = 1.0
-    if Z_LOSS != 0:
-        z_slope = tl.where(omega == 0, 0.0, (2.0 * Z_LOSS) * omega * lse)
-    else:
-        z_slope = 0.0
-    l = tl.minimum((z - row_max) - log_sum, 0.0)
-    p = tl.exp(l)
+    z_slope = tl.where(omega == 0, 0.0, (2.0 * Z_LOSS) * omega * lse) if Z_LOSS != 0 else 0.0
+    lp = tl.minimum((z - row_max) - log_sum, 0.0)
+    p = tl.exp(lp)
     on_target = cols == t
     if HARD:
         # the target's p_t and u_t from lse - z_t, which the forward pass kept exact
@@ -443,7 +434,7 @@ def softmax_backward_kernel(
         c = _full_coefficient(
             q_ptr + row * q_stride, weight_ptr, cols, inb, C, t, mask, HARD, HAS_W, SMOOTH
         )
-        _, slope = _term(l, p, -expm1(l), GAMMA, GAMMA_INT, EPS)
+        _, slope = _term(lp, p, -expm1(lp), GAMMA, GAMMA_INT, EPS)
         grad = (factor + z_slope) * p - tl.where(c == 0, 0.0, c * slope)
     grad = cot * grad
     if HAS_CAP:

@@ -7,8 +7,9 @@ A call is two custom operators, ``multiloss::softmax_forward`` (the row kernel, 
 program that reduces; a split-row pass and its combine step for long rows with few of
 them) and ``multiloss::softmax_backward`` (one kernel writing the gradient out of place).
 Nothing is read back to the host; the static config travels to the operators as a list of
-numbers (:func:`config_key`), so ``torch.compile`` sees plain constants. The kernels compute in float32 (16-bit logits are read as they are); float64
-logits are not served here (the engine keeps the eager plans for them).
+numbers (:func:`config_key`), so ``torch.compile`` sees plain constants. The kernels
+compute in float32 (16-bit logits are read as they are); float64 logits are not served
+here (the engine keeps the eager plans for them).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ _REDUCTIONS = ("none", "sum", "mean")
 def config_key(config: SoftmaxConfig) -> list[float]:
     """The static config as the custom operators take it: a list of numbers (a
     ``torch.compile`` graph holds it as constants), read back by :func:`_config`."""
-    term = config.term
+    term: Focal | Poly = config.term  # type: ignore[assignment]
     return [
         float(config.num_classes),
         float(config.hard_target),
@@ -77,7 +78,7 @@ def _config(key: list[float]) -> SoftmaxConfig:
 
 def _flags(config: SoftmaxConfig, has_weight: bool) -> dict[str, Any]:
     """The kernels' compile-time flags for `config`."""
-    term = config.term
+    term: Focal | Poly = config.term  # type: ignore[assignment]
     gamma = float(term.gamma)
     epsilon = float(term.epsilon) if isinstance(term, Poly) else 0.0
     smoothing = float(config.label_smoothing)
