@@ -17,6 +17,8 @@ range, with the limits at ±inf and NaN propagated:
 * `sigmoid_pair(x)`: σ(x) and σ(-x) from e = e^{-|x|} as 1 / (1 + e) and e / (1 + e):
   the small one is never formed as 1 - σ (no cancellation).
 * `sigmoid_softplus(x)`: both pairs from one exp and one log1p.
+* `div(a, b)`: a / b rounded to nearest in float32 too (Triton's `/` is `div.full.f32`,
+  2 ulps, on NVIDIA GPUs); every division here goes through it.
 
 The polynomial degree follows the dtype (a compile-time branch): float64 gets the
 terms it needs for its 53 bits.
@@ -29,12 +31,23 @@ import triton.language as tl
 
 
 @triton.jit
+def div(numerator, denominator):
+    """numerator / denominator rounded to nearest (IEEE) also in float32, where Triton's
+    `/` compiles to the approximate `div.full.f32` (2 ulps) on NVIDIA GPUs."""
+    if denominator.dtype == tl.float32:
+        quotient = tl.math.div_rn(numerator, denominator)
+    else:
+        quotient = numerator / denominator
+    return quotient
+
+
+@triton.jit
 def log1p(x):
     """log(1 + x), accurate to a few ulps for every x ≥ -1 (NaN below, -inf at -1)."""
     small = tl.abs(x) < 0.5
     # the series' argument, with a harmless denominator where it is not used
     t = tl.where(small, x, 0.0)
-    s = t / (2.0 + t)
+    s = div(t, 2.0 + t)
     s2 = s * s
     # 2·atanh(s) = 2 (s + s³/3 + s⁵/5 + …), |s| ≤ 1/3
     if x.dtype == tl.float64:
@@ -57,10 +70,11 @@ def log1p(x):
     p = p * s2 + 1.0 / 3.0
     series = 2.0 * (s + s * (s2 * p))
     u = 1.0 + x
-    safe_d = tl.where(small, 1.0, u - 1.0)
-    corrected = tl.log(u) * (x / safe_d)
-    large = tl.where(x == float("inf"), x, corrected)
-    return tl.where(small, series, large)
+    d = u - 1.0
+    log_u = tl.log(u)
+    # where u - 1 rounds to u (x ≥ 2^24 in float32, +inf), log u is log1p(x) as it is
+    corrected = tl.where(d == u, log_u, log_u * div(x, tl.where(small, 1.0, d)))
+    return tl.where(small, series, corrected)
 
 
 @triton.jit
@@ -95,7 +109,7 @@ def expm1(x):
 def tanh(x):
     """tanh(x), accurate to a few ulps, ±1 in the tails (no overflow)."""
     a = expm1(-2.0 * tl.abs(x))
-    magnitude = -a / (2.0 + a)
+    magnitude = div(-a, 2.0 + a)
     return tl.where(x < 0, -magnitude, magnitude)
 
 
@@ -111,7 +125,7 @@ def softplus_pair(x):
 def sigmoid_pair(x):
     """σ(x) and σ(-x), each exact in both tails (σ(-x) is not formed as 1 - σ(x))."""
     e = tl.exp(-tl.abs(x))
-    big = 1.0 / (1.0 + e)
+    big = div(tl.full(e.shape, 1.0, e.dtype), 1.0 + e)
     small = e * big
     positive = x >= 0
     return tl.where(positive, big, small), tl.where(positive, small, big)
@@ -122,7 +136,7 @@ def sigmoid_softplus(x):
     """softplus(x), softplus(-x), σ(x) and σ(-x) from one exp and one log1p."""
     e = tl.exp(-tl.abs(x))
     tail = log1p(e)
-    big = 1.0 / (1.0 + e)
+    big = div(tl.full(e.shape, 1.0, e.dtype), 1.0 + e)
     small = e * big
     positive = x >= 0
     return (

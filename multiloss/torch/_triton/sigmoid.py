@@ -37,7 +37,7 @@ from torch import Tensor
 
 from ..._core.asymmetric import AsymmetricConfig
 from ..._core.sigmoid import SigmoidConfig
-from ._math import log1p, sigmoid_softplus
+from ._math import div, log1p, sigmoid_softplus
 
 BLOCK = 1024
 """Elements per program, in both passes (the backward pass finds an element's partial sum
@@ -56,10 +56,7 @@ _ABSENT, _IDENTITY, _STRIDED = 0, 1, 2
 @triton.jit
 def _offset(i, D1, D2, D12, s0, s1, s2, MODE: tl.constexpr):
     """Memory offset of flat element i of the logits' (coalesced) shape (D0, D1, D2)."""
-    if MODE == 1:
-        return i
-    else:
-        return (i // D12) * s0 + ((i // D2) % D1) * s1 + (i % D2) * s2
+    return i if MODE == 1 else (i // D12) * s0 + ((i // D2) % D1) * s1 + (i % D2) * s2
 
 
 @triton.jit
@@ -113,7 +110,7 @@ def _sigmoid_element(
             focal = _power(m, tl.log(m), GAMMA, GAMMA_INT)
         if GRAD:
             vanishing = m == 0
-            ratio = tl.where(vanishing, 0.0, s_pos * s_neg * ce / tl.where(vanishing, 1.0, m))
+            ratio = tl.where(vanishing, 0.0, div(s_pos * s_neg * ce, tl.where(vanishing, 1.0, m)))
             value = focal * (GAMMA * (negative - y) * ratio + value)
         else:
             value = focal * value
@@ -165,10 +162,10 @@ def _asymmetric_element(
             inner = s_pos if GAMMA_NEG == 0 else GAMMA_NEG * _times_nonzero(s_neg, log_term) + s_pos
             negative = weight_neg * inner
         else:
-            g = weight_neg / one_minus_q
+            g = div(weight_neg, one_minus_q)
             if GAMMA_NEG != 0:
                 vanishing = q == 0
-                ratio = tl.where(vanishing, 1.0, log_term / tl.where(vanishing, 1.0, q))
+                ratio = tl.where(vanishing, 1.0, div(log_term, tl.where(vanishing, 1.0, q)))
                 g = g + GAMMA_NEG * weight_neg * ratio
             negative = tl.where(q == 0, 0.0, s_pos * s_neg * g)
     else:
