@@ -531,6 +531,8 @@ def test_the_device_check_plans_compiled_kernels_on_cuda_and_the_cuda_benchmark(
     benchmark = next(line for line in result.stdout.splitlines() if line.startswith("benchmark: "))
     assert "TRITON_INTERPRET=0" in tests and "MULTILOSS_TEST_DEVICE=cuda" in tests
     assert "tests/test_cuda.py tests/test_triton_cuda.py" in tests
+    suites = [line for line in result.stdout.splitlines() if line.startswith("kernel suites: ")]
+    assert all("TRITON_INTERPRET=0" in line and "test_triton_cuda" not in line for line in suites)
     assert "benchmarks/run.py --device cuda" in benchmark and "--large" in benchmark
     # the benchmark's arguments are run.py's: the groups they select hold the GPU shapes
     words = benchmark.split(" --shapes ")[1].split(" ")[0]
