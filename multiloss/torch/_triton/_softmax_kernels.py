@@ -28,7 +28,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ._math import expm1, log1p, tanh
+from ._math import div, expm1, log1p, tanh
 
 _BIG_MARGIN = 60.0
 """Beyond this margin m - z_t, lse - z_t is taken as d + log(Σ) (e^d would overflow)."""
@@ -62,7 +62,7 @@ def _term(lp, p, u, GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.conste
         near = tl.abs(lp) < 0.1
         l2 = lp * lp
         series = -1.0 + lp / 2 + l2 * (-1.0 / 12 + l2 * (1.0 / 720 - l2 / 30240))
-        r = tl.where(near, series, lp / tl.where(near, 1.0, u))
+        r = tl.where(near, series, div(lp, tl.where(near, 1.0, u)))
         p_r = tl.where(p == 0, 0.0, p * r)
         slope = ug * (1.0 - GAMMA * p_r)
     if EPS != 0:
@@ -185,8 +185,8 @@ def _finish_row(
         x = s_others * tl.exp(tl.minimum(margin, 60.0))
         nll = tl.where(big, margin + tl.log(s_all), log1p(x))  # lse - z_t
         l_t = -nll
-        p_t = tl.where(big, tl.exp(l_t), 1.0 / (1.0 + x))
-        u_t = tl.where(big, -expm1(l_t), x / (1.0 + x))
+        p_t = tl.where(big, tl.exp(l_t), div(1.0, 1.0 + x))
+        u_t = tl.where(big, -expm1(l_t), div(x, 1.0 + x))
         omega = mask * w_t if OMEGA_W else mask
     else:
         nll = 0.0
@@ -366,7 +366,7 @@ def reduce_kernel(
     loss = tl.sum(total, axis=0)
     if MEAN:
         d = tl.sum(denominator, axis=0)
-        scale = tl.where(d == 0, 0.0, 1.0 / tl.where(d == 0, 1.0, d))
+        scale = tl.where(d == 0, 0.0, div(1.0, tl.where(d == 0, 1.0, d)))
         loss = tl.where(scale == 0, 0.0, loss * scale)
     else:
         scale = loss * 0.0 + 1.0
@@ -439,7 +439,7 @@ def softmax_backward_kernel(
     grad = cot * grad
     if HAS_CAP:
         e = tl.exp(-2.0 * tl.abs(raw / CAP))
-        grad = grad * (4.0 * e / ((1.0 + e) * (1.0 + e)))
+        grad = grad * div(4.0 * e, (1.0 + e) * (1.0 + e))
     tl.store(grad_ptr + row * grad_stride + cols, grad.to(grad_ptr.dtype.element_ty), mask=inb)
 
 
