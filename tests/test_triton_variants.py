@@ -312,3 +312,35 @@ def test_the_vocab_parallel_losses_on_the_kernels_in_one_process(
     expected.backward()
     torch.testing.assert_close(loss.double(), expected.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(z.grad.double(), reference.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_the_engine_choice_reaches_the_fused_head_and_vocab_parallel(
+    kernel_steps: list[int],
+) -> None:
+    """``engine("triton")`` gives a float32 fused head and a vocabulary-parallel loss to the
+    kernels (here, in the interpreter); ``"eager"`` and ``"auto"`` on a CPU tensor do not."""
+    x = _randn((40, 8), 21).float()
+    weight = _randn((64, 8), 22).float()
+    target = torch.randint(0, 64, (40,), generator=_generator(23)).to(DEVICE)
+    logits = x @ weight.T
+    values = {}
+    for name in ("triton", "eager", "auto"):
+        before = len(kernel_steps)
+        with mt.engine(name):
+            values[name] = mt.linear_cross_entropy(x, weight, target, chunk_size=16)
+            chosen = distributed.kernels_for(logits, _config(logits, target))
+        ran = len(kernel_steps) > before
+        on_kernels = name == "triton" or (name == "auto" and DEVICE == "cuda")
+        assert ran == on_kernels and chosen == on_kernels, name
+    expected = F.cross_entropy(logits.double(), target)
+    for value in values.values():
+        torch.testing.assert_close(value.double(), expected, rtol=1e-5, atol=1e-6)
+    with mt.engine("triton"):  # float64 and meta tensors keep the plans
+        assert not _linear.kernels_for(x.double())
+        assert not _linear.kernels_for(x.to("meta"))
+
+
+def _config(logits: Any, target: Any) -> Any:
+    from multiloss._core.vocab_parallel import prepare_vocab_parallel_cross_entropy
+
+    return prepare_vocab_parallel_cross_entropy(logits, target, size=1)[1]
