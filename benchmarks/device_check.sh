@@ -10,7 +10,8 @@
 #      then
 #   2. the benchmark on CUDA (benchmarks/run.py --device cuda): the kernel engine, the eager
 #      plans, F.cross_entropy, the textbook formulas and Liger-Kernel where it imports; its
-#      table is printed last.
+#      table is printed last, with benchmarks/linear_head_device.py's (the fused head against
+#      the unfused head and Liger-Kernel's fused linear cross-entropy) if time is left.
 #
 #   bash benchmarks/device_check.sh            # from anywhere; it works in the repository root
 #   bash benchmarks/device_check.sh --plan     # print what it would run, run nothing
@@ -159,11 +160,16 @@ read -r -a user_args <<<"$BENCH_ARGS"
 BENCH_CMD=("$PY" benchmarks/run.py --device "$device" --backends "$BENCH_BACKENDS"
   --kinds "$BENCH_KINDS" --out "$OUT/bench" --no-plot "${bench_extra[@]}" "${user_args[@]}")
 
+HEAD_CMD=("$PY" benchmarks/linear_head_device.py --device "$device" --rounds 5
+  --json "$OUT/bench/linear_head.json")
+[ "$ON_CPU" = 1 ] && HEAD_CMD+=(--quick)
+
 if [ "$PLAN" = 1 ]; then
   say "plan (nothing run):"
   echo "tests: env ${TEST_ENV[*]} ${TEST_CMD[*]}"
   [ ${#EXTRA_FILES[@]} -eq 0 ] || echo "kernel suites: env ${TEST_ENV[*]} ${EXTRA_CMD[*]}"
   echo "benchmark: ${BENCH_CMD[*]}"
+  echo "fused head: ${HEAD_CMD[*]}"
   exit 0
 fi
 
@@ -289,6 +295,17 @@ else
   fi
 fi
 
+HEAD_STATUS=0
+budget=$(($(left) - 5))
+if [ "$budget" -ge 20 ]; then
+  say "fused head: ${HEAD_CMD[*]:1} (at most $budget s)"
+  timeout --kill-after=10 "$budget" "${HEAD_CMD[@]}" >"$OUT/bench/linear_head.md" 2>"$OUT/head.log"
+  HEAD_STATUS=$?
+  [ "$HEAD_STATUS" -eq 0 ] || tail -n 15 "$OUT/head.log"
+else
+  say "fused head: skipped, only $budget s left"
+fi
+
 # --------------------------------------------------------------------------- 6. summary, table
 
 {
@@ -297,6 +314,7 @@ fi
   echo "tests: exit $TESTS_STATUS: $TESTS_LINE"
   echo "kernel suites on CUDA: exit $EXTRA_STATUS: $EXTRA_LINE"
   echo "benchmark: exit $BENCH_STATUS (device $device)"
+  echo "fused head benchmark: exit $HEAD_STATUS (not a failure of the check)"
 } >"$OUT/summary.txt"
 echo
 if [ -s "$OUT/bench/benchmarks.md" ] && [ "$BENCH_STATUS" -eq 0 ]; then
@@ -304,6 +322,7 @@ if [ -s "$OUT/bench/benchmarks.md" ] && [ "$BENCH_STATUS" -eq 0 ]; then
 else
   echo "(no benchmark table: see $OUT/bench.log)"
 fi
+[ -s "$OUT/bench/linear_head.md" ] && cat "$OUT/bench/linear_head.md"
 echo
 cat "$OUT/summary.txt"
 if [ "$TESTS_STATUS" -eq 0 ] && [ "$EXTRA_STATUS" -eq 0 ] && [ "$BENCH_STATUS" -eq 0 ]; then

@@ -544,9 +544,30 @@ def test_the_device_check_plans_compiled_kernels_on_cuda_and_the_cuda_benchmark(
     assert {("softmax", "8192×32000"), ("softmax", "16384×128256 bfloat16")} <= names
     assert {("sigmoid focal", "65536×80"), ("bce", "65536×80")} <= names
 
+    assert "benchmarks/linear_head_device.py --device cuda" in result.stdout
+
     dry = _device_check("--plan", "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "--device cpu" in dry.stdout and "--quick" in dry.stdout
     assert "MULTILOSS_TEST_DEVICE=cpu" in dry.stdout
     refused = _device_check("--fast")
     assert refused.returncode == 64 and "unknown argument --fast" in refused.stderr
+
+
+def test_the_device_fused_head_benchmark_runs_on_the_cpu(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    import linear_head_device
+
+    assert (
+        linear_head_device.main(
+            ["--device", "cpu", "--quick", "--rounds", "1", "--json", str(tmp_path / "h.json")]
+        )
+        == 0
+    )
+    table = capsys.readouterr().out
+    assert "| unfused: F.linear + F.cross_entropy |" in table and "1.00×" in table
+    assert "| multiloss linear_cross_entropy, eager |" in table
+    rows = json.loads((tmp_path / "h.json").read_text(encoding="utf-8"))
+    assert all(row["median_seconds"] > 0 and row["peak_bytes"] is None for row in rows)
