@@ -40,8 +40,12 @@ from ..._core.sigmoid import SigmoidConfig
 from ._math import div, log1p, sigmoid_softplus
 
 BLOCK = 1024
-"""Elements per program, in both passes (the backward pass finds an element's partial sum
-by it)."""
+"""Elements per program of the element-wise passes."""
+SINGLE_PROGRAM_LIMIT = 32768
+"""A mean or sum over at most this many elements is one program's work (one launch, which
+walks the blocks); above it, one partial sum per program and a second launch sums them."""
+SINGLE_PROGRAM_BLOCK = 2048
+"""Elements per step of that single program."""
 _MAX_INTEGER_POWER = 16
 """Integral exponents up to this are products; larger ones exp(γ log m)."""
 _INT32_LIMIT = 2**31 - 1
@@ -285,20 +289,47 @@ def _forward_kernel(
     INT64: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
 ):
-    """Per-element losses (REDUCE False, written contiguously) or one partial sum per
-    program, times `scale` (REDUCE True)."""
-    i, mask = _block(n, INT64, BLOCK_SIZE)
-    loss = _element(
-        X, Y, W, PW, i, mask, D1, D2, D12,
-        sx0, sx1, sx2, sy0, sy1, sy2, sw0, sw1, sw2, sp0, sp1, sp2,
-        False, ASYMMETRIC, GAMMA, GAMMA_INT, ALPHA, HAS_ALPHA, GAMMA_NEG, GAMMA_NEG_INT, CLIP,
-        X_MODE, Y_MODE, W_MODE, PW_MODE, COMPUTE,
-    )  # fmt: skip
-    if REDUCE:
-        partial = tl.sum(tl.where(mask, loss, 0.0), axis=0) * scale
-        tl.store(OUT + tl.program_id(0), partial)
+    """REDUCE 0: the per-element losses, written contiguously in OUT's dtype; 1: one
+    partial sum per program, times `scale`; 2: one program walks every block and writes
+    the whole sum, times `scale`, in OUT's dtype (0-d)."""
+    if REDUCE == 2:
+        total = tl.zeros((BLOCK_SIZE,), COMPUTE)
+        for start in range(0, n, BLOCK_SIZE):
+            i = start + tl.arange(0, BLOCK_SIZE)
+            mask = i < n
+            loss = _element(
+                X, Y, W, PW, i, mask, D1, D2, D12,
+                sx0, sx1, sx2, sy0, sy1, sy2, sw0, sw1, sw2, sp0, sp1, sp2,
+                False, ASYMMETRIC, GAMMA, GAMMA_INT, ALPHA, HAS_ALPHA, GAMMA_NEG, GAMMA_NEG_INT,
+                CLIP, X_MODE, Y_MODE, W_MODE, PW_MODE, COMPUTE,
+            )  # fmt: skip
+            total += tl.where(mask, loss, 0.0)
+        result = tl.sum(total, axis=0) * scale
+        tl.store(OUT, result.to(OUT.dtype.element_ty))
     else:
-        tl.store(OUT + i, loss, mask=mask)
+        i, mask = _block(n, INT64, BLOCK_SIZE)
+        loss = _element(
+            X, Y, W, PW, i, mask, D1, D2, D12,
+            sx0, sx1, sx2, sy0, sy1, sy2, sw0, sw1, sw2, sp0, sp1, sp2,
+            False, ASYMMETRIC, GAMMA, GAMMA_INT, ALPHA, HAS_ALPHA, GAMMA_NEG, GAMMA_NEG_INT, CLIP,
+            X_MODE, Y_MODE, W_MODE, PW_MODE, COMPUTE,
+        )  # fmt: skip
+        if REDUCE == 1:
+            partial = tl.sum(tl.where(mask, loss, 0.0), axis=0) * scale
+            tl.store(OUT + tl.program_id(0), partial)
+        else:
+            tl.store(OUT + i, loss.to(OUT.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _sum_kernel(PARTIALS, OUT, count, COMPUTE: tl.constexpr, BLOCK_SIZE: tl.constexpr):
+    """OUT (0-d, its own dtype) = the sum of `count` partial sums, in one program (a fixed
+    order: deterministic)."""
+    total = tl.zeros((BLOCK_SIZE,), COMPUTE)
+    for start in range(0, count, BLOCK_SIZE):
+        i = start + tl.arange(0, BLOCK_SIZE)
+        total += tl.load(PARTIALS + i, mask=i < count, other=0.0).to(COMPUTE)
+    tl.store(OUT, tl.sum(total, axis=0).to(OUT.dtype.element_ty))
 
 
 @triton.jit
@@ -348,7 +379,7 @@ def _backward_kernel(
     BLOCK_SIZE: tl.constexpr,
 ):
     """cotangent · ∂L/∂x, written contiguously in the logits' dtype. With REDUCE the
-    cotangent is that of this program's partial sum (at COT + pid · sc0), times `scale`."""
+    cotangent is that of the reduced loss (0-d), times `scale`."""
     i, mask = _block(n, INT64, BLOCK_SIZE)
     slope = _element(
         X, Y, W, PW, i, mask, D1, D2, D12,
@@ -357,7 +388,7 @@ def _backward_kernel(
         X_MODE, Y_MODE, W_MODE, PW_MODE, COMPUTE,
     )  # fmt: skip
     if REDUCE:
-        cotangent = tl.load(COT + tl.program_id(0) * sc0).to(COMPUTE) * scale
+        cotangent = tl.load(COT).to(COMPUTE) * scale
     else:
         c_offset = _offset(i, D1, D2, D12, sc0, sc1, sc2, COT_MODE)
         cotangent = tl.load(COT + c_offset, mask=mask, other=0.0).to(COMPUTE)
@@ -411,7 +442,8 @@ def _layout(shape: tuple[int, ...], operands: list[Tensor | None]) -> _Layout:
         present = [v for v in views if v is not None]
         sizes, merged = _coalesce(shape, [tuple(v.stride()) for v in present])
     pad = 3 - len(sizes)
-    sizes3 = (1,) * pad + tuple(sizes)
+    padded = [1] * pad + sizes
+    sizes3 = (padded[0], padded[1], padded[2])
     contiguous = tuple(math.prod(sizes3[d + 1 :]) for d in range(3))
     strides: list[tuple[int, int, int]] = []
     modes: list[int] = []
@@ -468,6 +500,15 @@ def _flags(params: tuple[Any, ...]) -> dict[str, Any]:
 # Custom operators
 
 
+def _loss_dtype(logits: Tensor, keep_dtype: bool) -> torch.dtype:
+    """The loss's dtype: the compute dtype, or the logits' own with `keep_dtype`."""
+    return logits.dtype if keep_dtype else _compute_dtype(logits.dtype)
+
+
+def _loss_shape(shape: tuple[int, ...], reduction: str) -> tuple[int, ...]:
+    return shape if reduction == "none" else ()
+
+
 def _launch_forward(
     logits: Tensor,
     target: Tensor,
@@ -475,26 +516,38 @@ def _launch_forward(
     pos_weight: Tensor | None,
     params: tuple[Any, ...],
     reduction: str,
+    keep_dtype: bool,
 ) -> Tensor:
     shape = tuple(logits.shape)
     n = math.prod(shape)
     dtype = _compute_dtype(logits.dtype)
-    reduce = reduction != "none"
-    programs = triton.cdiv(n, BLOCK)
-    out = logits.new_empty((programs,) if reduce else shape, dtype=dtype)
+    out = logits.new_empty(_loss_shape(shape, reduction), dtype=_loss_dtype(logits, keep_dtype))
     if n == 0:
-        return out
+        return out if reduction == "none" else out.zero_()
     layout = _layout(shape, [logits, target, weight, pos_weight])
     x, y, w, pw = layout.tensors
     _d0, d1, d2 = layout.sizes
     strides = [s for triple in layout.strides for s in triple]
     x_mode, y_mode, w_mode, pw_mode = layout.modes
+    programs, block, warps, destination = triton.cdiv(n, BLOCK), BLOCK, 4, out
+    if reduction == "none":
+        mode = 0
+    elif n <= SINGLE_PROGRAM_LIMIT:  # one launch: one program sums every block
+        mode, programs, block, warps = 2, 1, SINGLE_PROGRAM_BLOCK, 8
+    else:  # partial sums, then their sum
+        mode = 1
+        destination = logits.new_empty((programs,), dtype=dtype)
     _forward_kernel[(programs,)](
-        x, y, w if w is not None else x, pw if pw is not None else x, out, n,
+        x, y, w if w is not None else x, pw if pw is not None else x, destination, n,
         1.0 / n if reduction == "mean" else 1.0, d1, d2, d1 * d2, *strides,
         **_flags(params), X_MODE=x_mode, Y_MODE=y_mode, W_MODE=w_mode, PW_MODE=pw_mode,
-        REDUCE=reduce, COMPUTE=_TL_DTYPES[dtype], INT64=layout.int64, BLOCK_SIZE=BLOCK,
+        REDUCE=mode, COMPUTE=_TL_DTYPES[dtype], INT64=layout.int64, BLOCK_SIZE=block,
+        num_warps=warps,
     )  # fmt: skip
+    if mode == 1:
+        _sum_kernel[(1,)](
+            destination, out, programs, COMPUTE=_TL_DTYPES[dtype], BLOCK_SIZE=BLOCK, num_warps=4
+        )
     return out
 
 
@@ -521,7 +574,7 @@ def _launch_backward(
     (sx, sy, sw, sp, sc) = layout.strides
     x_mode, y_mode, w_mode, pw_mode, cot_mode = layout.modes
     if reduce:
-        cot, sc = cotangent, (cotangent.stride(0), 0, 0)
+        cot, sc = cotangent, (0, 0, 0)
     _backward_kernel[(triton.cdiv(n, BLOCK),)](
         cot, x, y, w if w is not None else x, pw if pw is not None else x, grad, n,
         1.0 / n if reduction == "mean" else 1.0, d1, d2, d1 * d2, *sc, *sx, *sy, *sw, *sp,
@@ -544,10 +597,11 @@ def _sigmoid_loss_op(
     gamma_neg: float,
     clip: float,
     reduction: str,
+    keep_dtype: bool,
 ) -> Tensor:
-    """Per-element losses ("none") or one partial sum per block of BLOCK elements."""
+    """The reduced loss of a call."""
     params = (asymmetric, gamma, alpha, gamma_neg, clip)
-    return _launch_forward(logits, target, weight, pos_weight, params, reduction)
+    return _launch_forward(logits, target, weight, pos_weight, params, reduction, keep_dtype)
 
 
 @_sigmoid_loss_op.register_fake
@@ -562,12 +616,10 @@ def _(
     gamma_neg: float,
     clip: float,
     reduction: str,
+    keep_dtype: bool,
 ) -> Tensor:
-    shape = tuple(logits.shape)
-    dtype = _compute_dtype(logits.dtype)
-    if reduction == "none":
-        return logits.new_empty(shape, dtype=dtype)
-    return logits.new_empty((triton.cdiv(math.prod(shape), BLOCK),), dtype=dtype)
+    shape = _loss_shape(tuple(logits.shape), reduction)
+    return logits.new_empty(shape, dtype=_loss_dtype(logits, keep_dtype))
 
 
 @torch.library.custom_op("multiloss::sigmoid_loss_backward", mutates_args=())
@@ -585,7 +637,7 @@ def _sigmoid_loss_backward_op(
     reduction: str,
 ) -> Tensor:
     """cotangent · ∂loss/∂logits in the logits' dtype (the cotangent of the forward op's
-    output: per element, or per partial sum)."""
+    output: per element for "none", else 0-d)."""
     params = (asymmetric, gamma, alpha, gamma_neg, clip)
     return _launch_backward(cotangent, logits, target, weight, pos_weight, params, reduction)
 
@@ -608,12 +660,14 @@ def _(
 
 
 _PARAMETERS = ("asymmetric", "gamma", "alpha", "gamma_neg", "clip", "reduction")
+"""The forward op's parameters after its tensors, which the backward op takes (not
+`keep_dtype`: the cotangent's dtype is read by the kernel)."""
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
     logits, target, weight, pos_weight = inputs[:4]
     ctx.save_for_backward(logits, target, weight, pos_weight)
-    ctx.parameters = inputs[4:]
+    ctx.parameters = inputs[4 : 4 + len(_PARAMETERS)]
 
 
 def _backward(ctx: Any, cotangent: Tensor) -> tuple[Tensor | None, ...]:
@@ -623,7 +677,7 @@ def _backward(ctx: Any, cotangent: Tensor) -> tuple[Tensor | None, ...]:
         grad = _sigmoid_loss_backward_op(
             cotangent, logits, target, weight, pos_weight, *ctx.parameters
         )
-    return (grad,) + (None,) * (3 + len(_PARAMETERS))
+    return (grad,) + (None,) * (4 + len(_PARAMETERS))
 
 
 _sigmoid_loss_op.register_autograd(_backward, setup_context=_setup_context)
@@ -639,6 +693,8 @@ def sigmoid_loss(
     target: Tensor,
     weight: Tensor | None,
     pos_weight: Tensor | None,
+    *,
+    keep_dtype: bool = False,
 ) -> Tensor:
     """The reduced sigmoid-family loss of a prepared call, through the kernels.
 
@@ -650,10 +706,13 @@ def sigmoid_loss(
         target: the logits' shape, in the compute dtype (as the core's `prepare` leaves it).
         weight: None, or broadcastable to the logits (BCE's `weight`).
         pos_weight: None, or broadcastable to the logits (BCE's `pos_weight`).
+        keep_dtype: return the loss in the logits' dtype (16-bit logits: rounded once from
+            float32 in the kernel) instead of the compute dtype.
 
     Returns:
-        The loss in the compute dtype: per element for `"none"`, else 0-d (the mean over
-            every element, 0 for none). Differentiable with respect to the logits only.
+        The loss in the compute dtype (or the logits' with `keep_dtype`): per element for
+            `"none"`, else 0-d (the mean over every element, 0 for none). Differentiable
+            with respect to the logits only.
 
     Raises:
         ValueError: a gradient is wanted for the target, `weight` or `pos_weight` (the
@@ -664,12 +723,14 @@ def sigmoid_loss(
             raise ValueError(
                 f"the Triton sigmoid kernels differentiate the logits only; {name} requires grad"
             )
+    params: tuple[bool, float, float | None, float, float]
     if isinstance(config, AsymmetricConfig):
         params = (True, config.gamma_pos, None, config.gamma_neg, config.clip)
     else:
         params = (False, config.gamma, config.alpha, 0.0, 0.0)
-    out = _sigmoid_loss_op(logits, target, weight, pos_weight, *params, config.reduction)
-    return out if config.reduction == "none" else out.sum()
+    return _sigmoid_loss_op(
+        logits, target, weight, pos_weight, *params, config.reduction, keep_dtype
+    )
 
 
 __all__ = ["BLOCK", "sigmoid_loss"]
