@@ -409,6 +409,64 @@ def test_no_write_into_the_callers_tensors():
     assert_close(*grads, rtol=1e-5, atol=1e-7, what="upstream grad")
 
 
+# ------------------------------------------------------------- through the engine
+
+
+def _ops_run(step):
+    """The names of the operators `step()` dispatches (custom ones as namespace::name)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    names = []
+
+    class _Recording(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            names.append(f"{func.namespace}::{func.overloadpacket.__name__}")
+            return func(*args, **(kwargs or {}))
+
+    with _Recording():
+        step()
+    return names
+
+
+ENGINE_CASES = [
+    ("binary_cross_entropy", {"pos_weight": 3.0, "weight": 0.7}),
+    ("sigmoid_focal_loss", {"gamma": 0.5, "alpha": 0.25}),
+    ("sigmoid_focal_loss", {"gamma": 2.0, "alpha": None}),
+    ("asymmetric_loss", {"gamma_pos": 1.0, "gamma_neg": 4.0, "clip": 0.05}),
+]
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+@pytest.mark.parametrize(("name", "options"), ENGINE_CASES)
+def test_through_the_engine(name, options, reduction):
+    """`multiloss.torch.<loss>` under engine("triton") runs the kernels and meets the
+    mpmath oracle's bound; float16 logits give a float16 loss."""
+    import multiloss.torch as mt
+
+    if not hasattr(mt, "engine"):
+        pytest.skip("no engine choice in this build")
+    logits, target = _inputs(name, "float32")
+    ref_loss, ref_grad = _reference(name, _items(options), "float32", reduction)
+    x = torch.tensor(logits, dtype=torch.float32, device=DEVICE, requires_grad=True)
+    y = torch.tensor(target, dtype=torch.float32, device=DEVICE)
+    loss_fn = getattr(mt, name)
+    results = {}
+
+    def step():
+        with mt.engine("triton"):
+            loss = loss_fn(x, y, reduction=reduction, **options)
+        loss.backward(torch.ones_like(loss))
+        results["loss"] = loss
+
+    assert "multiloss::sigmoid_loss" in _ops_run(step)
+    loss = results["loss"].detach().double().cpu().numpy()
+    assert_eps(loss, ref_loss, "float32", ULP_BOUND if reduction == "none" else 2 * ULP_BOUND)
+    assert_eps(x.grad.double().cpu().numpy(), ref_grad, "float32", ULP_BOUND)
+    with mt.engine("triton"):
+        half = loss_fn(x.detach().half(), y, reduction=reduction, **options)
+    assert half.dtype == torch.float16
+
+
 # --------------------------------------------------------------- operators and cost
 
 
