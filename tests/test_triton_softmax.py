@@ -268,3 +268,21 @@ def test_row_partials():
     assert_eps(row_max.numpy(), top, "float32", 0, "row max")
     assert_eps(sum_exp.numpy(), np.exp(shard - top[:, None]).sum(1), "float32", 8, "Σ exp")
     assert target_logit.tolist() == [logits[0, 3], 0.0, logits[2, 2], 0.0]
+
+
+def test_row_functions_write_into_a_given_buffer():
+    """row_forward / row_backward (the fused head's chunk step): the per-row losses, and
+    the gradient written over the head's own buffer, as the operators give them."""
+    logits = torch.tensor(LOGITS, dtype=torch.float32)
+    target = torch.tensor(HARD)
+    _, config, operands = prepare.prepare_focal_loss(logits, target, axis=1, reduction="sum")
+    rows, lse, factor, _ = kernels.row_forward(logits, operands.target, None, config=config)
+    ref_loss, ref_grad = oracle("focal_loss", LOGITS, HARD, torch.float32, reduction="none")
+    assert_eps(rows.numpy(), ref_loss, "float32", BOUND, "row losses")
+    buffer = logits.clone()
+    cotangent = torch.tensor(1.0)
+    out = kernels.row_backward(
+        buffer, operands.target, None, lse, factor, cotangent, config=config, out=buffer
+    )
+    assert out is buffer
+    assert_eps(buffer.numpy(), ref_grad, "float32", BOUND, "gradient")

@@ -200,7 +200,6 @@ __all__ = [
     "engine",
     "get_engine",
     "interpreter_active",
-    "kernel_loss",
     "kernels_for",
     "set_engine",
     "triton_available",

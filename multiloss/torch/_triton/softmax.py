@@ -191,7 +191,10 @@ def row_forward(
 
 
 def _warps(block: int) -> int:
-    return 8 if block >= 2048 else 4
+    """Warps for a block of `block` classes: about 4-16 elements per thread."""
+    if block <= 512:
+        return max(block // 128, 1)
+    return 4 if block < 2048 else 8
 
 
 def row_backward(
