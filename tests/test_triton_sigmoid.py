@@ -542,7 +542,7 @@ _COMPILE_FOR_GPU = """
 import triton, triton.language as tl
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from multiloss.torch._triton import sigmoid as kernels
+from multiloss.torch._triton import _sigmoid_kernels as device, sigmoid as kernels
 
 def compile_for_gpu(fn, flags, types):
     signature, constexprs = {}, {}
@@ -560,15 +560,15 @@ modes = {"X_MODE": 2, "Y_MODE": 2, "W_MODE": 2, "PW_MODE": 2, "COMPUTE": tl.floa
 focal = kernels._flags((False, 0.5, 0.25, 0.0, 0.0))
 types = {"X": "*fp16", "Y": "*fp32", "W": "*fp32", "PW": "*fp32", "OUT": "*fp32",
          "scale": "fp32"}
-compile_for_gpu(kernels._forward_kernel, {**focal, **modes, "REDUCE": 1, "INT64": True}, types)
-compile_for_gpu(kernels._forward_kernel, {**focal, **modes, "REDUCE": 2, "INT64": False}, types)
-compile_for_gpu(kernels._sum_kernel, {"COMPUTE": tl.float32, "BLOCK_SIZE": 1024, "INT64": False},
+compile_for_gpu(device.forward_kernel, {**focal, **modes, "REDUCE": 1, "INT64": True}, types)
+compile_for_gpu(device.forward_kernel, {**focal, **modes, "REDUCE": 2, "INT64": False}, types)
+compile_for_gpu(device.sum_kernel, {"COMPUTE": tl.float32, "BLOCK_SIZE": 1024, "INT64": False},
                 {"PARTIALS": "*fp32", "OUT": "*bf16"})
 asymmetric = kernels._flags((True, 2.5, None, 0.5, 0.05))
 types = {"COT": "*fp32", "X": "*bf16", "Y": "*fp32", "W": "*fp32", "PW": "*fp32",
          "GRAD_OUT": "*bf16", "scale": "fp32"}
 flags = {**asymmetric, **modes, "COT_MODE": 2, "REDUCE": False, "INT64": False}
-compile_for_gpu(kernels._backward_kernel, flags, types)
+compile_for_gpu(device.backward_kernel, flags, types)
 print("compiled")
 """
 
