@@ -250,6 +250,13 @@ def test_strided_operands_are_read_in_place():
     )  # fmt: skip
     assert_eps(loss, ref_loss, "float32", ULP_BOUND)
     assert_eps(grad, ref_grad * cotangent.double().numpy(), "float32", 2 * ULP_BOUND)
+    # the cotangent of a sum of the per-element losses: an expanded 0-d tensor (strides 0)
+    logits = x.detach().clone().requires_grad_()
+    _, config, operands = prepare_binary_cross_entropy(logits, y, reduction="none", **options)
+    sigmoid_loss(
+        config, logits, operands.target, operands.weight, operands.pos_weight
+    ).sum().backward()
+    assert_eps(logits.grad.double().numpy(), ref_grad, "float32", ULP_BOUND)
 
 
 # ------------------------------------------------------- the focal family, random shapes
