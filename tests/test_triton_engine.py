@@ -80,6 +80,15 @@ def test_choice_on_cpu():
         assert not ran_kernels(mt.cross_entropy(logits.double(), target))
 
 
+def test_without_triton(monkeypatch):
+    """No triton: "auto" is the eager plans, "triton" says what is missing."""
+    monkeypatch.setattr(engine_module, "triton_available", lambda: False)
+    logits, target = _inputs()
+    assert not ran_kernels(mt.cross_entropy(logits.requires_grad_(), target))
+    with mt.engine("triton"), pytest.raises(RuntimeError, match="needs the triton package"):
+        mt.cross_entropy(logits, target)
+
+
 def test_sigmoid_family_dispatch():
     """The sigmoid family goes to its own kernels' module (T2's), where it is."""
     pytest.importorskip("multiloss.torch._triton.sigmoid")

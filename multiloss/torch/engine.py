@@ -31,6 +31,7 @@ Examples:
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -93,6 +94,7 @@ def engine(name: str) -> Iterator[None]:
         _current = previous
 
 
+@functools.cache
 def triton_available() -> bool:
     """Whether `triton` can be imported (found on the path; not imported here)."""
     return importlib.util.find_spec("triton") is not None
