@@ -136,6 +136,15 @@ CONFIGS = [
 ]
 
 
+FEW_CASES = [
+    # one case of each loss, for the slower paths (engine, second order)
+    ("binary_cross_entropy", {"pos_weight": 3.0, "weight": 0.7}),
+    ("sigmoid_focal_loss", {"gamma": 0.5, "alpha": 0.25}),
+    ("sigmoid_focal_loss", {"gamma": 2.0, "alpha": None}),
+    ("asymmetric_loss", {"gamma_pos": 1.0, "gamma_neg": 4.0, "clip": 0.05}),
+]
+
+
 def _inputs(name, dtype):
     logits, target = _asymmetric_problem() if name == "asymmetric_loss" else _sigmoid_problem()
     return logits.astype(dtype).astype(np.float64), target
@@ -381,6 +390,27 @@ def test_gamma_below_one_is_finite_at_saturation():
         assert np.all(loss == 0) and np.all(grad == 0)
 
 
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+@pytest.mark.parametrize(("name", "options"), FEW_CASES)
+def test_second_order(name, options, reduction):
+    """create_graph=True: the gradient is differentiable (by the eager plans' closed
+    forms); H·t against the mpmath oracle's."""
+    x64 = np.array([-3.0, -0.4, 0.0, 0.7, 2.5, 9.0])
+    y64 = np.array([1.0, 0.0, 0.3, 1.0, 0.0, 1.0])
+    t64 = np.array([0.5, -1.0, 2.0, 0.25, 1.5, -0.75])
+    x = torch.tensor(x64, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    y = torch.tensor(y64, dtype=torch.float64, device=DEVICE)
+    _, config, operands = PREPARE[name](x, y, reduction=reduction, **options)
+    weight = getattr(operands, "weight", None)
+    pos_weight = getattr(operands, "pos_weight", None)
+    loss = sigmoid_loss(config, x, operands.target, weight, pos_weight)
+    (grad,) = torch.autograd.grad(loss.sum(), x, create_graph=True)
+    (hvp,) = torch.autograd.grad((grad * torch.tensor(t64, device=DEVICE)).sum(), x)
+    oracle = oracles.MPMATH_EXT.get(name, oracles.MPMATH[name])
+    _, ref_hvp = oracle(x64, y64, reduction=reduction, tangent=t64, **options)
+    assert_eps(hvp.cpu().numpy(), ref_hvp, "float64", 8.0, "H·t")
+
+
 def test_only_the_logits_are_differentiated():
     x = torch.randn(3, 4, requires_grad=True)
     y = torch.rand(3, 4, requires_grad=True)
@@ -435,16 +465,8 @@ def _ops_run(step):
     return names
 
 
-ENGINE_CASES = [
-    ("binary_cross_entropy", {"pos_weight": 3.0, "weight": 0.7}),
-    ("sigmoid_focal_loss", {"gamma": 0.5, "alpha": 0.25}),
-    ("sigmoid_focal_loss", {"gamma": 2.0, "alpha": None}),
-    ("asymmetric_loss", {"gamma_pos": 1.0, "gamma_neg": 4.0, "clip": 0.05}),
-]
-
-
 @pytest.mark.parametrize("reduction", ["none", "mean"])
-@pytest.mark.parametrize(("name", "options"), ENGINE_CASES)
+@pytest.mark.parametrize(("name", "options"), FEW_CASES)
 def test_through_the_engine(name, options, reduction):
     """`multiloss.torch.<loss>` under engine("triton") runs the kernels and meets the
     mpmath oracle's bound; float16 logits give a float16 loss."""

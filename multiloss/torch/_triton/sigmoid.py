@@ -331,10 +331,45 @@ def _backward(ctx: Any, cotangent: Tensor) -> tuple[Tensor | None, ...]:
     logits, target, weight, pos_weight = ctx.saved_tensors
     grad = None
     if ctx.needs_input_grad[0]:
-        grad = _sigmoid_loss_backward_op(
-            cotangent, logits, target, weight, pos_weight, *ctx.parameters
-        )
+        if torch.is_grad_enabled():
+            # create_graph=True: the gradient must be differentiable; the eager plans'
+            # closed forms give its derivative (the kernels have no second order)
+            grad = _differentiable_gradient(
+                ctx.parameters, cotangent, logits, target, weight, pos_weight
+            )
+        else:
+            grad = _sigmoid_loss_backward_op(
+                cotangent, logits, target, weight, pos_weight, *ctx.parameters
+            )
     return (grad,) + (None,) * (4 + len(_PARAMETERS))
+
+
+def _config(parameters: tuple[Any, ...]) -> SigmoidConfig | AsymmetricConfig:
+    """The core's config back from the op's parameters."""
+    asymmetric, gamma, alpha, gamma_neg, clip, reduction = parameters
+    if asymmetric:
+        return AsymmetricConfig(gamma, gamma_neg, clip, reduction)
+    return SigmoidConfig(gamma=gamma, alpha=alpha, reduction=reduction)
+
+
+def _differentiable_gradient(
+    parameters: tuple[Any, ...],
+    cotangent: Tensor,
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+) -> Tensor:
+    """cotangent · ∂loss/∂logits by the eager plans, differentiable (second order)."""
+    from .._autograd import _LossGradient, _Spec, function
+
+    compute = _compute_dtype(logits.dtype)
+    config: Any = _config(parameters)  # _Spec's annotation omits the asymmetric config
+    spec = _Spec(config, compute, target.dtype)
+    grad: Tensor = function(_LossGradient).apply(
+        spec, cotangent.to(compute), logits, target, weight, pos_weight
+    )
+    return grad
 
 
 _sigmoid_loss_op.register_autograd(_backward, setup_context=_setup_context)
