@@ -267,7 +267,7 @@ def test_compiled_fullgraph_over_the_kernels_with_ignore_index() -> None:
         compiled = torch.compile(loss_fn, fullgraph=True)
         leaf = logits.detach().clone().requires_grad_(True)
         loss = compiled(leaf, target)
-        loss.backward()
+        loss.backward(torch.full_like(loss, 0.5))  # _value_and_grad's cotangent of a 0-d loss
     expected_loss, expected_grad = _value_and_grad("eager", loss_fn, logits, target)
     torch.testing.assert_close(loss.detach(), expected_loss, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(leaf.grad, expected_grad, rtol=1e-5, atol=1e-7)
