@@ -549,12 +549,63 @@ def markdown(rows: list[Counted], found: list[Verdict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _find(rows: list[Counted], shape: str, name: str) -> Counted | None:
+    return next((r for r in rows if r.shape == shape and r.name == name), None)
+
+
+def _brief(r: Counted | None, passes: bool = True) -> str:
+    """ "kernels / passes / ratio" of a row ("–" where it has no count)."""
+    if r is None or r.kernels is None:
+        return "–"
+    middle = f" / {passes_text(r).replace(' target', 't').replace(' + ', '+')}" if passes else ""
+    return f"{r.kernels}{middle} / {format_ratio(r.modelled_ratio)}"
+
+
+def docs_tables(rows: list[Counted]) -> list[str]:
+    """The two compact tables of docs/benchmarks.md: per softmax shape, CE, focal and poly
+    (kernel engine, eager plan in parentheses), focal with smoothing and CE with
+    probability targets; per sigmoid shape, BCE, sigmoid focal and ASL."""
+    lines = [
+        "| shape | CE: kernels / passes / modelled (eager) | focal γ=2 | poly ε=2 "
+        "| focal γ=2, smoothing 0.1 | CE, probability targets |",
+        "|---|---|---|---|---|---|",
+    ]
+    softmax = [r.shape for r in rows if r.loss in ("CE", "focal", "poly")]
+    for shape in dict.fromkeys(softmax):
+        cells = [shape]
+        for loss in ("CE", "focal γ=2", "poly ε=2"):
+            kernel = _find(rows, shape, f"multiloss {loss}, kernels")
+            eager = _find(rows, shape, f"multiloss {loss}, eager")
+            cells.append(f"{_brief(kernel)} ({_brief(eager)})")
+        for name in ("focal γ=2, smoothing 0.1", "CE, probability targets"):
+            cells.append(_brief(_find(rows, shape, f"multiloss {name}, kernels")))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| shape | BCE: kernels / modelled vs `F.binary_cross_entropy_with_logits` (eager) "
+        "| sigmoid focal γ=2 vs torchvision's formula | ASL vs timm's formula |",
+        "|---|---|---|---|",
+    ]
+    sigmoid = [r.shape for r in rows if r.loss in ("BCE", "sigmoid focal", "ASL")]
+    for shape in dict.fromkeys(sigmoid):
+        cells = [shape]
+        for loss in ("BCE", "sigmoid focal γ=2", "ASL"):
+            kernel = _find(rows, shape, f"multiloss {loss}, kernels")
+            eager = _find(rows, shape, f"multiloss {loss}, eager")
+            cells.append(f"{_brief(kernel, False)} ({_brief(eager, False)})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--shapes", default="", help="comma-separated words a shape's name holds")
     parser.add_argument("--family", choices=("softmax", "sigmoid", "both"), default="both")
     parser.add_argument("--json", type=Path, default=None, help="also write every count here")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown here too")
+    parser.add_argument(
+        "--docs", action="store_true", help="print only the compact tables of docs/benchmarks.md"
+    )
     return parser.parse_args(argv)
 
 
@@ -573,6 +624,8 @@ def main(argv: list[str] | None = None) -> int:
     found = verdicts(rows)
     why = engine_available()
     text = markdown(rows, found)
+    if args.docs:
+        text = "\n".join([*docs_tables(rows), "", *verdict_lines(found)]) + "\n"
     if why:
         text = text.replace("\n## Summary", f"\nNote: {why}.\n\n## Summary", 1)
     print(text)
