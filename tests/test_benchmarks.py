@@ -500,7 +500,8 @@ def test_the_kernel_cost_report_counts_rows_and_judges_targets(bench: ModuleType
     text = kernel_costs.markdown(rows, kernel_costs.verdicts(rows))
     assert "| F.cross_entropy | 5 |" in text and "#### 64×10" in text
     compact = "\n".join(kernel_costs.docs_tables(rows))
-    assert "| 64×10 | " in compact and f"({by_name['multiloss CE, eager'].kernels} / 9 / " in compact
+    eager_kernels = by_name["multiloss CE, eager"].kernels
+    assert "| 64×10 | " in compact and f"({eager_kernels} / 9 / " in compact
 
 
 # --------------------------------------------------------------------------------------
