@@ -227,12 +227,17 @@ def _sharded_forward(
     ranks = _ThreadRanks(size)
     losses: list[Any] = [None] * size
     errors: list[BaseException] = []
+    one_at_a_time = threading.Lock()  # Triton's interpreter is not thread-safe
+
+    def kernel_partials(*args: Any) -> Any:
+        with one_at_a_time:
+            return distributed._kernel_partials(*args)
 
     def run(rank: int) -> None:
         try:
             shard = logits[:, rank * local : (rank + 1) * local].contiguous()
             _, config, operands, _ = prepare(shard, target, size=size, **options)
-            partials = distributed._kernel_partials if kernels else None
+            partials = kernel_partials if kernels else None
             losses[rank], _ = vocab_parallel_forward(XP, config, operands, ranks.of(rank), partials)
         except BaseException as error:  # reported below
             errors.append(error)
@@ -254,8 +259,9 @@ def _sharded_forward(
         {"reduction": "mean", "ignore_index": 3},
         {"reduction": "none", "z_loss": 1e-3},
         {"reduction": "sum", "gamma": 2.0},
+        {"reduction": "mean", "weight": torch.linspace(0.5, 1.5, 40).to(DEVICE)},
     ],
-    ids=["CE mean ignore", "CE none z-loss", "focal sum"],
+    ids=["CE mean ignore", "CE none z-loss", "focal sum", "CE weight"],
 )
 def test_vocab_parallel_partials_by_the_kernels_on_two_shards(options: dict[str, Any]) -> None:
     logits = _randn((12, 40), 11, 3.0).float()
@@ -275,7 +281,14 @@ def test_vocab_parallel_partials_by_the_kernels_on_two_shards(options: dict[str,
         log_p_t = F.log_softmax(z, 1).gather(1, target[:, None])[:, 0]
         expected = (-((1 - log_p_t.exp()) ** 2) * log_p_t).sum()
     else:
-        expected = F.cross_entropy(z, target, ignore_index=ignore, reduction=reduction)
+        weight = options.get("weight")
+        expected = F.cross_entropy(
+            z,
+            target,
+            weight=None if weight is None else weight.double(),
+            ignore_index=ignore,
+            reduction=reduction,
+        )
         if options.get("z_loss"):
             expected = expected + options["z_loss"] * torch.logsumexp(z, 1) ** 2
     torch.testing.assert_close(got[0].double(), expected, rtol=1e-5, atol=1e-6)
