@@ -584,15 +584,15 @@ def compile_for_gpu(fn, flags, types):
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs)
     assert triton.compile(source, target=GPUTarget("cuda", 80, 32)).asm["cubin"]
 
-modes = {"X_MODE": 2, "Y_MODE": 2, "W_MODE": 2, "PW_MODE": 2, "COMPUTE": tl.float32,
+modes = {"X_MODE": 2, "Y_MODE": 2, "W_MODE": 2, "PW_MODE": 2, "COMPUTE": tl.float32, "STEPS": 4,
          "BLOCK_SIZE": kernels.BLOCK}
 focal = kernels._flags((False, 0.5, 0.25, 0.0, 0.0))
 types = {"X": "*fp16", "Y": "*fp32", "W": "*fp32", "PW": "*fp32", "OUT": "*fp32",
          "scale": "fp32"}
 compile_for_gpu(device.forward_kernel, {**focal, **modes, "REDUCE": 1, "INT64": True}, types)
 compile_for_gpu(device.forward_kernel, {**focal, **modes, "REDUCE": 2, "INT64": False}, types)
-compile_for_gpu(device.sum_kernel, {"COMPUTE": tl.float32, "BLOCK_SIZE": 1024, "INT64": False},
-                {"PARTIALS": "*fp32", "OUT": "*bf16"})
+summing = {"COMPUTE": tl.float32, "STEPS": 8, "BLOCK_SIZE": 1024, "INT64": False}
+compile_for_gpu(device.sum_kernel, summing, {"PARTIALS": "*fp32", "OUT": "*bf16"})
 asymmetric = kernels._flags((True, 2.5, None, 0.5, 0.05))
 types = {"COT": "*fp32", "X": "*bf16", "Y": "*fp32", "W": "*fp32", "PW": "*fp32",
          "GRAD_OUT": "*bf16", "scale": "fp32"}
@@ -610,7 +610,8 @@ def test_kernels_compile_for_a_gpu():
     (frontend, LLVM, ptxas) compiles every kernel for an sm_80 GPU, every option at once,
     in 16-bit, without a device (in a process without the interpreter)."""
     root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "TRITON_INTERPRET": "0", "PYTHONPATH": str(root)}
+    path = os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "TRITON_INTERPRET": "0", "PYTHONPATH": path}
     result = subprocess.run(
         [sys.executable, "-c", _COMPILE_FOR_GPU], env=env, capture_output=True, text=True,
         timeout=300, check=False,

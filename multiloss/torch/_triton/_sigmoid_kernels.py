@@ -243,15 +243,17 @@ def forward_kernel(
     REDUCE: tl.constexpr,
     COMPUTE: tl.constexpr,
     INT64: tl.constexpr,
+    STEPS: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
 ):
     """REDUCE 0: the per-element losses, written contiguously in OUT's dtype; 1: one
     partial sum per program, times `scale`; 2: one program walks every block and writes
-    the whole sum, times `scale`, in OUT's dtype (0-d)."""
+    the whole sum, times `scale`, in OUT's dtype (0-d), in STEPS blocks (≥ n / BLOCK_SIZE;
+    a compile-time count: Triton 3.6's interpreter cannot loop to a runtime bound)."""
     if REDUCE == 2:
         total = tl.zeros((BLOCK_SIZE,), COMPUTE)
-        for start in range(0, n, BLOCK_SIZE):
-            i = start + tl.arange(0, BLOCK_SIZE)
+        for step in range(STEPS):
+            i = step * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
             mask = i < n
             loss = _element(
                 X, Y, W, PW, i, mask, D1, D2, D12,
@@ -278,12 +280,14 @@ def forward_kernel(
 
 
 @triton.jit
-def sum_kernel(PARTIALS, OUT, count, COMPUTE: tl.constexpr, BLOCK_SIZE: tl.constexpr):
+def sum_kernel(
+    PARTIALS, OUT, count, COMPUTE: tl.constexpr, STEPS: tl.constexpr, BLOCK_SIZE: tl.constexpr
+):
     """OUT (0-d, its own dtype) = the sum of `count` partial sums, in one program (a fixed
-    order: deterministic)."""
+    order: deterministic) of STEPS blocks (≥ count / BLOCK_SIZE)."""
     total = tl.zeros((BLOCK_SIZE,), COMPUTE)
-    for start in range(0, count, BLOCK_SIZE):
-        i = start + tl.arange(0, BLOCK_SIZE)
+    for step in range(STEPS):
+        i = step * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
         total += tl.load(PARTIALS + i, mask=i < count, other=0.0).to(COMPUTE)
     tl.store(OUT, tl.sum(total, axis=0).to(OUT.dtype.element_ty))
 

@@ -124,6 +124,12 @@ def _layout(shape: tuple[int, ...], operands: list[Tensor | None]) -> _Layout:
     )
 
 
+def _steps(count: int, block: int) -> int:
+    """Blocks for one program to walk `count` elements: a power of two ≥ count / block (a
+    compile-time loop count; powers of two keep the variants few)."""
+    return 1 << max(triton.cdiv(count, block) - 1, 0).bit_length()
+
+
 def _integral(gamma: float) -> int:
     """γ as a positive integer when it is one and small (a product), else 0."""
     if gamma > 0 and float(gamma).is_integer() and gamma <= _MAX_INTEGER_POWER:
@@ -186,11 +192,12 @@ def _launch_forward(
     _d0, d1, d2 = layout.sizes
     strides = [s for triple in layout.strides for s in triple]
     x_mode, y_mode, w_mode, pw_mode = layout.modes
-    programs, block, warps, destination = triton.cdiv(n, BLOCK), BLOCK, 4, out
+    programs, block, warps, destination, steps = triton.cdiv(n, BLOCK), BLOCK, 4, out, 1
     if reduction == "none":
         mode = 0
     elif n <= SINGLE_PROGRAM_LIMIT:  # one launch: one program sums every block
         mode, programs, block, warps = 2, 1, SINGLE_PROGRAM_BLOCK, 8
+        steps = _steps(n, block)
     else:  # partial sums, then their sum
         mode = 1
         destination = logits.new_empty((programs,), dtype=dtype)
@@ -198,13 +205,14 @@ def _launch_forward(
         x, y, w if w is not None else x, pw if pw is not None else x, destination, n,
         1.0 / n if reduction == "mean" else 1.0, d1, d2, d1 * d2, *strides,
         **_flags(params), X_MODE=x_mode, Y_MODE=y_mode, W_MODE=w_mode, PW_MODE=pw_mode,
-        REDUCE=mode, COMPUTE=_TL_DTYPES[dtype], INT64=layout.int64, BLOCK_SIZE=block,
-        num_warps=warps,
+        REDUCE=mode, COMPUTE=_TL_DTYPES[dtype], INT64=layout.int64, STEPS=steps,
+        BLOCK_SIZE=block, num_warps=warps,
     )  # fmt: skip
     if mode == 1:
         sum_kernel[(1,)](
-            destination, out, programs, COMPUTE=_TL_DTYPES[dtype], BLOCK_SIZE=BLOCK, num_warps=4
-        )
+            destination, out, programs, COMPUTE=_TL_DTYPES[dtype],
+            STEPS=_steps(programs, BLOCK), BLOCK_SIZE=BLOCK, num_warps=4,
+        )  # fmt: skip
     return out
 
 
