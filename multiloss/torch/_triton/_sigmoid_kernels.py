@@ -15,8 +15,18 @@ from ._math import div, log1p, sigmoid_softplus
 
 @triton.jit
 def _offset(i, D1, D2, D12, s0, s1, s2, MODE: tl.constexpr):
-    """Memory offset of flat element i of the logits' (coalesced) shape (D0, D1, D2)."""
-    return i if MODE == 1 else (i // D12) * s0 + ((i // D2) % D1) * s1 + (i % D2) * s2
+    """Memory offset of flat element i of the logits' (coalesced) shape (D0, D1, D2): MODE 1
+    contiguous (i itself); 2, 3, 4 strided over three, the last two or the last dimension
+    (fewer integer divisions)."""
+    if MODE == 1:
+        offset = i
+    elif MODE == 4:
+        offset = i * s2
+    elif MODE == 3:
+        offset = (i // D2) * s1 + (i % D2) * s2
+    else:
+        offset = (i // D12) * s0 + ((i // D2) % D1) * s1 + (i % D2) * s2
+    return offset
 
 
 @triton.jit

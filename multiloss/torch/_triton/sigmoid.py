@@ -50,8 +50,10 @@ _MAX_INTEGER_POWER = 16
 """Integral exponents up to this are products; larger ones exp(γ log m)."""
 _INT32_LIMIT = 2**31 - 1
 
-# Addressing modes of an operand (compile-time)
-_ABSENT, _IDENTITY, _STRIDED = 0, 1, 2
+# Addressing modes of an operand (compile-time): absent, contiguous, strided over the
+# last 1, 2 or 3 coalesced dimensions
+_ABSENT, _IDENTITY = 0, 1
+_STRIDED = {1: 4, 2: 3, 3: 2}
 
 # --------------------------------------------------------------------------------------
 # Host side: layouts, flags
@@ -115,7 +117,7 @@ def _layout(shape: tuple[int, ...], operands: list[Tensor | None]) -> _Layout:
         s3 = (s[0], s[1], s[2])
         strides.append(s3)
         same = all(a == b for a, b, size in zip(s3, contiguous, sizes3, strict=True) if size > 1)
-        modes.append(_IDENTITY if same else _STRIDED)
+        modes.append(_IDENTITY if same else _STRIDED[len(sizes)])
         extent = max(
             extent, 1 + sum((size - 1) * abs(st) for size, st in zip(sizes3, s3, strict=True))
         )
