@@ -527,6 +527,8 @@ def _device_check(*arguments: str, **environment: str) -> subprocess.CompletedPr
 def test_the_device_check_plans_compiled_kernels_on_cuda_and_the_cuda_benchmark(
     bench: ModuleType,
 ) -> None:
+    if not (BENCHMARKS / "device_check.sh").exists():  # an sdist carries benchmarks/*.py only
+        pytest.skip("benchmarks/device_check.sh is not in this copy")
     assert subprocess.run(["bash", "-n", str(BENCHMARKS / "device_check.sh")]).returncode == 0
     result = _device_check("--plan")
     assert result.returncode == 0, result.stdout + result.stderr
