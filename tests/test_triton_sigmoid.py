@@ -642,8 +642,11 @@ def _apply(X, O1, O2, n, WHICH: tl.constexpr, BLOCK: tl.constexpr):
         a, b = _math.sigmoid_pair(x)
     elif WHICH == 5:
         a, b, _, _ = _math.sigmoid_softplus(x)
-    else:
+    elif WHICH == 6:
         _, _, a, b = _math.sigmoid_softplus(x)
+    else:
+        a = _math.exp(x)
+        b = a
     tl.store(O1 + i, a, mask=mask)
     tl.store(O2 + i, b, mask=mask)
 
@@ -667,6 +670,7 @@ MATH = {
     "sigmoid_pair": (4, lambda x: (torch.sigmoid(x), torch.sigmoid(-x))),
     "sigmoid_softplus[softplus]": (5, lambda x: (_softplus(x), _softplus(-x))),
     "sigmoid_softplus[sigmoid]": (6, lambda x: (torch.sigmoid(x), torch.sigmoid(-x))),
+    "exp": (7, lambda x: (torch.exp(x),)),
 }
 
 
@@ -702,6 +706,11 @@ def test_math_special_values():
     assert torch.isnan(log1p[2]) and torch.isnan(log1p[6])
     expm1 = _device_math(x, 1)[0]
     assert expm1[0] == inf and expm1[1] == -1 and torch.isnan(expm1[2]) and expm1[4] == 0
+    exp = _device_math(x, 7)[0]
+    assert exp[0] == inf and exp[1] == 0 and torch.isnan(exp[2]) and exp[4] == 1
+    edges = torch.tensor([89.0, 88.7, -87.0, -100.0, -104.0, -110.0])  # overflow, subnormals
+    reference = torch.exp(edges.double()).float()
+    assert_close(_device_math(edges, 7)[0], reference, rtol=4 * 2.0**-23, atol=3e-45)
     tanh = _device_math(x, 2)[0]
     assert tanh[0] == 1 and tanh[1] == -1 and torch.isnan(tanh[2]) and tanh[4] == 0
     for which in (3, 5):

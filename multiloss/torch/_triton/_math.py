@@ -17,6 +17,9 @@ range, with the limits at ±inf and NaN propagated:
 * `sigmoid_pair(x)`: σ(x) and σ(-x) from e = e^{-|x|} as 1 / (1 + e) and e / (1 + e):
   the small one is never formed as 1 - σ (no cancellation).
 * `sigmoid_softplus(x)`: both pairs from one exp and one log1p.
+* `exp(x)`: eˣ by a reduction to |r| ≤ ln 2 / 2 (float32 `tl.exp` on NVIDIA GPUs is
+  `ex2.approx` of x·log₂e, which loses |x|·2⁻²⁴ relative); every exponential here goes
+  through it.
 * `div(a, b)`: a / b rounded to nearest in float32 too (Triton's `/` is `div.full.f32`,
   2 ulps, on NVIDIA GPUs); every division here goes through it.
 
@@ -28,6 +31,28 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
+
+
+@triton.jit
+def exp(x):
+    """eˣ to a few ulps over the whole range, also on NVIDIA GPUs, where float32 `tl.exp`
+    is `ex2.approx` of x·log₂e, whose rounding costs |x|·2⁻²⁴ relative (40 ulps at
+    |x| = 80): x = k·ln 2 + r (Cody and Waite, |r| ≤ ln 2 / 2), `tl.exp(r)` times 2^k
+    formed exactly from its bits. float64 is `tl.exp` itself."""
+    if x.dtype == tl.float64:
+        result = tl.exp(x)
+    else:
+        # clamped so that 2^k splits into two normal powers; e^89 overflows to inf and
+        # e^-110 underflows to 0 by the products themselves
+        clamped = tl.minimum(tl.maximum(x, -110.0), 89.0)
+        k = tl.floor(clamped * 1.4426950408889634 + 0.5)
+        r = (clamped - k * 0.693145751953125) - k * 1.428606765330187e-06
+        power = k.to(tl.int32)
+        half = power >> 1
+        low = ((half + 127) << 23).to(tl.float32, bitcast=True)
+        high = ((power - half + 127) << 23).to(tl.float32, bitcast=True)
+        result = tl.where(x != x, x, (tl.exp(r) * low) * high)
+    return result
 
 
 @triton.jit
@@ -102,7 +127,7 @@ def expm1(x):
     p = p * t + 1.0 / 6.0
     p = p * t + 0.5
     series = t + t * (t * p)
-    return tl.where(small, series, tl.exp(x) - 1.0)
+    return tl.where(small, series, exp(x) - 1.0)
 
 
 @triton.jit
@@ -117,14 +142,14 @@ def tanh(x):
 def softplus_pair(x):
     """softplus(x) = log(1 + eˣ) and softplus(-x), each exact in both tails (inf on the
     side that diverges at ±inf, 0 on the other)."""
-    tail = log1p(tl.exp(-tl.abs(x)))
+    tail = log1p(exp(-tl.abs(x)))
     return tl.maximum(x, 0.0) + tail, tl.maximum(-x, 0.0) + tail
 
 
 @triton.jit
 def sigmoid_pair(x):
     """σ(x) and σ(-x), each exact in both tails (σ(-x) is not formed as 1 - σ(x))."""
-    e = tl.exp(-tl.abs(x))
+    e = exp(-tl.abs(x))
     big = div(tl.full(e.shape, 1.0, e.dtype), 1.0 + e)
     small = e * big
     positive = x >= 0
@@ -134,7 +159,7 @@ def sigmoid_pair(x):
 @triton.jit
 def sigmoid_softplus(x):
     """softplus(x), softplus(-x), σ(x) and σ(-x) from one exp and one log1p."""
-    e = tl.exp(-tl.abs(x))
+    e = exp(-tl.abs(x))
     tail = log1p(e)
     big = div(tl.full(e.shape, 1.0, e.dtype), 1.0 + e)
     small = e * big

@@ -10,7 +10,7 @@ element by element; see `multiloss.torch._triton.sigmoid` for the flags.
 import triton
 import triton.language as tl
 
-from ._math import div, log1p, sigmoid_softplus
+from ._math import div, exp, log1p, sigmoid_softplus
 
 
 @triton.jit
@@ -44,7 +44,7 @@ def _power(base, log_base, GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr):
         for _ in tl.static_range(GAMMA_INT - 1):
             result = result * base
     else:
-        result = tl.exp(GAMMA * log_base)
+        result = exp(GAMMA * log_base)
     return result
 
 
