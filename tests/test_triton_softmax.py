@@ -34,10 +34,12 @@ import multiloss.torch as mt  # noqa: E402
 from multiloss._core import prepare  # noqa: E402
 from multiloss.torch._triton import softmax as kernels  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings(
-    # the interpreter evaluates both sides of a select with NumPy: 0 · inf off the row
-    "ignore:invalid value encountered:RuntimeWarning"
-)
+pytestmark = [
+    # the interpreter evaluates both sides of a select with NumPy: 0 · inf off the row,
+    # log 0 (u^γ = exp(γ log u) at u = 0, tiles' lanes past the last row)
+    pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning"),
+    pytest.mark.filterwarnings("ignore:divide by zero encountered:RuntimeWarning"),
+]
 
 BOUND = 8
 """eps of the compute dtype, as the core's float32 tests (tests/test_core_values.py)."""
@@ -262,6 +264,34 @@ def test_split_rows(name, options):
     check(name, logits, target, bound=64, **options)
 
 
+@pytest.mark.parametrize(
+    ("name", "soft", "options"),
+    [
+        ("cross_entropy", False, {"weight": "w", "reduction": "none"}),
+        ("cross_entropy", True, {"label_smoothing": 0.1, "z_loss": 1e-2}),
+        ("cross_entropy", False, {"label_smoothing": 0.1, "weight": "w", "reduction": "sum"}),
+        ("focal_loss", False, {"gamma": 2.0, "alpha": "w"}),
+        ("focal_loss", True, {"gamma": 0.5, "softcap": 4.0, "reduction": "none"}),
+        ("poly_loss", False, {"epsilon": 1.0, "label_smoothing": 0.2}),
+    ],
+)
+def test_many_short_rows(name, soft, options):
+    """300 rows of 10 classes: many rows per program ([ROWS, BLOCK] tiles of 128 or 256
+    rows), a partial last tile, in every mode, forward and backward."""
+    rng = np.random.default_rng(11)
+    logits = rng.normal(scale=3.0, size=(300, 10))
+    if soft:
+        target = rng.dirichlet(np.ones(10), size=300)
+    else:
+        target = rng.integers(0, 10, size=300)
+        target[::7] = -100
+    if "w" in options.values():
+        key = "weight" if "weight" in options else "alpha"
+        options = {**options, key: rng.uniform(0.5, 2.0, size=10)}
+    assert kernels._tile(300, 10) == (256, 16)
+    check(name, logits, target, **options)
+
+
 def test_row_partials():
     rng = np.random.default_rng(3)
     logits = rng.normal(size=(4, 50)).astype(np.float32)
@@ -293,6 +323,11 @@ def test_row_functions_write_into_a_given_buffer():
 
 
 _COMPILE_SCRIPT = """
+import os
+import re
+import subprocess
+import tempfile
+
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
@@ -300,9 +335,10 @@ from multiloss.torch._triton import _softmax_kernels as K
 
 TYPES = {"target_ptr": "*i64", "z_ptr": "*bf16", "grad_ptr": "*bf16", "z_stride": "i64",
          "q_stride": "i64", "grad_stride": "i64", "IGNORE": "i64", "offset": "i64"}
+PTXAS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
 
 
-def compile_for_gpu(fn, constants):
+def compile_for_gpu(fn, constants, warps=4):
     signature = {}
     for name in fn.arg_names:
         if name in constants:
@@ -311,27 +347,48 @@ def compile_for_gpu(fn, constants):
             signature[name] = TYPES.get(name, "*fp32" if name.endswith("_ptr") else "i32")
     constexprs = {(fn.arg_names.index(k),): v for k, v in constants.items()}
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs)
-    assert triton.compile(source, target=GPUTarget("cuda", 80, 32)).asm["cubin"]
+    compiled = triton.compile(
+        source, target=GPUTarget("cuda", 80, 32), options={"num_warps": warps}
+    )
+    assert compiled.asm["cubin"]
+    # ptxas's own report of the registers and spills of the kernel
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as ptx:
+        ptx.write(compiled.asm["ptx"])
+    report = subprocess.run(
+        [PTXAS, "-arch=sm_80", "-v", ptx.name, "-o", os.devnull],
+        capture_output=True, text=True, check=True,
+    ).stderr
+    os.unlink(ptx.name)
+    spills = [int(n) for n in re.findall(r"(\\d+) bytes spill (?:stores|loads)", report)]
+    assert spills and not any(spills), (fn.__name__, constants, report)
 
 
 ALL = dict(HAS_W=True, CHECKED=False, OMEGA_W=True, Z_LOSS=1e-4, HAS_CAP=True, CAP=30.0)
 MODES = [
     dict(MODE=0, HARD=True, SMOOTH=0.0, GAMMA=0.5, GAMMA_INT=-1, EPS=1.0),
     dict(MODE=1, HARD=False, SMOOTH=0.1, GAMMA=0.0, GAMMA_INT=0, EPS=0.0),
+    dict(MODE=1, HARD=True, SMOOTH=0.1, GAMMA=0.0, GAMMA_INT=0, EPS=0.0),
     dict(MODE=2, HARD=True, SMOOTH=0.1, GAMMA=2.0, GAMMA_INT=2, EPS=0.0),
+    dict(MODE=2, HARD=False, SMOOTH=0.1, GAMMA=0.5, GAMMA_INT=-1, EPS=1.0),
 ]
+# (ROWS, BLOCK) tiles as softmax._tile gives them: long rows, 1000 and 10 classes
 for mode in MODES:
     flags = {**ALL, **mode}
-    compile_for_gpu(K.softmax_forward_kernel, {**flags, "BLOCK": 4096})
-    compile_for_gpu(
-        K.softmax_backward_kernel, {**flags, "BLOCK": 4096, "ROW_COT": True, "HAS_SCALE": True}
-    )
+    half = mode["MODE"] == 1
+    for rows, block in [(1, 2048 if half else 4096), (256 if mode["MODE"] == 0 else 128, 16)]:
+        compile_for_gpu(K.softmax_forward_kernel, {**flags, "ROWS": rows, "BLOCK": block}, 8)
+for mode in MODES[0], MODES[1], MODES[3]:
+    flags = {**ALL, **mode, "ROW_COT": True, "HAS_SCALE": True}
+    for rows, block in [(1, 4096), (256, 16)]:
+        compile_for_gpu(K.softmax_backward_kernel, {**flags, "ROWS": rows, "BLOCK": block}, 8)
 flags = {**ALL, **MODES[0]}
 narrow = {k: flags[k] for k in ("MODE", "HARD", "HAS_W", "CHECKED", "SMOOTH", "HAS_CAP", "CAP")}
-compile_for_gpu(K.softmax_partials_kernel, {**narrow, "BLOCK": 4096})
+compile_for_gpu(K.softmax_partials_kernel, {**narrow, "BLOCK": 4096}, 8)
 compile_for_gpu(K.softmax_combine_kernel, {**flags, "BLOCK_S": 16})
 compile_for_gpu(K.reduce_kernel, {"MEAN": True, "BLOCK": 1024})
-compile_for_gpu(K.partials_kernel, {"HAS_CAP": True, "CAP": 30.0, "BLOCK": 4096})
+for rows, block in [(1, 4096), (256, 16)]:
+    constants = {"HAS_CAP": True, "CAP": 30.0, "ROWS": rows, "BLOCK": block}
+    compile_for_gpu(K.partials_kernel, constants, 8)
 print("compiled")
 """
 
@@ -339,7 +396,9 @@ print("compiled")
 def test_kernels_compile_for_a_gpu():
     """The interpreter accepts constructs the compiler refuses: Triton's own pipeline
     (frontend, LLVM, ptxas) compiles each mode of every softmax kernel for an sm_80 GPU,
-    every option on, with bfloat16 logits, without a device (interpreter off)."""
+    every option on, with bfloat16 logits, without a device (interpreter off), at the
+    tiles the launches choose (one long row; 128 or 256 rows of 10 classes);
+    ptxas reports no register spills for any of them."""
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "TRITON_INTERPRET": "0", "PYTHONPATH": str(root)}
     result = subprocess.run(

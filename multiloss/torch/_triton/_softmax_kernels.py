@@ -72,8 +72,15 @@ def _term(lp, p, u, GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.conste
 
 
 @triton.jit
+def _rows(N, ROWS: tl.constexpr):
+    """The program's ROWS rows (int64) and which of them exist."""
+    rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
+    return rows, rows < N
+
+
+@triton.jit
 def _load_z(ptrs, inb, HAS_CAP: tl.constexpr, CAP: tl.constexpr):
-    """Logits in float32, capped; -inf outside the row."""
+    """Logits in float32, capped; -inf outside the rows."""
     z = tl.load(ptrs, mask=inb, other=float("-inf")).to(tl.float32)
     if HAS_CAP:
         z = tl.where(inb, CAP * tanh(z / CAP), float("-inf"))
@@ -89,22 +96,33 @@ def _cap_scalar(z, HAS_CAP: tl.constexpr, CAP: tl.constexpr):
 
 
 @triton.jit
-def _row_target(target_ptr, weight_ptr, row, C, IGNORE, HAS_W: tl.constexpr, CHECKED: tl.constexpr):
-    """The class index t (clamped into [0, C)), the row mask (1, 0 if ignored, NaN for an
-    unchecked index out of range) and w_t (1 without weights)."""
-    given = tl.load(target_ptr + row)
+def _row_target(
+    target_ptr, weight_ptr, rows, row_ok, C, IGNORE, HAS_W: tl.constexpr, CHECKED: tl.constexpr
+):
+    """Per row: the class index t (clamped into [0, C)), the row mask (1, 0 if ignored,
+    NaN for an unchecked index out of range) and w_t (1 without weights)."""
+    given = tl.load(target_ptr + rows, mask=row_ok, other=0)
     counted = given != IGNORE
     t = tl.minimum(tl.maximum(given, 0), C - 1)
     mask = tl.where(counted, 1.0, 0.0)
     if not CHECKED:
         mask = tl.where(counted & (t != given), float("nan"), mask)
-    w_t = tl.load(weight_ptr + t).to(tl.float32) if HAS_W else 1.0
+    if HAS_W:
+        w_t = tl.load(weight_ptr + t, mask=row_ok, other=0.0).to(tl.float32)
+    else:
+        w_t = tl.zeros_like(mask) + 1.0
     return t, mask, w_t
 
 
 @triton.jit
+def _class_weight(weight_ptr, cols, col_ok):
+    """w_k of the block's columns, one row ([1, BLOCK]: shared by the program's rows)."""
+    return tl.load(weight_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+
+
+@triton.jit
 def _soft_coefficient(
-    q_row_ptr, weight_ptr, cols, inb, C,
+    q_rows, weight_ptr, cols, col_ok, inb, C,
     HARD: tl.constexpr, HAS_W: tl.constexpr, SMOOTH: tl.constexpr,
 ):  # fmt: skip
     """The per-class coefficient that mode 1 accumulates: w_k for hard targets (the row's
@@ -112,89 +130,112 @@ def _soft_coefficient(
     if HARD:
         c = tl.where(inb, 1.0, 0.0)
     else:
-        q = tl.load(q_row_ptr + cols, mask=inb, other=0.0).to(tl.float32)
+        q = tl.load(q_rows + cols, mask=inb, other=0.0).to(tl.float32)
         c = q * (1.0 - SMOOTH) + SMOOTH / C
         c = tl.where(inb, c, 0.0)
     if HAS_W:
-        c = c * tl.load(weight_ptr + cols, mask=inb, other=0.0).to(tl.float32)
+        c = c * _class_weight(weight_ptr, cols, col_ok)
+    return c
+
+
+@triton.jit
+def _full_coefficient(
+    q_rows, weight_ptr, cols, col_ok, inb, C, t, mask,
+    HARD: tl.constexpr, HAS_W: tl.constexpr, SMOOTH: tl.constexpr,
+):  # fmt: skip
+    """c_k = q_k·w_k with q the smoothed target distribution (0 outside the rows); `t`
+    and `mask` as [ROWS, 1]."""
+    if HARD:
+        c = mask * tl.where(cols == t, 1.0 - SMOOTH + SMOOTH / C, SMOOTH / C)
+        c = tl.where(inb, c, 0.0)
+    else:
+        q = tl.load(q_rows + cols, mask=inb, other=0.0).to(tl.float32)
+        c = tl.where(inb, q * (1.0 - SMOOTH) + SMOOTH / C, 0.0)
+    if HAS_W:
+        c = c * _class_weight(weight_ptr, cols, col_ok)
     return c
 
 
 @triton.jit
 def _row_stats(
-    z_row_ptr, q_row_ptr, weight_ptr, t, lo, hi, C,
+    z_rows, q_rows, weight_ptr, row_ok, t, lo, hi, C,
     HARD: tl.constexpr, ACC: tl.constexpr, HAS_W: tl.constexpr, SMOOTH: tl.constexpr,
-    HAS_CAP: tl.constexpr, CAP: tl.constexpr, BLOCK: tl.constexpr,
+    HAS_CAP: tl.constexpr, CAP: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    """One read of columns [lo, hi) with an online softmax, per lane, then combined:
-    the max m, Σ e^{z_k - m} (without the target's own term for hard targets), and for
-    ACC the coefficient sum Σ c_k and Σ c_k (m - z_k) (m taken as 0 where it is -inf)."""
-    offsets = tl.arange(0, BLOCK)
-    m = tl.full([BLOCK], float("-inf"), tl.float32)
-    s = tl.zeros([BLOCK], tl.float32)
-    w_sum = tl.zeros([BLOCK], tl.float32)
-    acc = tl.zeros([BLOCK], tl.float32)
+    """One read of columns [lo, hi) of ROWS rows (`z_rows`, `q_rows`: [ROWS, 1] row
+    pointers) with an online softmax, per lane, then combined per row: the max m,
+    Σ e^{z_k - m} (without the target's own term for hard targets), and for ACC the
+    coefficient sum Σ c_k and Σ c_k (m - z_k) (m taken as 0 where it is -inf)."""
+    offsets = tl.arange(0, BLOCK)[None, :]
+    live = row_ok[:, None]
+    m = tl.full([ROWS, BLOCK], float("-inf"), tl.float32)
+    s = tl.zeros([ROWS, BLOCK], tl.float32)
+    w_sum = tl.zeros([ROWS, BLOCK], tl.float32)
+    acc = tl.zeros([ROWS, BLOCK], tl.float32)
     for start in range(lo, hi, BLOCK):
         cols = start + offsets
-        inb = cols < hi
-        z = _load_z(z_row_ptr + cols, inb, HAS_CAP, CAP)
+        col_ok = cols < hi
+        inb = col_ok & live
+        z = _load_z(z_rows + cols, inb, HAS_CAP, CAP)
         m_new = tl.maximum(m, z)
         ref_new = tl.where(m_new == float("-inf"), 0.0, m_new)
         e = tl.exp(z - ref_new)
         if HARD:
-            e = tl.where(cols == t, 0.0, e)
+            e = tl.where(cols == t[:, None], 0.0, e)
         s = s * tl.exp(m - ref_new) + e
         if ACC:
             ref_old = tl.where(m == float("-inf"), 0.0, m)
-            c = _soft_coefficient(q_row_ptr, weight_ptr, cols, inb, C, HARD, HAS_W, SMOOTH)
+            c = _soft_coefficient(q_rows, weight_ptr, cols, col_ok, inb, C, HARD, HAS_W, SMOOTH)
             acc = acc + (ref_new - ref_old) * w_sum + tl.where(c == 0, 0.0, c * (ref_new - z))
             w_sum = w_sum + c
         m = m_new
-    row_max = tl.max(m, axis=0)
-    ref = tl.where(row_max == float("-inf"), 0.0, row_max)
-    total = tl.sum(s * tl.exp(m - ref), axis=0)
+    row_max = tl.max(m, axis=1)
+    ref = tl.where(row_max == float("-inf"), 0.0, row_max)[:, None]
+    total = tl.sum(s * tl.exp(m - ref), axis=1)
     if ACC:
         lane_ref = tl.where(m == float("-inf"), 0.0, m)
-        acc_total = tl.sum(acc + tl.where(w_sum == 0, 0.0, (ref - lane_ref) * w_sum), axis=0)
-        w_total = tl.sum(w_sum, axis=0)
+        acc_total = tl.sum(acc + tl.where(w_sum == 0, 0.0, (ref - lane_ref) * w_sum), axis=1)
+        w_total = tl.sum(w_sum, axis=1)
     else:
-        acc_total = 0.0
-        w_total = 0.0
+        acc_total = tl.zeros_like(total)
+        w_total = tl.zeros_like(total)
     return row_max, total, w_total, acc_total
 
 
 @triton.jit
-def _finish_row(
-    z_row_ptr, q_row_ptr, weight_ptr, target_ptr, row, C, IGNORE,
+def _finish_rows(
+    z_ptr, z_stride, q_ptr, q_stride, weight_ptr, target_ptr, rows, row_ok, C, IGNORE,
     row_max, s_others, w_total, acc_total,
     loss_ptr, stats_ptr, factor_ptr, omega_ptr,
     MODE: tl.constexpr, HARD: tl.constexpr, HAS_W: tl.constexpr, CHECKED: tl.constexpr,
     OMEGA_W: tl.constexpr, SMOOTH: tl.constexpr, Z_LOSS: tl.constexpr,
     GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
-    HAS_CAP: tl.constexpr, CAP: tl.constexpr, BLOCK: tl.constexpr,
+    HAS_CAP: tl.constexpr, CAP: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    """The row's loss, statistics (m, log Σ e^{z - m}, lse - z_t), factor and ω from
-    what :func:`_row_stats` gathered."""
+    """The rows' losses, statistics (m, log Σ e^{z - m}, lse - z_t), factors and ω from
+    what :func:`_row_stats` gathered (each a [ROWS] vector)."""
     ref = tl.where(row_max == float("-inf"), 0.0, row_max)
+    zeros = tl.zeros_like(ref)
     if HARD:
-        t, mask, w_t = _row_target(target_ptr, weight_ptr, row, C, IGNORE, HAS_W, CHECKED)
-        z_t = _cap_scalar(tl.load(z_row_ptr + t), HAS_CAP, CAP)
+        t, mask, w_t = _row_target(target_ptr, weight_ptr, rows, row_ok, C, IGNORE, HAS_W, CHECKED)
+        z_t = tl.load(z_ptr + rows * z_stride + t, mask=row_ok, other=0.0)
+        z_t = _cap_scalar(z_t, HAS_CAP, CAP)
         margin = ref - z_t
         s_all = s_others + tl.exp(z_t - ref)
         big = margin > 60.0
         x = s_others * tl.exp(tl.minimum(margin, 60.0))
         nll = tl.where(big, margin + tl.log(s_all), log1p(x))  # lse - z_t
         l_t = -nll
-        p_t = tl.where(big, tl.exp(l_t), div(1.0, 1.0 + x))
+        p_t = tl.where(big, tl.exp(l_t), div(zeros + 1.0, 1.0 + x))
         u_t = tl.where(big, -expm1(l_t), div(x, 1.0 + x))
         omega = mask * w_t if OMEGA_W else mask
     else:
-        nll = 0.0
-        t = -1
-        mask = 1.0
+        nll = zeros
+        t = rows * 0 - 1
+        mask = zeros + 1.0
         s_all = s_others
-        omega = 1.0
-    log_sum = tl.log(s_all)
+        omega = zeros + 1.0
+    log_sum = tl.log(tl.where(row_ok, s_all, 1.0))  # rows past the end: not stored
     lse = ref + log_sum
     if MODE == 0:
         c_t = w_t * mask
@@ -213,111 +254,101 @@ def _finish_row(
             loss = soft
             factor = w_total
     else:
-        offsets = tl.arange(0, BLOCK)
-        value_sum = tl.zeros([BLOCK], tl.float32)
-        slope_sum = tl.zeros([BLOCK], tl.float32)
+        offsets = tl.arange(0, BLOCK)[None, :]
+        live = row_ok[:, None]
+        z_rows = z_ptr + rows[:, None] * z_stride
+        q_rows = q_ptr + rows[:, None] * q_stride
+        value_sum = tl.zeros([ROWS, BLOCK], tl.float32)
+        slope_sum = tl.zeros([ROWS, BLOCK], tl.float32)
         for start in range(0, C, BLOCK):
             cols = start + offsets
-            inb = cols < C
-            z = _load_z(z_row_ptr + cols, inb, HAS_CAP, CAP)
-            c = _full_coefficient(q_row_ptr, weight_ptr, cols, inb, C, t, mask, HARD, HAS_W, SMOOTH)
-            lp = tl.minimum((z - ref) - log_sum, 0.0)
+            col_ok = cols < C
+            inb = col_ok & live
+            z = _load_z(z_rows + cols, inb, HAS_CAP, CAP)
+            c = _full_coefficient(
+                q_rows, weight_ptr, cols, col_ok, inb, C, t[:, None], mask[:, None],
+                HARD, HAS_W, SMOOTH,
+            )  # fmt: skip
+            lp = tl.minimum((z - ref[:, None]) - log_sum[:, None], 0.0)
             value, slope = _term(lp, tl.exp(lp), -expm1(lp), GAMMA, GAMMA_INT, EPS)
             value_sum = value_sum + tl.where(c == 0, 0.0, c * value)
             slope_sum = slope_sum + tl.where(c == 0, 0.0, c * slope)
-        loss = tl.sum(value_sum, axis=0)
-        factor = tl.sum(slope_sum, axis=0)
+        loss = tl.sum(value_sum, axis=1)
+        factor = tl.sum(slope_sum, axis=1)
     if Z_LOSS != 0:
         loss = loss + tl.where(omega == 0, 0.0, Z_LOSS * omega * (lse * lse))
-    tl.store(loss_ptr + row, loss.to(loss_ptr.dtype.element_ty))
-    tl.store(stats_ptr + 3 * row, ref)
-    tl.store(stats_ptr + 3 * row + 1, log_sum)
-    tl.store(stats_ptr + 3 * row + 2, nll)
-    tl.store(factor_ptr + row, factor)
-    tl.store(omega_ptr + row, omega)
-
-
-@triton.jit
-def _full_coefficient(
-    q_row_ptr, weight_ptr, cols, inb, C, t, mask,
-    HARD: tl.constexpr, HAS_W: tl.constexpr, SMOOTH: tl.constexpr,
-):  # fmt: skip
-    """c_k = q_k·w_k with q the smoothed target distribution (0 outside the row)."""
-    if HARD:
-        c = mask * tl.where(cols == t, 1.0 - SMOOTH + SMOOTH / C, SMOOTH / C)
-        c = tl.where(inb, c, 0.0)
-    else:
-        q = tl.load(q_row_ptr + cols, mask=inb, other=0.0).to(tl.float32)
-        c = tl.where(inb, q * (1.0 - SMOOTH) + SMOOTH / C, 0.0)
-    if HAS_W:
-        c = c * tl.load(weight_ptr + cols, mask=inb, other=0.0).to(tl.float32)
-    return c
+    tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_ok)
+    tl.store(stats_ptr + 3 * rows, ref, mask=row_ok)
+    tl.store(stats_ptr + 3 * rows + 1, log_sum, mask=row_ok)
+    tl.store(stats_ptr + 3 * rows + 2, nll, mask=row_ok)
+    tl.store(factor_ptr + rows, factor, mask=row_ok)
+    tl.store(omega_ptr + rows, omega, mask=row_ok)
 
 
 @triton.jit
 def softmax_forward_kernel(
-    z_ptr, z_stride, q_ptr, q_stride, target_ptr, weight_ptr, C, IGNORE,
+    z_ptr, z_stride, q_ptr, q_stride, target_ptr, weight_ptr, N, C, IGNORE,
     loss_ptr, stats_ptr, factor_ptr, omega_ptr,
     MODE: tl.constexpr, HARD: tl.constexpr, HAS_W: tl.constexpr, CHECKED: tl.constexpr,
     OMEGA_W: tl.constexpr, SMOOTH: tl.constexpr, Z_LOSS: tl.constexpr,
     GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
-    HAS_CAP: tl.constexpr, CAP: tl.constexpr, BLOCK: tl.constexpr,
+    HAS_CAP: tl.constexpr, CAP: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    """One program per row: statistics, then the row's results (a second loop for
-    mode 2 only)."""
-    row = tl.program_id(0).to(tl.int64)
-    z_row = z_ptr + row * z_stride
-    q_row = q_ptr + row * q_stride
+    """One program per ROWS rows, a [ROWS, BLOCK] tile: statistics, then the rows'
+    results (a second loop for mode 2 only)."""
+    rows, row_ok = _rows(N, ROWS)
+    z_rows = z_ptr + rows[:, None] * z_stride
+    q_rows = q_ptr + rows[:, None] * q_stride
     if HARD:
-        t, _, _ = _row_target(target_ptr, weight_ptr, row, C, IGNORE, HAS_W, CHECKED)
+        t, _, _ = _row_target(target_ptr, weight_ptr, rows, row_ok, C, IGNORE, HAS_W, CHECKED)
     else:
-        t = -1
+        t = rows * 0 - 1
     row_max, s_others, w_total, acc_total = _row_stats(
-        z_row, q_row, weight_ptr, t, 0, C, C,
-        HARD, MODE == 1, HAS_W, SMOOTH, HAS_CAP, CAP, BLOCK,
+        z_rows, q_rows, weight_ptr, row_ok, t, 0, C, C,
+        HARD, MODE == 1, HAS_W, SMOOTH, HAS_CAP, CAP, ROWS, BLOCK,
     )  # fmt: skip
-    _finish_row(
-        z_row, q_row, weight_ptr, target_ptr, row, C, IGNORE,
+    _finish_rows(
+        z_ptr, z_stride, q_ptr, q_stride, weight_ptr, target_ptr, rows, row_ok, C, IGNORE,
         row_max, s_others, w_total, acc_total,
         loss_ptr, stats_ptr, factor_ptr, omega_ptr,
         MODE, HARD, HAS_W, CHECKED, OMEGA_W, SMOOTH, Z_LOSS,
-        GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, BLOCK,
+        GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, ROWS, BLOCK,
     )  # fmt: skip
 
 
 @triton.jit
 def softmax_partials_kernel(
-    z_ptr, z_stride, q_ptr, q_stride, target_ptr, weight_ptr, C, IGNORE, SPAN, SPLITS,
+    z_ptr, z_stride, q_ptr, q_stride, target_ptr, weight_ptr, N, C, IGNORE, SPAN, SPLITS,
     part_ptr,
     MODE: tl.constexpr, HARD: tl.constexpr, HAS_W: tl.constexpr, CHECKED: tl.constexpr,
     SMOOTH: tl.constexpr, HAS_CAP: tl.constexpr, CAP: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     """Split rows (modes 0 and 1): program (row, j) reads columns [j·SPAN, (j+1)·SPAN)
     and writes its statistics (m, Σe, Σc, Σc(m - z)) to part[row, :, j]."""
-    row = tl.program_id(0).to(tl.int64)
+    rows, row_ok = _rows(N, 1)
     split = tl.program_id(1)
-    z_row = z_ptr + row * z_stride
-    q_row = q_ptr + row * q_stride
+    z_rows = z_ptr + rows[:, None] * z_stride
+    q_rows = q_ptr + rows[:, None] * q_stride
     if HARD:
-        t, _, _ = _row_target(target_ptr, weight_ptr, row, C, IGNORE, HAS_W, CHECKED)
+        t, _, _ = _row_target(target_ptr, weight_ptr, rows, row_ok, C, IGNORE, HAS_W, CHECKED)
     else:
-        t = -1
+        t = rows * 0 - 1
     lo = split * SPAN
     hi = tl.minimum(lo + SPAN, C)
     row_max, s_part, w_part, acc_part = _row_stats(
-        z_row, q_row, weight_ptr, t, lo, hi, C,
-        HARD, MODE == 1, HAS_W, SMOOTH, HAS_CAP, CAP, BLOCK,
+        z_rows, q_rows, weight_ptr, row_ok, t, lo, hi, C,
+        HARD, MODE == 1, HAS_W, SMOOTH, HAS_CAP, CAP, 1, BLOCK,
     )  # fmt: skip
-    base = part_ptr + row * 4 * SPLITS + split
-    tl.store(base, row_max)
-    tl.store(base + SPLITS, s_part)
-    tl.store(base + 2 * SPLITS, w_part)
-    tl.store(base + 3 * SPLITS, acc_part)
+    base = part_ptr + rows * 4 * SPLITS + split
+    tl.store(base, row_max, mask=row_ok)
+    tl.store(base + SPLITS, s_part, mask=row_ok)
+    tl.store(base + 2 * SPLITS, w_part, mask=row_ok)
+    tl.store(base + 3 * SPLITS, acc_part, mask=row_ok)
 
 
 @triton.jit
 def softmax_combine_kernel(
-    z_ptr, z_stride, q_ptr, q_stride, target_ptr, weight_ptr, C, IGNORE, SPLITS,
+    z_ptr, z_stride, q_ptr, q_stride, target_ptr, weight_ptr, N, C, IGNORE, SPLITS,
     part_ptr, loss_ptr, stats_ptr, factor_ptr, omega_ptr,
     MODE: tl.constexpr, HARD: tl.constexpr, HAS_W: tl.constexpr, CHECKED: tl.constexpr,
     OMEGA_W: tl.constexpr, SMOOTH: tl.constexpr, Z_LOSS: tl.constexpr,
@@ -325,26 +356,26 @@ def softmax_combine_kernel(
     HAS_CAP: tl.constexpr, CAP: tl.constexpr, BLOCK_S: tl.constexpr,
 ):  # fmt: skip
     """Split rows: combine the statistics of a row's programs, then its results."""
-    row = tl.program_id(0).to(tl.int64)
-    j = tl.arange(0, BLOCK_S)
-    valid = j < SPLITS
-    base = part_ptr + row * 4 * SPLITS + j
+    rows, row_ok = _rows(N, 1)
+    j = tl.arange(0, BLOCK_S)[None, :]
+    valid = (j < SPLITS) & row_ok[:, None]
+    base = part_ptr + rows[:, None] * 4 * SPLITS + j
     m = tl.load(base, mask=valid, other=float("-inf"))
     s = tl.load(base + SPLITS, mask=valid, other=0.0)
     w = tl.load(base + 2 * SPLITS, mask=valid, other=0.0)
     acc = tl.load(base + 3 * SPLITS, mask=valid, other=0.0)
-    row_max = tl.max(m, axis=0)
-    ref = tl.where(row_max == float("-inf"), 0.0, row_max)
-    s_total = tl.sum(s * tl.exp(m - ref), axis=0)
+    row_max = tl.max(m, axis=1)
+    ref = tl.where(row_max == float("-inf"), 0.0, row_max)[:, None]
+    s_total = tl.sum(s * tl.exp(m - ref), axis=1)
     lane_ref = tl.where(m == float("-inf"), 0.0, m)
-    acc_total = tl.sum(acc + tl.where(w == 0, 0.0, (ref - lane_ref) * w), axis=0)
-    w_total = tl.sum(w, axis=0)
-    _finish_row(
-        z_ptr + row * z_stride, q_ptr + row * q_stride, weight_ptr, target_ptr, row, C,
-        IGNORE, row_max, s_total, w_total, acc_total,
+    acc_total = tl.sum(acc + tl.where(w == 0, 0.0, (ref - lane_ref) * w), axis=1)
+    w_total = tl.sum(w, axis=1)
+    _finish_rows(
+        z_ptr, z_stride, q_ptr, q_stride, weight_ptr, target_ptr, rows, row_ok, C, IGNORE,
+        row_max, s_total, w_total, acc_total,
         loss_ptr, stats_ptr, factor_ptr, omega_ptr,
         MODE, HARD, HAS_W, CHECKED, OMEGA_W, SMOOTH, Z_LOSS,
-        GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, 16,
+        GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, 1, 16,
     )  # fmt: skip
 
 
@@ -376,37 +407,46 @@ def reduce_kernel(
 
 @triton.jit
 def softmax_backward_kernel(
-    z_ptr, z_stride, q_ptr, q_stride, target_ptr, weight_ptr, C, IGNORE,
+    z_ptr, z_stride, q_ptr, q_stride, target_ptr, weight_ptr, N, C, IGNORE,
     stats_ptr, factor_ptr, cot_ptr, scale_ptr, grad_ptr, grad_stride,
     MODE: tl.constexpr, HARD: tl.constexpr, HAS_W: tl.constexpr, CHECKED: tl.constexpr,
     OMEGA_W: tl.constexpr, SMOOTH: tl.constexpr, Z_LOSS: tl.constexpr,
     GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
     HAS_CAP: tl.constexpr, CAP: tl.constexpr, ROW_COT: tl.constexpr,
-    HAS_SCALE: tl.constexpr, BLOCK: tl.constexpr,
+    HAS_SCALE: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    """Program (row, j) writes the gradient of columns [j·BLOCK, (j+1)·BLOCK): one read of
-    the logits (and of a probability target), one write, no reduction."""
-    row = tl.program_id(0).to(tl.int64)
-    cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    inb = cols < C
-    raw = tl.load(z_ptr + row * z_stride + cols, mask=inb, other=0.0).to(tl.float32)
+    """Program (i, j) writes the gradient of rows [i·ROWS, (i+1)·ROWS) and columns
+    [j·BLOCK, (j+1)·BLOCK): one read of the logits (and of a probability target), one
+    write, no reduction."""
+    rows, row_ok = _rows(N, ROWS)
+    cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)[None, :]
+    col_ok = cols < C
+    inb = col_ok & row_ok[:, None]
+    raw = tl.load(z_ptr + rows[:, None] * z_stride + cols, mask=inb, other=0.0).to(tl.float32)
     if HAS_CAP:
         tanh_z = tanh(raw / CAP)
         z = CAP * tanh_z
     else:
         z = raw
-    row_max = tl.load(stats_ptr + 3 * row)
-    log_sum = tl.load(stats_ptr + 3 * row + 1)
+    row_max = tl.load(stats_ptr + 3 * rows, mask=row_ok, other=0.0)[:, None]
+    log_sum = tl.load(stats_ptr + 3 * rows + 1, mask=row_ok, other=0.0)[:, None]
     lse = row_max + log_sum
-    factor = tl.load(factor_ptr + row)
-    cot = tl.load(cot_ptr + row if ROW_COT else cot_ptr).to(tl.float32)
+    factor = tl.load(factor_ptr + rows, mask=row_ok, other=0.0)[:, None]
+    if ROW_COT:
+        cot = tl.load(cot_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
+    else:
+        cot = tl.load(cot_ptr).to(tl.float32)
     if HAS_SCALE:
         cot = cot * tl.load(scale_ptr)
     if HARD:
-        t, mask, w_t = _row_target(target_ptr, weight_ptr, row, C, IGNORE, HAS_W, CHECKED)
+        t1, mask1, w_t1 = _row_target(
+            target_ptr, weight_ptr, rows, row_ok, C, IGNORE, HAS_W, CHECKED
+        )
+        t = t1[:, None]
+        mask = mask1[:, None]
+        w_t = w_t1[:, None]
         omega = mask * w_t if OMEGA_W else mask
     else:
-        nll = 0.0
         t = -1
         mask = 1.0
         omega = 1.0
@@ -416,13 +456,14 @@ def softmax_backward_kernel(
     on_target = cols == t
     if HARD:
         # the target's p_t and u_t from lse - z_t, which the forward pass kept exact
-        nll = tl.load(stats_ptr + 3 * row + 2)
+        nll = tl.load(stats_ptr + 3 * rows + 2, mask=row_ok, other=0.0)[:, None]
         p = tl.where(on_target, tl.exp(-nll), p)
         u = -expm1(-nll)
+    q_rows = q_ptr + rows[:, None] * q_stride
     if MODE == 0:
         grad = tl.where(on_target, z_slope * p - factor * u, (factor + z_slope) * p)
     elif MODE == 1:
-        c = _soft_coefficient(q_ptr + row * q_stride, weight_ptr, cols, inb, C, HARD, HAS_W, SMOOTH)
+        c = _soft_coefficient(q_rows, weight_ptr, cols, col_ok, inb, C, HARD, HAS_W, SMOOTH)
         if HARD:
             c = c * (mask * (SMOOTH / C))
             c_hard = (1.0 - SMOOTH) * w_t * mask
@@ -432,7 +473,7 @@ def softmax_backward_kernel(
             grad = (factor + z_slope) * p - c
     else:
         c = _full_coefficient(
-            q_ptr + row * q_stride, weight_ptr, cols, inb, C, t, mask, HARD, HAS_W, SMOOTH
+            q_rows, weight_ptr, cols, col_ok, inb, C, t, mask, HARD, HAS_W, SMOOTH
         )
         _, slope = _term(lp, p, -expm1(lp), GAMMA, GAMMA_INT, EPS)
         grad = (factor + z_slope) * p - tl.where(c == 0, 0.0, c * slope)
@@ -440,27 +481,30 @@ def softmax_backward_kernel(
     if HAS_CAP:
         e = tl.exp(-2.0 * tl.abs(raw / CAP))
         grad = grad * div(4.0 * e, (1.0 + e) * (1.0 + e))
-    tl.store(grad_ptr + row * grad_stride + cols, grad.to(grad_ptr.dtype.element_ty), mask=inb)
+    out = grad_ptr + rows[:, None] * grad_stride + cols
+    tl.store(out, grad.to(grad_ptr.dtype.element_ty), mask=inb)
 
 
 @triton.jit
 def partials_kernel(
-    z_ptr, z_stride, target_ptr, C, offset, max_ptr, sum_ptr, target_logit_ptr,
-    HAS_CAP: tl.constexpr, CAP: tl.constexpr, BLOCK: tl.constexpr,
+    z_ptr, z_stride, target_ptr, N, C, offset, max_ptr, sum_ptr, target_logit_ptr,
+    HAS_CAP: tl.constexpr, CAP: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    """A vocabulary shard's row max, Σ e^{z - max} and target logit (0 off the shard)."""
-    row = tl.program_id(0).to(tl.int64)
-    z_row = z_ptr + row * z_stride
+    """A vocabulary shard's row max, Σ e^{z - max} and target logit (0 off the shard),
+    ROWS rows per program."""
+    rows, row_ok = _rows(N, ROWS)
+    z_rows = z_ptr + rows[:, None] * z_stride
     row_max, total, _, _ = _row_stats(
-        z_row, z_row, z_row, -1, 0, C, C, False, False, False, 0.0, HAS_CAP, CAP, BLOCK
-    )
-    local = tl.load(target_ptr + row) - offset
+        z_rows, z_rows, z_ptr, row_ok, rows * 0 - 1, 0, C, C,
+        False, False, False, 0.0, HAS_CAP, CAP, ROWS, BLOCK,
+    )  # fmt: skip
+    local = tl.load(target_ptr + rows, mask=row_ok, other=0) - offset
     here = (local >= 0) & (local < C)
     safe = tl.where(here, local, 0)
-    z_t = _cap_scalar(tl.load(z_row + safe), HAS_CAP, CAP)
-    tl.store(max_ptr + row, row_max)
-    tl.store(sum_ptr + row, total)
-    tl.store(target_logit_ptr + row, tl.where(here, z_t, 0.0))
+    z_t = _cap_scalar(tl.load(z_ptr + rows * z_stride + safe, mask=row_ok, other=0.0), HAS_CAP, CAP)
+    tl.store(max_ptr + rows, row_max, mask=row_ok)
+    tl.store(sum_ptr + rows, total, mask=row_ok)
+    tl.store(target_logit_ptr + rows, tl.where(here, z_t, 0.0), mask=row_ok)
 
 
 __all__ = [

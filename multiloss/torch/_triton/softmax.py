@@ -105,8 +105,22 @@ def _flags(config: SoftmaxConfig, has_weight: bool) -> dict[str, Any]:
     }
 
 
-def _block(num_classes: int, cap: int = 4096) -> int:
-    return min(triton.next_power_of_2(max(num_classes, 16)), cap)
+TILE = 4096
+"""Elements of a program's [ROWS, BLOCK] tile (2048 in some forward passes, see
+:func:`row_forward`)."""
+
+
+def _block(num_classes: int, cap: int = TILE) -> int:
+    return min(triton.next_power_of_2(max(num_classes, 4)), cap)
+
+
+def _tile(num_rows: int, num_classes: int, elements: int = TILE) -> tuple[int, int]:
+    """(ROWS, BLOCK) of a row kernel: BLOCK columns at a time (the row if it fits in
+    `elements`) and as many rows per program as fill the tile (never more than the
+    rows there are), so that short rows do not leave a program's lanes idle."""
+    block = _block(num_classes, elements)
+    rows = max(min(elements // block, triton.next_power_of_2(max(num_rows, 1))), 1)
+    return rows, block
 
 
 def _splits(num_rows: int, num_classes: int, mode: int) -> int:
@@ -168,15 +182,19 @@ def row_forward(
     if num_rows == 0:
         return loss, stats, factor, omega
     z, q, weight, q_stride, target = _operands(logits, target, class_weight)
-    # mode 1 keeps four per-lane accumulators: a smaller block keeps it at 8 warps
-    # without spilling (ptxas: 170 registers a thread at 4096 on sm_90)
-    block = _block(num_classes, 2048 if flags["MODE"] == 1 else 4096)
+    # mode 1 keeps four per-lane accumulators, mode 2 many per-row values beside its
+    # second loop: tiles of 2048 keep them at 8 warps without spilling (ptxas: mode 1 at
+    # 4096 takes 170 registers a thread on sm_90; mode 2 at 256 × 16 spills on sm_80)
+    short = flags["MODE"] == 2 and num_classes <= TILE // 2
+    rows, block = _tile(num_rows, num_classes, TILE // 2 if flags["MODE"] == 1 or short else TILE)
     splits = _splits(num_rows, num_classes, flags["MODE"])
-    common = (z, z.stride(0), q, q_stride, target, weight, num_classes, config.ignore_index)
+    shape = (num_rows, num_classes, config.ignore_index)
+    common = (z, z.stride(0), q, q_stride, target, weight, *shape)
     if splits == 1:
-        K.softmax_forward_kernel[(num_rows,)](
-            *common, loss, stats, factor, omega, **flags, BLOCK=block, num_warps=_warps(block)
-        )
+        K.softmax_forward_kernel[(triton.cdiv(num_rows, rows),)](
+            *common, loss, stats, factor, omega, **flags, ROWS=rows, BLOCK=block,
+            num_warps=_warps(rows * block),
+        )  # fmt: skip
         return loss, stats, factor, omega
     span = triton.cdiv(triton.cdiv(num_classes, splits), block) * block
     splits = triton.cdiv(num_classes, span)
@@ -193,7 +211,7 @@ def row_forward(
 
 
 def _warps(block: int) -> int:
-    """Warps for a block of `block` classes: about 4-16 elements per thread."""
+    """Warps for a tile of `block` elements: about 4-16 elements per thread."""
     if block <= 512:
         return max(block // 128, 1)
     return 4 if block < 2048 else 8
@@ -234,13 +252,13 @@ def row_backward(
     if num_rows == 0 or num_classes == 0:
         return out
     z, q, weight, q_stride, target = _operands(logits, target, class_weight)
-    block = _block(num_classes)
-    grid = (num_rows, triton.cdiv(num_classes, block))
+    rows, block = _tile(num_rows, num_classes)
+    grid = (triton.cdiv(num_rows, rows), triton.cdiv(num_classes, block))
     K.softmax_backward_kernel[grid](
-        z, z.stride(0), q, q_stride, target, weight, num_classes, config.ignore_index,
-        lse, row_factor, row_cotangent, lse if scale is None else scale, out, out.stride(0),
-        **flags, ROW_COT=row_cotangent.ndim == 1, HAS_SCALE=scale is not None,
-        BLOCK=block, num_warps=_warps(block),
+        z, z.stride(0), q, q_stride, target, weight, num_rows, num_classes,
+        config.ignore_index, lse, row_factor, row_cotangent, lse if scale is None else scale,
+        out, out.stride(0), **flags, ROW_COT=row_cotangent.ndim == 1,
+        HAS_SCALE=scale is not None, ROWS=rows, BLOCK=block, num_warps=_warps(rows * block),
     )  # fmt: skip
     return out
 
@@ -268,11 +286,11 @@ def row_partials(
     if num_rows == 0:
         return row_max, sum_exp, target_logit
     z = local_logits if local_logits.stride(1) == 1 else local_logits.contiguous()
-    block = _block(num_classes)
-    K.partials_kernel[(num_rows,)](
-        z, z.stride(0), target, num_classes, class_offset, row_max, sum_exp, target_logit,
-        HAS_CAP=softcap is not None, CAP=float(softcap or 1.0), BLOCK=block,
-        num_warps=_warps(block),
+    rows, block = _tile(num_rows, num_classes)
+    K.partials_kernel[(triton.cdiv(num_rows, rows),)](
+        z, z.stride(0), target, num_rows, num_classes, class_offset, row_max, sum_exp,
+        target_logit, HAS_CAP=softcap is not None, CAP=float(softcap or 1.0), ROWS=rows,
+        BLOCK=block, num_warps=_warps(rows * block),
     )  # fmt: skip
     return row_max, sum_exp, target_logit
 
