@@ -15,13 +15,16 @@ Operands are read where they lie: `weight` and `pos_weight` broadcast against th
 through the strides of their expanded views (a stride 0 repeats an entry; nothing of the
 logits' size is materialised), the target, the logits and the gradient's cotangent with
 their own strides. The dimensions are coalesced jointly first; only a layout that needs
-more than three dimensions after coalescing is copied (`.contiguous()`).
+more than three dimensions after coalescing is copied (`.contiguous()`: then a broadcast
+weight is materialised at the logits' size).
 
-Reductions: `"none"` writes the per-element losses; `"sum"` and `"mean"` write one partial
-sum per program (the mean's 1 / n, known from the shape, folded in) and the entry point
-sums them with `torch.sum` on the device: no host sync, deterministic, two kernels forward.
-The backward kernel reads the cotangent of each program's partial sum, so the gradient of
-forward + backward is four kernels in all (the `ones_like` that seeds backward included).
+Reductions, no host sync and deterministic: `"none"` writes the per-element losses; `"sum"`
+and `"mean"` (the mean's 1 / n, known from the shape, folded in) are one launch of one
+program that walks every block for up to `SINGLE_PROGRAM_LIMIT` elements, else one partial
+sum per program and a second one-program launch that sums them. The backward kernel reads
+the 0-d cotangent. Forward + backward: 3 launches (4 above the limit), the `ones_like` that
+seeds backward included. Double backward (`create_graph=True`) takes the eager plans'
+differentiable gradient instead of the backward kernel.
 """
 
 from __future__ import annotations
