@@ -251,16 +251,20 @@ def test_normalizer():
     [
         ("cross_entropy", {"label_smoothing": 0.1, "weight": "w"}),
         ("focal_loss", {"gamma": 2.0, "z_loss": 1e-3, "reduction": "none"}),
+        ("poly_loss", {"gamma": 0.5, "label_smoothing": 0.1, "z_loss": 1e-3, "weight": "w"}),
     ],
 )
 def test_split_rows(name, options):
-    """Three rows of 70000 classes: split over programs, combined; as one program."""
+    """Three rows of 70000 classes: split over programs, combined (mode 2: a second
+    split pass for its terms, then their sums)."""
     rng = np.random.default_rng(7)
     logits = rng.normal(scale=2.0, size=(3, 70000))
     target = np.array([5, 69999, 123])
     if options.get("weight") == "w":
-        options = {**options, "weight": rng.uniform(0.5, 2.0, size=70000)}
-    assert kernels._splits(3, 70000, 0) > 1
+        key = "alpha" if name == "poly_loss" else "weight"
+        options = {k: v for k, v in options.items() if k != "weight"}
+        options[key] = rng.uniform(0.5, 2.0, size=70000)
+    assert kernels._splits(3, 70000, 0) > 1 and kernels._splits(3, 70000, 2) > 1
     check(name, logits, target, bound=64, **options)
 
 
@@ -385,6 +389,11 @@ flags = {**ALL, **MODES[0]}
 narrow = {k: flags[k] for k in ("MODE", "HARD", "HAS_W", "CHECKED", "SMOOTH", "HAS_CAP", "CAP")}
 compile_for_gpu(K.softmax_partials_kernel, {**narrow, "BLOCK": 4096}, 8)
 compile_for_gpu(K.softmax_combine_kernel, {**flags, "BLOCK_S": 16})
+flags = {**ALL, **MODES[4]}
+terms = {k: v for k, v in flags.items() if k not in ("MODE", "OMEGA_W", "Z_LOSS")}
+compile_for_gpu(K.softmax_combine_kernel, {**flags, "BLOCK_S": 16})
+compile_for_gpu(K.softmax_terms_kernel, {**terms, "BLOCK": 4096}, 8)
+compile_for_gpu(K.softmax_terms_finish_kernel, {"Z_LOSS": 1e-4, "BLOCK_S": 16})
 compile_for_gpu(K.reduce_kernel, {"MEAN": True, "BLOCK": 1024})
 for rows, block in [(1, 4096), (256, 16)]:
     constants = {"HAS_CAP": True, "CAP": 30.0, "ROWS": rows, "BLOCK": block}

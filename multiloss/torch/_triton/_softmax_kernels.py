@@ -15,7 +15,8 @@ with slope A (:mod:`multiloss._core.terms`). The kernels know three modes:
   is linear in ℓ, Σ_k c_k·(lse - z_k) = Σ_k c_k (m - z_k) + (Σ_k c_k)·log Σ_k e^{z_k - m},
   both parts ≥ 0 (nothing cancels); one read of the row.
 * ``MODE = 2``: focal or poly with label smoothing or probability targets: a second
-  loop over the row, once lse is known, for Σ c_k f(ℓ_k) and S = Σ c_k A(ℓ_k).
+  loop over the row, once lse is known, for Σ c_k f(ℓ_k) and S = Σ c_k A(ℓ_k) (split
+  rows: a second split pass, :func:`softmax_terms_kernel`).
 
 The forward pass keeps per row, in float32: the loss, lse, the row factor (F for mode 0,
 S = Σ_k c_k A_k for modes 1 and 2) and the row's share of the mean's denominator ω
@@ -203,6 +204,37 @@ def _row_stats(
 
 
 @triton.jit
+def _term_sums(
+    z_ptr, z_stride, q_ptr, q_stride, weight_ptr, rows, row_ok, t, mask, ref, log_sum,
+    lo, hi, C, HARD: tl.constexpr, HAS_W: tl.constexpr, SMOOTH: tl.constexpr,
+    GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
+    HAS_CAP: tl.constexpr, CAP: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """Mode 2's second read, of columns [lo, hi): Σ_k c_k f(ℓ_k) and Σ_k c_k A(ℓ_k) per
+    row, once m and log Σ e^{z - m} are known."""
+    offsets = tl.arange(0, BLOCK)[None, :]
+    live = row_ok[:, None]
+    z_rows = z_ptr + rows[:, None] * z_stride
+    q_rows = q_ptr + rows[:, None] * q_stride
+    value_sum = tl.zeros([ROWS, BLOCK], tl.float32)
+    slope_sum = tl.zeros([ROWS, BLOCK], tl.float32)
+    for start in range(lo, hi, BLOCK):
+        cols = start + offsets
+        col_ok = cols < hi
+        inb = col_ok & live
+        z = _load_z(z_rows + cols, inb, HAS_CAP, CAP)
+        c = _full_coefficient(
+            q_rows, weight_ptr, cols, col_ok, inb, C, t[:, None], mask[:, None],
+            HARD, HAS_W, SMOOTH,
+        )  # fmt: skip
+        lp = tl.minimum((z - ref[:, None]) - log_sum[:, None], 0.0)
+        value, slope = _term(lp, tl.exp(lp), -expm1(lp), GAMMA, GAMMA_INT, EPS)
+        value_sum = value_sum + tl.where(c == 0, 0.0, c * value)
+        slope_sum = slope_sum + tl.where(c == 0, 0.0, c * slope)
+    return tl.sum(value_sum, axis=1), tl.sum(slope_sum, axis=1)
+
+
+@triton.jit
 def _finish_rows(
     z_ptr, z_stride, q_ptr, q_stride, weight_ptr, target_ptr, rows, row_ok, C, IGNORE,
     row_max, s_others, w_total, acc_total,
@@ -211,6 +243,7 @@ def _finish_rows(
     OMEGA_W: tl.constexpr, SMOOTH: tl.constexpr, Z_LOSS: tl.constexpr,
     GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
     HAS_CAP: tl.constexpr, CAP: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
+    TERMS: tl.constexpr,
 ):  # fmt: skip
     """The rows' losses, statistics (m, log Σ e^{z - m}, lse - z_t), factors and ω from
     what :func:`_row_stats` gathered (each a [ROWS] vector)."""
@@ -253,28 +286,14 @@ def _finish_rows(
         else:
             loss = soft
             factor = w_total
-    else:
-        offsets = tl.arange(0, BLOCK)[None, :]
-        live = row_ok[:, None]
-        z_rows = z_ptr + rows[:, None] * z_stride
-        q_rows = q_ptr + rows[:, None] * q_stride
-        value_sum = tl.zeros([ROWS, BLOCK], tl.float32)
-        slope_sum = tl.zeros([ROWS, BLOCK], tl.float32)
-        for start in range(0, C, BLOCK):
-            cols = start + offsets
-            col_ok = cols < C
-            inb = col_ok & live
-            z = _load_z(z_rows + cols, inb, HAS_CAP, CAP)
-            c = _full_coefficient(
-                q_rows, weight_ptr, cols, col_ok, inb, C, t[:, None], mask[:, None],
-                HARD, HAS_W, SMOOTH,
-            )  # fmt: skip
-            lp = tl.minimum((z - ref[:, None]) - log_sum[:, None], 0.0)
-            value, slope = _term(lp, tl.exp(lp), -expm1(lp), GAMMA, GAMMA_INT, EPS)
-            value_sum = value_sum + tl.where(c == 0, 0.0, c * value)
-            slope_sum = slope_sum + tl.where(c == 0, 0.0, c * slope)
-        loss = tl.sum(value_sum, axis=1)
-        factor = tl.sum(slope_sum, axis=1)
+    elif TERMS:
+        loss, factor = _term_sums(
+            z_ptr, z_stride, q_ptr, q_stride, weight_ptr, rows, row_ok, t, mask, ref, log_sum,
+            0, C, C, HARD, HAS_W, SMOOTH, GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, ROWS, BLOCK,
+        )  # fmt: skip
+    else:  # split rows: softmax_terms_kernel and softmax_terms_finish_kernel do it
+        loss = zeros
+        factor = zeros
     if Z_LOSS != 0:
         loss = loss + tl.where(omega == 0, 0.0, Z_LOSS * omega * (lse * lse))
     tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_ok)
@@ -312,7 +331,7 @@ def softmax_forward_kernel(
         row_max, s_others, w_total, acc_total,
         loss_ptr, stats_ptr, factor_ptr, omega_ptr,
         MODE, HARD, HAS_W, CHECKED, OMEGA_W, SMOOTH, Z_LOSS,
-        GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, ROWS, BLOCK,
+        GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, ROWS, BLOCK, True,
     )  # fmt: skip
 
 
@@ -323,7 +342,7 @@ def softmax_partials_kernel(
     MODE: tl.constexpr, HARD: tl.constexpr, HAS_W: tl.constexpr, CHECKED: tl.constexpr,
     SMOOTH: tl.constexpr, HAS_CAP: tl.constexpr, CAP: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    """Split rows (modes 0 and 1): program (row, j) reads columns [j·SPAN, (j+1)·SPAN)
+    """Split rows: program (row, j) reads columns [j·SPAN, (j+1)·SPAN)
     and writes its statistics (m, Σe, Σc, Σc(m - z)) to part[row, :, j]."""
     rows, row_ok = _rows(N, 1)
     split = tl.program_id(1)
@@ -355,7 +374,9 @@ def softmax_combine_kernel(
     GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
     HAS_CAP: tl.constexpr, CAP: tl.constexpr, BLOCK_S: tl.constexpr,
 ):  # fmt: skip
-    """Split rows: combine the statistics of a row's programs, then its results."""
+    """Split rows: combine the statistics of a row's programs, then its results (for
+    mode 2 only its statistics and ω: :func:`softmax_terms_kernel` reads the row again,
+    split alike, and :func:`softmax_terms_finish_kernel` writes its loss and factor)."""
     rows, row_ok = _rows(N, 1)
     j = tl.arange(0, BLOCK_S)[None, :]
     valid = (j < SPLITS) & row_ok[:, None]
@@ -375,8 +396,60 @@ def softmax_combine_kernel(
         row_max, s_total, w_total, acc_total,
         loss_ptr, stats_ptr, factor_ptr, omega_ptr,
         MODE, HARD, HAS_W, CHECKED, OMEGA_W, SMOOTH, Z_LOSS,
-        GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, 1, 16,
+        GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, 1, 16, False,
     )  # fmt: skip
+
+
+@triton.jit
+def softmax_terms_kernel(
+    z_ptr, z_stride, q_ptr, q_stride, target_ptr, weight_ptr, N, C, IGNORE, SPAN, SPLITS,
+    stats_ptr, part_ptr,
+    HARD: tl.constexpr, HAS_W: tl.constexpr, CHECKED: tl.constexpr, SMOOTH: tl.constexpr,
+    GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
+    HAS_CAP: tl.constexpr, CAP: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """Split rows in mode 2: program (row, j) sums c_k f(ℓ_k) and c_k A(ℓ_k) over columns
+    [j·SPAN, (j+1)·SPAN) into part[row, :2, j], from the combined statistics."""
+    rows, row_ok = _rows(N, 1)
+    split = tl.program_id(1)
+    ref = tl.load(stats_ptr + 3 * rows, mask=row_ok, other=0.0)
+    log_sum = tl.load(stats_ptr + 3 * rows + 1, mask=row_ok, other=0.0)
+    if HARD:
+        t, mask, _ = _row_target(target_ptr, weight_ptr, rows, row_ok, C, IGNORE, HAS_W, CHECKED)
+    else:
+        t = rows * 0 - 1
+        mask = tl.zeros_like(ref) + 1.0
+    lo = split * SPAN
+    hi = tl.minimum(lo + SPAN, C)
+    value, slope = _term_sums(
+        z_ptr, z_stride, q_ptr, q_stride, weight_ptr, rows, row_ok, t, mask, ref, log_sum,
+        lo, hi, C, HARD, HAS_W, SMOOTH, GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, 1, BLOCK,
+    )  # fmt: skip
+    base = part_ptr + rows * 4 * SPLITS + split
+    tl.store(base, value, mask=row_ok)
+    tl.store(base + SPLITS, slope, mask=row_ok)
+
+
+@triton.jit
+def softmax_terms_finish_kernel(
+    N, SPLITS, part_ptr, loss_ptr, stats_ptr, factor_ptr, omega_ptr,
+    Z_LOSS: tl.constexpr, BLOCK_S: tl.constexpr,
+):  # fmt: skip
+    """Split rows in mode 2: a row's loss (its programs' Σ c_k f(ℓ_k), plus the z-loss)
+    and factor S = Σ c_k A(ℓ_k)."""
+    rows, row_ok = _rows(N, 1)
+    j = tl.arange(0, BLOCK_S)[None, :]
+    valid = (j < SPLITS) & row_ok[:, None]
+    base = part_ptr + rows[:, None] * 4 * SPLITS + j
+    loss = tl.sum(tl.load(base, mask=valid, other=0.0), axis=1)
+    factor = tl.sum(tl.load(base + SPLITS, mask=valid, other=0.0), axis=1)
+    if Z_LOSS != 0:
+        lse = tl.load(stats_ptr + 3 * rows, mask=row_ok, other=0.0)
+        lse = lse + tl.load(stats_ptr + 3 * rows + 1, mask=row_ok, other=0.0)
+        omega = tl.load(omega_ptr + rows, mask=row_ok, other=0.0)
+        loss = loss + tl.where(omega == 0, 0.0, Z_LOSS * omega * (lse * lse))
+    tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_ok)
+    tl.store(factor_ptr + rows, factor, mask=row_ok)
 
 
 @triton.jit
@@ -514,5 +587,7 @@ __all__ = [
     "softmax_combine_kernel",
     "softmax_forward_kernel",
     "softmax_partials_kernel",
+    "softmax_terms_finish_kernel",
+    "softmax_terms_kernel",
     "triton",
 ]

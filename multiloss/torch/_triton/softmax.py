@@ -125,8 +125,8 @@ def _tile(num_rows: int, num_classes: int, elements: int = TILE) -> tuple[int, i
 
 def _splits(num_rows: int, num_classes: int, mode: int) -> int:
     """How many programs share one row: 1, unless the rows are too few to fill the GPU
-    and long enough to split (modes 0 and 1; mode 2 reads each row twice in one program)."""
-    if mode == 2 or num_classes < 2 * SPLIT_SPAN or num_rows * 2 > TARGET_PROGRAMS:
+    and long enough to split (mode 2 then reads its rows again in a second split pass)."""
+    if num_classes < 2 * SPLIT_SPAN or num_rows * 2 > TARGET_PROGRAMS:
         return 1
     return min(triton.cdiv(num_classes, SPLIT_SPAN), max(TARGET_PROGRAMS // max(num_rows, 1), 1))
 
@@ -207,6 +207,15 @@ def row_forward(
         *common, splits, parts, loss, stats, factor, omega, **flags,
         BLOCK_S=triton.next_power_of_2(splits),
     )  # fmt: skip
+    if flags["MODE"] == 2:
+        terms = {k: v for k, v in flags.items() if k not in ("MODE", "OMEGA_W", "Z_LOSS")}
+        K.softmax_terms_kernel[(num_rows, splits)](
+            *common, span, splits, stats, parts, **terms, BLOCK=block, num_warps=_warps(block)
+        )
+        K.softmax_terms_finish_kernel[(num_rows,)](
+            num_rows, splits, parts, loss, stats, factor, omega, Z_LOSS=flags["Z_LOSS"],
+            BLOCK_S=triton.next_power_of_2(splits),
+        )  # fmt: skip
     return loss, stats, factor, omega
 
 
