@@ -13,7 +13,21 @@ its path by device type a meta tensor takes a non-CPU device's: what runs is wha
 * ``kernels``: the operations that launch a kernel on a GPU;
 * ``bytes``: bytes read + written by those kernels: each tensor argument and result once
   (an expanded or broadcast input counts its storage, not its view's size; an in-place
-  operation reads and writes its tensor, so counts it twice).
+  operation reads and writes its tensor, so counts it twice);
+* ``passes`` (where ``full_numel`` is given, the logits' element count): the reads and
+  writes of logits-sized data, each tensor argument or result of a kernel whose storage
+  holds at least ``full_numel`` elements counting one (so a kernel that reads the logits
+  and writes a gradient is two passes); ``target_passes``: those of them that are the
+  storage of a tensor given in ``apart`` (a probability target: read, not logits-sized
+  work of the loss's own).
+
+A custom operator (``torch.library.custom_op``, e.g. ``torch.ops.multiloss.*``) is one
+kernel, named ``namespace::name`` in ``by_kernel``: the dispatch mode sees the operator, not
+what its implementation (or, on meta tensors, its fake implementation) runs inside, and its
+bytes are its tensor arguments and results once. What autograd runs around it counts as
+for any other call: the ``ones_like`` that seeds backward, and the ``zeros`` it fills for an
+output's missing gradient (unless the operator's ``setup_context`` turns that off with
+``ctx.set_materialize_grads(False)``).
 
 **JAX** (:func:`count_xla`): the optimized HLO of a compiled function (``compiled.as_text()``
 of ``jax.jit(f).lower(...).compile()``). Its entry computation is the sequence of what the
@@ -92,6 +106,8 @@ class Cost:
     kernels: int = 0
     bytes: int = 0
     by_kernel: Counter[str] = field(default_factory=Counter)
+    passes: int = 0
+    target_passes: int = 0
 
     @property
     def modelled_seconds(self) -> float:
@@ -110,12 +126,33 @@ def _tensor_bytes(value: Any) -> int:
         return size
 
 
-def count_torch(step: Callable[[], Any]) -> Cost:
-    """The cost of running `step()` (typically a loss on meta tensors and its backward)."""
+def _tensor_elements(value: Any) -> int:
+    """Elements of a tensor's view, at most those its storage holds (0 for a non-tensor)."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        return 0
+    return _tensor_bytes(value) // max(value.element_size(), 1)
+
+
+def kernel_name(func: Any) -> str:
+    """An aten operation's name (``exp``), another namespace's as ``namespace::name``."""
+    name: str = func.overloadpacket.__name__
+    namespace = getattr(func, "namespace", "aten")
+    return name if namespace == "aten" else f"{namespace}::{name}"
+
+
+def count_torch(
+    step: Callable[[], Any], full_numel: int | None = None, apart: tuple[Any, ...] = ()
+) -> Cost:
+    """The cost of running `step()` (typically a loss on meta tensors and its backward);
+    `full_numel`: the logits' element count, for ``passes``; `apart`: tensors whose
+    storage's passes are also counted in ``target_passes``."""
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_leaves
 
     cost = Cost()
+    apart_storages = {t.untyped_storage()._cdata for t in apart}
 
     class _Counting(TorchDispatchMode):
         def __torch_dispatch__(
@@ -127,13 +164,19 @@ def count_torch(step: Callable[[], Any]) -> Cost:
         ) -> Any:
             result = func(*args, **(kwargs or {}))
             cost.ops += 1
-            name = func.overloadpacket.__name__
+            name = kernel_name(func)
             if func.is_view or name in _NO_KERNEL:
                 return result
             cost.kernels += 1
             cost.by_kernel[name] += 1
             leaves = tree_leaves((args, kwargs or {})) + tree_leaves(result)
             cost.bytes += sum(_tensor_bytes(leaf) for leaf in leaves)
+            if full_numel:
+                full = [leaf for leaf in leaves if _tensor_elements(leaf) >= full_numel]
+                cost.passes += len(full)
+                cost.target_passes += sum(
+                    leaf.untyped_storage()._cdata in apart_storages for leaf in full
+                )
             return result
 
     with _Counting():

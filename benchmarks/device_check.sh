@@ -1,26 +1,51 @@
 #!/usr/bin/env bash
-# Device check (issue #12): on a machine with an NVIDIA GPU, in under 5 minutes,
-#   1. the tests marked `cuda` (tests/test_cuda.py: values against PyTorch, no host sync,
-#      a training step captured in a CUDA graph), then
-#   2. the benchmark on CUDA (benchmarks/run.py --device cuda), whose table is printed last.
+# Device check (issues #12, #21): on a machine with an NVIDIA GPU, in under 5 minutes,
+#   1. the CUDA tests with the Triton kernels compiled (TRITON_INTERPRET=0): tests/test_cuda.py
+#      (values against PyTorch, no host sync, a training step in a CUDA graph: through the
+#      default engine, which is the kernel engine on CUDA) and tests/test_triton_cuda.py (the
+#      kernel engine against the eager plans, float32/float16/bfloat16, no host sync under
+#      torch.cuda.set_sync_debug_mode("error"), a CUDA-graph training step, compile
+#      fullgraph, the fused head); then the interpreter's kernel suites (tests/test_triton_*.py)
+#      on CUDA tensors, in what is left of 60 s (a timeout there is reported, not a failure);
+#      then
+#   2. the benchmark on CUDA (benchmarks/run.py --device cuda): the kernel engine, the eager
+#      plans, F.cross_entropy, the textbook formulas and Liger-Kernel where it imports; its
+#      table is printed last, with benchmarks/linear_head_device.py's (the fused head against
+#      the unfused head and Liger-Kernel's fused linear cross-entropy) if time is left.
 #
 #   bash benchmarks/device_check.sh            # from anywhere; it works in the repository root
+#   bash benchmarks/device_check.sh --plan     # print what it would run, run nothing
+#   bash benchmarks/device_check.sh --dry-run  # the same steps with a CPU-only torch
 #
-# Outputs, under "${OUT:-/tmp/device_check}": env.txt (python, torch, GPU), tests.log,
+# Outputs, under "${OUT:-/tmp/device_check}": env.txt (python, torch, triton, GPU), tests.log,
 # bench.log, bench/benchmarks.md and bench/benchmarks.json, summary.txt.
 #
 # Python: the first of $PYTHON, .venv/bin/python, python3, /opt/torch/.venv/bin/python3,
 # python whose torch was built with CUDA and sees a GPU; none: it says so and exits 2.
 # The machine may have no network: a missing pure-Python dependency (array-api-compat, say)
 # is taken from wheels in .whl/ (pip install --no-index) or from a carried
-# .venv/lib/python3*/site-packages/<package>; still missing: exit 3.
+# .venv/lib/python3*/site-packages/<package>; still missing: exit 3. Liger-Kernel joins the
+# benchmark if its wheel is in .whl/ (installed without its dependencies).
 #
 # Environment: DEVICE_CHECK_SECONDS (the whole run's deadline, 285), DEVICE_CHECK_TEST_SECONDS
-# (120), BENCH_BACKENDS (torch), BENCH_ARGS (extra run.py arguments, e.g. "--shapes 8192"),
-# DEVICE_CHECK_DRY_RUN=1 (accept a CPU-only torch: tests on the CPU, benchmark --device cpu
-# --quick; to check the script itself on a machine without a GPU).
+# (120), DEVICE_CHECK_EXTRA_SECONDS (60, the kernel suites), BENCH_BACKENDS (torch), BENCH_KINDS ("softmax,sigmoid focal,bce"), BENCH_ARGS (more
+# run.py arguments, e.g. "--shapes 8192"),
+# DEVICE_CHECK_DRY_RUN=1 or --dry-run (accept a CPU-only torch: tests on the CPU, benchmark
+# --device cpu --quick; to check the script itself on a machine without a GPU),
+# DEVICE_CHECK_PLAN=1 or --plan (print the test and benchmark commands and exit 0).
 # Exit status: 0 all passed; 1 tests or benchmark failed; 2 no CUDA torch; 3 a dependency is
 # missing.
+
+for argument in "$@"; do
+  case $argument in
+  --dry-run) DEVICE_CHECK_DRY_RUN=1 ;;
+  --plan) DEVICE_CHECK_PLAN=1 ;;
+  *)
+    echo "device check: unknown argument $argument (--dry-run, --plan)" >&2
+    exit 64
+    ;;
+  esac
+done
 
 set -uo pipefail
 
@@ -31,9 +56,12 @@ OUT="${OUT:-/tmp/device_check}"
 mkdir -p "$OUT/bench"
 DEADLINE=${DEVICE_CHECK_SECONDS:-285}
 TEST_SECONDS=${DEVICE_CHECK_TEST_SECONDS:-120}
+EXTRA_SECONDS=${DEVICE_CHECK_EXTRA_SECONDS:-60}
 BENCH_BACKENDS=${BENCH_BACKENDS:-torch}
-BENCH_ARGS=${BENCH_ARGS:---shapes 64×10,8192×1000,1024×32000,256×80 --no-compiled --rounds 3 --threads 1}
+BENCH_ARGS_GIVEN=${BENCH_ARGS+yes}
+BENCH_ARGS=${BENCH_ARGS:---large --shapes 64×10,8192×1000,8192×32000,16384×128256,65536×80 --no-compiled --rounds 3 --budget 0.05 --threads 1 --in-process}
 DRY_RUN=${DEVICE_CHECK_DRY_RUN:-0}
+PLAN=${DEVICE_CHECK_PLAN:-0}
 SITE="${TMPDIR:-/tmp}/device_check_site"
 
 export PYTHONUNBUFFERED=1
@@ -78,6 +106,10 @@ for candidate in "${PYTHON:-}" .venv/bin/python python3 /opt/torch/.venv/bin/pyt
     break
   fi
 done
+if [ -z "$PY" ] && [ "$PLAN" = 1 ]; then
+  PY=$(command -v python3 || echo python3)
+  say "plan: no CUDA torch found; the commands below name $PY"
+fi
 if [ -z "$PY" ]; then
   say "FAILED: no Python with a CUDA-enabled torch that sees a GPU. Tried:"
   if [ ${#TRIED[@]} -eq 0 ]; then
@@ -91,7 +123,57 @@ if [ -z "$PY" ]; then
 fi
 say "python: $PY ($("$PY" -c 'import platform; print(platform.python_version())'))"
 
-# --------------------------------------------------------------------------- 2. dependencies
+# --------------------------------------------------------------------------- 2. the commands
+
+has_cuda() { "$PY" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' 2>/dev/null; }
+ON_CPU=0
+[ "$DRY_RUN" = 1 ] && ! has_cuda && ON_CPU=1
+
+# The tests: compiled Triton (TRITON_INTERPRET=0). First the CUDA files; then the kernel
+# suites written for the interpreter (tests/test_triton_*.py), which run on CUDA tensors when
+# the interpreter is off: a second pytest with its own budget, whose timeout is reported but
+# does not fail the check (their CPU run in CI is what holds them to the oracles).
+TEST_FILES=(tests/test_cuda.py tests/test_triton_cuda.py)
+EXTRA_FILES=()
+for file in tests/test_triton_*.py; do
+  [ -e "$file" ] && [ "$file" != tests/test_triton_cuda.py ] && EXTRA_FILES+=("$file")
+done
+TEST_ENV=(JAX_PLATFORMS=cpu TRITON_INTERPRET=0 MULTILOSS_TEST_DEVICE=cuda)
+if [ "$ON_CPU" = 1 ]; then # the value tests of test_cuda.py on the CPU; the rest skips
+  TEST_ENV=(JAX_PLATFORMS=cpu MULTILOSS_TEST_DEVICE=cpu)
+  EXTRA_FILES=()
+fi
+TEST_CMD=("$PY" -m pytest "${TEST_FILES[@]}" -p no:cacheprovider -q -rfEs
+  --durations=5)
+EXTRA_CMD=("$PY" -m pytest "${EXTRA_FILES[@]}" -p no:cacheprovider -q -rfE -x)
+
+BENCH_KINDS=${BENCH_KINDS:-softmax,sigmoid focal,bce}
+device=cuda
+bench_extra=()
+if [ "$ON_CPU" = 1 ]; then
+  device=cpu
+  bench_extra=(--quick)
+  # the GPU shapes do not exist in quick mode: the CPU smoke test runs every quick shape
+  [ -n "$BENCH_ARGS_GIVEN" ] || BENCH_ARGS="--rounds 1 --threads 1"
+fi
+read -r -a user_args <<<"$BENCH_ARGS"
+BENCH_CMD=("$PY" benchmarks/run.py --device "$device" --backends "$BENCH_BACKENDS"
+  --kinds "$BENCH_KINDS" --out "$OUT/bench" --no-plot "${bench_extra[@]}" "${user_args[@]}")
+
+HEAD_CMD=("$PY" benchmarks/linear_head_device.py --device "$device" --rounds 5
+  --json "$OUT/bench/linear_head.json")
+[ "$ON_CPU" = 1 ] && HEAD_CMD+=(--quick)
+
+if [ "$PLAN" = 1 ]; then
+  say "plan (nothing run):"
+  echo "tests: env ${TEST_ENV[*]} ${TEST_CMD[*]}"
+  [ ${#EXTRA_FILES[@]} -eq 0 ] || echo "kernel suites: env ${TEST_ENV[*]} ${EXTRA_CMD[*]}"
+  echo "benchmark: ${BENCH_CMD[*]}"
+  echo "fused head: ${HEAD_CMD[*]}"
+  exit 0
+fi
+
+# --------------------------------------------------------------------------- 3. dependencies
 
 export PYTHONPATH="$ROOT:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 missing() { # the import names among "$@" that $PY cannot import
@@ -130,6 +212,11 @@ if [ ${#absent[@]} -gt 0 ]; then
     exit 3
   fi
 fi
+if compgen -G ".whl/liger_kernel*.whl" >/dev/null && [ -n "$(missing liger_kernel)" ]; then
+  mkdir -p "$SITE"
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" \
+    .whl/liger_kernel*.whl || say "pip could not install Liger-Kernel from .whl/"
+fi
 
 {
   echo "python: $PY"
@@ -138,6 +225,12 @@ import platform, torch, numpy
 import multiloss
 print(f"python {platform.python_version()}, numpy {numpy.__version__}, torch {torch.__version__}"
       f" (CUDA {torch.version.cuda}), multiloss {multiloss.__version__} from {multiloss.__file__}")
+for name in ("triton", "liger_kernel"):
+    try:
+        module = __import__(name)
+        print(f"{name} {getattr(module, '__version__', '?')}")
+    except Exception as error:
+        print(f"{name}: not importable ({type(error).__name__})")
 if torch.cuda.is_available():
     for index in range(torch.cuda.device_count()):
         props = torch.cuda.get_device_properties(index)
@@ -150,45 +243,51 @@ EOF
 cat "$OUT/env.txt"
 say "setup done after $(elapsed) s"
 
-# --------------------------------------------------------------------------- 3. the CUDA tests
+# --------------------------------------------------------------------------- 4. the CUDA tests
 
-test_env=(JAX_PLATFORMS=cpu)
-[ "$DRY_RUN" = 1 ] && ! "$PY" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' &&
-  test_env+=(MULTILOSS_TEST_DEVICE=cpu)
 budget=$(left)
 [ "$budget" -gt "$TEST_SECONDS" ] && budget=$TEST_SECONDS
-say "tests: pytest -m cuda tests/test_cuda.py (at most $budget s)"
-env "${test_env[@]}" timeout --kill-after=10 "$budget" "$PY" -m pytest tests/test_cuda.py \
-  -m cuda -p no:cacheprovider -q -rfEs --durations=5 2>&1 | tee "$OUT/tests.log"
+say "tests: ${TEST_FILES[*]} with ${TEST_ENV[*]} (at most $budget s)"
+env "${TEST_ENV[@]}" timeout --kill-after=10 "$budget" "${TEST_CMD[@]}" 2>&1 |
+  tee "$OUT/tests.log"
 TESTS_STATUS=${PIPESTATUS[0]}
 echo
 TESTS_LINE=$(grep -E '(passed|failed|error|skipped|no tests ran)' "$OUT/tests.log" | tail -n 1)
 [ "$TESTS_STATUS" -eq 124 ] && TESTS_LINE="timed out after $budget s; $TESTS_LINE"
 say "tests: exit $TESTS_STATUS after $(elapsed) s: $TESTS_LINE"
 
-# --------------------------------------------------------------------------- 4. the benchmark
-
-device=cuda
-bench_extra=()
-if [ "$DRY_RUN" = 1 ] && ! "$PY" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then
-  device=cpu
-  bench_extra=(--quick)
+EXTRA_STATUS=0
+EXTRA_LINE="none"
+if [ ${#EXTRA_FILES[@]} -gt 0 ]; then
+  budget=$(($(left) - 90)) # the benchmark keeps at least 90 s
+  [ "$budget" -gt "$EXTRA_SECONDS" ] && budget=$EXTRA_SECONDS
+  if [ "$budget" -ge 20 ]; then
+    say "kernel suites on CUDA: ${EXTRA_FILES[*]} (at most $budget s)"
+    env "${TEST_ENV[@]}" timeout --kill-after=10 "$budget" "${EXTRA_CMD[@]}" \
+      >"$OUT/kernel_suites.log" 2>&1
+    EXTRA_STATUS=$?
+    EXTRA_LINE=$(grep -E '(passed|failed|error|skipped|no tests ran)' "$OUT/kernel_suites.log" |
+      tail -n 1)
+    if [ "$EXTRA_STATUS" -eq 124 ] || [ "$EXTRA_STATUS" -eq 137 ]; then
+      EXTRA_LINE="timed out after $budget s (not a failure): $EXTRA_LINE"
+      EXTRA_STATUS=0
+    elif [ "$EXTRA_STATUS" -ne 0 ]; then
+      tail -n 30 "$OUT/kernel_suites.log"
+    fi
+    say "kernel suites: exit $EXTRA_STATUS after $(elapsed) s: $EXTRA_LINE"
+  fi
 fi
-read -r -a user_args <<<"$BENCH_ARGS"
+
+# --------------------------------------------------------------------------- 5. the benchmark
+
 budget=$(($(left) - 5))
 BENCH_STATUS=0
-usage=$("$PY" benchmarks/run.py --help 2>&1)
-if [[ $usage != *--device* ]]; then
-  say "benchmark: benchmarks/run.py has no --device option yet; running it anyway (it will refuse)"
-fi
 if [ "$budget" -lt 30 ]; then
   say "benchmark: skipped, only $budget s left of the ${DEADLINE} s"
   BENCH_STATUS=124
 else
-  say "benchmark: run.py --device $device --backends $BENCH_BACKENDS (at most $budget s)"
-  timeout --kill-after=10 "$budget" "$PY" benchmarks/run.py --device "$device" \
-    --backends "$BENCH_BACKENDS" --out "$OUT/bench" --no-plot "${bench_extra[@]}" \
-    "${user_args[@]}" >"$OUT/bench.log" 2>&1
+  say "benchmark: ${BENCH_CMD[*]:1} (at most $budget s)"
+  timeout --kill-after=10 "$budget" "${BENCH_CMD[@]}" >"$OUT/bench.log" 2>&1
   BENCH_STATUS=$?
   if [ "$BENCH_STATUS" -ne 0 ]; then
     say "benchmark: exit $BENCH_STATUS; the end of bench.log:"
@@ -196,13 +295,26 @@ else
   fi
 fi
 
-# --------------------------------------------------------------------------- 5. summary, table
+HEAD_STATUS=0
+budget=$(($(left) - 5))
+if [ "$budget" -ge 20 ]; then
+  say "fused head: ${HEAD_CMD[*]:1} (at most $budget s)"
+  timeout --kill-after=10 "$budget" "${HEAD_CMD[@]}" >"$OUT/bench/linear_head.md" 2>"$OUT/head.log"
+  HEAD_STATUS=$?
+  [ "$HEAD_STATUS" -eq 0 ] || tail -n 15 "$OUT/head.log"
+else
+  say "fused head: skipped, only $budget s left"
+fi
+
+# --------------------------------------------------------------------------- 6. summary, table
 
 {
   echo "device check, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(elapsed) s"
   head -n 3 "$OUT/env.txt"
   echo "tests: exit $TESTS_STATUS: $TESTS_LINE"
+  echo "kernel suites on CUDA: exit $EXTRA_STATUS: $EXTRA_LINE"
   echo "benchmark: exit $BENCH_STATUS (device $device)"
+  echo "fused head benchmark: exit $HEAD_STATUS (not a failure of the check)"
 } >"$OUT/summary.txt"
 echo
 if [ -s "$OUT/bench/benchmarks.md" ] && [ "$BENCH_STATUS" -eq 0 ]; then
@@ -210,9 +322,10 @@ if [ -s "$OUT/bench/benchmarks.md" ] && [ "$BENCH_STATUS" -eq 0 ]; then
 else
   echo "(no benchmark table: see $OUT/bench.log)"
 fi
+[ -s "$OUT/bench/linear_head.md" ] && cat "$OUT/bench/linear_head.md"
 echo
 cat "$OUT/summary.txt"
-if [ "$TESTS_STATUS" -eq 0 ] && [ "$BENCH_STATUS" -eq 0 ]; then
+if [ "$TESTS_STATUS" -eq 0 ] && [ "$EXTRA_STATUS" -eq 0 ] && [ "$BENCH_STATUS" -eq 0 ]; then
   say "PASSED in $(elapsed) s; outputs in $OUT"
   exit 0
 fi

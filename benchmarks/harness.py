@@ -50,6 +50,11 @@ SOFTMAX_FULL = [
     Shape("8×21×128×128, ignore 255", (8, 21, 128, 128), ignore_index=255),
     Shape("8192×1000 bfloat16", (8192, 1000), dtype="bfloat16"),
 ]
+SOFTMAX_LARGE = [
+    Shape("8192×32000", (8192, 32000)),
+    Shape("16384×128256 bfloat16", (16384, 128256), dtype="bfloat16"),
+]
+"""Issue #21's GPU shapes (``run.py --large``): 1 GiB of float32 logits, 4 GiB of bfloat16."""
 SOFTMAX_QUICK = [
     Shape("512×10", (512, 10)),
     Shape("64×1000", (64, 1000)),
@@ -70,10 +75,11 @@ COMPILED_FULL = [Shape("64×10", (64, 10)), Shape("8192×1000", (8192, 1000))]
 COMPILED_QUICK = [Shape("64×10", (64, 10))]
 
 
-def shapes_for(kind: str, quick: bool) -> list[Shape]:
-    """The shapes a group kind runs at, in quick or full mode."""
+def shapes_for(kind: str, quick: bool, large: bool = False) -> list[Shape]:
+    """The shapes a group kind runs at, in quick or full mode (`large`: the softmax kind
+    also at :data:`SOFTMAX_LARGE`)."""
     if kind == SOFTMAX:
-        return SOFTMAX_QUICK if quick else SOFTMAX_FULL
+        return (SOFTMAX_QUICK if quick else SOFTMAX_FULL) + (SOFTMAX_LARGE if large else [])
     if kind == POLY:
         return POLY_QUICK if quick else POLY_FULL
     if kind == ASL:

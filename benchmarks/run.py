@@ -153,10 +153,14 @@ def run_batch_in_process(
 
 
 def select_groups(
-    backends: Sequence[str], kinds: Sequence[str], quick: bool, words: Sequence[str]
+    backends: Sequence[str],
+    kinds: Sequence[str],
+    quick: bool,
+    words: Sequence[str],
+    large: bool = False,
 ) -> list[Group]:
     """Every (backend, kind, shape) group asked for; `words` keeps the shapes whose name
-    contains one of them."""
+    contains one of them; `large` adds the softmax kind's GPU shapes."""
     groups = []
     for backend in backends:
         for kind in kinds:
@@ -164,7 +168,7 @@ def select_groups(
                 continue
             chosen = [
                 shape
-                for shape in shapes_for(kind, quick)
+                for shape in shapes_for(kind, quick, large)
                 if not words or any(word in shape.name for word in words)
             ]
             if kind == RECOMPILE:  # one check, at the largest shape chosen
@@ -253,6 +257,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="the torch.compile groups and the recompilation check (default: on, off in --quick)",
     )
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        help="also the softmax kind's GPU shapes (8192×32000, 16384×128256 bfloat16)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     parser.add_argument(
@@ -310,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.threads[0]} thread(s) only."
             }
         )
-    groups = select_groups(backends, args.kinds, args.quick, _comma_list(args.shapes))
+    groups = select_groups(backends, args.kinds, args.quick, _comma_list(args.shapes), args.large)
     batches = plan_batches(groups, args.threads, one_process_per_backend=args.quick)
     if args.in_process:
         batches = [b for b in batches if b.backend != "jax" or b.threads == args.threads[0]]

@@ -1,10 +1,19 @@
 """The PyTorch groups: eager implementations (softmax, PolyLoss, BCE, sigmoid focal, the
 asymmetric loss), the softmax losses under ``torch.compile``, and the check that
-``torch.compile(dynamic=True)`` of multiloss CE compiles once across batch sizes."""
+``torch.compile(dynamic=True)`` of multiloss CE compiles once across batch sizes.
+
+Engines (``multiloss.torch.engine``, where it exists): every multiloss row runs under
+``engine("eager")`` (today's plans) and has a twin, *name, kernels*, under
+``engine("triton")``. On a CUDA device both are timed; elsewhere the kernel rows are
+counted on meta tensors only (their time columns read –): the Triton kernels run on the
+CPU only in Triton's interpreter, whose times mean nothing. Liger-Kernel's cross-entropy
+joins the softmax rows on CUDA where ``liger_kernel`` imports.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from cost_model import Cost, count_torch
@@ -13,6 +22,7 @@ from harness import (
     BCE,
     COMPILED,
     POLY,
+    POSITIVE_RATE,
     RECOMPILE,
     SIGMOID_FOCAL,
     SIGMOID_KINDS,
@@ -28,7 +38,86 @@ from harness import (
 )
 
 FLOOR = "floor: one exp + one copy"
+KERNELS = ", kernels"
+"""The suffix of a multiloss row run by the kernel engine."""
+LIGER = "Liger-Kernel CE"
+OWN_LOGITS = frozenset({LIGER})
+"""Rows given their own copy of the logits: Liger-Kernel writes its gradient over its input
+in the forward pass."""
 LossFn = Callable[[Any, Any], Any]
+
+
+def engine_available() -> str:
+    """'' where ``multiloss.torch.engine("triton")`` can be entered, else why not."""
+    try:
+        import multiloss.torch as mt
+
+        with mt.engine("triton"):  # type: ignore[attr-defined]
+            pass
+    except Exception as error:  # absent engine, no triton, …
+        return f"kernel engine not available: {type(error).__name__}: {error}"[:160]
+    return ""
+
+
+@contextlib.contextmanager
+def chosen_engine(name: str | None) -> Iterator[None]:
+    """Inside ``multiloss.torch.engine(name)``; nothing for None (a peer), nor for "eager"
+    where the engine does not exist (today's plans are then all there is)."""
+    import multiloss.torch as mt
+
+    engine = getattr(mt, "engine", None)
+    if name is None or (engine is None and name == "eager"):
+        yield
+        return
+    if engine is None:
+        raise RuntimeError("multiloss.torch.engine does not exist")
+    with engine(name):
+        yield
+
+
+def under_engine(loss_fn: LossFn, name: str) -> LossFn:
+    """`loss_fn` called inside ``chosen_engine(name)`` (its backward follows the custom
+    operators or plans its forward chose)."""
+
+    def loss(logits: Any, target: Any) -> Any:
+        with chosen_engine(name):
+            return loss_fn(logits, target)
+
+    return loss
+
+
+def with_engines(implementations: dict[str, LossFn]) -> tuple[dict[str, LossFn], set[str]]:
+    """Every multiloss row under the eager engine, followed by its kernel-engine twin;
+    returns (rows, the kernel rows' names). Without the kernel engine: the rows as given."""
+    if engine_available():
+        return implementations, set()
+    rows: dict[str, LossFn] = {}
+    kernels = set()
+    for name, fn in implementations.items():
+        if not name.startswith("multiloss"):
+            rows[name] = fn
+            continue
+        rows[name] = under_engine(fn, "eager")
+        rows[name + KERNELS] = under_engine(fn, "triton")
+        kernels.add(name + KERNELS)
+    return rows, kernels
+
+
+def liger_cross_entropy(shape: Shape) -> LossFn | None:
+    """Liger-Kernel's cross-entropy (2-d logits only) where ``liger_kernel`` imports."""
+    if len(shape.logits) != 2:
+        return None
+    try:
+        from liger_kernel.transformers import LigerCrossEntropyLoss
+    except Exception:  # not installed, or no GPU build of its dependencies
+        return None
+    module = LigerCrossEntropyLoss(ignore_index=_ignore(shape))
+
+    def loss(logits: Any, target: Any) -> Any:
+        out = module(logits, target)
+        return out[0] if isinstance(out, tuple) else out
+
+    return loss
 
 
 def _ignore(shape: Shape) -> int:
@@ -293,9 +382,28 @@ def record_cost(measurement: Measurement, cost: Cost | str) -> None:
 # The groups
 
 
+DEVICE_DRAWN = 1 << 26
+"""Logits of at least this many elements are drawn on the device (torch's generator) rather
+than by NumPy on the host: the same distributions, other values."""
+
+
 def _device_data(group: Group, device: str) -> tuple[Any, Any]:
+    import math
+
     import torch
 
+    shape = group.shape
+    if device != "cpu" and math.prod(shape.logits) >= DEVICE_DRAWN:
+        generator = torch.Generator(device=device).manual_seed(0)
+        dtype = getattr(torch, shape.dtype)
+        logits = torch.randn(shape.logits, generator=generator, device=device) * 2
+        logits = logits.to(dtype).requires_grad_(True)
+        if group.kind in SIGMOID_KINDS:
+            target = torch.rand(shape.logits, generator=generator, device=device)
+            return logits, (target < POSITIVE_RATE).float()
+        labels = target_shape(group.kind, shape)
+        target = torch.randint(0, shape.logits[1], labels, generator=generator, device=device)
+        return logits, target
     logits_np, target_np = make_data(group.shape, group.kind)
     logits = torch.from_numpy(logits_np).to(device=device, dtype=getattr(torch, group.shape.dtype))
     return logits.requires_grad_(True), torch.from_numpy(target_np).to(device)
@@ -355,21 +463,37 @@ def bench_eager(
 ) -> list[Measurement]:
 
     logits, target = _device_data(group, settings.device)
-    implementations = torch_implementations(group.kind, group.shape)
+    implementations, kernel_rows = with_engines(torch_implementations(group.kind, group.shape))
+    on_cuda = settings.device.startswith("cuda")
+    if on_cuda and group.kind in (SOFTMAX, POLY):
+        liger = liger_cross_entropy(group.shape)
+        if liger is not None:
+            implementations[LIGER] = liger
+    timed_rows = {
+        name: fn for name, fn in implementations.items() if on_cuda or name not in kernel_rows
+    }
     reference = next(iter(implementations))
-    steps = {name: _training_step(fn, logits, target) for name, fn in implementations.items()}
+    inputs = {
+        name: logits.detach().clone().requires_grad_(True) if name in OWN_LOGITS else logits
+        for name in implementations
+    }
+    steps = {name: _training_step(fn, inputs[name], target) for name, fn in timed_rows.items()}
     steps[FLOOR] = _floor_step(logits)
     synchronize = _synchronizer(settings.device)
     timed = interleaved(steps, reference, settings.rounds, settings.budget, progress, synchronize)
     results = []
-    for name, (seconds, ratios) in timed.items():
+    for name in [*implementations, FLOOR]:  # a kernel row beside its eager twin
+        seconds, ratios = timed.get(name, ([], []))  # untimed: counted on meta only
         m = _measurement(group, settings, name, reference, seconds, ratios)
         loss_fn = implementations.get(name)
-        if loss_fn is not None:
-            m.memory_bytes = torch_saved_bytes(loss_fn, logits, target)
+        if loss_fn is not None and name in steps:
+            m.memory_bytes = torch_saved_bytes(loss_fn, inputs[name], target)
             m.memory_kind = "saved for backward beyond the logits"
         record_cost(m, meta_cost(loss_fn, group.kind, group.shape))
-        m.peak_bytes = device_peak_bytes(steps[name], logits)
+        if name in steps:
+            m.peak_bytes = device_peak_bytes(steps[name], inputs.get(name, logits))
+        else:
+            m.note = "kernel engine: counted on meta tensors, not timed off CUDA"
         results.append(m)
     set_modelled_ratios(results)
     return results

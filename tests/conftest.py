@@ -3,6 +3,8 @@
 * JAX (if installed) runs with float64 enabled for the whole session, so that float64
   oracles can be compared; tests that need float32 ask for it explicitly. The library
   itself never changes JAX's configuration.
+* Triton's kernels run in its interpreter (``TRITON_INTERPRET=1``) unless the
+  environment says otherwise.
 * Hypothesis has a derandomised ``ci`` profile (the default) and a ``long`` profile:
   ``HYPOTHESIS_PROFILE=long pytest``.
 """
@@ -10,6 +12,10 @@
 from __future__ import annotations
 
 import os
+
+# The Triton kernels run in Triton's interpreter on this CPU (read when triton defines a
+# kernel, so before anything imports it); a CUDA run sets TRITON_INTERPRET=0.
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 from backends import XP_NAMES, namespace

@@ -3,11 +3,13 @@ its cost model counts what it says, and its plan holds the groups the full run p
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -86,6 +88,10 @@ def test_quick_mode_writes_table_json_and_plot(tmp_path: Path) -> None:
         row = rows[(backend, kind, implementation)]
         assert row["reference"] == reference, row
         assert row["kernels"] > 0 and row["modelled_ratio"] > 0, row
+    # the kernel engine's rows (where it exists) are counted on meta, not timed on the CPU
+    counted_only = [m for m in measured if m["implementation"].endswith(", kernels")]
+    assert all(not m["seconds"] and m["kernels"] > 0 for m in counted_only)
+    measured = [m for m in measured if m not in counted_only]
     assert all(m["seconds"] and m["median_seconds"] > 0 for m in measured)
     for backend in ("torch", "jax"):
         assert {m["threads"] for m in measured if m["backend"] == backend} == {1, 2}
@@ -314,3 +320,259 @@ def test_the_table_shows_threads_side_by_side_and_na_for_compiled(bench: ModuleT
     assert "| F.cross_entropy, compiled | 1.00× | 200.0 µs | 1.00× | 200.0 µs | – | n/a |" in table
     assert "| F.cross_entropy, eager | 0.50× | 100.0 µs | 0.50× | 100.0 µs | – | 5 |" in table
     assert "Note: 1 graph compiled" in table
+
+
+# --------------------------------------------------------------------------------------
+# The cost model on custom operators (how the kernel engine is counted)
+
+
+@functools.cache
+def _toy_cross_entropy(materialize: bool) -> Any:
+    """A cross-entropy as two custom operators (forward: the mean loss and the per-row
+    log-sum-exp; backward: the gradient), the shape of the kernel engine's; the
+    log-sum-exp output is marked non-differentiable, and where `materialize` is False its
+    missing gradient is not filled with zeros."""
+    import torch
+
+    space = f"multiloss_bench_test{int(materialize)}"
+
+    @torch.library.custom_op(
+        f"{space}::forward",
+        mutates_args=(),
+        schema="(Tensor logits, Tensor target) -> (Tensor, Tensor)",
+    )
+    def forward(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lse = torch.logsumexp(logits, 1)
+        return (lse - logits.gather(1, target[:, None])[:, 0]).mean(), lse
+
+    @forward.register_fake
+    def _(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return logits.new_empty(()), logits.new_empty(logits.shape[:1])
+
+    @torch.library.custom_op(
+        f"{space}::backward",
+        mutates_args=(),
+        schema="(Tensor logits, Tensor target, Tensor lse, Tensor seed) -> Tensor",
+    )
+    def backward_op(
+        logits: torch.Tensor, target: torch.Tensor, lse: torch.Tensor, seed: torch.Tensor
+    ) -> torch.Tensor:
+        grad = torch.exp(logits - lse[:, None])
+        grad[torch.arange(len(target)), target] -= 1
+        return grad * seed / len(target)
+
+    @backward_op.register_fake
+    def _(logits: torch.Tensor, target: torch.Tensor, lse: torch.Tensor, seed: torch.Tensor) -> Any:
+        return torch.empty_like(logits)
+
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Any, ...]) -> None:
+        ctx.save_for_backward(inputs[0], inputs[1], output[1])
+        ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(materialize)
+
+    def backward(ctx: Any, seed: Any, _: Any) -> tuple[Any, None]:
+        logits, target, lse = ctx.saved_tensors
+        return backward_op(logits, target, lse, seed), None
+
+    forward.register_autograd(backward, setup_context=setup_context)
+    return lambda logits, target: forward(logits, target)[0]
+
+
+def test_a_custom_operator_is_one_kernel_and_its_operands_bytes(bench: ModuleType) -> None:
+    torch = pytest.importorskip("torch")
+    from cost_model import count_torch
+
+    toy = _toy_cross_entropy(False)
+    concrete = torch.randn(8, 5, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 5, (8,))
+    toy(concrete, labels).backward()
+    expected = torch.autograd.grad(F_cross_entropy(concrete, labels), concrete)[0]
+    torch.testing.assert_close(concrete.grad, expected)  # the toy is a cross-entropy
+
+    logits = torch.empty(64, 10, device="meta", requires_grad=True)
+    target = torch.empty(64, dtype=torch.int64, device="meta")
+    cost = count_torch(lambda: toy(logits, target).backward(), full_numel=640)
+    assert dict(cost.by_kernel) == {
+        "multiloss_bench_test0::forward": 1,
+        "ones_like": 1,
+        "multiloss_bench_test0::backward": 1,
+    }
+    assert cost.kernels == 3
+    # forward reads the logits (2560 B) and the target (512 B), writes the loss and the
+    # log-sum-exp; ones_like reads and writes a 0-d tensor; backward reads the logits,
+    # the target, the log-sum-exp and the seed and writes the gradient
+    forward = 2560 + 512 + 4 + 256
+    backward = 2560 + 512 + 256 + 4 + 2560
+    assert cost.bytes == forward + 2 * 4 + backward
+    # logits-sized: read in forward, read and written in backward
+    assert (cost.passes, cost.target_passes) == (3, 0)
+
+    logits.grad = None  # else backward adds into it: one more kernel
+    filled = count_torch(lambda: _toy_cross_entropy(True)(logits, target).backward())
+    # autograd fills the marked output's missing gradient with zeros unless told not to
+    assert filled.kernels == 4 and filled.by_kernel["zeros"] == 1
+
+
+def F_cross_entropy(logits: Any, target: Any) -> Any:
+    import torch.nn.functional as F
+
+    return F.cross_entropy(logits, target)
+
+
+def test_passes_count_logits_sized_tensors_and_the_targets_apart(bench: ModuleType) -> None:
+    torch = pytest.importorskip("torch")
+    from cost_model import count_torch
+
+    logits = torch.empty(32, 8, device="meta", requires_grad=True)
+    target = torch.empty(32, 8, device="meta")
+    row = torch.empty(32, 1, device="meta")
+
+    def step() -> None:
+        (
+            torch.nn.functional.binary_cross_entropy_with_logits(logits, target) + row.sum()
+        ).backward()
+
+    cost = count_torch(step, full_numel=256, apart=(target,))
+    small = count_torch(lambda: torch.exp(row).sum(), full_numel=256)
+    assert small.passes == 0  # nothing logits-sized
+    assert cost.target_passes >= 2  # read in forward and in backward
+    assert cost.passes > cost.target_passes
+    assert count_torch(step).passes == 0  # no full_numel: no passes counted
+
+
+def test_held_for_backward_counts_logits_sized_saves_beyond_the_inputs(bench: ModuleType) -> None:
+    torch = pytest.importorskip("torch")
+    from kernel_costs import held_for_backward
+
+    logits = torch.empty(16, 10, device="meta", requires_grad=True)
+    target = torch.empty(16, dtype=torch.int64, device="meta")
+    toy = _toy_cross_entropy(False)
+    assert held_for_backward(lambda: toy(logits, target), (logits, target), 160) == 0
+    # log_softmax's output is saved by nll's backward: logits-sized, not an input
+    held = held_for_backward(
+        lambda: torch.nn.functional.cross_entropy(logits, target), (logits, target), 160
+    )
+    assert held == 16 * 10 * 4
+
+
+def test_the_kernel_cost_report_counts_rows_and_judges_targets(bench: ModuleType) -> None:
+    pytest.importorskip("torch")
+    import kernel_costs
+    from harness import Shape
+
+    shape = Shape("64×10", (64, 10))
+    rows = kernel_costs.count_all([shape], kernel_costs.softmax_variants())
+    by_name = {r.name: r for r in rows}
+    reference = by_name["F.cross_entropy"]
+    assert reference.kernels == 5 and reference.modelled_ratio == pytest.approx(1.0)
+    assert by_name["multiloss CE, eager"].kernels is not None
+    probs = by_name["multiloss CE, probability targets, eager"]
+    assert probs.target_passes and probs.target_passes > 0
+    available = kernel_costs.engine_available() == ""
+    kernel_row = by_name["multiloss CE, kernels"]
+    assert (kernel_row.kernels is not None) == available, kernel_row.why
+
+    def counted(name: str, loss: str, target: str, **values: Any) -> Any:
+        row = kernel_costs.Counted(
+            "8192×1000", name, loss, "triton", target, "F.cross_entropy", False
+        )
+        for key, value in values.items():
+            setattr(row, key, value)
+        return row
+
+    synthetic = [
+        counted("a", "CE", "index", kernels=3, passes=3, held=0, modelled_ratio=0.45),
+        counted("b", "focal", "index", kernels=5, passes=3, held=0, modelled_ratio=0.6),
+        counted("c", "CE", "probs", kernels=4, passes=5, held=0, modelled_ratio=0.9),
+        counted("d", "BCE", "multilabel", kernels=2, passes=2, held=0, modelled_ratio=0.5),
+        counted("e", "ASL", "multilabel", kernels=2, passes=2, held=64, modelled_ratio=0.2),
+        counted("f", "CE", "index"),
+    ]
+    found = {v.target: v for v in kernel_costs.verdicts(synthetic)}
+    assert found["a at 8192×1000: ≤ 4 kernels"].met
+    assert found["a at 8192×1000: modelled ≤ 0.5× F.cross_entropy"].met
+    assert not found["b at 8192×1000: ≤ 4 kernels"].met
+    assert not found["b at 8192×1000: modelled ≤ 0.5× F.cross_entropy"].met
+    assert not found["c at 8192×1000: ≤ 4 passes"].met
+    assert found["d at 8192×1000: modelled ≤ 0.6× F.cross_entropy"].met
+    assert not found["e at 8192×1000: nothing logits-sized held"].met
+    assert found["f at 8192×1000: counted"].met is None
+    text = kernel_costs.markdown(rows, kernel_costs.verdicts(rows))
+    assert "| F.cross_entropy | 5 |" in text and "#### 64×10" in text
+    compact = "\n".join(kernel_costs.docs_tables(rows))
+    eager_kernels = by_name["multiloss CE, eager"].kernels
+    assert "| 64×10 | " in compact and f"({eager_kernels} / 9 / " in compact
+
+
+# --------------------------------------------------------------------------------------
+# The device check's script, without a GPU
+
+
+def _device_check(*arguments: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DEVICE_")}
+    env.pop("BENCH_ARGS", None)
+    env |= {"PYTHON": sys.executable, "OUT": "/tmp/device_check_plan", **environment}
+    return subprocess.run(
+        ["bash", str(BENCHMARKS / "device_check.sh"), *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env=env,
+    )
+
+
+def test_the_device_check_plans_compiled_kernels_on_cuda_and_the_cuda_benchmark(
+    bench: ModuleType,
+) -> None:
+    if not (BENCHMARKS / "device_check.sh").exists():  # an sdist carries benchmarks/*.py only
+        pytest.skip("benchmarks/device_check.sh is not in this copy")
+    assert subprocess.run(["bash", "-n", str(BENCHMARKS / "device_check.sh")]).returncode == 0
+    result = _device_check("--plan")
+    assert result.returncode == 0, result.stdout + result.stderr
+    tests = next(line for line in result.stdout.splitlines() if line.startswith("tests: "))
+    benchmark = next(line for line in result.stdout.splitlines() if line.startswith("benchmark: "))
+    assert "TRITON_INTERPRET=0" in tests and "MULTILOSS_TEST_DEVICE=cuda" in tests
+    assert "tests/test_cuda.py tests/test_triton_cuda.py" in tests
+    suites = [line for line in result.stdout.splitlines() if line.startswith("kernel suites: ")]
+    assert all("TRITON_INTERPRET=0" in line and "test_triton_cuda" not in line for line in suites)
+    assert "benchmarks/run.py --device cuda" in benchmark and "--large" in benchmark
+    # the benchmark's arguments are run.py's: the groups they select hold the GPU shapes
+    words = benchmark.split(" --shapes ")[1].split(" ")[0]
+    args = bench.parse_arguments(
+        ["--device", "cuda", "--kinds", "softmax,sigmoid focal,bce", "--large", "--no-compiled"]
+    )
+    groups = bench.select_groups(["torch"], args.kinds, False, words.split(","), args.large)
+    names = {(g.kind, g.shape.name) for g in groups}
+    assert {("softmax", "8192×32000"), ("softmax", "16384×128256 bfloat16")} <= names
+    assert {("sigmoid focal", "65536×80"), ("bce", "65536×80")} <= names
+
+    assert "benchmarks/linear_head_device.py --device cuda" in result.stdout
+
+    dry = _device_check("--plan", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "--device cpu" in dry.stdout and "--quick" in dry.stdout
+    assert "MULTILOSS_TEST_DEVICE=cpu" in dry.stdout
+    refused = _device_check("--fast")
+    assert refused.returncode == 64 and "unknown argument --fast" in refused.stderr
+
+
+def test_the_device_fused_head_benchmark_runs_on_the_cpu(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    import linear_head_device
+
+    assert (
+        linear_head_device.main(
+            ["--device", "cpu", "--quick", "--rounds", "1", "--json", str(tmp_path / "h.json")]
+        )
+        == 0
+    )
+    table = capsys.readouterr().out
+    assert "| unfused: F.linear + F.cross_entropy |" in table and "1.00×" in table
+    assert "| multiloss linear_cross_entropy, eager |" in table
+    rows = json.loads((tmp_path / "h.json").read_text(encoding="utf-8"))
+    assert all(row["median_seconds"] > 0 and row["peak_bytes"] is None for row in rows)

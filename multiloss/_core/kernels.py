@@ -13,9 +13,11 @@ as the default it replaces, to a few ulps.
   return None for m and L** (a fused kernel does not form them), and the backward pass
   then calls it again instead of reading them;
 * ``target_log_softmax(xp, logits, index, axis)``: m, L and the target's log-probability
-  ℓ_t = (z_t - m) - L. It **may return None for m and L** when its own
-  ``scaled_softmax_with_target`` does not read them (a fused kernel recomputes them in
-  cache); the core then recomputes them wherever another pass needs them;
+  ℓ_t = (z_t - m) - L, relatively exact where p_t is close to 1
+  (:func:`target_log_p_from_others`: the loss of a confident row keeps its digits). It
+  **may return None for m and L** when its own ``scaled_softmax_with_target`` does not
+  read them (a fused kernel recomputes them in cache); the core then recomputes them
+  wherever another pass needs them;
 * ``scaled_softmax_with_target(xp, logits, row_max, log_sum_exp, index, target_entry,
   scale, axis)``: scale · softmax(z) with the entry at `index` along the class axis set to
   target_entry (the gradient of a class-index target: rank one, plus the z-loss's p). `row_max` and
@@ -62,10 +64,33 @@ def log_softmax(
 def target_log_softmax(
     xp: Namespace, logits: Array, index: Array, axis: int
 ) -> tuple[Array | None, Array | None, Array]:
-    """The row max m, L = log Σ_k exp(z_k - m) and ℓ_t = (z_t - m) - L, class axis kept."""
-    row_max, log_sum_exp = max_and_log_sum_exp(xp, logits, axis)
-    target_log_p = (xp.take_along_axis(logits, index, axis=axis) - row_max) - log_sum_exp
-    return row_max, log_sum_exp, target_log_p
+    """The row max m, L = log Σ_k exp(z_k - m) and ℓ_t = (z_t - m) - L, class axis kept;
+    ℓ_t relatively exact also where p_t rounds to 1 (:func:`target_log_p_from_others`): the sum over
+    the other classes is formed apart from the target's own term."""
+    row_max = xp.max(logits, axis=axis, keepdims=True)
+    shifted = xp.exp(logits - row_max)
+    on_target = class_ids(xp, logits, axis) == index
+    others = xp.sum(xp.where(on_target, 0.0, shifted), axis=axis, keepdims=True)
+    target_logit = xp.take_along_axis(logits, index, axis=axis)
+    log_sum_exp, log_p_t = target_log_p_from_others(xp, row_max, others, target_logit)
+    return row_max, log_sum_exp, log_p_t
+
+
+def target_log_p_from_others(
+    xp: Namespace, row_max: Array, others: Array, target_logit: Array
+) -> tuple[Array, Array]:
+    """L = log Σ_k e^{z_k - m} and ℓ_t = z_t - lse from the row max m, the sum over the
+    other classes S = Σ_{k≠t} e^{z_k - m} and the target's logit z_t.
+
+    Where the target holds the row max (m = z_t), lse - z_t = log1p(S): relatively exact,
+    also for a confident row whose p_t rounds to 1 (S is formed without the target's own
+    term 1, so its digits survive; `(z_t - m) - L` would be 0 in float32 from a margin
+    of about 17 on). Elsewhere p_t ≤ 1/2 and lse - z_t = (m - z_t) + L, a sum of two
+    non-negative terms, is relatively exact as it is.
+    """
+    margin = row_max - target_logit
+    log_sum_exp = xp.log(others + xp.exp(-margin))
+    return log_sum_exp, -xp.where(margin == 0, xp.log1p(others), margin + log_sum_exp)
 
 
 def scaled_softmax_with_target(

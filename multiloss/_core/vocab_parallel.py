@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -386,15 +387,14 @@ UNEQUAL_SLICES = (
 
 
 def _row_max_of_equal_slices(
-    xp: Namespace, config: VocabParallelConfig, logits: Array, collectives: Collectives
+    xp: Namespace, config: VocabParallelConfig, local_max: Array, collectives: Collectives
 ) -> Array:
     """M, the global row max, by the first all-reduce (MAX), which also carries this rank's
     slice width and its negation: every rank learns the widest and the narrowest slice
     without a collective of its own. Unequal slices raise (``shards_checked``) or make M,
     and so the loss and its gradient, NaN."""
-    local_max = xp.max(logits, axis=config.axis, keepdims=True)
     width = float(config.local_classes)
-    widths = xp.asarray([width, -width], dtype=logits.dtype, device=_checks.device(logits))
+    widths = xp.asarray([width, -width], dtype=local_max.dtype, device=_checks.device(local_max))
     reduced = collectives.max(xp.concat([xp.reshape(local_max, (-1,)), widths]))
     rows = math.prod(local_max.shape)
     row_max = xp.reshape(reduced[:rows], local_max.shape)
@@ -406,14 +406,25 @@ def _row_max_of_equal_slices(
     return xp.where(widest == narrowest, row_max, math.nan)
 
 
+Partials = Callable[[Array, Array, Any], tuple[Array, Array, Array]]
+"""An engine's one-pass row statistics of a shard: ``(logits, target, offset)`` ->
+``(local row max, Σ_k e^{z_k - local max}, z_t where t is on the shard else 0)``, each with
+the class axis kept (size 1)."""
+
+
 def vocab_parallel_forward(
     xp: Namespace,
     config: VocabParallelConfig,
     operands: VocabParallelOperands,
     collectives: Collectives,
+    partials: Partials | None = None,
 ) -> tuple[Array, VocabParallelResiduals]:
     """The reduced global loss (compute dtype) and the residuals for
-    :func:`vocab_parallel_vjp`, with two all-reduces (see the module docstring)."""
+    :func:`vocab_parallel_vjp`, with two all-reduces (see the module docstring).
+
+    `partials`: an engine's row statistics of the shard in one pass (a kernel), used
+    without label smoothing; the local Σ e^{z - local max} is rescaled to the global max
+    once it is known, so the collectives stay the same two."""
     logits, axis, weight = operands.logits, config.axis, operands.class_weight
     num_classes, smoothing = config.num_classes, config.label_smoothing
     dtype = logits.dtype
@@ -429,13 +440,24 @@ def vocab_parallel_forward(
     here = (local_target >= 0) & (local_target < config.local_classes)
     index = xp.clip(local_target, 0, config.local_classes - 1)
 
-    row_max = _row_max_of_equal_slices(xp, config, logits, collectives)
-    shifted = logits - row_max
-    zero = xp.zeros_like(row_max)
-    fields = [
-        xp.sum(xp.exp(shifted), axis=axis, keepdims=True),
-        xp.where(here, xp.take_along_axis(shifted, index, axis=axis), zero),
-    ]
+    if partials is not None and not smoothing:
+        local_max, local_sum, target_logit = partials(logits, operands.target, offset)
+        row_max = _row_max_of_equal_slices(xp, config, local_max, collectives)
+        zero = xp.zeros_like(row_max)
+        rescaled = local_sum * xp.exp(local_max - row_max)
+        fields = [
+            xp.where(local_max == -math.inf, zero, rescaled),
+            xp.where(here, target_logit - row_max, zero),
+        ]
+    else:
+        local_max = xp.max(logits, axis=axis, keepdims=True)
+        row_max = _row_max_of_equal_slices(xp, config, local_max, collectives)
+        shifted = logits - row_max
+        zero = xp.zeros_like(row_max)
+        fields = [
+            xp.sum(xp.exp(shifted), axis=axis, keepdims=True),
+            xp.where(here, xp.take_along_axis(shifted, index, axis=axis), zero),
+        ]
     if config.weight_layout == "sharded":
         fields.append(xp.where(here, _gather(xp, weight, index), zero))
     local_weight = None
@@ -538,6 +560,7 @@ def vocab_parallel_vjp(
 __all__ = [
     "FOCAL_SMOOTHING",
     "Collectives",
+    "Partials",
     "VocabParallelConfig",
     "VocabParallelOperands",
     "VocabParallelResiduals",

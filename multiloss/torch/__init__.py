@@ -57,6 +57,7 @@ except ImportError as error:
 
 from .._core.counting import count_elements, count_targets
 from ._native import CHUNK_ELEMENTS as _CHUNK_ELEMENTS  # noqa: F401  (the slab passes' tests)
+from .engine import engine, get_engine, set_engine
 from .functional import (
     asymmetric_loss,
     binary_cross_entropy,
@@ -95,11 +96,14 @@ __all__ = [
     "count_elements",
     "count_targets",
     "cross_entropy",
+    "engine",
     "focal_loss",
+    "get_engine",
     "linear_cross_entropy",
     "linear_focal_loss",
     "linear_poly_loss",
     "poly_loss",
+    "set_engine",
     "sigmoid_focal_loss",
 ]
 

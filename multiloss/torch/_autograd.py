@@ -198,9 +198,7 @@ class LossFunction(torch.autograd.Function):
             # create_graph=True: the gradient must itself be differentiable, also through
             # the residuals, which depend on the logits. Its derivative is the core's
             # closed-form Hessian-vector product (finite also for 0 < γ < 1 at p_t = 1).
-            grad = function(_LossGradient).apply(
-                spec, grad_loss, logits, target, weight, pos_weight
-            )
+            grad = function(LossGradient).apply(spec, grad_loss, logits, target, weight, pos_weight)
         else:
             prepared, plan = _prepared(
                 spec, logits, target, weight, pos_weight, grad_loss, first_order=True
@@ -255,7 +253,7 @@ class LossFunctionForwardMode(LossFunction):
         return (tangent, *residual_tangents)
 
 
-class _LossGradient(torch.autograd.Function):
+class LossGradient(torch.autograd.Function):
     """The gradient cotangent · ∂loss/∂logits as a differentiable function of both.
 
     Used by :class:`LossFunction` when a graph is built through its backward. Forward recomputes
@@ -305,12 +303,12 @@ class _LossGradient(torch.autograd.Function):
         return None, grad_cotangent, grad_logits, None, None, None
 
 
-class _LossGradientForwardMode(_LossGradient):
-    """:class:`_LossGradient` with forward-mode AD (``torch.func.hessian``)."""
+class LossGradientForwardMode(LossGradient):
+    """:class:`LossGradient` with forward-mode AD (``torch.func.hessian``)."""
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        _LossGradient.setup_context(ctx, inputs, output)
+        LossGradient.setup_context(ctx, inputs, output)
         ctx.save_for_forward(*inputs[1:])
         ctx.set_materialize_grads(False)
 
@@ -332,10 +330,10 @@ class _LossGradientForwardMode(_LossGradient):
         return None if result is None else result.to(logits.dtype)
 
 
-_FORWARD_MODE = {LossFunction: LossFunctionForwardMode, _LossGradient: _LossGradientForwardMode}
+_FORWARD_MODE = {LossFunction: LossFunctionForwardMode, LossGradient: LossGradientForwardMode}
 
 
-for _class in (LossFunction, _LossGradient):
+for _class in (LossFunction, LossGradient):
     # ``Function.apply`` binds its arguments to ``inspect.signature(forward)`` on every
     # call; a signature stored on the function is returned at once instead of re-parsed.
     _class.forward.__signature__ = inspect.signature(_class.forward)  # type: ignore[union-attr]

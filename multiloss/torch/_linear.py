@@ -19,6 +19,7 @@ Function. The public functions and modules are in :mod:`.linear`.
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass, replace
 from typing import Any
@@ -63,6 +64,27 @@ class LinearSpec:
     needs: tuple[bool, bool, bool]
     """Whether the gradient with respect to input, linear_weight and linear_bias is wanted
     (known when the call is made: requires_grad with grad mode on)."""
+    kernels: bool = False
+    """Each chunk's loss and gradient by the softmax kernels (:func:`kernels_for`)."""
+
+
+KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+"""The logits' dtypes the softmax kernels serve (float64 stays on the eager plans)."""
+
+
+def kernels_for(x: Tensor) -> bool:
+    """Whether the fused head runs its chunks on the softmax kernels: where the engine
+    chosen (``multiloss.torch.engine``) gives this input to the kernels, for the dtypes
+    they serve, in eager execution (under a compiler the chunks stay on the plans), on
+    real tensors (the row functions launch kernels: a meta tensor keeps the plans)."""
+    if x.dtype not in KERNEL_DTYPES or x.device.type == "meta" or torch.compiler.is_compiling():
+        return False
+    try:  # the module (the package's attribute of that name is the context manager)
+        engine = importlib.import_module(".engine", __package__)
+    except ImportError:  # no engine module: today's plans only
+        return False
+    choose = getattr(engine, "kernels_for", None)
+    return bool(choose(x)) if choose is not None else False
 
 
 def _logits(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None) -> Tensor:
@@ -126,15 +148,22 @@ def _chunk(
     cotangent: Tensor | None,
     grads: tuple[Tensor | None, Tensor | None, Tensor | None],
     buffer: Tensor | None,
+    kernels: bool = False,
 ) -> list[Tensor]:
     """One chunk: its logits, the core's loss of each block and, where `cotangent` is
     given, its gradient written over the block's logits; then the chunk's share of the
     gradients `grads` (dX rows written, dW and db accumulated). Returns the blocks' losses.
     The logits go into `buffer` where given (eager execution: one allocation for all the
     chunks, none of the allocator's fragmentation between them); a function of its own so
-    that every other buffer of the chunk is freed before the next chunk's logits are made."""
+    that every other buffer of the chunk is freed before the next chunk's logits are made.
+    With `kernels` (and a `buffer`) the softmax kernels replace the core's passes."""
     per_token = config.reduction == "none"
     logits = _logits(x, weight, bias, None if buffer is None else buffer[: x.shape[0]])
+    if kernels:
+        losses = [_kernel_step(config, logits, target, class_weight, cotangent)]
+        if cotangent is not None:
+            _projection_gradients(logits, x, weight, grads)
+        return losses
     blocks = _blocks(x.shape[0])
     losses = []
     for begin, end in blocks:
@@ -153,14 +182,46 @@ def _chunk(
         del prepared, residuals, gradient
     if cotangent is None:
         return losses
+    _projection_gradients(logits, x, weight, grads)
+    return losses
+
+
+def _projection_gradients(
+    gradient: Tensor,
+    x: Tensor,
+    weight: Tensor,
+    grads: tuple[Tensor | None, Tensor | None, Tensor | None],
+) -> None:
+    """A chunk's share of dX (its rows written), dW and db (accumulated) from the chunk's
+    logits' gradient."""
     grad_x, grad_w, grad_b = grads
     if grad_x is not None:
-        torch.mm(logits, weight, out=grad_x)
+        torch.mm(gradient, weight, out=grad_x)
     if grad_w is not None:
-        _accumulate_product(grad_w, logits, x)
+        _accumulate_product(grad_w, gradient, x)
     if grad_b is not None:
-        grad_b.add_(torch.sum(logits, dim=0, dtype=grad_b.dtype))
-    return losses
+        grad_b.add_(torch.sum(gradient, dim=0, dtype=grad_b.dtype))
+
+
+def _kernel_step(
+    config: SoftmaxConfig,
+    logits: Tensor,
+    target: Tensor,
+    class_weight: Tensor | None,
+    cotangent: Tensor | None,
+) -> Tensor:
+    """A chunk on the softmax kernels: one forward pass (the rows' losses, log-sum-exp and
+    factor, in float32) and, where `cotangent` is given, one backward pass writing the
+    gradient over the chunk's logits (the head's own buffer, read by nothing else).
+    Returns the chunk's summed loss (``"sum"``) or its rows' losses (``"none"``)."""
+    from ._triton.softmax import row_backward, row_forward
+
+    rows, lse, factor, _ = row_forward(logits, target, class_weight, config=config)
+    if cotangent is not None:
+        row_backward(
+            logits, target, class_weight, lse, factor, cotangent, config=config, out=logits
+        )
+    return rows if config.reduction == "none" else rows.sum()
 
 
 def run_chunks(
@@ -209,6 +270,7 @@ def run_chunks(
             None if seed is None else seed[rows] if per_token else seed,
             (None if grad_x is None else grad_x[rows], grad_w, grad_b),
             buffer,
+            spec.kernels and buffer is not None,
         )
     if per_token:
         loss = torch.cat(losses) if losses else x.new_zeros((0,), dtype=dtype)
@@ -227,7 +289,7 @@ def unfused(
     scale: Tensor | None,
 ) -> Tensor:
     """The same loss unfused: the whole logits, then the adapter's ordinary autograd
-    Function (:class:`._autograd._Loss`), which every transform and higher derivative
+    Function (:class:`._autograd.LossFunction`), which every transform and higher derivative
     supports. In the compute dtype."""
     logits = F.linear(x, weight, bias)
     per_token = spec.config.reduction == "none"
@@ -390,6 +452,7 @@ def linear_loss(
             grad and linear_weight.requires_grad,
             grad and linear_bias is not None and linear_bias.requires_grad,
         ),
+        kernels=kernels_for(input),
     )
     weights, scale = call.class_weight, call.scale
     args = (spec, call.x, linear_weight, linear_bias, call.target, weights, scale)

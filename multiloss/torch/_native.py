@@ -1,14 +1,16 @@
 """Native kernels for the core's fast-path seam: cache-sized slab passes in eager mode.
 
 They work a cache-sized slab (about 1 MiB) at a time, so no temporary of the logits' size
-is made: forward gathers the target's log-probability from PyTorch's fused
-``log_softmax`` kernel, backward writes ``softmax`` times the row scale straight into the
-gradient and scatters the target entries. Where those kernels are slow (the class axis
-last with fewer than 32 classes, or an inner class axis with short trailing dimensions)
-the same slabs go through separate in-place element-wise passes instead, which give the
-generic path's numbers exactly; the fused kernels agree with it to a few ulps. 16-bit
-logits are converted to float32 slab by slab, never as a whole. Large sigmoid calls run
-slab by slab through the core's generic operations (:func:`forward`, :func:`vjp`).
+is made: forward sums each slab's exponentials over the classes other than the target
+(the target's log-probability relatively exact, see
+:func:`~multiloss._core.kernels.target_log_p_from_others`), backward writes ``softmax``
+times the row scale straight into the gradient and scatters the target entries. Where
+PyTorch's fused softmax kernel is slow (the class axis last with fewer than 32 classes,
+or an inner class axis with short trailing dimensions) backward's slabs go through
+separate in-place element-wise passes instead, which give the generic path's numbers
+exactly; the fused kernel agrees with it to a few ulps. 16-bit logits are converted to
+float32 slab by slab, never as a whole. Large sigmoid calls run slab by slab through the
+core's generic operations (:func:`forward`, :func:`vjp`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .._core import SIGMOID, SOFTMAX, SoftmaxKernels
 from .._core._reduce import mean_scale, per_element_cotangent, reduce
 from .._core.sigmoid import SigmoidOperands
 from ._namespace import compute_dtype
+from ._whole import log_p_from_others
 
 CHUNK_ELEMENTS = 1 << 18
 """Elements per chunk of the native passes: 1 MiB of float32, which stays in cache."""
@@ -109,23 +112,24 @@ def _target_log_softmax(
     xp: Any, logits: Tensor, index: Tensor, axis: int
 ) -> tuple[Tensor | None, Tensor | None, Tensor]:
     """The seam's ``target_log_softmax``: the row max m, the log-sum-exp L and the
-    target's log-probability (z_t - m) - L, a cache-sized slab at a time.
+    target's log-probability ℓ_t, a cache-sized slab at a time.
 
-    Where it pays (:func:`_fused_softmax_pays`) each slab goes through PyTorch's fused
-    log-softmax kernel, and m and L are not formed (None): the native backward pass does
-    not read them, and the core recomputes them where another one does. Elsewhere the
-    core's operations are done in place (same numbers)."""
+    Each slab's row max, its exponentials e^{z - m} in the workspace, the target's entry
+    zeroed in place (a scatter of one element per row) and their sum S over the other
+    classes; ℓ_t and L from m, S and z_t as the core's
+    :func:`~multiloss._core.kernels.target_log_p_from_others` forms them
+    (:func:`._whole.log_p_from_others`; ℓ_t relatively exact for a confident row). The
+    slab is read from memory once (the max and the exponentials find it in cache)."""
     dtype = compute_dtype(logits)
-    if not _fused_softmax_pays(logits, axis):
-        row_max, log_sum_exp = _max_and_log_sum_exp(xp, logits, axis)
-        target_logit = torch.gather(logits, axis, index).to(dtype)
-        return row_max, log_sum_exp, target_logit.sub_(row_max).sub_(log_sum_exp)
-    target_log_p = torch.empty(index.shape, dtype=dtype, device=logits.device)
+    row_max = torch.empty(index.shape, dtype=dtype, device=logits.device)
+    others = torch.empty_like(row_max)
     workspace = _Workspace(dtype)
-    for z, i, log_p_t in chunks(axis, logits, index, target_log_p):
-        log_p = torch.log_softmax(z, axis, dtype=dtype, out=workspace.like(z))
-        torch.gather(log_p, axis, i, out=log_p_t)
-    return None, None, target_log_p
+    for z, i, m, out in chunks(axis, logits, index, row_max, others):
+        m.copy_(torch.amax(z, dim=axis, keepdim=True))
+        shifted = torch.sub(z, m, out=workspace.like(z)).exp_()
+        torch.sum(shifted.scatter_(axis, i, 0.0), dim=axis, keepdim=True, out=out)
+    target_logit = torch.gather(logits, axis, index).to(dtype)
+    return row_max, *log_p_from_others(row_max, others, target_logit)
 
 
 def _scaled_softmax_with_target(

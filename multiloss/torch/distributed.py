@@ -87,6 +87,30 @@ class _Spec:
     config: VocabParallelConfig
     collectives: _Collectives
     compute_dtype: torch.dtype
+    kernels: bool = False
+    """The shard's row statistics by the softmax kernels (:func:`_kernel_partials`)."""
+
+
+def kernels_for(logits: Tensor, config: VocabParallelConfig) -> bool:
+    """Whether the forward pass reads the shard with the kernels' one-pass row statistics:
+    2-d logits with the classes last, no label smoothing, the dtypes the kernels serve,
+    where the fused head's rule (the engine's choice, eager execution) gives them."""
+    from ._linear import kernels_for as engine_gives_kernels
+
+    simple = logits.ndim == 2 and config.axis == 1 and not config.label_smoothing
+    return simple and engine_gives_kernels(logits)
+
+
+def _kernel_partials(logits: Tensor, target: Tensor, offset: Any) -> tuple[Tensor, Tensor, Tensor]:
+    """The core's `partials` by the kernels' ``row_partials``: one read of the shard."""
+    from ._triton.softmax import row_partials
+
+    row_max, sum_exp, target_logit = row_partials(logits, target.to(torch.int64), int(offset))
+    return (
+        row_max.to(logits.dtype)[:, None],
+        sum_exp.to(logits.dtype)[:, None],
+        target_logit.to(logits.dtype)[:, None],
+    )
 
 
 def _outputs(residuals: VocabParallelResiduals, like: Tensor) -> tuple[Tensor, ...]:
@@ -114,7 +138,10 @@ class _VocabParallelLoss(torch.autograd.Function):
         weight: Tensor | None,
     ) -> tuple[Tensor, ...]:
         operands = VocabParallelOperands(compute_logits, target, weight)
-        loss, residuals = vocab_parallel_forward(XP, spec.config, operands, spec.collectives)
+        partials = _kernel_partials if spec.kernels else None
+        loss, residuals = vocab_parallel_forward(
+            XP, spec.config, operands, spec.collectives, partials
+        )
         return (loss, *_outputs(residuals, like=loss))
 
     @staticmethod
@@ -164,7 +191,7 @@ def _run(loss: Loss, logits: Tensor, target: Tensor, group: Any, options: dict[s
         loss, logits, target, size=collectives.size, check_values=check_values, **options
     )
     config = replace(config, shards_checked=check_values)  # unequal slices: raise, or NaN
-    spec = _Spec(config, collectives, compute_dtype(logits))
+    spec = _Spec(config, collectives, compute_dtype(logits), kernels_for(logits, config))
     outputs = _VocabParallelLoss.apply(
         spec, logits, operands.logits.detach(), operands.target, operands.class_weight
     )

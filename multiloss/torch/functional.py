@@ -21,12 +21,13 @@ from ._namespace import (
     is_tracing,
     refuse_torchscript,
 )
+from .engine import kernel_loss
 
 Weights = Tensor | Sequence[float] | None
 
 
 def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -> Tensor:
-    """Validate through the loss's `prepare` step, then run `_autograd._Loss`."""
+    """Validate through the loss's `prepare` step, then run the chosen engine (`_run_engine`)."""
     if torch.jit.is_tracing():
         raise NotImplementedError(NO_TORCHSCRIPT)
     check_logits(logits)
@@ -46,16 +47,36 @@ def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -
         cache_static=not tracing,
         **options,
     )
+    result = _run_engine(config, logits, target, operands, weights, normalizer is None)
+    if normalizer is not None:
+        checkable = not tracing and all_concrete(normalizer)
+        result = apply_normalizer(XP, result, normalizer, check_values=checkable)
+    return result if result.dtype == logits.dtype else result.to(logits.dtype)
+
+
+def _run_engine(
+    config: Any,
+    logits: Tensor,
+    target: Tensor,
+    operands: Any,
+    weights: list[Any],
+    keep_dtype: bool,
+) -> Tensor:
+    """The engine hook: the Triton kernels where the engine chosen (`engine`) runs them
+    (the loss in the logits' dtype with `keep_dtype`), else the eager plans' autograd
+    Function (the loss in the compute dtype)."""
+    kernel_result = kernel_loss(
+        config, logits, operands, (logits, target, *weights), keep_dtype=keep_dtype
+    )
+    if kernel_result is not None:
+        return kernel_result
     weight, pos_weight = (*operands[2:], None, None)[:2]
     spec = LossSpec(config, compute_dtype(logits), operands.target.dtype)
     outputs = function(LossFunction).apply(
         spec, logits, target, weight, pos_weight, operands.logits.detach(), operands.target.detach()
     )
     result: Tensor = outputs[0]
-    if normalizer is not None:
-        checkable = not tracing and all_concrete(normalizer)
-        result = apply_normalizer(XP, result, normalizer, check_values=checkable)
-    return result if result.dtype == logits.dtype else result.to(logits.dtype)
+    return result
 
 
 # ---------------------------------------------------------------------------------------

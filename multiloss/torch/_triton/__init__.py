@@ -1,0 +1,1 @@
+"""Triton kernels of the torch adapter (the kernel engine)."""
