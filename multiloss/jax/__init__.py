@@ -86,6 +86,7 @@ except ImportError as error:
 
 from .. import count_elements, count_targets
 from ._validation import checked, validate_labels
+from .engine import engine
 from .linear import linear_cross_entropy, linear_focal_loss
 from .losses import (
     asymmetric_loss,
@@ -103,6 +104,7 @@ __all__ = [
     "count_elements",
     "count_targets",
     "cross_entropy",
+    "engine",
     "focal_loss",
     "linear_cross_entropy",
     "linear_focal_loss",

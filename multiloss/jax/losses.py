@@ -11,6 +11,7 @@ import numpy as np
 
 from .._core import LOSSES, Loss, _checks, apply_normalizer, split_normalizer
 from ._autodiff import _loss
+from ._pallas import loss as _pallas_loss
 from ._validation import (
     _as_jax,
     _as_jax_weight,
@@ -20,6 +21,7 @@ from ._validation import (
     _is_tracer,
     _require_static,
 )
+from .engine import uses_kernels
 
 Array = jax.Array
 Weights = Array | np.ndarray | Sequence[float] | None
@@ -106,6 +108,9 @@ def _call_loss(config: Any, operands: Any, unchecked: list[tuple[str, int]] | No
 def _checked_loss(config: Any, unchecked: list[tuple[str, int]] | None, operands: Any) -> Array:
     if unchecked is not None:
         _debug_checks(config, operands, tuple(unchecked))
+    # The engine hook (multiloss.jax.engine): the Pallas kernels where chosen while tracing.
+    if uses_kernels():
+        return _pallas_loss(config, operands)
     return _loss(config, operands)
 
 

@@ -1,0 +1,334 @@
+r"""Pallas kernels of the softmax family: cross-entropy, focal and poly, every option.
+
+Two kernels, one pass each over the logits (docs/math.md and the core's
+`multiloss._core.softmax`, whose notation this follows):
+
+* **forward**: each block of rows is read once with an online softmax (running row max
+  $m$ and $\sum e^{z - m}$, rescaled when $m$ grows); with class indices and no label
+  smoothing the target logit is picked up in the same pass, and the per-row float32
+  results are the loss, $m$, $L = \log\sum e^{z-m}$ and the gradient's two row factors
+  (the rank-one gradient $c_t A_t (p - \mathrm{onehot}_t)$ of section 5, plus the z-loss's
+  $2\lambda\omega\,\mathrm{lse}\;p$): $K_1$ (the factor of $p_k$) and $K_2$ (the target
+  entry, formed in float32 before it is rounded). Probability targets and label
+  smoothing need $\sum_k c_k f(\ell_k)$ at the final $m$ and $L$: a second loop over the
+  block (one more read), which also forms $S = \sum_k c_k A(\ell_k)$.
+* **backward**: reads the logits once more and writes the gradient once, out of place, in
+  the logits' dtype: $g_k = e\,(K_1 p_k)$ off the target and $e\,K_2$ on it (rank one), or
+  $e\,(p_k S - c_k A(\ell_k))$; times $1 - \tanh^2(z/c)$ with soft-capping; $e$ is each
+  row's cotangent.
+
+The per-class term's value and slope are the core's own (`config.term.value(jnp, ...)`,
+`.slope`): Pallas kernels are written in `jax.numpy`, so no formula is restated here.
+Blocks, padding and the grid: :mod:`._blocks`. Arithmetic in float32 for 16-bit logits.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.experimental import pallas as pl
+
+from ..._core import softmax as core
+from ..._core._numerics import times_nonzero
+from ..._core._reduce import per_element_cotangent, reduce
+from ..._core.terms import Term
+from . import _blocks
+from ._blocks import Blocks
+
+Array = jax.Array
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a softmax kernel is specialised on (hashable: Pallas's static data)."""
+
+    blocks: Blocks
+    num_classes: int
+    term: Term
+    hard: bool
+    """Class-index targets (with or without label smoothing)."""
+    rank_one: bool
+    """Class indices without label smoothing: one target column, a rank-one gradient."""
+    smoothing: float
+    z_loss: float
+    softcap: float | None
+    weighted: bool
+    """The coefficients c_k carry a class-weight vector (the soft path with weights)."""
+    dtype: str
+    """The compute dtype's name."""
+
+
+def _chunk(spec: Spec, refs: dict[str, Any], j: Any) -> tuple[Any, Array, Array, Array | None]:
+    """Chunk `j` of the block's logits: its start, the (capped) logits in the compute dtype
+    with -inf in padded columns, the class ids, and tanh(z / c) with soft-capping."""
+    b = spec.blocks
+    start = pl.multiple_of(j * b.chunk, b.chunk)
+    z = refs["logits"][:, pl.ds(start, b.chunk)].astype(spec.dtype)
+    column = start + lax.broadcasted_iota(jnp.int32, z.shape, 1)
+    tanh = None
+    if spec.softcap is not None:
+        tanh = jnp.tanh(z / spec.softcap)
+        z = spec.softcap * tanh
+    if b.columns_padded != spec.num_classes:
+        z = jnp.where(column < spec.num_classes, z, -jnp.inf)
+    return start, z, column, tanh
+
+
+def _coefficients(spec: Spec, refs: dict[str, Any], start: Any, column: Array) -> Array:
+    """c_k = q_k · w_k · (row mask) of the soft path, 0 in padded columns."""
+    b = spec.blocks
+    uniform = spec.smoothing / spec.num_classes
+    if spec.hard:
+        high = 1.0 - spec.smoothing + uniform
+        q = jnp.where(column == refs["index"][...], high, uniform).astype(spec.dtype)
+    else:
+        q = refs["target"][:, pl.ds(start, b.chunk)].astype(spec.dtype)
+        if spec.smoothing:
+            q = q * (1.0 - spec.smoothing) + uniform
+    q = q * refs["mask"][...].astype(spec.dtype)
+    if spec.weighted:
+        q = q * refs["weight"][:, pl.ds(start, b.chunk)].astype(spec.dtype)
+    if b.columns_padded != spec.num_classes:
+        q = jnp.where(column < spec.num_classes, q, 0.0)
+    return q
+
+
+def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
+    r = dict(zip(names, refs, strict=True))
+    b, dtype = spec.blocks, spec.dtype
+    column_shape = (b.block_rows, 1)
+
+    def online(j: Any, carry: Any) -> Any:
+        row_max, total, target_logit = carry
+        _, z, column, _ = _chunk(spec, r, j)
+        new_max = jnp.maximum(row_max, jnp.max(z, axis=1, keepdims=True))
+        # a row whose logits so far are all -inf keeps total 0 (no -inf - -inf)
+        shift = jnp.where(new_max == -jnp.inf, 0.0, new_max)
+        total = total * jnp.exp(row_max - shift) + jnp.sum(
+            jnp.exp(z - shift), axis=1, keepdims=True
+        )
+        if spec.rank_one:
+            picked = jnp.where(column == r["index"][...], z, 0.0)
+            target_logit = target_logit + jnp.sum(picked, axis=1, keepdims=True)
+        return new_max, total, target_logit
+
+    zeros = jnp.zeros(column_shape, dtype)
+    start = (jnp.full(column_shape, -jnp.inf, dtype), zeros, zeros)
+    row_max, total, target_logit = lax.fori_loop(0, b.chunks, online, start)
+    log_sum = jnp.log(total)
+    term = spec.term
+    if spec.rank_one:
+        coefficient = r["coefficient"][...].astype(dtype)
+        log_p = (target_logit - row_max) - log_sum
+        loss = times_nonzero(jnp, coefficient, term.value(jnp, log_p))
+        factor = coefficient if term.constant_slope else coefficient * term.slope(jnp, log_p)
+        entry = factor * jnp.expm1(log_p)
+    else:
+
+        def second(j: Any, carry: Any) -> Any:
+            loss, factor = carry
+            start, z, column, _ = _chunk(spec, r, j)
+            log_p = (z - row_max) - log_sum
+            c = _coefficients(spec, r, start, column)
+            loss = loss + jnp.sum(times_nonzero(jnp, c, term.value(jnp, log_p)), 1, keepdims=True)
+            slope = c if term.constant_slope else times_nonzero(jnp, c, term.slope(jnp, log_p))
+            return loss, factor + jnp.sum(slope, axis=1, keepdims=True)
+
+        loss, factor = lax.fori_loop(0, b.chunks, second, (zeros, zeros))
+        entry = None
+    if spec.z_loss:
+        omega = r["omega"][...].astype(dtype)
+        lse = row_max + log_sum
+        loss = loss + times_nonzero(jnp, omega, spec.z_loss * (lse * lse))
+        slope = times_nonzero(jnp, omega, (2.0 * spec.z_loss) * lse)
+        factor = factor + slope
+        if entry is not None:
+            entry = entry + slope * jnp.exp(log_p)
+    r["loss"][...] = loss.astype(r["loss"].dtype)
+    r["max"][...] = row_max.astype(r["max"].dtype)
+    r["log_sum"][...] = log_sum.astype(r["log_sum"].dtype)
+    r["factor"][...] = factor.astype(r["factor"].dtype)
+    if entry is not None:
+        r["entry"][...] = entry.astype(r["entry"].dtype)
+
+
+def _backward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
+    r = dict(zip(names, refs, strict=True))
+    b, dtype = spec.blocks, spec.dtype
+    row_max = r["max"][...].astype(dtype)
+    log_sum = r["log_sum"][...].astype(dtype)
+    factor = r["factor"][...].astype(dtype)
+    cotangent = r["cotangent"][...].astype(dtype)
+    grad_ref = r["grad"]
+
+    def step(j: Any, carry: Any) -> Any:
+        start, z, column, tanh = _chunk(spec, r, j)
+        log_p = (z - row_max) - log_sum
+        p = jnp.exp(log_p)
+        if spec.rank_one:
+            entry = r["entry"][...].astype(dtype)
+            grad = jnp.where(column == r["index"][...], entry, factor * p)
+        else:
+            c = _coefficients(spec, r, start, column)
+            slope = (
+                c
+                if spec.term.constant_slope
+                else times_nonzero(jnp, c, spec.term.slope(jnp, log_p))
+            )
+            grad = p * factor - slope
+        grad = cotangent * grad
+        if tanh is not None:
+            grad = grad * (1.0 - tanh * tanh)
+        grad_ref[:, pl.ds(start, b.chunk)] = grad.astype(grad_ref.dtype)
+        return carry
+
+    lax.fori_loop(0, b.chunks, step, 0)
+
+
+# --------------------------------------------------------------------------------------
+# The rows view of a prepared call, and the two passes
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where the rows of a call come from: the class axis moved last, then flattened."""
+
+    axis: int
+    ndim: int
+    moved_shape: tuple[int, ...]
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return self.moved_shape[:-1]
+
+    def rows(self, array: Array) -> Array:
+        """An array of the logits' shape as rows × classes."""
+        if self.axis != self.ndim - 1:
+            array = jnp.moveaxis(array, self.axis, -1)
+        return jnp.reshape(array, (-1, self.moved_shape[-1]))
+
+    def unrows(self, rows: Array) -> Array:
+        array = jnp.reshape(rows, self.moved_shape)
+        return jnp.moveaxis(array, -1, self.axis) if self.axis != self.ndim - 1 else array
+
+
+def _layout(config: core.SoftmaxConfig, logits: Array) -> _Layout:
+    axis = config.axis % logits.ndim
+    shape = list(logits.shape)
+    moved = tuple(shape[:axis] + shape[axis + 1 :] + [shape[axis]])
+    return _Layout(axis, logits.ndim, moved)
+
+
+def _spec(config: core.SoftmaxConfig, operands: core.SoftmaxOperands, blocks: Blocks) -> Spec:
+    rank_one = config.hard_target and not config.label_smoothing
+    return Spec(
+        blocks=blocks,
+        num_classes=config.num_classes,
+        term=config.term,
+        hard=config.hard_target,
+        rank_one=rank_one,
+        smoothing=float(config.label_smoothing),
+        z_loss=float(config.z_loss),
+        softcap=config.softcap,
+        weighted=(not rank_one) and operands.class_weight is not None,
+        dtype=str(_blocks.compute_dtype(operands.logits.dtype)),
+    )
+
+
+def _row_inputs(
+    config: core.SoftmaxConfig, operands: core.SoftmaxOperands, spec: Spec, layout: _Layout
+) -> dict[str, Array]:
+    """The per-row (and per-class) inputs the kernels share, padded: the target index, the
+    row mask, c_t, the z-loss weight ω, the probability target and the class weight."""
+    b = spec.blocks
+    inputs: dict[str, Array] = {}
+    hard = core._hard_target(jnp, config, operands) if config.hard_target else None
+    if hard is not None:
+        index = jnp.reshape(hard.index, (-1,))
+        inputs["index"] = _blocks.pad_rows(index, b, 0, jnp.int32)
+        if spec.rank_one:
+            coefficient = jnp.reshape(hard.coefficient, (-1,))
+            inputs["coefficient"] = _blocks.pad_rows(coefficient, b, 0, spec.dtype)
+        else:
+            inputs["mask"] = _blocks.pad_rows(jnp.reshape(hard.row_mask, (-1,)), b, 0, spec.dtype)
+    else:
+        target = _blocks.pad(layout.rows(operands.target), b, 0.0)
+        inputs["target"] = target
+        inputs["mask"] = _blocks.pad_rows(jnp.ones((b.rows,)), b, 0, spec.dtype)
+    if spec.weighted:
+        inputs["weight"] = _blocks.pad_columns(operands.class_weight, b, spec.dtype)
+    if spec.z_loss:
+        omega = core._row_weight(jnp, config, operands, hard)
+        omega = jnp.ones((b.rows,)) if omega is None else jnp.reshape(omega, (-1,))
+        inputs["omega"] = _blocks.pad_rows(omega, b, 0, spec.dtype)
+    return inputs
+
+
+def forward(
+    config: core.SoftmaxConfig, operands: core.SoftmaxOperands, *, interpret: bool
+) -> tuple[Array, Any]:
+    """The reduced loss (compute dtype) and the residuals of :func:`backward`."""
+    layout = _layout(config, operands.logits)
+    rows = math.prod(layout.batch_shape)
+    blocks = _blocks.blocks(rows, config.num_classes, operands.logits.dtype)
+    spec = _spec(config, operands, blocks)
+    logits = _blocks.pad(layout.rows(operands.logits), blocks, -math.inf)
+    shared = _row_inputs(config, operands, spec, layout)
+    inputs = {"logits": logits, **shared}
+    column = jax.ShapeDtypeStruct((blocks.rows_padded, 1), spec.dtype)
+    names = ["loss", "max", "log_sum", "factor"] + (["entry"] if spec.rank_one else [])
+    out = _blocks.call(
+        functools.partial(_forward_kernel, spec),
+        blocks,
+        inputs,
+        dict.fromkeys(names, column),
+        name="multiloss_softmax_forward",
+        interpret=interpret,
+    )
+    hard = core._hard_target(jnp, config, operands) if config.hard_target else None
+    scale = core._mean_scale(jnp, config, operands, hard)
+    per_element = jnp.reshape(out["loss"][:rows, 0], layout.batch_shape)
+    per_element = per_element.astype(spec.dtype)
+    loss = reduce(jnp, per_element, config.reduction, scale)
+    rows_out = {key: out[key] for key in names if key != "loss"}
+    return loss, (inputs, rows_out, scale)
+
+
+def backward(
+    config: core.SoftmaxConfig,
+    operands: core.SoftmaxOperands,
+    residuals: Any,
+    cotangent: Array,
+    *,
+    interpret: bool,
+) -> Array:
+    """cotangent · ∂loss/∂logits, in the logits' dtype and shape."""
+    inputs, rows_out, scale = residuals
+    layout = _layout(config, operands.logits)
+    rows = math.prod(layout.batch_shape)
+    blocks = _blocks.blocks(rows, config.num_classes, operands.logits.dtype)
+    spec = _spec(config, operands, blocks)
+    element = per_element_cotangent(jnp, cotangent, config.reduction, scale)
+    element = jnp.broadcast_to(jnp.asarray(element, spec.dtype), layout.batch_shape)
+    inputs = {key: value for key, value in inputs.items() if key not in ("coefficient", "omega")}
+    inputs = {
+        **inputs,
+        **rows_out,
+        "cotangent": _blocks.pad_rows(jnp.ravel(element), blocks, 0, spec.dtype),
+    }
+    logits = inputs["logits"]
+    out = _blocks.call(
+        functools.partial(_backward_kernel, spec),
+        blocks,
+        inputs,
+        {"grad": jax.ShapeDtypeStruct(logits.shape, operands.logits.dtype)},
+        name="multiloss_softmax_backward",
+        interpret=interpret,
+    )
+    return layout.unrows(_blocks.unpad(out["grad"], blocks))
