@@ -34,7 +34,7 @@ jnp = pytest.importorskip("jax.numpy")
 pytest.importorskip("jax.experimental.pallas")
 
 import multiloss.jax as mlj  # noqa: E402
-from multiloss.jax.engine import current_engine, uses_kernels  # noqa: E402
+from multiloss.jax.engine import current_engine, lowering_for, uses_kernels  # noqa: E402
 
 ORACLES = {
     "cross_entropy": np_cross_entropy_ext,
@@ -301,6 +301,39 @@ def test_forward_mode_is_refused_clearly():
     y = jnp.zeros(8, jnp.int32)
     with mlj.engine("pallas"), pytest.raises(TypeError, match="custom_vjp"):
         jax.jvp(lambda z: mlj.cross_entropy(z, y), (z,), (z,))
+
+
+LOWERED = [
+    (CE, {"weight": W4 * 250, "label_smoothing": 0.1, "z_loss": 1e-3, "softcap": 30.0}, "index"),
+    (FL, {"gamma": 0.5, "alpha": 0.25}, "index"),
+    (PL, {"gamma": 1.5, "epsilon": 1.0, "reduction": "none"}, "index"),
+    (FL, {"gamma": 2.0}, "probability"),
+    (BCE, {"pos_weight": np.linspace(0, 1, 1000), "weight": np.ones((64, 1))}, "probability"),
+    (SFL, {"gamma": 0.5, "reduction": "none"}, "probability"),
+    (ASL, {}, "probability"),
+]
+
+
+@pytest.mark.parametrize("platform", ["cuda", "tpu"])
+def test_kernels_lower_for_gpu_and_tpu(platform):
+    """Every family's kernels, float32 and bfloat16, lower for Triton (GPU) and Mosaic (TPU)
+    on this CPU: the blocks and every primitive inside are accepted by both lowerings
+    (what their compilers then do needs the device). Two custom calls per value_and_grad."""
+    for dtype in (jnp.float32, jnp.bfloat16):
+        for name, options, kind in LOWERED:
+            z = jax.ShapeDtypeStruct((64, 1000), dtype)
+            y = (
+                jax.ShapeDtypeStruct((64,), jnp.int32)
+                if kind == "index"
+                else jax.ShapeDtypeStruct((64, 1000), jnp.float32)
+            )
+            loss = functools.partial(getattr(mlj, name), **options)
+            step = jax.value_and_grad(lambda z, y, loss=loss: jnp.sum(loss(z, y)))
+            with mlj.engine("pallas"), lowering_for(platform):
+                lowered = jax.jit(step).trace(z, y).lower(lowering_platforms=(platform,))
+            text = lowered.as_text()
+            kernel = "tpu_custom_call" if platform == "tpu" else "__gpu$xla.gpu.triton"
+            assert text.count(f"custom_call @{kernel}") == 2, (name, options, dtype)
 
 
 SHARDED = textwrap.dedent(

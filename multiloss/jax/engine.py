@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
+from typing import Any
 
 import jax
 
@@ -87,9 +88,49 @@ def uses_kernels() -> bool:
     return name == "pallas"
 
 
+_TARGET: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "multiloss_jax_kernel_target", default=None
+)
+
+
+@contextlib.contextmanager
+def lowering_for(platform: str) -> Iterator[None]:
+    """Trace the kernels for `platform` (`"cuda"`, `"rocm"`, `"tpu"`) whatever the default
+    backend is: for lowering on a machine without that device (the cost model's
+    `jax.jit(f).trace(...).lower(lowering_platforms=(platform,))`). Not for running."""
+    token = _TARGET.set(platform)
+    try:
+        yield
+    finally:
+        _TARGET.reset(token)
+
+
+def _platform() -> str:
+    return _TARGET.get() or jax.default_backend()
+
+
 def interpret() -> bool:
     """Whether the kernels must run in Pallas's interpreter: on any platform but GPU and TPU."""
-    return jax.default_backend() not in ("gpu", "cuda", "rocm", "tpu")
+    return _platform() not in ("gpu", "cuda", "rocm", "tpu")
 
 
-__all__ = ["ENGINES", "current_engine", "engine", "interpret", "uses_kernels"]
+def compiler_params() -> Any:
+    """The `pallas_call` compiler parameters of the platform: Triton's on a GPU (JAX's
+    default GPU lowering is Mosaic GPU, whose kernels are written differently), Mosaic's
+    defaults on a TPU, none in the interpreter."""
+    if _platform() in ("gpu", "cuda", "rocm"):
+        from jax.experimental.pallas import triton as pallas_triton
+
+        return pallas_triton.CompilerParams(num_warps=8, num_stages=1)
+    return None
+
+
+__all__ = [
+    "ENGINES",
+    "compiler_params",
+    "current_engine",
+    "engine",
+    "interpret",
+    "lowering_for",
+    "uses_kernels",
+]

@@ -24,7 +24,6 @@ from jax.custom_derivatives import SymbolicZero, custom_vjp_primal_tree_values
 
 from ... import _core
 from ..._core import SOFTMAX
-from ..engine import interpret
 from . import elementwise, softmax
 
 Array = jax.Array
@@ -42,7 +41,7 @@ class _Fields(tuple):  # type: ignore[type-arg]
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def loss(config: Any, operands: Any) -> Array:
     """The reduced loss of a prepared call, in the compute dtype, by the kernels."""
-    value, _ = _module(config).forward(config, operands, interpret=interpret())
+    value, _ = _module(config).forward(config, operands)
     return value
 
 
@@ -53,7 +52,7 @@ def _loss_fwd(config: Any, operands: Any) -> tuple[Array, Any]:
         for field in config.family.differentiable
         if getattr(operands, field) is not None and getattr(operands, field).perturbed
     )
-    value, residuals = _module(config).forward(config, values, interpret=interpret())
+    value, residuals = _module(config).forward(config, values)
     return value, (values, residuals, perturbed)
 
 
@@ -61,7 +60,7 @@ def _loss_bwd(config: Any, saved: Any, cotangent: Any) -> tuple[Any]:
     operands, residuals, perturbed = saved
     if isinstance(cotangent, SymbolicZero):
         cotangent = jnp.zeros(cotangent.shape, cotangent.dtype)
-    grad = _module(config).backward(config, operands, residuals, cotangent, interpret=interpret())
+    grad = _module(config).backward(config, operands, residuals, cotangent)
     others = _core.operand_vjp((jnp, config, operands), cotangent, perturbed) if perturbed else {}
     fields = {field: others.get(field) for field in operands._fields[1:]}
     return (type(operands)(logits=grad, **fields),)

@@ -124,14 +124,17 @@ def call(
     outputs: dict[str, Any],
     *,
     name: str,
-    interpret: bool,
 ) -> dict[str, Any]:
     """Run `kernel(names, *refs)` over the row blocks: `inputs` by name (arrays), `outputs`
-    by name (`jax.ShapeDtypeStruct`s); the kernel receives the names of its refs first."""
+    by name (`jax.ShapeDtypeStruct`s); the kernel receives the names of its refs first.
+    Interpreted or compiled, with the platform's compiler parameters, as
+    `multiloss.jax.engine` says for the platform being traced for."""
     import functools
 
     import jax
     from jax.experimental import pallas as pl
+
+    from ..engine import compiler_params, interpret
 
     names = tuple(inputs) + tuple(outputs)
     result = pl.pallas_call(
@@ -140,7 +143,16 @@ def call(
         in_specs=[block_spec(shape, tuple(array.shape)) for array in inputs.values()],
         out_specs=[block_spec(shape, tuple(out.shape)) for out in outputs.values()],
         out_shape=[jax.ShapeDtypeStruct(out.shape, out.dtype) for out in outputs.values()],
-        interpret=interpret,
         name=name,
+        interpret=interpret(),
+        compiler_params=compiler_params(),
     )(*inputs.values())
     return dict(zip(outputs, result, strict=True))
+
+
+def loop(count: int, body: Any, start: Any) -> Any:
+    """`lax.fori_loop` over the chunks with an int32 index (also under `jax_enable_x64`:
+    Mosaic multiplies no int32 offset by an int64 index)."""
+    from jax import lax
+
+    return lax.fori_loop(jnp.int32(0), jnp.int32(count), body, start)

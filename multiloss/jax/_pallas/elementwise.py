@@ -34,6 +34,7 @@ from ..._core._reduce import per_element_cotangent, reduce
 from ..._core.sigmoid import element_mean_scale
 from . import _blocks
 from ._blocks import Blocks
+from ._portable import xp
 
 Array = jax.Array
 
@@ -74,7 +75,7 @@ def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
 
     def step(j: Any, total: Any) -> Any:
         start = pl.multiple_of(j * b.chunk, b.chunk)
-        loss, _ = family.forward(jnp, spec.config, _operands(spec, r, start))
+        loss, _ = family.forward(xp, spec.config, _operands(spec, r, start))
         if b.columns_padded != b.columns:
             column = start + lax.broadcasted_iota(jnp.int32, loss.shape, 1)
             loss = jnp.where(column < b.columns, loss, 0.0)
@@ -83,7 +84,7 @@ def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
         r["loss"][:, pl.ds(start, b.chunk)] = loss.astype(r["loss"].dtype)
         return total
 
-    total = lax.fori_loop(0, b.chunks, step, jnp.zeros((b.block_rows, 1), spec.dtype))
+    total = _blocks.loop(b.chunks, step, jnp.zeros((b.block_rows, 1), spec.dtype))
     if spec.reduce_rows:
         r["loss"][...] = total.astype(r["loss"].dtype)
 
@@ -99,12 +100,12 @@ def _backward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
             cotangent = r["cotangent"][...].astype(spec.dtype)
         else:
             cotangent = r["cotangent"][:, pl.ds(start, b.chunk)].astype(spec.dtype)
-        grad = family.vjp(jnp, spec.config, _operands(spec, r, start), None, cotangent)
+        grad = family.vjp(xp, spec.config, _operands(spec, r, start), None, cotangent)
         grad = jnp.broadcast_to(grad, (b.block_rows, b.chunk))
         r["grad"][:, pl.ds(start, b.chunk)] = grad.astype(r["grad"].dtype)
         return carry
 
-    lax.fori_loop(0, b.chunks, step, 0)
+    _blocks.loop(b.chunks, step, 0)
 
 
 def _as_rows(array: Array, shape: tuple[int, ...]) -> Array:
@@ -148,7 +149,7 @@ def _setup(config: Any, operands: Any) -> tuple[Spec, int]:
     return spec, rows
 
 
-def forward(config: Any, operands: Any, *, interpret: bool) -> tuple[Array, Any]:
+def forward(config: Any, operands: Any) -> tuple[Array, Any]:
     """The reduced loss (compute dtype) and the residuals of :func:`backward`."""
     spec, rows = _setup(config, operands)
     b = spec.blocks
@@ -160,7 +161,6 @@ def forward(config: Any, operands: Any, *, interpret: bool) -> tuple[Array, Any]
         inputs,
         {"loss": jax.ShapeDtypeStruct(out_shape, spec.dtype)},
         name="multiloss_elementwise_forward",
-        interpret=interpret,
     )
     logits = operands.logits
     if spec.reduce_rows:
@@ -171,9 +171,7 @@ def forward(config: Any, operands: Any, *, interpret: bool) -> tuple[Array, Any]
     return loss, inputs
 
 
-def backward(
-    config: Any, operands: Any, residuals: Any, cotangent: Array, *, interpret: bool
-) -> Array:
+def backward(config: Any, operands: Any, residuals: Any, cotangent: Array) -> Array:
     """cotangent · ∂loss/∂logits, in the logits' dtype and shape."""
     spec, rows = _setup(config, operands)
     b = spec.blocks
@@ -192,6 +190,5 @@ def backward(
         inputs,
         {"grad": jax.ShapeDtypeStruct((b.rows_padded, b.columns_padded), logits.dtype)},
         name="multiloss_elementwise_backward",
-        interpret=interpret,
     )
     return jnp.reshape(_blocks.unpad(out["grad"], b), logits.shape)

@@ -17,7 +17,7 @@ Two kernels, one pass each over the logits (docs/math.md and the core's
   $e\,(p_k S - c_k A(\ell_k))$; times $1 - \tanh^2(z/c)$ with soft-capping; $e$ is each
   row's cotangent.
 
-The per-class term's value and slope are the core's own (`config.term.value(jnp, ...)`,
+The per-class term's value and slope are the core's own (`config.term.value(xp, ...)`,
 `.slope`): Pallas kernels are written in `jax.numpy`, so no formula is restated here.
 Blocks, padding and the grid: :mod:`._blocks`. Arithmetic in float32 for 16-bit logits.
 """
@@ -40,6 +40,7 @@ from ..._core._reduce import per_element_cotangent, reduce
 from ..._core.terms import Term
 from . import _blocks
 from ._blocks import Blocks
+from ._portable import xp
 
 Array = jax.Array
 
@@ -120,15 +121,15 @@ def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
 
     zeros = jnp.zeros(column_shape, dtype)
     start = (jnp.full(column_shape, -jnp.inf, dtype), zeros, zeros)
-    row_max, total, target_logit = lax.fori_loop(0, b.chunks, online, start)
+    row_max, total, target_logit = _blocks.loop(b.chunks, online, start)
     log_sum = jnp.log(total)
     term = spec.term
     if spec.rank_one:
         coefficient = r["coefficient"][...].astype(dtype)
         log_p = (target_logit - row_max) - log_sum
-        loss = times_nonzero(jnp, coefficient, term.value(jnp, log_p))
-        factor = coefficient if term.constant_slope else coefficient * term.slope(jnp, log_p)
-        entry = factor * jnp.expm1(log_p)
+        loss = times_nonzero(jnp, coefficient, term.value(xp, log_p))
+        factor = coefficient if term.constant_slope else coefficient * term.slope(xp, log_p)
+        entry = factor * xp.expm1(log_p)
     else:
 
         def second(j: Any, carry: Any) -> Any:
@@ -136,11 +137,11 @@ def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
             start, z, column, _ = _chunk(spec, r, j)
             log_p = (z - row_max) - log_sum
             c = _coefficients(spec, r, start, column)
-            loss = loss + jnp.sum(times_nonzero(jnp, c, term.value(jnp, log_p)), 1, keepdims=True)
-            slope = c if term.constant_slope else times_nonzero(jnp, c, term.slope(jnp, log_p))
+            loss = loss + jnp.sum(times_nonzero(jnp, c, term.value(xp, log_p)), 1, keepdims=True)
+            slope = c if term.constant_slope else times_nonzero(jnp, c, term.slope(xp, log_p))
             return loss, factor + jnp.sum(slope, axis=1, keepdims=True)
 
-        loss, factor = lax.fori_loop(0, b.chunks, second, (zeros, zeros))
+        loss, factor = _blocks.loop(b.chunks, second, (zeros, zeros))
         entry = None
     if spec.z_loss:
         omega = r["omega"][...].astype(dtype)
@@ -177,9 +178,7 @@ def _backward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
         else:
             c = _coefficients(spec, r, start, column)
             slope = (
-                c
-                if spec.term.constant_slope
-                else times_nonzero(jnp, c, spec.term.slope(jnp, log_p))
+                c if spec.term.constant_slope else times_nonzero(jnp, c, spec.term.slope(xp, log_p))
             )
             grad = p * factor - slope
         grad = cotangent * grad
@@ -188,7 +187,7 @@ def _backward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
         grad_ref[:, pl.ds(start, b.chunk)] = grad.astype(grad_ref.dtype)
         return carry
 
-    lax.fori_loop(0, b.chunks, step, 0)
+    _blocks.loop(b.chunks, step, 0)
 
 
 # --------------------------------------------------------------------------------------
@@ -270,9 +269,7 @@ def _row_inputs(
     return inputs
 
 
-def forward(
-    config: core.SoftmaxConfig, operands: core.SoftmaxOperands, *, interpret: bool
-) -> tuple[Array, Any]:
+def forward(config: core.SoftmaxConfig, operands: core.SoftmaxOperands) -> tuple[Array, Any]:
     """The reduced loss (compute dtype) and the residuals of :func:`backward`."""
     layout = _layout(config, operands.logits)
     rows = math.prod(layout.batch_shape)
@@ -289,7 +286,6 @@ def forward(
         inputs,
         dict.fromkeys(names, column),
         name="multiloss_softmax_forward",
-        interpret=interpret,
     )
     hard = core._hard_target(jnp, config, operands) if config.hard_target else None
     scale = core._mean_scale(jnp, config, operands, hard)
@@ -305,8 +301,6 @@ def backward(
     operands: core.SoftmaxOperands,
     residuals: Any,
     cotangent: Array,
-    *,
-    interpret: bool,
 ) -> Array:
     """cotangent · ∂loss/∂logits, in the logits' dtype and shape."""
     inputs, rows_out, scale = residuals
@@ -329,6 +323,5 @@ def backward(
         inputs,
         {"grad": jax.ShapeDtypeStruct(logits.shape, operands.logits.dtype)},
         name="multiloss_softmax_backward",
-        interpret=interpret,
     )
     return layout.unrows(_blocks.unpad(out["grad"], blocks))
