@@ -81,7 +81,7 @@ PALLAS = " (pallas)"
 
 _TYPE = re.compile(r"tensor<((?:\d+x)*)(bf16|f16|f32|f64|i1|i8|i32|i64)>")
 _BYTES = {"bf16": 2, "f16": 2, "f32": 4, "f64": 8, "i1": 1, "i8": 1, "i32": 4, "i64": 8}
-_FREE = {"constant", "reshape", "return", "broadcast_in_dim", "convert", "func", "call"}
+_FREE = {"constant", "reshape", "broadcast_in_dim", "convert"}
 
 
 @dataclass
@@ -145,20 +145,56 @@ def tensor_bytes(text: str) -> list[tuple[int, int]]:
     return found
 
 
-def count_lowered(text: str, logits_elements: int) -> tuple[int, int, int, int]:
-    """(kernels, bytes, logits-sized passes, other ops) of a CUDA-lowered module."""
-    kernels = passes = size = other = 0
+_DEFINITION = re.compile(r"^\s*(%[\w.\-]+)(?::\d+)? = ")
+_REFERENCE = re.compile(r"%[\w.\-]+")
+
+
+def _main_lines(text: str) -> list[str]:
+    """The body of the module's `@main` function, one instruction a line."""
+    lines, inside = [], False
     for line in text.splitlines():
+        if "func.func public @main" in line:
+            inside = True
+            continue
+        if inside and line.strip() == "}":
+            break
+        if inside:
+            lines.append(line)
+    return lines
+
+
+def count_lowered(text: str, logits_elements: int) -> tuple[int, int, int, int]:
+    """(kernels, bytes, logits-sized passes, live other ops) of a CUDA-lowered module.
+
+    Other ops: the operations of `@main` outside the kernels that the results depend on
+    (dead code, such as the label checks that only `checkify` keeps, is not counted),
+    besides constants, reshapes, broadcasts and converts, which XLA folds into what
+    consumes them; a call of a private function counts one.
+    """
+    lines = _main_lines(text)
+    live: set[str] = set()
+    kernels = passes = size = other = 0
+    for line in reversed(lines):
+        if line.strip().startswith(("return", "stablehlo.return", "func.return")):
+            live.update(_REFERENCE.findall(line))
+            continue
+        match = _DEFINITION.match(line)
+        if not match or match.group(1) not in live:
+            continue
+        operands = line[match.end() :]
+        live.update(name.split("#")[0] for name in _REFERENCE.findall(operands))
         if "stablehlo.custom_call @__gpu$xla.gpu.triton" in line:
             kernels += 1
-            signature = line[line.rindex("} : (") :]
-            for elements, nbytes in tensor_bytes(signature):
+            for elements, nbytes in tensor_bytes(line[line.rindex("} : (") :]):
                 size += nbytes
                 passes += elements >= logits_elements
             continue
-        match = re.search(r"= (?:stablehlo|chlo)\.([a-z_]+)", line)
-        if match and match.group(1) not in _FREE:
+        op = re.search(r"(?:stablehlo|chlo|func)\.([a-z_]+)|\bcall\b", operands)
+        name = op.group(1) if op and op.group(1) else "call"
+        if name not in _FREE:
             other += 1
+            for elements, _ in tensor_bytes(operands):
+                passes += elements >= logits_elements and name not in ("reduce",)
     return kernels, size, passes, other
 
 

@@ -108,52 +108,72 @@ def _backward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
     _blocks.loop(b.chunks, step, 0)
 
 
-def _as_rows(array: Array, shape: tuple[int, ...]) -> Array:
+def _column_vector(weight: Array | None, shape: tuple[int, ...]) -> bool:
+    """Whether `weight` varies along the last axis only (read as one `(1, C)` row)."""
+    if weight is None or not shape or weight.ndim > len(shape):
+        return False
+    return all(d == 1 for d in weight.shape[:-1])
+
+
+def _view(shape: tuple[int, ...], vectors: bool, block_rows: int) -> tuple[int, int]:
+    """The 2-D view (rows, width) the kernels see: an element-wise loss does not care where
+    rows end, so the array is reshaped (for free) to a width that is a multiple of 128
+    (and of C where a per-class vector must line up) and a row count that is a multiple
+    of the block's, which needs no padding; the logits' own rows × C (padded) if none."""
     columns = shape[-1] if shape else 1
-    return jnp.reshape(jnp.broadcast_to(array, shape), (-1, columns))
+    total = math.prod(shape)
+    base = math.lcm(columns, _blocks.LANES) if vectors and columns else _blocks.LANES
+    best = None
+    for width in range(base, max(base, 8192) + 1, base):
+        if total % width == 0 and (total // width) % block_rows == 0:
+            best = width
+    if best is None or total == 0:
+        return (total // columns if columns else 0), columns
+    return total // best, best
 
 
-def _inputs(operands: Any, blocks: Blocks, dtype: Any) -> dict[str, Array]:
-    """The padded kernel inputs: logits (0 in padding), target, weights as rows or columns."""
-    logits = operands.logits
-    shape = tuple(logits.shape)
-    inputs = {
-        "logits": _blocks.pad(_as_rows(logits, shape), blocks, 0.0),
-        "target": _blocks.pad(_as_rows(operands.target.astype(dtype), shape), blocks, 0.0),
-    }
+def _inputs(operands: Any, spec: Spec) -> dict[str, Array]:
+    """The kernel inputs in the view, padded: logits (0), target (0), weights as rows of
+    the view or as one per-column row."""
+    b = spec.blocks
+    shape = tuple(operands.logits.shape)
+
+    def full(array: Array) -> Array:
+        view = jnp.reshape(jnp.broadcast_to(array, shape), (b.rows, b.columns))
+        return _blocks.pad(view, b, 0.0)
+
+    inputs = {"logits": full(operands.logits), "target": full(operands.target.astype(spec.dtype))}
     for name in _WEIGHTS:
         weight = getattr(operands, name, None)
         if weight is None:
             continue
-        along_last = len(shape) >= 1 and all(d == 1 for d in weight.shape[:-1])
-        if along_last and weight.ndim <= len(shape):
-            vector = jnp.broadcast_to(jnp.reshape(weight, (-1,)), (blocks.columns,))
-            inputs[name] = _blocks.pad_columns(vector, blocks, dtype)
+        if _column_vector(weight, shape):
+            vector = jnp.broadcast_to(jnp.reshape(weight, (-1,)), (shape[-1],))
+            vector = jnp.tile(vector, b.columns // shape[-1])
+            inputs[name] = _blocks.pad_columns(vector, b, spec.dtype)
         else:
-            inputs[name] = _blocks.pad(_as_rows(weight.astype(dtype), shape), blocks, 0.0)
+            inputs[name] = full(weight.astype(spec.dtype))
     return inputs
 
 
-def _setup(config: Any, operands: Any) -> tuple[Spec, int]:
+def _setup(config: Any, operands: Any) -> Spec:
     shape = tuple(operands.logits.shape)
-    columns = shape[-1] if shape else 1
-    rows = math.prod(shape) // columns if columns else 0
-    blocks = _blocks.blocks(rows, columns, operands.logits.dtype)
-    dtype = _blocks.compute_dtype(operands.logits.dtype)
-    spec = Spec(
-        blocks=blocks,
+    vectors = any(_column_vector(getattr(operands, name, None), shape) for name in _WEIGHTS)
+    block_rows = _blocks.blocks(1, 1, operands.logits.dtype).block_rows
+    rows, width = _view(shape, vectors, block_rows)
+    return Spec(
+        blocks=_blocks.blocks(rows, width, operands.logits.dtype),
         config=dataclasses.replace(config, reduction="none"),
         reduce_rows=config.reduction != "none",
-        dtype=str(dtype),
+        dtype=str(_blocks.compute_dtype(operands.logits.dtype)),
     )
-    return spec, rows
 
 
 def forward(config: Any, operands: Any) -> tuple[Array, Any]:
     """The reduced loss (compute dtype) and the residuals of :func:`backward`."""
-    spec, rows = _setup(config, operands)
+    spec = _setup(config, operands)
     b = spec.blocks
-    inputs = _inputs(operands, b, spec.dtype)
+    inputs = _inputs(operands, spec)
     out_shape = (b.rows_padded, 1) if spec.reduce_rows else (b.rows_padded, b.columns_padded)
     out = _blocks.call(
         functools.partial(_forward_kernel, spec),
@@ -164,7 +184,7 @@ def forward(config: Any, operands: Any) -> tuple[Array, Any]:
     )
     logits = operands.logits
     if spec.reduce_rows:
-        per_row = out["loss"][:rows, 0].astype(spec.dtype)
+        per_row = out["loss"][: b.rows, 0]
         loss = reduce(jnp, per_row, config.reduction, element_mean_scale(config, logits))
     else:
         loss = jnp.reshape(_blocks.unpad(out["loss"], b), logits.shape)
@@ -173,21 +193,22 @@ def forward(config: Any, operands: Any) -> tuple[Array, Any]:
 
 def backward(config: Any, operands: Any, residuals: Any, cotangent: Array) -> Array:
     """cotangent · ∂loss/∂logits, in the logits' dtype and shape."""
-    spec, rows = _setup(config, operands)
+    spec = _setup(config, operands)
     b = spec.blocks
     logits = operands.logits
     scale = element_mean_scale(config, logits)
-    element = per_element_cotangent(jnp, cotangent, config.reduction, scale)
-    element = jnp.asarray(element, spec.dtype)
-    if spec.reduce_rows:
-        column = _blocks.pad_rows(jnp.broadcast_to(element, (rows,)), b, 0, spec.dtype)
+    element = jnp.asarray(
+        per_element_cotangent(jnp, cotangent, config.reduction, scale), spec.dtype
+    )
+    if spec.reduce_rows:  # one number for every element
+        element = jnp.reshape(element, (1, 1))
     else:
-        column = _blocks.pad(_as_rows(element, tuple(logits.shape)), b, 0.0)
-    inputs = {**residuals, "cotangent": column}
+        view = jnp.reshape(jnp.broadcast_to(element, logits.shape), (b.rows, b.columns))
+        element = _blocks.pad(view, b, 0.0)
     out = _blocks.call(
         functools.partial(_backward_kernel, spec),
         b,
-        inputs,
+        {**residuals, "cotangent": element},
         {"grad": jax.ShapeDtypeStruct((b.rows_padded, b.columns_padded), logits.dtype)},
         name="multiloss_elementwise_backward",
     )

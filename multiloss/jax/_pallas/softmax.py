@@ -36,7 +36,7 @@ from jax.experimental import pallas as pl
 
 from ..._core import softmax as core
 from ..._core._numerics import times_nonzero
-from ..._core._reduce import per_element_cotangent, reduce
+from ..._core._reduce import count_scale, mean_scale, per_element_cotangent, reduce
 from ..._core.terms import Term
 from . import _blocks
 from ._blocks import Blocks
@@ -60,7 +60,14 @@ class Spec:
     z_loss: float
     softcap: float | None
     weighted: bool
-    """The coefficients c_k carry a class-weight vector (the soft path with weights)."""
+    """A class-weight (or alpha) vector is read, one `(1, C)` row."""
+    ignore_index: int
+    indices_checked: bool
+    over_target_weight: bool
+    """The mean's denominator and the z-loss's ω are the target's weight c_t (PyTorch's
+    weighted cross-entropy), not the row mask."""
+    counts: bool
+    """The forward pass writes each row's share of the mean's denominator."""
     dtype: str
     """The compute dtype's name."""
 
@@ -81,20 +88,45 @@ def _chunk(spec: Spec, refs: dict[str, Any], j: Any) -> tuple[Any, Array, Array,
     return start, z, column, tanh
 
 
-def _coefficients(spec: Spec, refs: dict[str, Any], start: Any, column: Array) -> Array:
+def _rows(spec: Spec, refs: dict[str, Any]) -> tuple[Array | None, Array]:
+    """The block's target index (clipped into [0, C); None for probability targets) and row
+    mask: 1 for a counted row, 0 for an ignored or padded one, NaN for a class index out of
+    range that could not be checked (it poisons its row, as in the core)."""
+    if not spec.hard:
+        b = spec.blocks
+        row = pl.program_id(0) * b.block_rows + lax.broadcasted_iota(
+            jnp.int32, (b.block_rows, 1), 0
+        )
+        return None, (row < b.rows).astype(spec.dtype)
+    target = refs["target"][...]
+    counted = target != spec.ignore_index
+    index = jnp.clip(target, 0, spec.num_classes - 1)
+    mask = counted.astype(spec.dtype)
+    if not spec.indices_checked:
+        mask = jnp.where(counted & (index != target), jnp.nan, mask)
+    return index, mask
+
+
+def _weight_chunk(spec: Spec, refs: dict[str, Any], start: Any) -> Array:
+    return refs["weight"][:, pl.ds(start, spec.blocks.chunk)].astype(spec.dtype)
+
+
+def _coefficients(
+    spec: Spec, refs: dict[str, Any], start: Any, column: Array, index: Any, mask: Array
+) -> Array:
     """c_k = q_k · w_k · (row mask) of the soft path, 0 in padded columns."""
     b = spec.blocks
     uniform = spec.smoothing / spec.num_classes
     if spec.hard:
         high = 1.0 - spec.smoothing + uniform
-        q = jnp.where(column == refs["index"][...], high, uniform).astype(spec.dtype)
+        q = jnp.where(column == index, high, uniform).astype(spec.dtype)
     else:
         q = refs["target"][:, pl.ds(start, b.chunk)].astype(spec.dtype)
         if spec.smoothing:
             q = q * (1.0 - spec.smoothing) + uniform
-    q = q * refs["mask"][...].astype(spec.dtype)
+    q = q * mask
     if spec.weighted:
-        q = q * refs["weight"][:, pl.ds(start, b.chunk)].astype(spec.dtype)
+        q = q * _weight_chunk(spec, refs, start)
     if b.columns_padded != spec.num_classes:
         q = jnp.where(column < spec.num_classes, q, 0.0)
     return q
@@ -104,10 +136,12 @@ def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
     r = dict(zip(names, refs, strict=True))
     b, dtype = spec.blocks, spec.dtype
     column_shape = (b.block_rows, 1)
+    index, mask = _rows(spec, r)
+    gather_weight = spec.hard and spec.weighted
 
     def online(j: Any, carry: Any) -> Any:
-        row_max, total, target_logit = carry
-        _, z, column, _ = _chunk(spec, r, j)
+        row_max, total, target_logit, target_weight = carry
+        start, z, column, _ = _chunk(spec, r, j)
         new_max = jnp.maximum(row_max, jnp.max(z, axis=1, keepdims=True))
         # a row whose logits so far are all -inf keeps total 0 (no -inf - -inf)
         shift = jnp.where(new_max == -jnp.inf, 0.0, new_max)
@@ -115,17 +149,21 @@ def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
             jnp.exp(z - shift), axis=1, keepdims=True
         )
         if spec.rank_one:
-            picked = jnp.where(column == r["index"][...], z, 0.0)
+            picked = jnp.where(column == index, z, 0.0)
             target_logit = target_logit + jnp.sum(picked, axis=1, keepdims=True)
-        return new_max, total, target_logit
+        if gather_weight:
+            picked = jnp.where(column == index, _weight_chunk(spec, r, start), 0.0)
+            target_weight = target_weight + jnp.sum(picked, axis=1, keepdims=True)
+        return new_max, total, target_logit, target_weight
 
     zeros = jnp.zeros(column_shape, dtype)
-    start = (jnp.full(column_shape, -jnp.inf, dtype), zeros, zeros)
-    row_max, total, target_logit = _blocks.loop(b.chunks, online, start)
+    start = (jnp.full(column_shape, -jnp.inf, dtype), zeros, zeros, zeros)
+    row_max, total, target_logit, target_weight = _blocks.loop(b.chunks, online, start)
     log_sum = jnp.log(total)
+    coefficient = target_weight * mask if gather_weight else mask  # c_t
+    row_weight = coefficient if spec.over_target_weight else mask  # ω and the mean's share
     term = spec.term
     if spec.rank_one:
-        coefficient = r["coefficient"][...].astype(dtype)
         log_p = (target_logit - row_max) - log_sum
         loss = times_nonzero(jnp, coefficient, term.value(xp, log_p))
         factor = coefficient if term.constant_slope else coefficient * term.slope(xp, log_p)
@@ -136,7 +174,7 @@ def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
             loss, factor = carry
             start, z, column, _ = _chunk(spec, r, j)
             log_p = (z - row_max) - log_sum
-            c = _coefficients(spec, r, start, column)
+            c = _coefficients(spec, r, start, column, index, mask)
             loss = loss + jnp.sum(times_nonzero(jnp, c, term.value(xp, log_p)), 1, keepdims=True)
             slope = c if term.constant_slope else times_nonzero(jnp, c, term.slope(xp, log_p))
             return loss, factor + jnp.sum(slope, axis=1, keepdims=True)
@@ -144,10 +182,9 @@ def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
         loss, factor = _blocks.loop(b.chunks, second, (zeros, zeros))
         entry = None
     if spec.z_loss:
-        omega = r["omega"][...].astype(dtype)
         lse = row_max + log_sum
-        loss = loss + times_nonzero(jnp, omega, spec.z_loss * (lse * lse))
-        slope = times_nonzero(jnp, omega, (2.0 * spec.z_loss) * lse)
+        loss = loss + times_nonzero(jnp, row_weight, spec.z_loss * (lse * lse))
+        slope = times_nonzero(jnp, row_weight, (2.0 * spec.z_loss) * lse)
         factor = factor + slope
         if entry is not None:
             entry = entry + slope * jnp.exp(log_p)
@@ -157,6 +194,8 @@ def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
     r["factor"][...] = factor.astype(r["factor"].dtype)
     if entry is not None:
         r["entry"][...] = entry.astype(r["entry"].dtype)
+    if spec.counts:
+        r["count"][...] = row_weight.astype(r["count"].dtype)
 
 
 def _backward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
@@ -165,8 +204,9 @@ def _backward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
     row_max = r["max"][...].astype(dtype)
     log_sum = r["log_sum"][...].astype(dtype)
     factor = r["factor"][...].astype(dtype)
-    cotangent = r["cotangent"][...].astype(dtype)
+    cotangent = r["cotangent"][...].astype(dtype)  # (rows, 1), or (1, 1) for "mean"/"sum"
     grad_ref = r["grad"]
+    index, mask = _rows(spec, r)
 
     def step(j: Any, carry: Any) -> Any:
         start, z, column, tanh = _chunk(spec, r, j)
@@ -174,9 +214,9 @@ def _backward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
         p = jnp.exp(log_p)
         if spec.rank_one:
             entry = r["entry"][...].astype(dtype)
-            grad = jnp.where(column == r["index"][...], entry, factor * p)
+            grad = jnp.where(column == index, entry, factor * p)
         else:
-            c = _coefficients(spec, r, start, column)
+            c = _coefficients(spec, r, start, column, index, mask)
             slope = (
                 c if spec.term.constant_slope else times_nonzero(jnp, c, spec.term.slope(xp, log_p))
             )
@@ -225,74 +265,86 @@ def _layout(config: core.SoftmaxConfig, logits: Array) -> _Layout:
 
 
 def _spec(config: core.SoftmaxConfig, operands: core.SoftmaxOperands, blocks: Blocks) -> Spec:
-    rank_one = config.hard_target and not config.label_smoothing
     return Spec(
         blocks=blocks,
         num_classes=config.num_classes,
         term=config.term,
         hard=config.hard_target,
-        rank_one=rank_one,
+        rank_one=config.hard_target and not config.label_smoothing,
         smoothing=float(config.label_smoothing),
         z_loss=float(config.z_loss),
         softcap=config.softcap,
-        weighted=(not rank_one) and operands.class_weight is not None,
+        weighted=operands.class_weight is not None,
+        ignore_index=int(config.ignore_index),
+        indices_checked=config.indices_checked,
+        over_target_weight=config.mean_over_target_weight,
+        counts=config.hard_target and config.reduction == "mean",
         dtype=str(_blocks.compute_dtype(operands.logits.dtype)),
     )
 
 
-def _row_inputs(
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def _inputs(
     config: core.SoftmaxConfig, operands: core.SoftmaxOperands, spec: Spec, layout: _Layout
 ) -> dict[str, Array]:
-    """The per-row (and per-class) inputs the kernels share, padded: the target index, the
-    row mask, c_t, the z-loss weight ω, the probability target and the class weight."""
+    """The kernels' inputs, padded: the logits (-inf), the class indices (`ignore_index`)
+    or probabilities (0), and the class weight (0)."""
     b = spec.blocks
-    inputs: dict[str, Array] = {}
-    hard = core._hard_target(jnp, config, operands) if config.hard_target else None
-    if hard is not None:
-        index = jnp.reshape(hard.index, (-1,))
-        inputs["index"] = _blocks.pad_rows(index, b, 0, jnp.int32)
-        if spec.rank_one:
-            coefficient = jnp.reshape(hard.coefficient, (-1,))
-            inputs["coefficient"] = _blocks.pad_rows(coefficient, b, 0, spec.dtype)
-        else:
-            inputs["mask"] = _blocks.pad_rows(jnp.reshape(hard.row_mask, (-1,)), b, 0, spec.dtype)
+    inputs = {"logits": _blocks.pad(layout.rows(operands.logits), b, -math.inf)}
+    if spec.hard:
+        target = jnp.reshape(operands.target, (-1,))
+        if target.dtype.itemsize > 4:  # never wrap an index into range
+            target = jnp.clip(target, *_INT32)
+        inputs["target"] = _blocks.pad_rows(target, b, spec.ignore_index, jnp.int32)
     else:
-        target = _blocks.pad(layout.rows(operands.target), b, 0.0)
-        inputs["target"] = target
-        inputs["mask"] = _blocks.pad_rows(jnp.ones((b.rows,)), b, 0, spec.dtype)
+        inputs["target"] = _blocks.pad(layout.rows(operands.target), b, 0.0)
     if spec.weighted:
         inputs["weight"] = _blocks.pad_columns(operands.class_weight, b, spec.dtype)
-    if spec.z_loss:
-        omega = core._row_weight(jnp, config, operands, hard)
-        omega = jnp.ones((b.rows,)) if omega is None else jnp.reshape(omega, (-1,))
-        inputs["omega"] = _blocks.pad_rows(omega, b, 0, spec.dtype)
     return inputs
+
+
+def _setup(config: core.SoftmaxConfig, operands: core.SoftmaxOperands) -> tuple[Spec, _Layout]:
+    layout = _layout(config, operands.logits)
+    rows = math.prod(layout.batch_shape)
+    blocks = _blocks.blocks(rows, config.num_classes, operands.logits.dtype)
+    return _spec(config, operands, blocks), layout
 
 
 def forward(config: core.SoftmaxConfig, operands: core.SoftmaxOperands) -> tuple[Array, Any]:
     """The reduced loss (compute dtype) and the residuals of :func:`backward`."""
-    layout = _layout(config, operands.logits)
-    rows = math.prod(layout.batch_shape)
-    blocks = _blocks.blocks(rows, config.num_classes, operands.logits.dtype)
-    spec = _spec(config, operands, blocks)
-    logits = _blocks.pad(layout.rows(operands.logits), blocks, -math.inf)
-    shared = _row_inputs(config, operands, spec, layout)
-    inputs = {"logits": logits, **shared}
-    column = jax.ShapeDtypeStruct((blocks.rows_padded, 1), spec.dtype)
-    names = ["loss", "max", "log_sum", "factor"] + (["entry"] if spec.rank_one else [])
+    spec, layout = _setup(config, operands)
+    b = spec.blocks
+    inputs = _inputs(config, operands, spec, layout)
+    column = jax.ShapeDtypeStruct((b.rows_padded, 1), spec.dtype)
+    names = ["loss", "max", "log_sum", "factor"]
+    names += (["entry"] if spec.rank_one else []) + (["count"] if spec.counts else [])
     out = _blocks.call(
         functools.partial(_forward_kernel, spec),
-        blocks,
+        b,
         inputs,
         dict.fromkeys(names, column),
         name="multiloss_softmax_forward",
     )
-    hard = core._hard_target(jnp, config, operands) if config.hard_target else None
-    scale = core._mean_scale(jnp, config, operands, hard)
-    per_element = jnp.reshape(out["loss"][:rows, 0], layout.batch_shape)
-    per_element = per_element.astype(spec.dtype)
-    loss = reduce(jnp, per_element, config.reduction, scale)
-    rows_out = {key: out[key] for key in names if key != "loss"}
+    per_row = out["loss"][:, 0]  # padded rows add 0
+    if config.reduction == "none":
+        loss = jnp.reshape(per_row[: b.rows], layout.batch_shape)
+        scale = None
+    else:
+        if config.reduction == "sum":
+            scale = None
+        elif spec.counts:
+            denominator = jnp.sum(out["count"])
+            scale = (
+                mean_scale(jnp, denominator)
+                if spec.over_target_weight
+                else jnp.clip(denominator, min=1.0) ** -1.0
+            )
+        else:  # probabilities: the element count
+            scale = jnp.asarray(count_scale(b.rows), spec.dtype)
+        loss = reduce(jnp, per_row, config.reduction, scale)
+    rows_out = {key: out[key] for key in names if key not in ("loss", "count")}
     return loss, (inputs, rows_out, scale)
 
 
@@ -304,24 +356,19 @@ def backward(
 ) -> Array:
     """cotangent · ∂loss/∂logits, in the logits' dtype and shape."""
     inputs, rows_out, scale = residuals
-    layout = _layout(config, operands.logits)
-    rows = math.prod(layout.batch_shape)
-    blocks = _blocks.blocks(rows, config.num_classes, operands.logits.dtype)
-    spec = _spec(config, operands, blocks)
+    spec, layout = _setup(config, operands)
+    b = spec.blocks
     element = per_element_cotangent(jnp, cotangent, config.reduction, scale)
-    element = jnp.broadcast_to(jnp.asarray(element, spec.dtype), layout.batch_shape)
-    inputs = {key: value for key, value in inputs.items() if key not in ("coefficient", "omega")}
-    inputs = {
-        **inputs,
-        **rows_out,
-        "cotangent": _blocks.pad_rows(jnp.ravel(element), blocks, 0, spec.dtype),
-    }
+    if config.reduction == "none":
+        element = _blocks.pad_rows(jnp.ravel(element), b, 0, spec.dtype)
+    else:  # one number for every row
+        element = jnp.reshape(jnp.asarray(element, spec.dtype), (1, 1))
     logits = inputs["logits"]
     out = _blocks.call(
         functools.partial(_backward_kernel, spec),
-        blocks,
-        inputs,
+        b,
+        {**inputs, **rows_out, "cotangent": element},
         {"grad": jax.ShapeDtypeStruct(logits.shape, operands.logits.dtype)},
         name="multiloss_softmax_backward",
     )
-    return layout.unrows(_blocks.unpad(out["grad"], blocks))
+    return layout.unrows(_blocks.unpad(out["grad"], b))
