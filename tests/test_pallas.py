@@ -255,6 +255,33 @@ def test_vmap_of_grad_and_operand_gradients_match_xla():
         assert_close(ours, reference, rtol=F32, atol=F32)
 
 
+def test_fused_linear_head_chunks_run_the_kernels():
+    """`linear_focal_loss`'s chunk step runs the softmax kernels under the engine (its own
+    jit keys its cache on the engine) and gives the XLA engine's loss and gradients, with
+    smoothing, z-loss and per-row losses ("none": the kernels' O(rows) residuals kept
+    across chunks, the logits formed again in backward)."""
+    rng = np.random.default_rng(7)
+    x = jnp.asarray(rng.normal(size=(300, 16)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(256, 16)) * 0.3, jnp.float32)
+    t = jnp.asarray(rng.integers(0, 256, size=300), jnp.int32).at[::5].set(-100)
+    for options in ({"label_smoothing": 0.1, "z_loss": 1e-3}, {"reduction": "none"}):
+
+        def loss(x, w, options=options):
+            out = mlj.linear_focal_loss(x, w, t, gamma=2.0, chunk_size=128, **options)
+            return jnp.sum(out)
+
+        results = {}
+        for name in ("pallas", "xla"):
+            with mlj.engine(name):
+                step = jax.value_and_grad(loss, argnums=(0, 1))
+                assert ("pallas_call" in str(jax.make_jaxpr(step)(x, w))) == (name == "pallas")
+                results[name] = _jit(step)(x, w)
+        for ours, reference in zip(
+            jax.tree.leaves(results["pallas"]), jax.tree.leaves(results["xla"]), strict=True
+        ):
+            assert_close(ours, reference, rtol=F32, atol=F32)
+
+
 def test_engine_choice():
     """ "auto" is XLA here; "pallas" puts the kernels in what is traced inside the block;
     a function keeps the engine it was traced with (JAX's caches do not see the setting)."""

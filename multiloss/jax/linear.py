@@ -46,6 +46,7 @@ from .._core import _checks
 from .._core._reduce import mean_scale, normalized
 from .._core.counting import count_targets
 from ._autodiff import no_derivative
+from ._pallas import chunk_forward, chunk_vjp
 from ._validation import (
     _as_jax,
     _check_label_values,
@@ -55,6 +56,7 @@ from ._validation import (
     _normalizer,
     _require_static,
 )
+from .engine import uses_kernels
 from .losses import _explicit_mesh_axes
 
 __all__ = ["chunk_rows", "linear_cross_entropy", "linear_focal_loss"]
@@ -161,7 +163,7 @@ class _Chunk(NamedTuple):
 def _chunk_loss(spec: _Spec, chunk: _Chunk, w: Array, b: Array | None, class_weight: Any):
     """The chunk's masked per-row losses, its prepared call and the core's residuals."""
     prepared = _prepare(spec, _chunk_logits(chunk.x, w, b), chunk.target, class_weight)
-    loss, residuals = _core.forward(prepared)
+    loss, residuals = chunk_forward(prepared)  # the engine hook: kernels or the core
     return jnp.where(chunk.mask, loss, 0.0), prepared, residuals
 
 
@@ -170,7 +172,7 @@ def _chunk_grads(
 ) -> tuple[Array, Any]:
     """The chunk's dX, and its dW and db added to `accumulated` (compute dtype)."""
     grad_w, grad_b = accumulated
-    logits_grad = _core.vjp(prepared, residuals, cotangent)
+    logits_grad = chunk_vjp(prepared, residuals, cotangent)  # by the engine of chunk_forward
     operand = logits_grad.astype(x.dtype)  # 16-bit matmuls, accumulated in float32
     grad_x = lax.dot_general(
         operand, w, (((1,), (0,)), ((), ())), preferred_element_type=_compute_dtype(x)
@@ -360,9 +362,18 @@ def _denominator(
     return count.astype(dtype)
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def _compute(spec: _Spec, x, w, b, target, class_weight, normalizer):
-    """The loss of validated operands (jitted: eager calls compile once per `spec`)."""
+def _compute(spec: _Spec, *arrays: Any) -> Array:
+    """:func:`_compute_with` for the engine in force (multiloss.jax.engine): the engine
+    is part of the jit's cache key, so that a trace with one engine is never reused for
+    the other."""
+    return _compute_with(spec, uses_kernels(), *arrays)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _compute_with(spec: _Spec, kernels: bool, x, w, b, target, class_weight, normalizer):
+    """The loss of validated operands (jitted: eager calls compile once per `spec` and
+    engine; `kernels` only keys the cache)."""
+    del kernels
     target = no_derivative(_NO_TARGET_DERIVATIVE, target)
     if class_weight is not None:
         refusal = _NO_WEIGHT_DERIVATIVE.format(name=spec.weight_name)

@@ -16,7 +16,7 @@ mode through a `custom_vjp`).
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +24,7 @@ from jax.custom_derivatives import SymbolicZero, custom_vjp_primal_tree_values
 
 from ... import _core
 from ..._core import SOFTMAX
+from ..engine import uses_kernels
 from . import elementwise, softmax
 
 Array = jax.Array
@@ -68,4 +69,29 @@ def _loss_bwd(config: Any, saved: Any, cotangent: Any) -> tuple[Any]:
 
 loss.defvjp(_loss_fwd, _loss_bwd, symbolic_zeros=True)
 
-__all__ = ["loss"]
+
+class KernelResiduals(NamedTuple):
+    """What :func:`chunk_forward` keeps when the kernels ran (O(rows), never O(N×C))."""
+
+    residuals: Any
+
+
+def chunk_forward(prepared: Any) -> tuple[Array, Any]:
+    """`multiloss._core.forward` of a prepared call (the fused linear head's chunk step),
+    by the kernels where the engine chosen while tracing says so, else by the core."""
+    _, config, operands = prepared
+    if not uses_kernels():
+        return _core.forward(prepared)
+    value, residuals = _module(config).forward(config, operands)
+    return value, KernelResiduals(residuals)
+
+
+def chunk_vjp(prepared: Any, residuals: Any, cotangent: Array) -> Array:
+    """`multiloss._core.vjp` of :func:`chunk_forward`'s result, by the engine that made it."""
+    _, config, operands = prepared
+    if isinstance(residuals, KernelResiduals):
+        return _module(config).backward(config, operands, residuals.residuals, cotangent)
+    return _core.vjp(prepared, residuals, cotangent)
+
+
+__all__ = ["KernelResiduals", "chunk_forward", "chunk_vjp", "loss"]

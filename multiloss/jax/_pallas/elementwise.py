@@ -188,11 +188,12 @@ def forward(config: Any, operands: Any) -> tuple[Array, Any]:
         loss = reduce(jnp, per_row, config.reduction, element_mean_scale(config, logits))
     else:
         loss = jnp.reshape(_blocks.unpad(out["loss"], b), logits.shape)
-    return loss, inputs
+    return loss, None
 
 
 def backward(config: Any, operands: Any, residuals: Any, cotangent: Array) -> Array:
-    """cotangent · ∂loss/∂logits, in the logits' dtype and shape."""
+    """cotangent · ∂loss/∂logits, in the logits' dtype and shape (no residuals)."""
+    del residuals
     spec = _setup(config, operands)
     b = spec.blocks
     logits = operands.logits
@@ -208,7 +209,7 @@ def backward(config: Any, operands: Any, residuals: Any, cotangent: Array) -> Ar
     out = _blocks.call(
         functools.partial(_backward_kernel, spec),
         b,
-        {**residuals, "cotangent": element},
+        {**_inputs(operands, spec), "cotangent": element},
         {"grad": jax.ShapeDtypeStruct((b.rows_padded, b.columns_padded), logits.dtype)},
         name="multiloss_elementwise_backward",
     )

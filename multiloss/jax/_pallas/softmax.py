@@ -345,7 +345,7 @@ def forward(config: core.SoftmaxConfig, operands: core.SoftmaxOperands) -> tuple
             scale = jnp.asarray(count_scale(b.rows), spec.dtype)
         loss = reduce(jnp, per_row, config.reduction, scale)
     rows_out = {key: out[key] for key in names if key not in ("loss", "count")}
-    return loss, (inputs, rows_out, scale)
+    return loss, (rows_out, scale)
 
 
 def backward(
@@ -355,9 +355,10 @@ def backward(
     cotangent: Array,
 ) -> Array:
     """cotangent · ∂loss/∂logits, in the logits' dtype and shape."""
-    inputs, rows_out, scale = residuals
+    rows_out, scale = residuals
     spec, layout = _setup(config, operands)
     b = spec.blocks
+    inputs = _inputs(config, operands, spec, layout)  # the same arrays unless padded
     element = per_element_cotangent(jnp, cotangent, config.reduction, scale)
     if config.reduction == "none":
         element = _blocks.pad_rows(jnp.ravel(element), b, 0, spec.dtype)
