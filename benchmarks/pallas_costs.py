@@ -36,8 +36,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cost_model import count_xla  # noqa: E402
-from harness import (  # noqa: E402
+from cost_model import count_xla
+from harness import (
     ASL,
     ASL_FULL,
     ASL_QUICK,
@@ -221,7 +221,13 @@ def measure(kind: str, shape: Shape, *, gpu: bool = True) -> list[Row]:
 
 
 def _gb(value: int | None) -> str:
-    return "–" if value is None else f"{value / 1e9:.3g} GB" if value >= 1e8 else f"{value / 1e6:.3g} MB"
+    return (
+        "–"
+        if value is None
+        else f"{value / 1e9:.3g} GB"
+        if value >= 1e8
+        else f"{value / 1e6:.3g} MB"
+    )
 
 
 def table(rows: list[Row]) -> str:

@@ -35,7 +35,7 @@ def _module(config: Any) -> Any:
 
 
 @jax.tree_util.register_static
-class _Fields(tuple):  # type: ignore[type-arg]
+class _Fields(tuple[str, ...]):
     """The names of the differentiated operands besides the logits (static residual)."""
 
 
