@@ -38,7 +38,10 @@ def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array
     originals = {key: options[key] for key in weights}
     for key in weights:
         options[key] = _as_jax_weight(options[key])
-    prepare = functools.partial(loss.prepare, logits, target, **options)
+    # The kernels read 16-bit logits as they are (no float32 copy): engine hook
+    prepare = functools.partial(
+        loss.prepare, logits, target, convert_logits=not uses_kernels(), **options
+    )
     traced = _is_tracer(target) or any(_is_tracer(options[key]) for key in weights)
     if not traced:
         try:

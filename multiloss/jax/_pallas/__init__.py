@@ -62,7 +62,11 @@ def _loss_bwd(config: Any, saved: Any, cotangent: Any) -> tuple[Any]:
     if isinstance(cotangent, SymbolicZero):
         cotangent = jnp.zeros(cotangent.shape, cotangent.dtype)
     grad = _module(config).backward(config, operands, residuals, cotangent)
-    others = _core.operand_vjp((jnp, config, operands), cotangent, perturbed) if perturbed else {}
+    others = {}
+    if perturbed:  # the core's closed forms take the logits in the compute dtype
+        dtype = jnp.promote_types(operands.logits.dtype, jnp.float32)
+        converted = operands._replace(logits=operands.logits.astype(dtype))
+        others = _core.operand_vjp((jnp, config, converted), cotangent, perturbed)
     fields = {field: others.get(field) for field in operands._fields[1:]}
     return (type(operands)(logits=grad, **fields),)
 

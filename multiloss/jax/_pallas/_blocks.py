@@ -98,7 +98,7 @@ def unpad(array: Any, shape: Blocks) -> Any:
 
 def compute_dtype(dtype: Any) -> Any:
     """float32 for 16-bit data, the dtype itself otherwise."""
-    return jnp.float32 if np.dtype(dtype).itemsize < 4 else np.dtype(dtype)
+    return np.dtype(np.float32) if np.dtype(dtype).itemsize < 4 else np.dtype(dtype)
 
 
 def block_spec(shape: Blocks, array_shape: tuple[int, ...]) -> Any:
