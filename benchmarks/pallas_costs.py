@@ -9,7 +9,7 @@ Two counts per implementation of ``jax.jit(jax.value_and_grad(loss))``:
   a GPU's: this count is shown for completeness.
 * **CUDA, lowered** (the Pallas engine): the StableHLO that ``jax.jit(...).trace(...)
   .lower(lowering_platforms=("cuda",))`` produces on this machine (no GPU needed;
-  :func:`multiloss.jax.engine.lowering_for` makes the kernels compile for Triton instead of
+  `multiloss.jax._engine.lowering_for` makes the kernels compile for Triton instead of
   the interpreter). Each kernel is one ``__gpu$xla.gpu.triton`` custom call; their bytes are
   their operands and results (each read or written once), and the passes are the
   logits-sized ones among them. What XLA:GPU fuses the few small operations outside the
@@ -201,7 +201,7 @@ def count_lowered(text: str, logits_elements: int) -> tuple[int, int, int, int]:
 def measure(kind: str, shape: Shape, *, gpu: bool = True) -> list[Row]:
     import jax
 
-    from multiloss.jax.engine import lowering_for
+    from multiloss.jax._engine import lowering_for
 
     arguments = abstract_arguments(kind, shape)
     elements = math.prod(arguments[0].shape)

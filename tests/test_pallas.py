@@ -34,7 +34,7 @@ jnp = pytest.importorskip("jax.numpy")
 pytest.importorskip("jax.experimental.pallas")
 
 import multiloss.jax as mlj  # noqa: E402
-from multiloss.jax.engine import current_engine, lowering_for, uses_kernels  # noqa: E402
+from multiloss.jax._engine import current_engine, lowering_for, uses_kernels  # noqa: E402
 
 ORACLES = {
     "cross_entropy": np_cross_entropy_ext,

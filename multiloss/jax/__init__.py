@@ -85,8 +85,8 @@ except ImportError as error:
     raise missing_backend(__name__, "JAX", "jax") from error
 
 from .. import count_elements, count_targets
+from ._engine import engine
 from ._validation import checked, validate_labels
-from .engine import engine
 from .linear import linear_cross_entropy, linear_focal_loss
 from .losses import (
     asymmetric_loss,

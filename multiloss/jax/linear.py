@@ -46,6 +46,7 @@ from .._core import _checks
 from .._core._reduce import mean_scale, normalized
 from .._core.counting import count_targets
 from ._autodiff import no_derivative
+from ._engine import uses_kernels
 from ._pallas import chunk_forward, chunk_vjp
 from ._validation import (
     _as_jax,
@@ -56,7 +57,6 @@ from ._validation import (
     _normalizer,
     _require_static,
 )
-from .engine import uses_kernels
 from .losses import _explicit_mesh_axes
 
 __all__ = ["chunk_rows", "linear_cross_entropy", "linear_focal_loss"]

@@ -11,6 +11,7 @@ import numpy as np
 
 from .._core import LOSSES, Loss, _checks, apply_normalizer, split_normalizer
 from ._autodiff import _loss
+from ._engine import uses_kernels
 from ._pallas import loss as _pallas_loss
 from ._validation import (
     _as_jax,
@@ -21,7 +22,6 @@ from ._validation import (
     _is_tracer,
     _require_static,
 )
-from .engine import uses_kernels
 
 Array = jax.Array
 Weights = Array | np.ndarray | Sequence[float] | None

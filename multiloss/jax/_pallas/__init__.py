@@ -24,7 +24,7 @@ from jax.custom_derivatives import SymbolicZero, custom_vjp_primal_tree_values
 
 from ... import _core
 from ..._core import SOFTMAX
-from ..engine import uses_kernels
+from .._engine import uses_kernels
 from . import elementwise, softmax
 
 Array = jax.Array

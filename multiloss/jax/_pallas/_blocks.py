@@ -136,7 +136,7 @@ def call(
     import jax
     from jax.experimental import pallas as pl
 
-    from ..engine import compiler_params, interpret
+    from .._engine import compiler_params, interpret
 
     names = tuple(inputs) + tuple(outputs)
     result = pl.pallas_call(
