@@ -198,7 +198,9 @@ def count_lowered(text: str, logits_elements: int) -> tuple[int, int, int, int]:
     return kernels, size, passes, other
 
 
-def measure(kind: str, shape: Shape, *, gpu: bool = True) -> list[Row]:
+def measure(kind: str, shape: Shape, *, gpu: bool = True, cpu: bool = True) -> list[Row]:
+    """The rows of one shape: every implementation compiled for XLA:CPU (unless `cpu` is
+    False: then only the Pallas engine's, lowered for CUDA, with -1 for the CPU counts)."""
     import jax
 
     from multiloss.jax._engine import lowering_for
@@ -207,9 +209,14 @@ def measure(kind: str, shape: Shape, *, gpu: bool = True) -> list[Row]:
     elements = math.prod(arguments[0].shape)
     rows = []
     for name, function in implementations(kind, shape).items():
+        if not cpu and not name.endswith(PALLAS):
+            continue
         step = jax.value_and_grad(function)
-        cost = count_xla(jax.jit(step).lower(*arguments).compile())
-        row = Row(kind, shape.name, name, cost.kernels, cost.bytes)
+        if cpu:
+            cost = count_xla(jax.jit(step).lower(*arguments).compile())
+            row = Row(kind, shape.name, name, cost.kernels, cost.bytes)
+        else:
+            row = Row(kind, shape.name, name, -1, -1)
         if gpu and name.endswith(PALLAS):
             fresh = jax.value_and_grad(lambda z, y, f=function: f(z, y))  # not the CPU trace
             with lowering_for("cuda"):
