@@ -11,10 +11,12 @@ One kernel each way, one pass over the logits each:
 
 The element's value and slope are the core's own functions (`sigmoid_forward`,
 `sigmoid_vjp`, `asymmetric_forward`, `asymmetric_vjp` with `reduction="none"`, called on a
-chunk of `jax.numpy` values inside the kernel): the tails stay exact as the core's are (no
-`1 - σ` cancellation) and no formula is restated here. A weight or pos_weight that varies
-along the last axis only (a length-C vector, PyTorch's pos_weight) is read as one
-`(1, C)` row; any other broadcast is materialised at the logits' shape first.
+chunk of values inside the kernel, on :mod:`._portable`'s namespace): the tails stay exact
+as the core's are (no `1 - σ` cancellation) and no formula is restated here. A weight or
+pos_weight that varies along the last axis only (a length-C vector, PyTorch's pos_weight)
+is read as one `(1, C)` row; any other broadcast is materialised at the logits' shape
+first. The kernels see the array as a free 2-D view whose width is a multiple of 128 (and
+of C where a per-class vector must line up), so that most shapes need no padding.
 """
 
 from __future__ import annotations

@@ -18,8 +18,10 @@ Two kernels, one pass each over the logits (docs/math.md and the core's
   row's cotangent.
 
 The per-class term's value and slope are the core's own (`config.term.value(xp, ...)`,
-`.slope`): Pallas kernels are written in `jax.numpy`, so no formula is restated here.
-Blocks, padding and the grid: :mod:`._blocks`. Arithmetic in float32 for 16-bit logits.
+`.slope`), run inside the kernel on :mod:`._portable`'s namespace (`jax.numpy` with
+`expm1` and `log1p` written from `exp` and `log`, which Mosaic lowers): Pallas kernels are
+written in `jax.numpy`, so no formula is restated here. Blocks, padding and the grid:
+:mod:`._blocks`. Arithmetic in float32 for 16-bit logits, float64 for float64.
 """
 
 from __future__ import annotations
