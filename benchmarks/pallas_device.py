@@ -80,7 +80,9 @@ def measure(shape: tuple[int, int], dtype: str, repeat: int, peak: float) -> lis
     key_z, key_y = jax.random.split(jax.random.key(0))
     logits = (2.0 * jax.random.normal(key_z, shape, jnp.float32)).astype(dtype)
     labels = jax.random.randint(key_y, shape[:1], 0, shape[1], jnp.int32)
-    rows, results, outputs = [], {}, {}
+    rows: list[dict[str, Any]] = []
+    results: dict[str, float] = {}
+    outputs: dict[str, Any] = {}
     for name, function in implementations().items():
         step = jax.jit(jax.value_and_grad(function))
         try:
