@@ -85,6 +85,7 @@ except ImportError as error:
     raise missing_backend(__name__, "JAX", "jax") from error
 
 from .._core.counting import count_elements, count_targets
+from ._engine import engine
 from ._validation import checked, validate_labels
 from .linear import linear_cross_entropy, linear_focal_loss, linear_poly_loss
 from .losses import (
@@ -103,6 +104,7 @@ __all__ = [
     "count_elements",
     "count_targets",
     "cross_entropy",
+    "engine",
     "focal_loss",
     "linear_cross_entropy",
     "linear_focal_loss",

@@ -45,6 +45,8 @@ from .._core._reduce import mean_scale, normalized
 from .._core.counting import target_count
 from .._core.linear import automatic_chunk_size
 from ._autodiff import no_derivative
+from ._engine import uses_kernels
+from ._pallas import chunk_forward, chunk_vjp
 from ._validation import (
     as_jax,
     check_label_values,
@@ -143,7 +145,7 @@ class _Chunk(NamedTuple):
 def _chunk_loss(spec: _Spec, chunk: _Chunk, w: Array, b: Array | None, class_weight: Any):
     """The chunk's masked per-row losses, its prepared call and the core's residuals."""
     prepared = _prepare(spec, _chunk_logits(chunk.x, w, b), chunk.target, class_weight)
-    loss, residuals = _core.forward(prepared)
+    loss, residuals = chunk_forward(prepared)  # the engine hook: kernels or the core
     return jnp.where(chunk.mask, loss, 0.0), prepared, residuals
 
 
@@ -152,7 +154,7 @@ def _chunk_grads(
 ) -> tuple[Array, Any]:
     """The chunk's dX, and its dW and db added to `accumulated` (compute dtype)."""
     grad_w, grad_b = accumulated
-    logits_grad = _core.vjp(prepared, residuals, cotangent)
+    logits_grad = chunk_vjp(prepared, residuals, cotangent)  # by the engine of chunk_forward
     operand = logits_grad.astype(x.dtype)  # 16-bit matmuls, accumulated in float32
     grad_x = lax.dot_general(
         operand, w, (((1,), (0,)), ((), ())), preferred_element_type=_compute_dtype(x)
@@ -327,9 +329,18 @@ def _denominator(
     return count.astype(dtype)
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def _compute(spec: _Spec, x, w, b, target, class_weight, normalizer):
-    """The loss of validated operands (jitted: eager calls compile once per `spec`)."""
+def _compute(spec: _Spec, *arrays: Any) -> Array:
+    """:func:`_compute_with` for the engine in force (multiloss.jax.engine): the engine
+    is part of the jit's cache key, so that a trace with one engine is never reused for
+    the other."""
+    return _compute_with(spec, uses_kernels(), *arrays)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _compute_with(spec: _Spec, kernels: bool, x, w, b, target, class_weight, normalizer):
+    """The loss of validated operands (jitted: eager calls compile once per `spec` and
+    engine; `kernels` only keys the cache)."""
+    del kernels
     if spec.hard:  # the labels' run-time check under checkify (multiloss.jax.checked);
         # dropped without it
         ignore_index = dict(spec.options)["ignore_index"]

@@ -11,6 +11,8 @@ import numpy as np
 
 from .._core import LOSSES, Loss, _checks, apply_normalizer, split_normalizer
 from ._autodiff import custom_loss
+from ._engine import uses_kernels
+from ._pallas import loss as pallas_loss
 from ._validation import (
     as_jax,
     as_jax_weight,
@@ -36,7 +38,10 @@ def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array
     originals = {key: options[key] for key in weights}
     for key in weights:
         options[key] = as_jax_weight(options[key])
-    prepare = functools.partial(loss.prepare, logits, target, **options)
+    # The kernels read 16-bit logits as they are (no float32 copy): engine hook
+    prepare = functools.partial(
+        loss.prepare, logits, target, convert_logits=not uses_kernels(), **options
+    )
     traced = is_tracer(target) or any(is_tracer(options[key]) for key in weights)
     if not traced:
         try:
@@ -107,6 +112,9 @@ def _call_loss(config: Any, operands: Any, unchecked: list[tuple[str, int]] | No
 def _checked_loss(config: Any, unchecked: list[tuple[str, int]] | None, operands: Any) -> Array:
     if unchecked is not None:
         debug_checks(config, operands, tuple(unchecked))
+    # The engine hook (multiloss.jax.engine): the Pallas kernels where chosen while tracing.
+    if uses_kernels():
+        return pallas_loss(config, operands)
     return custom_loss(config, operands)
 
 
