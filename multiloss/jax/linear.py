@@ -330,21 +330,17 @@ def _denominator(
 
 
 def _compute(spec: _Spec, *arrays: Any) -> Array:
-    """:func:`_compute_with` for the engine in force (multiloss.jax.engine): the engine
-    is part of the jit's cache key, so that a trace with one engine is never reused for
-    the other."""
+    """:func:`_compute_with` for the engine in force (multiloss.jax.engine), which keys
+    the jit's cache: a trace with one engine is never reused for the other."""
     return _compute_with(spec, uses_kernels(), *arrays)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _compute_with(spec: _Spec, kernels: bool, x, w, b, target, class_weight, normalizer):
-    """The loss of validated operands (jitted: eager calls compile once per `spec` and
-    engine; `kernels` only keys the cache)."""
+    """The loss of validated operands (jitted: compiled once per `spec` and engine)."""
     del kernels
-    if spec.hard:  # the labels' run-time check under checkify (multiloss.jax.checked);
-        # dropped without it
-        ignore_index = dict(spec.options)["ignore_index"]
-        check_labels(target, w.shape[0], ignore_index, debug=True)
+    if spec.hard:  # the labels' run-time check under checkify (multiloss.jax.checked)
+        check_labels(target, w.shape[0], dict(spec.options)["ignore_index"], debug=True)
     target = no_derivative(_NO_TARGET_DERIVATIVE, target)
     if class_weight is not None:
         refusal = _NO_WEIGHT_DERIVATIVE.format(name=spec.weight_name)
@@ -507,8 +503,9 @@ def linear_cross_entropy(
         "normalizer": normalizer,
         "chunk_size": chunk_size,
     }
-    arrays = (input, linear_weight, target, linear_bias)
-    return _linear_loss(LOSSES["cross_entropy"], arrays, options)
+    return _linear_loss(
+        LOSSES["cross_entropy"], (input, linear_weight, target, linear_bias), options
+    )
 
 
 def linear_focal_loss(
@@ -566,8 +563,7 @@ def linear_focal_loss(
         "normalizer": normalizer,
         "chunk_size": chunk_size,
     }
-    arrays = (input, linear_weight, target, linear_bias)
-    return _linear_loss(LOSSES["focal_loss"], arrays, options)
+    return _linear_loss(LOSSES["focal_loss"], (input, linear_weight, target, linear_bias), options)
 
 
 def linear_poly_loss(
@@ -621,5 +617,4 @@ def linear_poly_loss(
         "normalizer": normalizer,
         "chunk_size": chunk_size,
     }
-    arrays = (input, linear_weight, target, linear_bias)
-    return _linear_loss(LOSSES["poly_loss"], arrays, options)
+    return _linear_loss(LOSSES["poly_loss"], (input, linear_weight, target, linear_bias), options)
