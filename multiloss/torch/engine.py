@@ -193,7 +193,9 @@ def kernel_loss(
     except ImportError:  # the sigmoid kernels are not there: the eager plans
         return None
     weight, pos_weight = (*operands[2:], None, None)[:2]
-    result: Tensor = sigmoid_loss(config, logits, operands.target, weight, pos_weight)
+    result: Tensor = sigmoid_loss(
+        config, logits, operands.target, weight, pos_weight, keep_dtype=keep_dtype
+    )
     return result
 
 
