@@ -161,6 +161,55 @@ def test_float16(name, target, options):
     check(name, LOGITS, target, dtype=torch.float16, **options)
 
 
+SEG_LOGITS = RNG.normal(scale=2.5, size=(2, 5, 3, 4))
+SEG_HARD = RNG.integers(0, 5, size=(2, 3, 4))
+SEG_HARD[0, 1, 2] = -100
+SEG_SOFT = np.moveaxis(RNG.dirichlet(np.ones(5), size=(2, 3, 4)), -1, 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+@pytest.mark.parametrize(
+    ("name", "target", "options"),
+    [
+        ("cross_entropy", SEG_HARD, {"weight": ALPHA, "z_loss": 1e-2}),  # mode 0
+        ("focal_loss", SEG_HARD, {"gamma": 2.0, "alpha": ALPHA, "softcap": 3.0}),  # mode 0
+        ("cross_entropy", SEG_HARD, {"label_smoothing": 0.1, "weight": ALPHA}),  # mode 1
+        ("cross_entropy", SEG_SOFT, {"z_loss": 1e-2}),  # mode 1, probabilities
+        ("focal_loss", SEG_HARD, {"gamma": 1.5, "label_smoothing": 0.2}),  # mode 2
+        ("poly_loss", SEG_SOFT, {"epsilon": 1.0, "gamma": 0.5, "softcap": 4.0}),  # mode 2
+    ],
+)
+def test_class_axis_not_last(name, target, options, reduction, dtype):
+    """Logits (2, 5, 3, 4) with the classes on axis 1 (PyTorch's segmentation layout):
+    the kernels read them, and a probability target, through the class stride and write
+    the gradient in the same layout, every mode, against the float64 oracle."""
+    check(name, SEG_LOGITS, target, dtype=dtype, axis=1, reduction=reduction, **options)
+
+
+def test_class_axis_not_last_copies_nothing():
+    """On meta tensors, a (8, 21, 16, 16) cross-entropy through the kernels is the two
+    custom operators and the backward's seed: no copy of the logits or of the gradient."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    ran = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            ran.append(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    logits = torch.empty((8, 21, 16, 16), device="meta", requires_grad=True)
+    target = torch.empty((8, 16, 16), device="meta", dtype=torch.int64)
+    with Record():
+        with mt.engine("triton"):
+            loss = mt.cross_entropy(logits, target, axis=1)
+        loss.backward()
+    copies = [op for op in ran if any(k in op for k in ("clone", "copy", "contiguous"))]
+    assert not copies, ran
+    assert logits.grad.shape == logits.shape
+
+
 def _mp_nll(row, target):
     with mpmath.workdps(50):
         values = [mpmath.mpf(float(v)) for v in row]
@@ -380,11 +429,18 @@ for mode in MODES:
     flags = {**ALL, **mode}
     half = mode["MODE"] == 1
     for rows, block in [(1, 2048 if half else 4096), (256 if mode["MODE"] == 0 else 128, 16)]:
-        compile_for_gpu(K.softmax_forward_kernel, {**flags, "ROWS": rows, "BLOCK": block}, 8)
+        constants = {**flags, "ROWS": rows, "BLOCK": block, "LAST": True}
+        compile_for_gpu(K.softmax_forward_kernel, constants, 8)
 for mode in MODES[0], MODES[1], MODES[3]:
     flags = {**ALL, **mode, "ROW_COT": True, "HAS_SCALE": True}
     for rows, block in [(1, 4096), (256, 16)]:
-        compile_for_gpu(K.softmax_backward_kernel, {**flags, "ROWS": rows, "BLOCK": block}, 8)
+        constants = {**flags, "ROWS": rows, "BLOCK": block, "LAST": True}
+        compile_for_gpu(K.softmax_backward_kernel, constants, 8)
+# the class axis not last ((8, 21, 128, 128)): tiles of 64 rows of 32 classes
+for mode in MODES[0], MODES[2], MODES[4]:
+    flags = {**ALL, **mode, "ROWS": 64, "BLOCK": 32, "LAST": False}
+    compile_for_gpu(K.softmax_forward_kernel, flags, 8)
+    compile_for_gpu(K.softmax_backward_kernel, {**flags, "ROW_COT": True, "HAS_SCALE": True}, 8)
 flags = {**ALL, **MODES[0]}
 narrow = {k: flags[k] for k in ("MODE", "HARD", "HAS_W", "CHECKED", "SMOOTH", "HAS_CAP", "CAP")}
 compile_for_gpu(K.softmax_partials_kernel, {**narrow, "BLOCK": 4096}, 8)
@@ -406,7 +462,8 @@ def test_kernels_compile_for_a_gpu():
     """The interpreter accepts constructs the compiler refuses: Triton's own pipeline
     (frontend, LLVM, ptxas) compiles each mode of every softmax kernel for an sm_80 GPU,
     every option on, with bfloat16 logits, without a device (interpreter off), at the
-    tiles the launches choose (one long row; 128 or 256 rows of 10 classes);
+    tiles the launches choose (one long row; 128 or 256 rows of 10 classes; the class
+    axis not last, 64 rows of 21 classes);
     ptxas reports no register spills for any of them."""
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "TRITON_INTERPRET": "0", "PYTHONPATH": str(root)}

@@ -80,6 +80,19 @@ def _rows(N, ROWS: tl.constexpr):
 
 
 @triton.jit
+def _row_ptrs(ptr, rows, stride, INNER, LAST: tl.constexpr):
+    """Pointers to the rows' class 0: row r at r·stride (LAST: classes contiguous), else
+    of a contiguous (outer, C, inner) view at (r // INNER)·stride + r % INNER."""
+    return ptr + rows * stride if LAST else ptr + (rows // INNER) * stride + rows % INNER
+
+
+@triton.jit
+def _col(cols, INNER, LAST: tl.constexpr):
+    """Offsets of classes `cols` from a row's class 0 (class stride 1, or INNER)."""
+    return cols if LAST else cols * INNER
+
+
+@triton.jit
 def _load_z(ptrs, inb, HAS_CAP: tl.constexpr, CAP: tl.constexpr):
     """Logits in float32, capped; -inf outside the rows."""
     z = tl.load(ptrs, mask=inb, other=float("-inf")).to(tl.float32)
@@ -124,14 +137,14 @@ def _class_weight(weight_ptr, cols, col_ok):
 @triton.jit
 def _soft_coefficient(
     q_rows, weight_ptr, cols, col_ok, inb, C,
-    HARD: tl.constexpr, HAS_W: tl.constexpr, SMOOTH: tl.constexpr,
+    HARD: tl.constexpr, HAS_W: tl.constexpr, SMOOTH: tl.constexpr, INNER, LAST: tl.constexpr,
 ):  # fmt: skip
     """The per-class coefficient that mode 1 accumulates: w_k for hard targets (the row's
     ε/C·mask is applied once per row), ((1-ε)·q_k + ε/C)·w_k for probabilities."""
     if HARD:
         c = tl.where(inb, 1.0, 0.0)
     else:
-        q = tl.load(q_rows + cols, mask=inb, other=0.0).to(tl.float32)
+        q = tl.load(q_rows + _col(cols, INNER, LAST), mask=inb, other=0.0).to(tl.float32)
         c = q * (1.0 - SMOOTH) + SMOOTH / C
         c = tl.where(inb, c, 0.0)
     if HAS_W:
@@ -142,7 +155,7 @@ def _soft_coefficient(
 @triton.jit
 def _full_coefficient(
     q_rows, weight_ptr, cols, col_ok, inb, C, t, mask,
-    HARD: tl.constexpr, HAS_W: tl.constexpr, SMOOTH: tl.constexpr,
+    HARD: tl.constexpr, HAS_W: tl.constexpr, SMOOTH: tl.constexpr, INNER, LAST: tl.constexpr,
 ):  # fmt: skip
     """c_k = q_k·w_k with q the smoothed target distribution (0 outside the rows); `t`
     and `mask` as [ROWS, 1]."""
@@ -150,7 +163,7 @@ def _full_coefficient(
         c = mask * tl.where(cols == t, 1.0 - SMOOTH + SMOOTH / C, SMOOTH / C)
         c = tl.where(inb, c, 0.0)
     else:
-        q = tl.load(q_rows + cols, mask=inb, other=0.0).to(tl.float32)
+        q = tl.load(q_rows + _col(cols, INNER, LAST), mask=inb, other=0.0).to(tl.float32)
         c = tl.where(inb, q * (1.0 - SMOOTH) + SMOOTH / C, 0.0)
     if HAS_W:
         c = c * _class_weight(weight_ptr, cols, col_ok)
@@ -162,6 +175,7 @@ def _row_stats(
     z_rows, q_rows, weight_ptr, row_ok, t, lo, hi, C,
     HARD: tl.constexpr, ACC: tl.constexpr, HAS_W: tl.constexpr, SMOOTH: tl.constexpr,
     HAS_CAP: tl.constexpr, CAP: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
+    INNER, LAST: tl.constexpr,
 ):  # fmt: skip
     """One read of columns [lo, hi) of ROWS rows (`z_rows`, `q_rows`: [ROWS, 1] row
     pointers) with an online softmax, per lane, then combined per row: the max m,
@@ -177,7 +191,7 @@ def _row_stats(
         cols = start + offsets
         col_ok = cols < hi
         inb = col_ok & live
-        z = _load_z(z_rows + cols, inb, HAS_CAP, CAP)
+        z = _load_z(z_rows + _col(cols, INNER, LAST), inb, HAS_CAP, CAP)
         m_new = tl.maximum(m, z)
         ref_new = tl.where(m_new == float("-inf"), 0.0, m_new)
         e = tl.exp(z - ref_new)
@@ -186,7 +200,9 @@ def _row_stats(
         s = s * tl.exp(m - ref_new) + e
         if ACC:
             ref_old = tl.where(m == float("-inf"), 0.0, m)
-            c = _soft_coefficient(q_rows, weight_ptr, cols, col_ok, inb, C, HARD, HAS_W, SMOOTH)
+            c = _soft_coefficient(
+                q_rows, weight_ptr, cols, col_ok, inb, C, HARD, HAS_W, SMOOTH, INNER, LAST
+            )
             acc = acc + (ref_new - ref_old) * w_sum + tl.where(c == 0, 0.0, c * (ref_new - z))
             w_sum = w_sum + c
         m = m_new
@@ -209,23 +225,24 @@ def _term_sums(
     lo, hi, C, HARD: tl.constexpr, HAS_W: tl.constexpr, SMOOTH: tl.constexpr,
     GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
     HAS_CAP: tl.constexpr, CAP: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
+    INNER, LAST: tl.constexpr,
 ):  # fmt: skip
     """Mode 2's second read, of columns [lo, hi): Σ_k c_k f(ℓ_k) and Σ_k c_k A(ℓ_k) per
     row, once m and log Σ e^{z - m} are known."""
     offsets = tl.arange(0, BLOCK)[None, :]
     live = row_ok[:, None]
-    z_rows = z_ptr + rows[:, None] * z_stride
-    q_rows = q_ptr + rows[:, None] * q_stride
+    z_rows = _row_ptrs(z_ptr, rows, z_stride, INNER, LAST)[:, None]
+    q_rows = _row_ptrs(q_ptr, rows, q_stride, INNER, LAST)[:, None]
     value_sum = tl.zeros([ROWS, BLOCK], tl.float32)
     slope_sum = tl.zeros([ROWS, BLOCK], tl.float32)
     for start in range(lo, hi, BLOCK):
         cols = start + offsets
         col_ok = cols < hi
         inb = col_ok & live
-        z = _load_z(z_rows + cols, inb, HAS_CAP, CAP)
+        z = _load_z(z_rows + _col(cols, INNER, LAST), inb, HAS_CAP, CAP)
         c = _full_coefficient(
             q_rows, weight_ptr, cols, col_ok, inb, C, t[:, None], mask[:, None],
-            HARD, HAS_W, SMOOTH,
+            HARD, HAS_W, SMOOTH, INNER, LAST,
         )  # fmt: skip
         lp = tl.minimum((z - ref[:, None]) - log_sum[:, None], 0.0)
         value, slope = _term(lp, tl.exp(lp), -expm1(lp), GAMMA, GAMMA_INT, EPS)
@@ -243,7 +260,7 @@ def _finish_rows(
     OMEGA_W: tl.constexpr, SMOOTH: tl.constexpr, Z_LOSS: tl.constexpr,
     GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
     HAS_CAP: tl.constexpr, CAP: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
-    TERMS: tl.constexpr,
+    TERMS: tl.constexpr, INNER, LAST: tl.constexpr,
 ):  # fmt: skip
     """The rows' losses, statistics (m, log Σ e^{z - m}, lse - z_t), factors and ω from
     what :func:`_row_stats` gathered (each a [ROWS] vector)."""
@@ -251,7 +268,8 @@ def _finish_rows(
     zeros = tl.zeros_like(ref)
     if HARD:
         t, mask, w_t = _row_target(target_ptr, weight_ptr, rows, row_ok, C, IGNORE, HAS_W, CHECKED)
-        z_t = tl.load(z_ptr + rows * z_stride + t, mask=row_ok, other=0.0)
+        z_at = _row_ptrs(z_ptr, rows, z_stride, INNER, LAST) + _col(t, INNER, LAST)
+        z_t = tl.load(z_at, mask=row_ok, other=0.0)
         z_t = _cap_scalar(z_t, HAS_CAP, CAP)
         margin = ref - z_t
         s_all = s_others + tl.exp(z_t - ref)
@@ -290,6 +308,7 @@ def _finish_rows(
         loss, factor = _term_sums(
             z_ptr, z_stride, q_ptr, q_stride, weight_ptr, rows, row_ok, t, mask, ref, log_sum,
             0, C, C, HARD, HAS_W, SMOOTH, GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, ROWS, BLOCK,
+            INNER, LAST,
         )  # fmt: skip
     else:  # split rows: softmax_terms_kernel and softmax_terms_finish_kernel do it
         loss = zeros
@@ -307,31 +326,34 @@ def _finish_rows(
 @triton.jit
 def softmax_forward_kernel(
     z_ptr, z_stride, q_ptr, q_stride, target_ptr, weight_ptr, N, C, IGNORE,
-    loss_ptr, stats_ptr, factor_ptr, omega_ptr,
+    loss_ptr, stats_ptr, factor_ptr, omega_ptr, INNER,
     MODE: tl.constexpr, HARD: tl.constexpr, HAS_W: tl.constexpr, CHECKED: tl.constexpr,
     OMEGA_W: tl.constexpr, SMOOTH: tl.constexpr, Z_LOSS: tl.constexpr,
     GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
     HAS_CAP: tl.constexpr, CAP: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
+    LAST: tl.constexpr,
 ):  # fmt: skip
     """One program per ROWS rows, a [ROWS, BLOCK] tile: statistics, then the rows'
-    results (a second loop for mode 2 only)."""
+    results (a second loop for mode 2 only). LAST: classes contiguous, rows `z_stride`
+    apart; else the logits (and a probability target) are a contiguous (outer, C, INNER)
+    view, rows the (outer, inner) pairs, consecutive rows consecutive in memory."""
     rows, row_ok = _rows(N, ROWS)
-    z_rows = z_ptr + rows[:, None] * z_stride
-    q_rows = q_ptr + rows[:, None] * q_stride
+    z_rows = _row_ptrs(z_ptr, rows, z_stride, INNER, LAST)[:, None]
+    q_rows = _row_ptrs(q_ptr, rows, q_stride, INNER, LAST)[:, None]
     if HARD:
         t, _, _ = _row_target(target_ptr, weight_ptr, rows, row_ok, C, IGNORE, HAS_W, CHECKED)
     else:
         t = rows * 0 - 1
     row_max, s_others, w_total, acc_total = _row_stats(
         z_rows, q_rows, weight_ptr, row_ok, t, 0, C, C,
-        HARD, MODE == 1, HAS_W, SMOOTH, HAS_CAP, CAP, ROWS, BLOCK,
+        HARD, MODE == 1, HAS_W, SMOOTH, HAS_CAP, CAP, ROWS, BLOCK, INNER, LAST,
     )  # fmt: skip
     _finish_rows(
         z_ptr, z_stride, q_ptr, q_stride, weight_ptr, target_ptr, rows, row_ok, C, IGNORE,
         row_max, s_others, w_total, acc_total,
         loss_ptr, stats_ptr, factor_ptr, omega_ptr,
         MODE, HARD, HAS_W, CHECKED, OMEGA_W, SMOOTH, Z_LOSS,
-        GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, ROWS, BLOCK, True,
+        GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, ROWS, BLOCK, True, INNER, LAST,
     )  # fmt: skip
 
 
@@ -356,7 +378,7 @@ def softmax_partials_kernel(
     hi = tl.minimum(lo + SPAN, C)
     row_max, s_part, w_part, acc_part = _row_stats(
         z_rows, q_rows, weight_ptr, row_ok, t, lo, hi, C,
-        HARD, MODE == 1, HAS_W, SMOOTH, HAS_CAP, CAP, 1, BLOCK,
+        HARD, MODE == 1, HAS_W, SMOOTH, HAS_CAP, CAP, 1, BLOCK, 1, True,
     )  # fmt: skip
     base = part_ptr + rows * 4 * SPLITS + split
     tl.store(base, row_max, mask=row_ok)
@@ -396,7 +418,7 @@ def softmax_combine_kernel(
         row_max, s_total, w_total, acc_total,
         loss_ptr, stats_ptr, factor_ptr, omega_ptr,
         MODE, HARD, HAS_W, CHECKED, OMEGA_W, SMOOTH, Z_LOSS,
-        GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, 1, 16, False,
+        GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, 1, 16, False, 1, True,
     )  # fmt: skip
 
 
@@ -423,7 +445,7 @@ def softmax_terms_kernel(
     hi = tl.minimum(lo + SPAN, C)
     value, slope = _term_sums(
         z_ptr, z_stride, q_ptr, q_stride, weight_ptr, rows, row_ok, t, mask, ref, log_sum,
-        lo, hi, C, HARD, HAS_W, SMOOTH, GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, 1, BLOCK,
+        lo, hi, C, HARD, HAS_W, SMOOTH, GAMMA, GAMMA_INT, EPS, HAS_CAP, CAP, 1, BLOCK, 1, True,
     )  # fmt: skip
     base = part_ptr + rows * 4 * SPLITS + split
     tl.store(base, value, mask=row_ok)
@@ -481,12 +503,12 @@ def reduce_kernel(
 @triton.jit
 def softmax_backward_kernel(
     z_ptr, z_stride, q_ptr, q_stride, target_ptr, weight_ptr, N, C, IGNORE,
-    stats_ptr, factor_ptr, cot_ptr, scale_ptr, grad_ptr, grad_stride,
+    stats_ptr, factor_ptr, cot_ptr, scale_ptr, grad_ptr, grad_stride, INNER,
     MODE: tl.constexpr, HARD: tl.constexpr, HAS_W: tl.constexpr, CHECKED: tl.constexpr,
     OMEGA_W: tl.constexpr, SMOOTH: tl.constexpr, Z_LOSS: tl.constexpr,
     GAMMA: tl.constexpr, GAMMA_INT: tl.constexpr, EPS: tl.constexpr,
     HAS_CAP: tl.constexpr, CAP: tl.constexpr, ROW_COT: tl.constexpr,
-    HAS_SCALE: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
+    HAS_SCALE: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr, LAST: tl.constexpr,
 ):  # fmt: skip
     """Program (i, j) writes the gradient of rows [i·ROWS, (i+1)·ROWS) and columns
     [j·BLOCK, (j+1)·BLOCK): one read of the logits (and of a probability target), one
@@ -495,7 +517,8 @@ def softmax_backward_kernel(
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)[None, :]
     col_ok = cols < C
     inb = col_ok & row_ok[:, None]
-    raw = tl.load(z_ptr + rows[:, None] * z_stride + cols, mask=inb, other=0.0).to(tl.float32)
+    z_at = _row_ptrs(z_ptr, rows, z_stride, INNER, LAST)[:, None] + _col(cols, INNER, LAST)
+    raw = tl.load(z_at, mask=inb, other=0.0).to(tl.float32)
     if HAS_CAP:
         tanh_z = tanh(raw / CAP)
         z = CAP * tanh_z
@@ -532,11 +555,13 @@ def softmax_backward_kernel(
         nll = tl.load(stats_ptr + 3 * rows + 2, mask=row_ok, other=0.0)[:, None]
         p = tl.where(on_target, tl.exp(-nll), p)
         u = -expm1(-nll)
-    q_rows = q_ptr + rows[:, None] * q_stride
+    q_rows = _row_ptrs(q_ptr, rows, q_stride, INNER, LAST)[:, None]
     if MODE == 0:
         grad = tl.where(on_target, z_slope * p - factor * u, (factor + z_slope) * p)
     elif MODE == 1:
-        c = _soft_coefficient(q_rows, weight_ptr, cols, col_ok, inb, C, HARD, HAS_W, SMOOTH)
+        c = _soft_coefficient(
+            q_rows, weight_ptr, cols, col_ok, inb, C, HARD, HAS_W, SMOOTH, INNER, LAST
+        )
         if HARD:
             c = c * (mask * (SMOOTH / C))
             c_hard = (1.0 - SMOOTH) * w_t * mask
@@ -546,7 +571,7 @@ def softmax_backward_kernel(
             grad = (factor + z_slope) * p - c
     else:
         c = _full_coefficient(
-            q_rows, weight_ptr, cols, col_ok, inb, C, t, mask, HARD, HAS_W, SMOOTH
+            q_rows, weight_ptr, cols, col_ok, inb, C, t, mask, HARD, HAS_W, SMOOTH, INNER, LAST
         )
         _, slope = _term(lp, p, -expm1(lp), GAMMA, GAMMA_INT, EPS)
         grad = (factor + z_slope) * p - tl.where(c == 0, 0.0, c * slope)
@@ -554,7 +579,7 @@ def softmax_backward_kernel(
     if HAS_CAP:
         e = tl.exp(-2.0 * tl.abs(raw / CAP))
         grad = grad * div(4.0 * e, (1.0 + e) * (1.0 + e))
-    out = grad_ptr + rows[:, None] * grad_stride + cols
+    out = _row_ptrs(grad_ptr, rows, grad_stride, INNER, LAST)[:, None] + _col(cols, INNER, LAST)
     tl.store(out, grad.to(grad_ptr.dtype.element_ty), mask=inb)
 
 
@@ -569,7 +594,7 @@ def partials_kernel(
     z_rows = z_ptr + rows[:, None] * z_stride
     row_max, total, _, _ = _row_stats(
         z_rows, z_rows, z_ptr, row_ok, rows * 0 - 1, 0, C, C,
-        False, False, False, 0.0, HAS_CAP, CAP, ROWS, BLOCK,
+        False, False, False, 0.0, HAS_CAP, CAP, ROWS, BLOCK, 1, True,
     )  # fmt: skip
     local = tl.load(target_ptr + rows, mask=row_ok, other=0) - offset
     here = (local >= 0) & (local < C)

@@ -15,6 +15,7 @@ here (the engine keeps the eager plans for them).
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import torch
@@ -114,11 +115,18 @@ def _block(num_classes: int, cap: int = TILE) -> int:
     return min(triton.next_power_of_2(max(num_classes, 4)), cap)
 
 
-def _tile(num_rows: int, num_classes: int, elements: int = TILE) -> tuple[int, int]:
+def _tile(
+    num_rows: int, num_classes: int, elements: int = TILE, *, last: bool = True
+) -> tuple[int, int]:
     """(ROWS, BLOCK) of a row kernel: BLOCK columns at a time (the row if it fits in
     `elements`) and as many rows per program as fill the tile (never more than the
-    rows there are), so that short rows do not leave a program's lanes idle."""
-    block = _block(num_classes, elements)
+    rows there are), so that short rows do not leave a program's lanes idle. With the
+    class axis not last (`last=False`) consecutive rows are consecutive in memory: a
+    tile keeps at least 32 of them (a warp's worth of contiguous addresses), and holds
+    at most TILE / 2 elements (ptxas: (128, 32) tiles spill on sm_80; (64, 32) do not)."""
+    if not last:
+        elements = min(elements, TILE // 2)
+    block = _block(num_classes, elements if last else max(elements // 32, 4))
     rows = max(min(elements // block, triton.next_power_of_2(max(num_rows, 1))), 1)
     return rows, block
 
@@ -131,15 +139,27 @@ def _splits(num_rows: int, num_classes: int, mode: int) -> int:
     return min(triton.cdiv(num_classes, SPLIT_SPAN), max(TARGET_PROGRAMS // max(num_rows, 1), 1))
 
 
+def _layout(logits: Tensor) -> tuple[int, int, bool]:
+    """(rows, inner, last) of (N, C) logits (last) or a (outer, C, inner) view of logits
+    whose class axis is not last (rows = outer·inner, in memory order)."""
+    if logits.ndim == 2:
+        return logits.shape[0], 1, True
+    return logits.shape[0] * logits.shape[2], logits.shape[2], False
+
+
 def _operands(
     logits: Tensor, target: Tensor, class_weight: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor, int, Tensor]:
-    """Logits with unit class stride; (q, q_stride) of a probability target (the logits
-    stand in for a class-index target); the class weights (the logits stand in)."""
-    if logits.stride(1) != 1:
+    """Logits with unit class stride ((N, C)) or contiguous ((outer, C, inner)); (q,
+    q_stride) of a probability target, laid out as the logits (the logits stand in for a
+    class-index target); the class weights (the logits stand in)."""
+    if logits.ndim == 3 or logits.stride(1) != 1:
         logits = logits.contiguous()
-    if target.ndim == 2:
-        q = target if target.stride(1) == 1 else target.contiguous()
+    if target.ndim == logits.ndim:
+        if logits.ndim == 3:
+            q = target.contiguous()
+        else:
+            q = target if target.stride(1) == 1 else target.contiguous()
         q_stride = q.stride(0)
     else:
         q, q_stride = logits, 0
@@ -158,8 +178,11 @@ def row_forward(
     """Per-row results of a softmax loss over `logits` (N, C), no reduction, no autograd.
 
     Args:
-        logits: (N, C) float32/16-bit logits, classes contiguous (else copied).
-        target: (N,) class indices (int64) or (N, C) probabilities.
+        logits: (N, C) float32/16-bit logits, classes contiguous (else copied); or a
+            contiguous (outer, C, inner) view of logits whose class axis is not last (rows
+            N = outer·inner in memory order, read through the class stride; the split-row
+            path does not take them).
+        target: (N,) class indices (int64) or probabilities shaped as the logits.
         class_weight: (C,) weights / alpha in float32, or None.
         config: the core's config of the call (`reduction` is not used here).
         loss_dtype: dtype of the per-row losses.
@@ -173,7 +196,8 @@ def row_forward(
         S = Σ_k c_k A_k) and its share ω of the mean's denominator (w_t·mask for PyTorch's
         weighted mean, the row mask, or 1 for probability targets).
     """
-    num_rows, num_classes = logits.shape
+    num_rows, inner, last = _layout(logits)
+    num_classes = logits.shape[1]
     flags = _flags(config, class_weight is not None)
     device = logits.device
     loss = torch.empty(num_rows, dtype=loss_dtype, device=device)
@@ -186,14 +210,15 @@ def row_forward(
     # second loop: tiles of 2048 keep them at 8 warps without spilling (ptxas: mode 1 at
     # 4096 takes 170 registers a thread on sm_90; mode 2 at 256 × 16 spills on sm_80)
     short = flags["MODE"] == 2 and num_classes <= TILE // 2
-    rows, block = _tile(num_rows, num_classes, TILE // 2 if flags["MODE"] == 1 or short else TILE)
-    splits = _splits(num_rows, num_classes, flags["MODE"])
+    elements = TILE // 2 if flags["MODE"] == 1 or short else TILE
+    rows, block = _tile(num_rows, num_classes, elements, last=last)
+    splits = _splits(num_rows, num_classes, flags["MODE"]) if last else 1
     shape = (num_rows, num_classes, config.ignore_index)
     common = (z, z.stride(0), q, q_stride, target, weight, *shape)
     if splits == 1:
         K.softmax_forward_kernel[(triton.cdiv(num_rows, rows),)](
-            *common, loss, stats, factor, omega, **flags, ROWS=rows, BLOCK=block,
-            num_warps=_warps(rows * block),
+            *common, loss, stats, factor, omega, inner, **flags, ROWS=rows, BLOCK=block,
+            LAST=last, num_warps=_warps(rows * block),
         )  # fmt: skip
         return loss, stats, factor, omega
     span = triton.cdiv(triton.cdiv(num_classes, splits), block) * block
@@ -247,27 +272,30 @@ def row_backward(
             (any floating dtype).
         scale: an optional 0-d float32 factor of every row's cotangent (the mean's
             1 / denominator).
-        out: where to write the gradient ((N, C), classes contiguous); by default a new
-            tensor of the logits' dtype. It may be the logits themselves only where
+        out: where to write the gradient (shaped and laid out as the logits: (N, C) with
+            classes contiguous, or a contiguous (outer, C, inner)); by default a new tensor
+            of the logits' dtype. It may be the logits themselves only where
             nothing else reads them (the fused head's own chunk buffer).
 
     Returns:
         The gradient, `out` if given.
     """
-    num_rows, num_classes = logits.shape
+    num_rows, inner, last = _layout(logits)
+    num_classes = logits.shape[1]
     flags = _flags(config, class_weight is not None)
     if out is None:
-        out = torch.empty((num_rows, num_classes), dtype=logits.dtype, device=logits.device)
+        out = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
     if num_rows == 0 or num_classes == 0:
         return out
     z, q, weight, q_stride, target = _operands(logits, target, class_weight)
-    rows, block = _tile(num_rows, num_classes)
+    rows, block = _tile(num_rows, num_classes, last=last)
     grid = (triton.cdiv(num_rows, rows), triton.cdiv(num_classes, block))
     K.softmax_backward_kernel[grid](
         z, z.stride(0), q, q_stride, target, weight, num_rows, num_classes,
         config.ignore_index, lse, row_factor, row_cotangent, lse if scale is None else scale,
-        out, out.stride(0), **flags, ROW_COT=row_cotangent.ndim == 1,
-        HAS_SCALE=scale is not None, ROWS=rows, BLOCK=block, num_warps=_warps(rows * block),
+        out, out.stride(0), inner, **flags, ROW_COT=row_cotangent.ndim == 1,
+        HAS_SCALE=scale is not None, ROWS=rows, BLOCK=block, LAST=last,
+        num_warps=_warps(rows * block),
     )  # fmt: skip
     return out
 
@@ -341,7 +369,7 @@ def _(
     logits: Tensor, target: Tensor, class_weight: Tensor | None, key: list[float], keep_dtype: bool
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     config = _config(key)
-    rows = logits.shape[0]
+    rows = _layout(logits)[0]
     loss_shape = (rows,) if config.reduction == "none" else ()
     loss = logits.new_empty(loss_shape, dtype=_loss_dtype(logits, keep_dtype))
     lse = logits.new_empty((rows, 3), dtype=torch.float32)
@@ -416,6 +444,8 @@ def _differentiable_gradient(
     from .._autograd import LossGradient, LossSpec, function
     from .._namespace import compute_dtype
 
+    if logits.ndim == 3 and target.ndim == 1:  # a (outer, C, inner) view's class indices
+        target = target.reshape(logits.shape[0], logits.shape[2])
     spec = LossSpec(_config(key), compute_dtype(logits), target.dtype)
     grad: Tensor = function(LossGradient).apply(
         spec, grad_loss.to(spec.compute_dtype), logits, target, class_weight, None
@@ -450,12 +480,24 @@ def softmax_loss(
     axis = config.axis % logits.ndim
     num_classes = logits.shape[axis]
     loss_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
-    last = axis == logits.ndim - 1
-    rows = (logits if last else logits.movedim(axis, -1)).reshape(-1, num_classes)
-    if config.hard_target:
-        flat_target = target.reshape(-1)
-    else:
-        flat_target = (target if last else target.movedim(axis, -1)).reshape(-1, num_classes)
+    inner = math.prod(logits.shape[axis + 1 :])
+    last = inner == 1
+    outer = math.prod(logits.shape[:axis])
+    mode = _flags(config, class_weight is not None)["MODE"]
+    if not last and logits.is_contiguous() and _splits(outer * inner, num_classes, mode) == 1:
+        # the class axis read through its stride: a (outer, C, inner) view, no copy
+        rows = logits.reshape(outer, num_classes, inner)
+        if config.hard_target:
+            flat_target = target.reshape(-1)
+        else:
+            flat_target = target.reshape(outer, num_classes, inner)
+    else:  # classes last, or copied last (a strided tensor, or few long rows to split)
+        rows = (logits if last else logits.movedim(axis, -1)).reshape(-1, num_classes)
+        if config.hard_target:
+            flat_target = target.reshape(-1)
+        else:
+            flat_target = target if last else target.movedim(axis, -1)
+            flat_target = flat_target.reshape(-1, num_classes)
     loss = _forward_op(rows, flat_target, class_weight, config_key(config), keep_dtype)[0]
     if config.reduction == "none" and loss.shape != loss_shape:
         loss = loss.reshape(loss_shape)
