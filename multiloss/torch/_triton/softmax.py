@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from typing import Any
 
 import torch
@@ -33,6 +34,37 @@ TARGET_PROGRAMS = 256
 
 
 _REDUCTIONS = ("none", "sum", "mean")
+
+
+def _mend_interpreter() -> None:
+    """Triton 3.6's interpreter holds a scalar argument as a 1-element array and turns it
+    into an `int` (`range(lo, hi, BLOCK)` over a row's columns) with `int(array)`, which
+    NumPy 2 refuses for arrays of one dimension; Triton 3.7 squeezes the array first.
+    Where the interpreter lacks that, its tensors' `__index__` squeezes here too (only
+    under `TRITON_INTERPRET=1`; the compiled kernels are untouched)."""
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        return
+    try:
+        from triton.runtime import interpreter
+    except ImportError:  # pragma: no cover - an older layout: nothing to mend
+        return
+    patch = getattr(interpreter, "_patch_lang_tensor", None)
+    if patch is None or getattr(patch, "mended", False):
+        return
+    import inspect
+
+    if "squeeze" in inspect.getsource(patch):  # Triton 3.7 and later
+        return
+
+    def mended(tensor: Any, scope: Any) -> None:
+        patch(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.squeeze()))
+
+    mended.mended = True  # type: ignore[attr-defined]
+    interpreter._patch_lang_tensor = mended
+
+
+_mend_interpreter()
 
 
 def config_key(config: SoftmaxConfig) -> list[float]:
