@@ -19,7 +19,6 @@ Function. The public functions and modules are in :mod:`.linear`.
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass, replace
 from typing import Any
@@ -44,6 +43,7 @@ from ._namespace import (
     compute_dtype,
     values_readable,
 )
+from .engine import kernels_for as engine_gives_kernels
 
 Normalizer = Tensor | float | None
 
@@ -68,23 +68,15 @@ class LinearSpec:
     """Each chunk's loss and gradient by the softmax kernels (:func:`kernels_for`)."""
 
 
-KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-"""The logits' dtypes the softmax kernels serve (float64 stays on the eager plans)."""
-
-
 def kernels_for(x: Tensor) -> bool:
     """Whether the fused head runs its chunks on the softmax kernels: where the engine
-    chosen (``multiloss.torch.engine``) gives this input to the kernels, for the dtypes
-    they serve, in eager execution (under a compiler the chunks stay on the plans), on
-    real tensors (the row functions launch kernels: a meta tensor keeps the plans)."""
-    if x.dtype not in KERNEL_DTYPES or x.device.type == "meta" or torch.compiler.is_compiling():
+    chosen (``multiloss.torch.engine``) gives this input to the kernels (for the dtypes
+    they serve: float64 keeps the plans), in eager execution (under a compiler the chunks
+    stay on the plans), on real tensors (the row functions launch kernels: a meta tensor
+    keeps the plans)."""
+    if x.device.type == "meta" or torch.compiler.is_compiling():
         return False
-    try:  # the module (the package's attribute of that name is the context manager)
-        engine = importlib.import_module(".engine", __package__)
-    except ImportError:  # no engine module: today's plans only
-        return False
-    choose = getattr(engine, "kernels_for", None)
-    return bool(choose(x)) if choose is not None else False
+    return engine_gives_kernels(x)
 
 
 def _logits(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None) -> Tensor:

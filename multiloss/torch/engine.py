@@ -188,10 +188,8 @@ def kernel_loss(
         return softmax_loss(
             config, logits, operands.target, operands.class_weight, keep_dtype=keep_dtype
         )
-    try:
-        from ._triton.sigmoid import sigmoid_loss
-    except ImportError:  # the sigmoid kernels are not there: the eager plans
-        return None
+    from ._triton.sigmoid import sigmoid_loss
+
     weight, pos_weight = (*operands[2:], None, None)[:2]
     result: Tensor = sigmoid_loss(
         config, logits, operands.target, weight, pos_weight, keep_dtype=keep_dtype
