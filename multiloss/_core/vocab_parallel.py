@@ -530,6 +530,17 @@ def vocab_parallel_forward(
     return reduce(xp, per_element, config.reduction, scale), residuals
 
 
+def vocab_parallel_row_factors(
+    xp: Namespace, residuals: VocabParallelResiduals
+) -> tuple[Array, Array]:
+    """Each row's two gradient factors, with the class axis kept: the factor of p_k,
+    a + r, and the target's entry a·expm1(ℓ_t) + r·p_t (exact also where p_t is close
+    to 1). Without label smoothing the gradient is p_k (a + r) off the target and the
+    entry on it: what an engine's one-pass backward kernel needs besides M and L."""
+    rank_one, rest, target_log_p = residuals.rank_one, residuals.rest, residuals.target_log_p
+    return rank_one + rest, rank_one * xp.expm1(target_log_p) + rest * xp.exp(target_log_p)
+
+
 def vocab_parallel_vjp(
     xp: Namespace,
     config: VocabParallelConfig,
@@ -545,14 +556,11 @@ def vocab_parallel_vjp(
     if config.reduction == "none":
         element_cotangent = xp.expand_dims(element_cotangent, axis=axis)
     p = xp.exp((logits - residuals.row_max) - residuals.log_sum_exp)
-    rank_one, rest = residuals.rank_one, residuals.rest
-    grad = p * (rank_one + rest)
+    factor, target_entry = vocab_parallel_row_factors(xp, residuals)
+    grad = p * factor
     if residuals.smoothing is not None:
         local_weight = 1.0 if residuals.local_weight is None else residuals.local_weight
         grad = grad - residuals.smoothing * local_weight
-    # p_t - 1 = expm1(ℓ_t): exact also where p_t is close to 1.
-    target_log_p = residuals.target_log_p
-    target_entry = rank_one * xp.expm1(target_log_p) + rest * xp.exp(target_log_p)
     on_target = class_ids(xp, logits, axis) == residuals.local_target
     return element_cotangent * xp.where(on_target, target_entry, grad)
 
@@ -569,5 +577,6 @@ __all__ = [
     "prepare_vocab_parallel_focal_loss",
     "prepare_vocab_parallel_poly_loss",
     "vocab_parallel_forward",
+    "vocab_parallel_row_factors",
     "vocab_parallel_vjp",
 ]

@@ -115,6 +115,12 @@ def interpret() -> bool:
     return _platform() not in ("gpu", "cuda", "rocm", "tpu")
 
 
+def lowers_for_tpu() -> bool:
+    """Whether the kernels being traced lower through Mosaic (TPU), which takes no masked
+    loads: the kernels then mask by selection inside the block's VMEM tile."""
+    return _platform() == "tpu"
+
+
 def compiler_params() -> Any:
     """The `pallas_call` compiler parameters of the platform: Triton's on a GPU (JAX's
     default GPU lowering is Mosaic GPU, whose kernels are written differently), Mosaic's
@@ -133,5 +139,6 @@ __all__ = [
     "engine",
     "interpret",
     "lowering_for",
+    "lowers_for_tpu",
     "uses_kernels",
 ]

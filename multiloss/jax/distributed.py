@@ -15,7 +15,10 @@ Two ways to call them:
 
 The forward pass makes two all-reduces over `axis_name` (`lax.pmax` of the row max, one
 `lax.psum` of a stacked array of row sums); the backward pass (a `jax.custom_vjp`) none.
-The math is the core's (`multiloss._core.vocab_parallel`).
+The math is the core's (`multiloss._core.vocab_parallel`). Under
+`multiloss.jax.engine("pallas")` (without label smoothing) the shard's row partials are
+one Pallas kernel's, one read of the local logits, and the gradient is the softmax
+backward kernel's, one read and one write.
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ from .._core.vocab_parallel import (
     prepare_vocab_parallel_focal_loss,
     prepare_vocab_parallel_poly_loss,
     vocab_parallel_forward,
+    vocab_parallel_row_factors,
     vocab_parallel_vjp,
 )
 from ._autodiff import no_derivative
+from ._engine import uses_kernels
 from ._validation import as_jax, as_jax_weight, is_tracer, require_static
 
 Array = jax.Array
@@ -80,31 +85,66 @@ def _operands(config: VocabParallelConfig, logits: Array, target: Array, weight:
     return VocabParallelOperands(logits.astype(dtype), target, weight)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _kernels_for(config: VocabParallelConfig) -> bool:
+    """Whether the shard is read by the Pallas kernels: the engine chosen while tracing
+    says so, and no label smoothing (its row sums need a second read of the logits)."""
+    return uses_kernels() and not config.label_smoothing
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
 def _loss(
-    config: VocabParallelConfig, axis_name: Any, logits: Array, target: Array, weight: Any
+    config: VocabParallelConfig,
+    axis_name: Any,
+    kernels: bool,
+    logits: Array,
+    target: Array,
+    weight: Any,
 ) -> tuple[Array, Array]:
-    """The reduced loss and the call's "mean" denominator (compute dtype)."""
-    return _loss_fwd(config, axis_name, logits, target, weight)[0]
+    """The reduced loss and the call's "mean" denominator (compute dtype); `kernels`: by
+    the Pallas kernels (:func:`_kernels_for`, decided once, when the call is traced)."""
+    return _loss_fwd(config, axis_name, kernels, logits, target, weight)[0]
 
 
 def _loss_fwd(
-    config: VocabParallelConfig, axis_name: Any, logits: Array, target: Array, weight: Any
+    config: VocabParallelConfig,
+    axis_name: Any,
+    kernels: bool,
+    logits: Array,
+    target: Array,
+    weight: Any,
 ) -> tuple[tuple[Array, Array], Any]:
     operands = _operands(config, logits, target, weight)
-    loss, residuals = vocab_parallel_forward(jnp, config, operands, _Collectives(axis_name))
+    partials = None
+    if kernels:
+        from ._pallas.softmax import shard_partials
+
+        def partials(_: Array, target: Array, offset: Any) -> tuple[Array, Array, Array]:
+            # the logits as given: a 16-bit shard is read as it is, not copied to float32
+            return shard_partials(config, logits, target, offset)
+
+    collectives = _Collectives(axis_name)
+    loss, residuals = vocab_parallel_forward(jnp, config, operands, collectives, partials)
     return (loss, residuals.denominator), (logits, target, weight, residuals)
 
 
 def _loss_bwd(
-    config: VocabParallelConfig, axis_name: Any, saved: Any, cotangents: Any
+    config: VocabParallelConfig, axis_name: Any, kernels: bool, saved: Any, cotangents: Any
 ) -> tuple[Array, None, Any]:
     logits, target, weight, residuals = saved
+    zero_weight = None if weight is None else jnp.zeros_like(weight)
+    if kernels:
+        from ._pallas.softmax import shard_backward
+
+        element = _reduce.per_element_cotangent(
+            jnp, cotangents[0], config.reduction, residuals.mean_scale
+        )
+        factors = vocab_parallel_row_factors(jnp, residuals)
+        grad = shard_backward(config, logits, residuals, factors, element)
+        return grad, None, zero_weight
     operands = _operands(config, logits, target, weight)
     grad = vocab_parallel_vjp(jnp, config, operands, residuals, cotangents[0])
     # The denominator depends on the target and the weight only; the weight is a constant
     # (no_derivative refuses its derivative), so its zero cotangent is never used.
-    zero_weight = None if weight is None else jnp.zeros_like(weight)
     return grad.astype(logits.dtype), None, zero_weight
 
 
@@ -188,7 +228,8 @@ def _local_parts(
     weight = operands.class_weight
     if weight is not None:
         weight = no_derivative(_NO_WEIGHT_DERIVATIVE, weight)
-    loss, denominator = _loss(config, axis_name, logits, operands.target, weight)
+    kernels = _kernels_for(config)
+    loss, denominator = _loss(config, axis_name, kernels, logits, operands.target, weight)
     return loss, denominator, normalizer
 
 
@@ -279,6 +320,7 @@ def _global(
         None if is_array else normalizer,
         specs,
         P(batch_spec) if options["reduction"] == "none" and batch else P(),
+        uses_kernels(),
     )
     placeholder = jnp.zeros(())
     inputs = (
@@ -304,10 +346,13 @@ def _mapped(
     normalizer: object,
     specs: tuple[P, ...],
     out_spec: P,
+    kernels: bool,
 ) -> Any:
     """The jitted shard_map of one global call's static facts (jitted: an eager shard_map
     runs op by op; cached: a jit of a new function would compile on every eager call).
-    `normalizer` is the number given (or None), unless it is an array (the fourth input)."""
+    `normalizer` is the number given (or None), unless it is an array (the fourth input).
+    `kernels`: whether the engine in force gives the Pallas kernels (a key of the cache
+    only: the jitted function is traced under that engine)."""
     reduction = dict(statics)["reduction"]
 
     def block(logits: Any, target: Any, weight: Any, normalizer_block: Any) -> Array:

@@ -8,14 +8,24 @@ shapes of every loaded value) and Mosaic (TPU: the last two dimensions of a bloc
 of 8 × 128, or the array's own), and never reads out of bounds:
 
 - `rows` is 8 for 32- and 64-bit data, 16 for 16-bit data (TPU packs two per sublane);
-- the columns are padded to a multiple of 128 (logits with -inf, targets and weights with
-  0) and `chunk` is the largest power of two ≤ 2048 that divides the padded width;
+- `chunk` is the largest power of two ≤ 2048 that divides the width rounded up to a
+  multiple of 128 (`columns_padded`); the loop runs over that rounded width;
 - the rows are padded to a multiple of `rows` (targets ignored, row weights 0);
 - per-row values travel as `(rows_padded, 1)` arrays of the compute dtype (block
   `(rows, 1)`: the last dimension is the array's own).
 
-Padding copies the array; the benchmark shapes (vocabularies of 32000, 128256, rows a
-multiple of 16) need none.
+The columns are never copied where a kernel reads them with :func:`read` (the softmax
+kernels): the block spans the array's whole last dimension (valid for Mosaic because it
+is the array's own, for Triton because only power-of-two chunks are loaded), and where
+the class count is not a multiple of the chunk the chunks past it are masked by an iota
+comparison against the true width, a static parameter: Triton's and the interpreter's
+loads and stores take the mask (nothing out of bounds is read or written); Mosaic takes
+none, and its loads of the last chunk stay inside the block's VMEM buffer, whose lanes are
+allocated in whole tiles of 128 (what lies past the width is replaced by the fill before
+use, and what is stored there never reaches memory). :func:`pad` (the element-wise
+kernels, which reshape their data to a width that is a multiple of 128 instead) copies
+the array where it pads; row padding copies too, where the row count is not a multiple
+of the block's (never at the benchmark shapes).
 """
 
 from __future__ import annotations
@@ -73,6 +83,13 @@ def pad(array: Any, shape: Blocks, value: float) -> Any:
     return jnp.pad(array, widths, constant_values=value)
 
 
+def pad_row_blocks(array: Any, shape: Blocks, value: float) -> Any:
+    """A rows × columns array with its rows padded to the blocks' (itself if none are)."""
+    if shape.rows_padded == shape.rows:
+        return array
+    return jnp.pad(array, ((0, shape.rows_padded - shape.rows), (0, 0)), constant_values=value)
+
+
 def pad_rows(vector: Any, shape: Blocks, value: float, dtype: Any = jnp.float32) -> Any:
     """A length-`rows` vector as a `(rows_padded, 1)` column of `dtype`, padded with `value`."""
     vector = jnp.reshape(jnp.asarray(vector, dtype=dtype), (-1, 1))
@@ -107,13 +124,14 @@ def block_spec(shape: Blocks, array_shape: tuple[int, ...]) -> Any:
     `(1, columns_padded)` per-column row (the same block at every step)."""
     from jax.experimental import pallas as pl
 
-    rows, columns = shape.block_rows, shape.columns_padded
-    if array_shape == (shape.rows_padded, shape.columns_padded):
-        return pl.BlockSpec((rows, columns), lambda i: (i, 0))
+    rows = shape.block_rows
+    widths = (shape.columns_padded, shape.columns)  # padded, or read with `read`'s mask
     if array_shape == (shape.rows_padded, 1):
         return pl.BlockSpec((rows, 1), lambda i: (i, 0))
-    if array_shape == (1, shape.columns_padded):
-        return pl.BlockSpec((1, columns), lambda i: (0, 0))
+    if array_shape[0] == shape.rows_padded and array_shape[1] in widths:
+        return pl.BlockSpec((rows, array_shape[1]), lambda i: (i, 0))
+    if array_shape[0] == 1 and array_shape[1] in widths:
+        return pl.BlockSpec((1, array_shape[1]), lambda i: (0, 0))
     if array_shape == (1, 1):  # one number for every block
         return pl.BlockSpec((1, 1), lambda i: (0, 0))
     raise AssertionError(f"no block for an operand of shape {array_shape} in {shape}")
@@ -138,18 +156,97 @@ def call(
 
     from .._engine import compiler_params, interpret
 
+    inputs, manual = _varying_alike(inputs)
     names = tuple(inputs) + tuple(outputs)
+    out_shape = [
+        jax.ShapeDtypeStruct(out.shape, out.dtype, manual_axis_type=manual)
+        for out in outputs.values()
+    ]
     result = pl.pallas_call(
         functools.partial(kernel, names),
         grid=shape.grid,
         in_specs=[block_spec(shape, tuple(array.shape)) for array in inputs.values()],
         out_specs=[block_spec(shape, tuple(out.shape)) for out in outputs.values()],
-        out_shape=[jax.ShapeDtypeStruct(out.shape, out.dtype) for out in outputs.values()],
+        out_shape=out_shape,
         name=name,
         interpret=interpret(),
         compiler_params=compiler_params(),
     )(*inputs.values())
     return dict(zip(outputs, result, strict=True))
+
+
+def _varying_alike(inputs: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Inside `jax.shard_map` (check_vma): the inputs cast to vary along every mesh axis
+    along which one of them varies, and that type for the outputs (a vocabulary shard's
+    logits vary along the class axis, its targets do not); outside, the inputs and the
+    type of an array that varies along none."""
+    import jax
+
+    found = [getattr(jax.typeof(array), "manual_axis_type", None) for array in inputs.values()]
+    if not found or any(kind is None for kind in found):
+        return inputs, None
+    types: list[Any] = found
+    varying = frozenset().union(*(kind.varying for kind in types))
+    if varying:
+        axes = tuple(sorted(varying, key=str))
+        cast = {}
+        for (name, array), kind in zip(inputs.items(), types, strict=True):
+            missing = tuple(axis for axis in axes if axis not in kind.varying)
+            cast[name] = jax.lax.pcast(array, missing, to="varying")
+        inputs = cast
+    return inputs, type(types[0])(varying=varying)
+
+
+def _tail(shape: Blocks, width: int) -> bool:
+    """Whether the chunks of an array `width` wide run past it (the last one is masked)."""
+    return width % shape.chunk != 0
+
+
+def read(ref: Any, shape: Blocks, start: Any, fill: float) -> Any:
+    """Chunk `[start, start + chunk)` of every row of the block `ref`, with `fill` in the
+    columns past the array's width (see the module docstring: masked loads for Triton and
+    the interpreter, a load inside the VMEM tile and a select for Mosaic)."""
+    from jax import lax
+    from jax.experimental import pallas as pl
+
+    view = ref.at[:, pl.ds(start, shape.chunk)]
+    width = ref.shape[-1]
+    if not _tail(shape, width):
+        return view[...]
+    inside = start + lax.broadcasted_iota(jnp.int32, (ref.shape[0], shape.chunk), 1) < width
+    other = jnp.asarray(fill, ref.dtype)
+    if _mosaic():
+        return jnp.where(inside, view[...], other)
+    from jax.experimental.pallas import triton as pallas_triton
+
+    return pallas_triton.load(view, mask=inside, other=other)
+
+
+def write(ref: Any, shape: Blocks, start: Any, value: Any) -> None:
+    """Store `value` into chunk `[start, start + chunk)` of the block `ref`, never past the
+    array's width (masked for Triton and the interpreter; for Mosaic the columns past it
+    lie in the VMEM tile's padding, which is not copied out)."""
+    from jax import lax
+    from jax.experimental import pallas as pl
+
+    view = ref.at[:, pl.ds(start, shape.chunk)]
+    width = ref.shape[-1]
+    if not _tail(shape, width) or _mosaic():
+        view[...] = value
+        return
+    from jax.experimental.pallas import triton as pallas_triton
+
+    # both starts of one integer type (the interpreter's store asks it, also under x64)
+    first_row = jnp.zeros((), jnp.asarray(start).dtype)
+    view = ref.at[pl.ds(first_row, ref.shape[0]), pl.ds(start, shape.chunk)]
+    inside = start + lax.broadcasted_iota(jnp.int32, value.shape, 1) < width
+    pallas_triton.store(view, value, mask=inside)
+
+
+def _mosaic() -> bool:
+    from .._engine import lowers_for_tpu
+
+    return lowers_for_tpu()
 
 
 def loop(count: int, body: Any, start: Any) -> Any:

@@ -72,6 +72,9 @@ class Spec:
     """The forward pass writes each row's share of the mean's denominator."""
     dtype: str
     """The compute dtype's name."""
+    shard: bool = False
+    """The target is this shard's index of the class (vocabulary-parallel), unclipped: a
+    row whose class lies on another shard picks no column."""
 
 
 def _chunk(spec: Spec, refs: dict[str, Any], j: Any) -> tuple[Any, Array, Array, Array | None]:
@@ -79,7 +82,7 @@ def _chunk(spec: Spec, refs: dict[str, Any], j: Any) -> tuple[Any, Array, Array,
     with -inf in padded columns, the class ids, and tanh(z / c) with soft-capping."""
     b = spec.blocks
     start = pl.multiple_of(j * b.chunk, b.chunk)
-    z = refs["logits"][:, pl.ds(start, b.chunk)].astype(spec.dtype)
+    z = _blocks.read(refs["logits"], b, start, -math.inf).astype(spec.dtype)
     column = start + lax.broadcasted_iota(jnp.int32, z.shape, 1)
     tanh = None
     if spec.softcap is not None:
@@ -94,6 +97,9 @@ def _rows(spec: Spec, refs: dict[str, Any]) -> tuple[Array | None, Array]:
     """The block's target index (clipped into [0, C); None for probability targets) and row
     mask: 1 for a counted row, 0 for an ignored or padded one, NaN for a class index out of
     range that could not be checked (it poisons its row, as in the core)."""
+    if spec.shard:
+        target = refs["target"][...]
+        return target, jnp.ones(target.shape, spec.dtype)
     if not spec.hard:
         b = spec.blocks
         row = pl.program_id(0) * b.block_rows + lax.broadcasted_iota(
@@ -110,7 +116,7 @@ def _rows(spec: Spec, refs: dict[str, Any]) -> tuple[Array | None, Array]:
 
 
 def _weight_chunk(spec: Spec, refs: dict[str, Any], start: Any) -> Array:
-    return refs["weight"][:, pl.ds(start, spec.blocks.chunk)].astype(spec.dtype)
+    return _blocks.read(refs["weight"], spec.blocks, start, 0.0).astype(spec.dtype)
 
 
 def _coefficients(
@@ -123,7 +129,7 @@ def _coefficients(
         high = 1.0 - spec.smoothing + uniform
         q = jnp.where(column == index, high, uniform).astype(spec.dtype)
     else:
-        q = refs["target"][:, pl.ds(start, b.chunk)].astype(spec.dtype)
+        q = _blocks.read(refs["target"], b, start, 0.0).astype(spec.dtype)
         if spec.smoothing:
             q = q * (1.0 - spec.smoothing) + uniform
     q = q * mask
@@ -134,11 +140,11 @@ def _coefficients(
     return q
 
 
-def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
-    r = dict(zip(names, refs, strict=True))
+def _online(spec: Spec, r: dict[str, Any], index: Any) -> tuple[Array, Array, Array, Array]:
+    """One read of the block: the row max m, Σ e^{z - m}, and (with class indices) the
+    target's logit and weight, 0 where the row picks no column."""
     b, dtype = spec.blocks, spec.dtype
     column_shape = (b.block_rows, 1)
-    index, mask = _rows(spec, r)
     gather_weight = spec.hard and spec.weighted
 
     def online(j: Any, carry: Any) -> Any:
@@ -160,7 +166,26 @@ def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
 
     zeros = jnp.zeros(column_shape, dtype)
     start = (jnp.full(column_shape, -jnp.inf, dtype), zeros, zeros, zeros)
-    row_max, total, target_logit, target_weight = _blocks.loop(b.chunks, online, start)
+    return _blocks.loop(b.chunks, online, start)
+
+
+def _partials_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
+    r = dict(zip(names, refs, strict=True))
+    index, _ = _rows(spec, r)
+    row_max, total, target_logit, _ = _online(spec, r, index)
+    r["max"][...] = row_max.astype(r["max"].dtype)
+    r["sum"][...] = total.astype(r["sum"].dtype)
+    r["target_logit"][...] = target_logit.astype(r["target_logit"].dtype)
+
+
+def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
+    r = dict(zip(names, refs, strict=True))
+    b, dtype = spec.blocks, spec.dtype
+    column_shape = (b.block_rows, 1)
+    index, mask = _rows(spec, r)
+    gather_weight = spec.hard and spec.weighted
+    row_max, total, target_logit, target_weight = _online(spec, r, index)
+    zeros = jnp.zeros(column_shape, dtype)
     log_sum = jnp.log(total)
     coefficient = target_weight * mask if gather_weight else mask  # c_t
     row_weight = coefficient if spec.over_target_weight else mask  # ω and the mean's share
@@ -226,7 +251,7 @@ def _backward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
         grad = cotangent * grad
         if tanh is not None:
             grad = grad * (1.0 - tanh * tanh)
-        grad_ref[:, pl.ds(start, b.chunk)] = grad.astype(grad_ref.dtype)
+        _blocks.write(grad_ref, b, start, grad.astype(grad_ref.dtype))
         return carry
 
     _blocks.loop(b.chunks, step, 0)
@@ -291,19 +316,20 @@ _INT32 = (-(2**31), 2**31 - 1)
 def _inputs(
     config: core.SoftmaxConfig, operands: core.SoftmaxOperands, spec: Spec, layout: _Layout
 ) -> dict[str, Array]:
-    """The kernels' inputs, padded: the logits (-inf), the class indices (`ignore_index`)
-    or probabilities (0), and the class weight (0)."""
+    """The kernels' inputs, their classes never padded (the kernels mask the last chunk);
+    where the row count is not a multiple of the block's, its rows are: the logits
+    (-inf), the class indices (`ignore_index`) or probabilities (0)."""
     b = spec.blocks
-    inputs = {"logits": _blocks.pad(layout.rows(operands.logits), b, -math.inf)}
+    inputs = {"logits": _blocks.pad_row_blocks(layout.rows(operands.logits), b, -math.inf)}
     if spec.hard:
         target = jnp.reshape(operands.target, (-1,))
         if target.dtype.itemsize > 4:  # never wrap an index into range
             target = jnp.clip(target, *_INT32)
         inputs["target"] = _blocks.pad_rows(target, b, spec.ignore_index, jnp.int32)
     else:
-        inputs["target"] = _blocks.pad(layout.rows(operands.target), b, 0.0)
+        inputs["target"] = _blocks.pad_row_blocks(layout.rows(operands.target), b, 0.0)
     if spec.weighted:
-        inputs["weight"] = _blocks.pad_columns(operands.class_weight, b, spec.dtype)
+        inputs["weight"] = jnp.reshape(jnp.asarray(operands.class_weight, spec.dtype), (1, -1))
     return inputs
 
 
@@ -374,4 +400,112 @@ def backward(
         {"grad": jax.ShapeDtypeStruct(logits.shape, operands.logits.dtype)},
         name="multiloss_softmax_backward",
     )
-    return layout.unrows(_blocks.unpad(out["grad"], b))
+    grad = out["grad"]
+    return layout.unrows(grad if b.rows_padded == b.rows else grad[: b.rows])
+
+
+# --------------------------------------------------------------------------------------
+# The vocabulary-parallel entry: one shard's row partials and its gradient
+
+
+def _shard_setup(config: Any, logits: Array) -> tuple[Spec, _Layout]:
+    """The spec of a vocabulary shard (`config`: the core's `VocabParallelConfig`)."""
+    layout = _layout(config, logits)
+    rows = math.prod(layout.batch_shape)
+    blocks = _blocks.blocks(rows, config.local_classes, logits.dtype)
+    spec = Spec(
+        blocks=blocks,
+        num_classes=config.local_classes,
+        term=config.term,
+        hard=True,
+        rank_one=True,
+        smoothing=0.0,
+        z_loss=0.0,
+        softcap=None,
+        weighted=False,
+        ignore_index=int(config.ignore_index),
+        indices_checked=True,
+        over_target_weight=False,
+        counts=False,
+        dtype=str(_blocks.compute_dtype(logits.dtype)),
+        shard=True,
+    )
+    return spec, layout
+
+
+def _shard_inputs(spec: Spec, layout: _Layout, logits: Array, local_target: Array) -> dict:
+    """The shard's logits as rows, and the target's index in the shard as an int32 column
+    (clipped to [-1, C_l]: a class on another shard matches no column)."""
+    b = spec.blocks
+    index = jnp.clip(jnp.reshape(local_target, (-1,)), -1, spec.num_classes)
+    return {
+        "logits": _blocks.pad_row_blocks(layout.rows(logits), b, -math.inf),
+        "target": _blocks.pad_rows(index, b, -1, jnp.int32),
+    }
+
+
+def _unrows_column(column: Array, spec: Spec, layout: _Layout) -> Array:
+    """A `(rows_padded, 1)` kernel column as the logits' shape with the class axis kept."""
+    values = jnp.reshape(column[: spec.blocks.rows, 0], layout.batch_shape)
+    return jnp.expand_dims(values, layout.axis)
+
+
+def shard_partials(
+    config: Any, logits: Array, target: Array, offset: Any
+) -> tuple[Array, Array, Array]:
+    """The core's `partials` of `vocab_parallel_forward` (its `Partials`) by one kernel,
+    one read of the shard: the local row max, Σ_k e^{z_k - local max} and the target's
+    logit where the target is on this shard (else 0), each in the compute dtype with the
+    class axis kept. `logits` as given (16-bit ones are read as they are)."""
+    spec, layout = _shard_setup(config, logits)
+    b = spec.blocks
+    inputs = _shard_inputs(spec, layout, logits, target - offset)
+    column = jax.ShapeDtypeStruct((b.rows_padded, 1), spec.dtype)
+    out = _blocks.call(
+        functools.partial(_partials_kernel, spec),
+        b,
+        inputs,
+        dict.fromkeys(("max", "sum", "target_logit"), column),
+        name="multiloss_softmax_partials",
+    )
+    return (
+        _unrows_column(out["max"], spec, layout),
+        _unrows_column(out["sum"], spec, layout),
+        _unrows_column(out["target_logit"], spec, layout),
+    )
+
+
+def shard_backward(
+    config: Any, logits: Array, residuals: Any, factors: tuple[Array, Array], element: Array
+) -> Array:
+    """cotangent · ∂loss/∂(the shard's logits) by the backward kernel, in the logits' dtype:
+    p_k · factor off the target and `entry` on it (`factors`, the core's
+    `vocab_parallel_row_factors`), times each row's cotangent `element` (the loss's shape
+    without the class axis, or 0-d for every row). No label smoothing."""
+    spec, layout = _shard_setup(config, logits)
+    b = spec.blocks
+    inputs = _shard_inputs(spec, layout, logits, residuals.local_target)
+
+    def rows(value: Array) -> Array:
+        return _blocks.pad_rows(jnp.reshape(value, (-1,)), b, 0, spec.dtype)
+
+    if jnp.ndim(element):
+        cotangent = rows(element)
+    else:
+        cotangent = jnp.reshape(jnp.asarray(element, spec.dtype), (1, 1))
+    factor, entry = factors
+    row_values = {
+        "max": rows(residuals.row_max),
+        "log_sum": rows(residuals.log_sum_exp),
+        "factor": rows(factor),
+        "entry": rows(entry),
+    }
+    out = _blocks.call(
+        functools.partial(_backward_kernel, spec),
+        b,
+        {**inputs, **row_values, "cotangent": cotangent},
+        {"grad": jax.ShapeDtypeStruct(inputs["logits"].shape, logits.dtype)},
+        name="multiloss_softmax_backward",
+    )
+    grad = out["grad"]
+    return layout.unrows(grad if b.rows_padded == b.rows else grad[: b.rows])
