@@ -419,6 +419,166 @@ def test_sharded_over_8_devices():
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
 
 
+VOCAB_PARALLEL = textwrap.dedent(
+    r"""
+    import functools, re
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import AxisType
+    from jax.sharding import PartitionSpec as P
+
+    import multiloss.jax as mlj
+    from multiloss.jax import distributed as vp
+
+    assert len(jax.devices()) == 8, jax.devices()
+    mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(AxisType.Auto,) * 2)
+    rng = np.random.default_rng(1)
+    C = 40  # 10 classes a shard: the kernels' last chunk is masked; 6 rows a device
+    z = rng.normal(size=(12, C)) * 3
+    t = rng.integers(0, C, size=12)
+    t[[2, 7]] = -100
+    w = rng.uniform(0.25, 2.0, size=C)
+
+    def oracle(z, kind, weight=None, alpha=None, gamma=0.0, epsilon=0.0, z_loss=0.0,
+               reduction="mean", smoothing=0.0):
+        # float64 numpy, written out: PyTorch's weighted cross-entropy (mean over Σ w_t),
+        # the focal and poly terms (mean over the counted rows), the z-loss.
+        m = z.max(axis=1, keepdims=True)
+        lse = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))[:, 0]
+        log_p = z - lse[:, None]
+        counted = t != -100
+        target = np.where(counted, t, 0)
+        lp_t = log_p[np.arange(len(t)), target]
+        p_t = np.exp(lp_t)
+        if kind == "ce":
+            c = np.ones(C) if weight is None else weight
+            loss = -(1 - smoothing) * c[target] * lp_t - smoothing / C * (c * log_p).sum(1)
+            omega = c[target] if weight is not None else np.ones(len(t))
+        else:
+            c = np.ones(C) if alpha is None else np.r_[1 - alpha, np.full(C - 1, alpha)]
+            loss = -c[target] * (1 - p_t) ** gamma * lp_t
+            if kind == "poly":
+                loss = loss + c[target] * epsilon * (1 - p_t) ** (gamma + 1)
+            omega = np.ones(len(t))
+        loss = np.where(counted, loss + z_loss * omega * lse**2, 0.0)
+        if reduction == "none":
+            return loss
+        if reduction == "sum":
+            return loss.sum()
+        return loss.sum() / (omega * counted).sum()
+
+    def oracle_grad(function):
+        # central differences of the float64 oracle's sum
+        grad, h = np.zeros_like(z), 1e-6
+        for index in np.ndindex(*z.shape):
+            up, down = z.copy(), z.copy()
+            up[index] += h
+            down[index] -= h
+            grad[index] = (np.sum(function(up)) - np.sum(function(down))) / (2 * h)
+        return grad
+
+    CASES = [
+        ("ce", vp.vocab_parallel_cross_entropy, dict(weight=w, z_loss=1e-2), dict(weight=w, z_loss=1e-2)),
+        ("ce", vp.vocab_parallel_cross_entropy, dict(reduction="none"), dict(reduction="none")),
+        ("focal", vp.vocab_parallel_focal_loss, dict(gamma=2.0, alpha=0.25, reduction="sum"),
+         dict(gamma=2.0, alpha=0.25, reduction="sum")),
+        ("poly", vp.vocab_parallel_poly_loss, dict(epsilon=1.0, gamma=0.5), dict(epsilon=1.0, gamma=0.5)),
+    ]
+    TOLERANCE = {jnp.float64: 1e-7, jnp.float32: 2e-5, jnp.bfloat16: 3e-2}
+    failures = []
+
+    def check(name, got, expected, tolerance):
+        got, expected = np.asarray(got, np.float64), np.asarray(expected, np.float64)
+        scale = max(1.0, float(np.max(np.abs(expected))))
+        if got.shape != expected.shape or np.max(np.abs(got - expected)) > tolerance * scale:
+            failures.append(f"{name}: {np.max(np.abs(got - expected))}")
+
+    def kernels_in(function, *args):
+        return str(jax.make_jaxpr(function)(*args)).count("pallas_call")
+
+    for kind, face, options, oracle_options in CASES:
+        expected = oracle(z, kind, **oracle_options)
+        expected_grad = oracle_grad(lambda x: oracle(x, kind, **oracle_options))
+        for dtype in ((jnp.float64, jnp.float32, jnp.bfloat16) if kind == "ce" else (jnp.float32,)):
+            logits = jnp.asarray(z, dtype)
+            step = jax.value_and_grad(lambda x: jnp.sum(
+                face(x, t, axis_name="model", mesh=mesh, batch_axes="data", **options)))
+            with mlj.engine("pallas"):
+                value, grad = jax.jit(step)(logits)
+                count = kernels_in(step, logits)
+                program = jax.jit(step).lower(logits).compile().as_text()
+            reduces = len(re.findall(r"all-reduce(?:-start)?\(", program))
+            name = f"{kind} {options.get('reduction', 'mean')} {jnp.dtype(dtype).name}"
+            check(name + " loss", value, np.sum(expected), TOLERANCE[dtype])
+            check(name + " grad", grad, expected_grad, 10 * TOLERANCE[dtype])
+            if count != 2 or grad.dtype != dtype or reduces != 3:
+                failures.append(f"{name}: {count} kernels, {reduces} all-reduces, {grad.dtype}")
+
+    # Inside shard_map on the local blocks, with the gradient taken inside.
+    local = jax.jit(jax.shard_map(
+        jax.value_and_grad(lambda x, y: vp.vocab_parallel_cross_entropy(x, y, axis_name="model")),
+        mesh=mesh, in_specs=(P(None, "model"), P()), out_specs=(P(), P(None, "model")),
+    ))
+    with mlj.engine("pallas"):
+        value, grad = local(jnp.asarray(z), jnp.asarray(t))
+    check("shard_map loss", value, oracle(z, "ce"), 1e-7)
+    check("shard_map grad", grad, oracle_grad(lambda x: oracle(x, "ce")), 1e-6)
+
+    # Label smoothing reads the logits twice: it stays on the core's XLA path.
+    smooth = jax.value_and_grad(lambda x: vp.vocab_parallel_cross_entropy(
+        x, t, axis_name="model", mesh=mesh, label_smoothing=0.1))
+    with mlj.engine("pallas"):
+        value, grad = jax.jit(smooth)(jnp.asarray(z))
+        count = kernels_in(smooth, jnp.asarray(z))
+    check("smoothing loss", value, oracle(z, "ce", smoothing=0.1), 1e-7)
+    check("smoothing grad", grad, oracle_grad(lambda x: oracle(x, "ce", smoothing=0.1)), 1e-6)
+    if count:
+        failures.append(f"smoothing ran {count} kernels")
+
+    # An out-of-range class under jit: NaN for its row (never a clamp).
+    bad = t.copy()
+    bad[4] = C + 3
+    none = jax.jit(lambda x, y: vp.vocab_parallel_cross_entropy(
+        x, y, axis_name="model", mesh=mesh, reduction="none"))
+    with mlj.engine("pallas"):
+        per_row = np.asarray(none(jnp.asarray(z), jnp.asarray(bad)))
+    if not (np.isnan(per_row[4]) and np.isfinite(np.delete(per_row, 4)).all()):
+        failures.append(f"out-of-range class: {per_row}")
+    print("\n".join(failures) if failures else "ok")
+    """
+)
+
+
+def test_vocab_parallel_kernels_on_8_devices():
+    """The vocabulary-parallel losses under engine("pallas") on a (data 2, model 4) mesh of
+    8 simulated devices: 2 kernels (the shard's row partials, the backward), the same 3
+    all-reduces as the XLA path; loss and gradient against a float64 numpy oracle (its
+    gradient by central differences) in float64, float32 and bfloat16; inside shard_map
+    too; label smoothing stays on XLA; an out-of-range class under jit gives NaN."""
+    environment = dict(os.environ)
+    environment["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    environment["JAX_PLATFORMS"] = "cpu"
+    root = Path(__file__).resolve().parents[1]
+    environment["PYTHONPATH"] = os.pathsep.join(
+        [str(root), environment.get("PYTHONPATH", "")]
+    ).rstrip(os.pathsep)
+    result = subprocess.run(
+        [sys.executable, "-c", VOCAB_PARALLEL],
+        cwd=root,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok"), result.stdout[-3000:]
+
+
 def test_cost_model_meets_the_targets_at_every_softmax_benchmark_shape(monkeypatch):
     """benchmarks/pallas_costs.py on the CUDA lowering, at every softmax benchmark shape
     (class counts of 10, 21, 100, 1000, 32000, 128256; float32 and bfloat16): 2 kernels
