@@ -9,7 +9,12 @@
 #      and 16384×128256, float32 and bfloat16 (time, × optax, GB/s over 3 passes, the
 #      kernels' difference from the XLA engine); its table is printed last.
 #
-#   bash benchmarks/device_check_jax.sh        # from anywhere; it works in the repository root
+#   bash benchmarks/device_check_jax.sh            # from anywhere; it works in the repository root
+#   bash benchmarks/device_check_jax.sh --plan     # print what it would run, run nothing
+#   bash benchmarks/device_check_jax.sh --dry-run  # the same steps with a CPU-only JAX
+#
+# The tests leave out the ones that never touch the GPU (the 8-device subprocess runs and
+# the cost model's lowering on the CPU, about a minute: CI runs them).
 #
 # Outputs, under "${OUT:-/tmp/device_check_jax}": env.txt, tests.log, bench.log,
 # bench.md, bench.json, summary.txt.
@@ -22,9 +27,21 @@
 # Environment: DEVICE_CHECK_SECONDS (the whole run's deadline, 200), DEVICE_CHECK_TEST_SECONDS
 # (100), BENCH_ARGS (extra pallas_device.py arguments), DEVICE_CHECK_DRY_RUN=1 (accept a
 # CPU-only JAX: the tests interpreted, the benchmark --quick; to check this script on a
-# machine without a GPU).
+# machine without a GPU; also --dry-run), DEVICE_CHECK_PLAN=1 or --plan (print the test and
+# benchmark commands and exit 0).
 # Exit status: 0 all passed; 1 tests or benchmark failed; 2 no GPU JAX; 3 a dependency is
 # missing.
+
+for argument in "$@"; do
+    case $argument in
+    --dry-run) DEVICE_CHECK_DRY_RUN=1 ;;
+    --plan) DEVICE_CHECK_PLAN=1 ;;
+    *)
+        echo "device check (jax): unknown argument $argument (--dry-run, --plan)" >&2
+        exit 64
+        ;;
+    esac
+done
 
 set -uo pipefail
 
@@ -37,6 +54,7 @@ DEADLINE=${DEVICE_CHECK_SECONDS:-200}
 TEST_SECONDS=${DEVICE_CHECK_TEST_SECONDS:-100}
 BENCH_ARGS=${BENCH_ARGS:-}
 DRY_RUN=${DEVICE_CHECK_DRY_RUN:-0}
+PLAN=${DEVICE_CHECK_PLAN:-0}
 SITE="${TMPDIR:-/tmp}/device_check_jax_site"
 
 export PYTHONUNBUFFERED=1
@@ -67,9 +85,26 @@ for candidate in ${PYTHON:-} python3 /opt/torch/.venv/bin/python3 python; do
     fi
     say "skipping $candidate: $report"
 done
+if [ -z "$PY" ] && [ "$PLAN" = 1 ]; then
+    PY=python3
+    say "plan: no python with a GPU JAX found; the commands below name $PY"
+fi
 if [ -z "$PY" ]; then
     say "no python with a GPU JAX"
     exit 2
+fi
+
+TEST_CMD=("$PY" -m pytest tests/test_pallas.py -q -p no:cacheprovider -x --durations=5
+    -k "not devices and not cost_model")
+BENCH_FLAGS=()
+[ "$DRY_RUN" = "1" ] && BENCH_FLAGS=(--quick --repeat 3)
+# shellcheck disable=SC2206
+BENCH_CMD=("$PY" benchmarks/pallas_device.py "${BENCH_FLAGS[@]}" $BENCH_ARGS --json "$OUT/bench.json")
+if [ "$PLAN" = 1 ]; then
+    say "plan (nothing run):"
+    echo "tests (limit ${TEST_SECONDS}s): timeout $TEST_SECONDS ${TEST_CMD[*]}"
+    echo "benchmark (the time left of ${DEADLINE}s): ${BENCH_CMD[*]}"
+    exit 0
 fi
 
 # ------------------------------------------------------------------ dependencies of multiloss
@@ -94,8 +129,7 @@ fi
 # -------------------------------------------------------------------------------- 1. tests
 status=0
 say "tests (limit ${TEST_SECONDS}s)"
-timeout "$TEST_SECONDS" "$PY" -m pytest tests/test_pallas.py -q -p no:cacheprovider \
-    -x --durations=5 >"$OUT/tests.log" 2>&1
+timeout "$TEST_SECONDS" "${TEST_CMD[@]}" >"$OUT/tests.log" 2>&1
 tests=$?
 tail -n 15 "$OUT/tests.log"
 [ "$tests" -eq 0 ] || status=1
@@ -106,12 +140,8 @@ if [ "$budget" -lt 30 ]; then
     say "no time left for the benchmark (${budget}s)"
     status=1
 else
-    args="$BENCH_ARGS"
-    [ "$DRY_RUN" = "1" ] && args="--quick --repeat 3 $args"
-    say "benchmark (limit ${budget}s): pallas_device.py $args"
-    # shellcheck disable=SC2086
-    timeout "$budget" "$PY" benchmarks/pallas_device.py $args --json "$OUT/bench.json" \
-        >"$OUT/bench.md" 2>"$OUT/bench.log"
+    say "benchmark (limit ${budget}s): ${BENCH_CMD[*]}"
+    timeout "$budget" "${BENCH_CMD[@]}" >"$OUT/bench.md" 2>"$OUT/bench.log"
     bench=$?
     [ "$bench" -eq 0 ] || { status=1; tail -n 20 "$OUT/bench.log"; }
     cat "$OUT/bench.md"

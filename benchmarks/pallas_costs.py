@@ -4,9 +4,12 @@ Two counts per implementation of ``jax.jit(jax.value_and_grad(loss))``:
 
 * **XLA:CPU, compiled** (every implementation): the optimized HLO's entry computation,
   counted as :func:`cost_model.count_xla` counts (each fusion, custom call, while loop, …
-  one kernel; bytes from XLA's cost analysis). On this CPU the Pallas kernels run in the
-  interpreter, so each is a ``while`` loop here and the bytes are the interpreter's, not
-  a GPU's: this count is shown for completeness.
+  one kernel; bytes from XLA's cost analysis, and those bytes in logits-sized passes:
+  bytes / the logits' bytes). For the XLA engine and optax this is their plan (XLA:GPU's
+  fusion heuristics differ, so their GPU counts may differ by a few). On this CPU the
+  Pallas kernels run in the interpreter, so each is a ``while`` loop here and the bytes
+  are the interpreter's, not a GPU's: the CPU-compiled HLO is **not** representative of
+  the kernel engine on a GPU (no custom calls in it), and is shown for completeness.
 * **CUDA, lowered** (the Pallas engine): the StableHLO that ``jax.jit(...).trace(...)
   .lower(lowering_platforms=("cuda",))`` produces on this machine (no GPU needed;
   `multiloss.jax._engine.lowering_for` makes the kernels compile for Triton instead of
@@ -91,6 +94,7 @@ class Row:
     implementation: str
     cpu_kernels: int
     cpu_bytes: int
+    cpu_passes: float | None = None
     gpu_kernels: int | None = None
     gpu_bytes: int | None = None
     gpu_passes: int | None = None
@@ -214,7 +218,9 @@ def measure(kind: str, shape: Shape, *, gpu: bool = True, cpu: bool = True) -> l
         step = jax.value_and_grad(function)
         if cpu:
             cost = count_xla(jax.jit(step).lower(*arguments).compile())
-            row = Row(kind, shape.name, name, cost.kernels, cost.bytes)
+            logits_bytes = elements * arguments[0].dtype.itemsize
+            passes = round(cost.bytes / logits_bytes, 1)
+            row = Row(kind, shape.name, name, cost.kernels, cost.bytes, passes)
         else:
             row = Row(kind, shape.name, name, -1, -1)
         if gpu and name.endswith(PALLAS):
@@ -239,9 +245,9 @@ def _gb(value: int | None) -> str:
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| group | shape | implementation | XLA:CPU kernels | XLA:CPU bytes "
+        "| group | shape | implementation | XLA:CPU kernels | XLA:CPU bytes | XLA:CPU passes "
         "| CUDA kernels | CUDA kernel bytes | logits passes | other ops |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         gpu = (
@@ -251,7 +257,9 @@ def table(rows: list[Row]) -> str:
         )
         lines.append(
             f"| {r.group} | {r.shape} | {r.implementation} | {r.cpu_kernels} "
-            f"| {_gb(r.cpu_bytes)} | " + " | ".join(gpu) + " |"
+            f"| {_gb(r.cpu_bytes)} | {'–' if r.cpu_passes is None else r.cpu_passes} | "
+            + " | ".join(gpu)
+            + " |"
         )
     return "\n".join(lines)
 

@@ -13,10 +13,11 @@ Names:
 - `"xla"`: the core's closed forms, fused by XLA (the adapter's path since the start).
 - `"pallas"`: the Pallas kernels of `multiloss.jax._pallas` for the softmax family
   (cross-entropy, focal, poly) and the sigmoid family (BCE, sigmoid focal, asymmetric),
-  for the plain losses and the fused linear head's chunks (the vocabulary-parallel losses
-  stay on XLA). On a CPU they run in Pallas's interpreter (`interpret=True`), which is
+  for the plain losses, the fused linear head's chunks and the vocabulary-parallel losses
+  (without label smoothing). On a CPU they run in Pallas's interpreter (`interpret=True`), which is
   how CI tests them; on a GPU they lower through Triton, on a TPU through Mosaic. Reverse
-  mode only (a `custom_vjp`): forward mode and second derivatives need `"xla"`.
+  mode only (a `custom_vjp`): forward mode and second derivatives raise a TypeError that
+  says to trace them under `"xla"`.
 """
 
 from __future__ import annotations

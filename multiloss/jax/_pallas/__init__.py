@@ -39,9 +39,28 @@ class _Fields(tuple[str, ...]):
     """The names of the differentiated operands besides the logits (static residual)."""
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+FORWARD_MODE = (
+    "multiloss.jax.engine('pallas') gives reverse mode only (its kernels sit behind a "
+    "jax.custom_vjp): jax.grad, value_and_grad, vjp and vmap work, but jax.jvp, jacfwd, "
+    "hessian and other forward-mode or second derivatives need the XLA engine: trace them "
+    "under multiloss.jax.engine('xla')"
+)
+"""The error of forward mode through the kernels."""
+
+
 def loss(config: Any, operands: Any) -> Array:
-    """The reduced loss of a prepared call, in the compute dtype, by the kernels."""
+    """The reduced loss of a prepared call, in the compute dtype, by the kernels
+    (reverse mode only: forward mode raises a TypeError that names the way out)."""
+    try:
+        return _loss(config, operands)  # type: ignore[no-any-return]
+    except TypeError as error:
+        if "forward-mode" in str(error):
+            raise TypeError(FORWARD_MODE) from error
+        raise
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _loss(config: Any, operands: Any) -> Array:
     value, _ = _module(config).forward(config, operands)
     return value
 
@@ -71,7 +90,7 @@ def _loss_bwd(config: Any, saved: Any, cotangent: Any) -> tuple[Any]:
     return (type(operands)(logits=grad, **fields),)
 
 
-loss.defvjp(_loss_fwd, _loss_bwd, symbolic_zeros=True)
+_loss.defvjp(_loss_fwd, _loss_bwd, symbolic_zeros=True)
 
 
 class KernelResiduals(NamedTuple):
@@ -98,4 +117,4 @@ def chunk_vjp(prepared: Any, residuals: Any, cotangent: Array) -> Array:
     return _core.vjp(prepared, residuals, cotangent)
 
 
-__all__ = ["KernelResiduals", "chunk_forward", "chunk_vjp", "loss"]
+__all__ = ["FORWARD_MODE", "KernelResiduals", "chunk_forward", "chunk_vjp", "loss"]
