@@ -508,14 +508,16 @@ def test_the_kernel_cost_report_counts_rows_and_judges_targets(bench: ModuleType
 # The device check's script, without a GPU
 
 
-def _device_check(*arguments: str, **environment: str) -> subprocess.CompletedProcess[str]:
+def _device_check(
+    *arguments: str, script: str = "device_check.sh", **environment: str
+) -> subprocess.CompletedProcess[str]:
     import os
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("DEVICE_")}
     env.pop("BENCH_ARGS", None)
     env |= {"PYTHON": sys.executable, "OUT": "/tmp/device_check_plan", **environment}
     return subprocess.run(
-        ["bash", str(BENCHMARKS / "device_check.sh"), *arguments],
+        ["bash", str(BENCHMARKS / script), *arguments],
         capture_output=True,
         text=True,
         check=False,
@@ -556,6 +558,25 @@ def test_the_device_check_plans_compiled_kernels_on_cuda_and_the_cuda_benchmark(
     assert "--device cpu" in dry.stdout and "--quick" in dry.stdout
     assert "MULTILOSS_TEST_DEVICE=cpu" in dry.stdout
     refused = _device_check("--fast")
+    assert refused.returncode == 64 and "unknown argument --fast" in refused.stderr
+
+
+def test_the_jax_device_check_plans_the_kernel_tests_and_the_pallas_benchmark() -> None:
+    if not (BENCHMARKS / "device_check_jax.sh").exists():
+        pytest.skip("benchmarks/device_check_jax.sh is not in this copy")
+    script = "device_check_jax.sh"
+    assert subprocess.run(["bash", "-n", str(BENCHMARKS / script)]).returncode == 0
+    plan = _device_check("--plan", script=script)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    lines = plan.stdout.splitlines()
+    tests = next(line for line in lines if line.startswith("tests (limit 140s): "))
+    benchmark = next(line for line in lines if line.startswith("benchmark "))
+    assert "pytest tests/test_pallas.py" in tests and "not devices and not cost_model" in tests
+    assert "benchmarks/pallas_device.py" in benchmark and "--quick" not in benchmark
+    dry = _device_check("--plan", "--dry-run", script=script)
+    assert dry.returncode == 0 and sys.executable in dry.stdout, dry.stdout + dry.stderr
+    assert "pallas_device.py --quick --repeat 3" in dry.stdout
+    refused = _device_check("--fast", script=script)
     assert refused.returncode == 64 and "unknown argument --fast" in refused.stderr
 
 
