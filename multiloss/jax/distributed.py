@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -37,118 +36,18 @@ from jax.sharding import PartitionSpec as P
 
 from .._core import LOSSES, _checks, _reduce
 from .._core.vocab_parallel import (
-    VocabParallelConfig,
-    VocabParallelOperands,
     prepare_vocab_parallel_cross_entropy,
     prepare_vocab_parallel_focal_loss,
     prepare_vocab_parallel_poly_loss,
-    vocab_parallel_forward,
-    vocab_parallel_row_factors,
-    vocab_parallel_vjp,
 )
 from ._autodiff import no_derivative
 from ._engine import uses_kernels
 from ._validation import as_jax, as_jax_weight, is_tracer, require_static
+from ._vocab_rule import kernels_for, sharded_loss
 
 Array = jax.Array
 AxisName = str | tuple[str, ...]
 Weights = Array | np.ndarray | Sequence[float] | None
-
-
-@dataclass(frozen=True)
-class _Collectives:
-    """`lax.pmax` / `lax.psum` over the mesh axis that shards the classes."""
-
-    axis_name: Any
-
-    @property
-    def rank(self) -> Array:
-        return lax.axis_index(self.axis_name)
-
-    @property
-    def size(self) -> int:
-        return int(lax.axis_size(self.axis_name))
-
-    def max(self, x: Array) -> Array:
-        return lax.pmax(x, self.axis_name)
-
-    def sum(self, x: Array) -> Array:
-        return lax.psum(x, self.axis_name)
-
-
-# ---------------------------------------------------------------------------------------
-# The custom rule: forward with two all-reduces, backward with none
-
-
-def _operands(config: VocabParallelConfig, logits: Array, target: Array, weight: Any) -> Any:
-    dtype = jnp.float32 if jnp.finfo(logits.dtype).bits < 32 else logits.dtype
-    return VocabParallelOperands(logits.astype(dtype), target, weight)
-
-
-def _kernels_for(config: VocabParallelConfig) -> bool:
-    """Whether the shard is read by the Pallas kernels: the engine chosen while tracing
-    says so, and no label smoothing (its row sums need a second read of the logits)."""
-    return uses_kernels() and not config.label_smoothing
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _loss(
-    config: VocabParallelConfig,
-    axis_name: Any,
-    kernels: bool,
-    logits: Array,
-    target: Array,
-    weight: Any,
-) -> tuple[Array, Array]:
-    """The reduced loss and the call's "mean" denominator (compute dtype); `kernels`: by
-    the Pallas kernels (:func:`_kernels_for`, decided once, when the call is traced)."""
-    return _loss_fwd(config, axis_name, kernels, logits, target, weight)[0]
-
-
-def _loss_fwd(
-    config: VocabParallelConfig,
-    axis_name: Any,
-    kernels: bool,
-    logits: Array,
-    target: Array,
-    weight: Any,
-) -> tuple[tuple[Array, Array], Any]:
-    operands = _operands(config, logits, target, weight)
-    partials = None
-    if kernels:
-        from ._pallas.softmax import shard_partials
-
-        def partials(_: Array, target: Array, offset: Any) -> tuple[Array, Array, Array]:
-            # the logits as given: a 16-bit shard is read as it is, not copied to float32
-            return shard_partials(config, logits, target, offset)
-
-    collectives = _Collectives(axis_name)
-    loss, residuals = vocab_parallel_forward(jnp, config, operands, collectives, partials)
-    return (loss, residuals.denominator), (logits, target, weight, residuals)
-
-
-def _loss_bwd(
-    config: VocabParallelConfig, axis_name: Any, kernels: bool, saved: Any, cotangents: Any
-) -> tuple[Array, None, Any]:
-    logits, target, weight, residuals = saved
-    zero_weight = None if weight is None else jnp.zeros_like(weight)
-    if kernels:
-        from ._pallas.softmax import shard_backward
-
-        element = _reduce.per_element_cotangent(
-            jnp, cotangents[0], config.reduction, residuals.mean_scale
-        )
-        factors = vocab_parallel_row_factors(jnp, residuals)
-        grad = shard_backward(config, logits, residuals, factors, element)
-        return grad, None, zero_weight
-    operands = _operands(config, logits, target, weight)
-    grad = vocab_parallel_vjp(jnp, config, operands, residuals, cotangents[0])
-    # The denominator depends on the target and the weight only; the weight is a constant
-    # (no_derivative refuses its derivative), so its zero cotangent is never used.
-    return grad.astype(logits.dtype), None, zero_weight
-
-
-_loss.defvjp(_loss_fwd, _loss_bwd)
 
 
 _NO_WEIGHT_DERIVATIVE = (
@@ -228,8 +127,8 @@ def _local_parts(
     weight = operands.class_weight
     if weight is not None:
         weight = no_derivative(_NO_WEIGHT_DERIVATIVE, weight)
-    kernels = _kernels_for(config)
-    loss, denominator = _loss(config, axis_name, kernels, logits, operands.target, weight)
+    kernels = kernels_for(config)
+    loss, denominator = sharded_loss(config, axis_name, kernels, logits, operands.target, weight)
     return loss, denominator, normalizer
 
 

@@ -52,7 +52,7 @@ def loss(config: Any, operands: Any) -> Array:
     """The reduced loss of a prepared call, in the compute dtype, by the kernels
     (reverse mode only: forward mode raises a TypeError that names the way out)."""
     try:
-        return _loss(config, operands)  # type: ignore[no-any-return]
+        return _loss(config, operands)
     except TypeError as error:
         if "forward-mode" in str(error):
             raise TypeError(FORWARD_MODE) from error
