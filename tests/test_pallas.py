@@ -35,6 +35,7 @@ pytest.importorskip("jax.experimental.pallas")
 
 import multiloss.jax as mlj  # noqa: E402
 from multiloss.jax._engine import current_engine, lowering_for, uses_kernels  # noqa: E402
+from multiloss.jax.distributed import vocab_parallel_focal_loss  # noqa: E402
 
 ORACLES = {
     "cross_entropy": np_cross_entropy_ext,
@@ -353,7 +354,8 @@ LOWERED = [
 def test_kernels_lower_for_gpu_and_tpu(platform):
     """Every family's kernels, float32 and bfloat16, lower for Triton (GPU) and Mosaic (TPU)
     on this CPU: the blocks and every primitive inside are accepted by both lowerings
-    (what their compilers then do needs the device). Two custom calls per value_and_grad."""
+    (what their compilers then do needs the device). Two custom calls per value_and_grad,
+    the vocabulary-parallel losses' too."""
     for dtype in (jnp.float32, jnp.bfloat16):
         for name, options, kind in LOWERED:
             z = jax.ShapeDtypeStruct((64, 1000), dtype)
@@ -369,6 +371,16 @@ def test_kernels_lower_for_gpu_and_tpu(platform):
             text = lowered.as_text()
             kernel = "tpu_custom_call" if platform == "tpu" else "__gpu$xla.gpu.triton"
             assert text.count(f"custom_call @{kernel}") == 2, (name, options, dtype)
+    # the vocabulary-parallel entry: the row-partials kernel and the backward kernel
+    mesh = jax.make_mesh((1,), ("model",))
+    sharded = jax.value_and_grad(
+        lambda z, y: vocab_parallel_focal_loss(z, y, axis_name="model", mesh=mesh, gamma=2.0)
+    )
+    z = jax.ShapeDtypeStruct((64, 1000), jnp.bfloat16)
+    with mlj.engine("pallas"), lowering_for(platform):
+        lowered = jax.jit(sharded).trace(z, jax.ShapeDtypeStruct((64,), jnp.int32))
+        text = lowered.lower(lowering_platforms=(platform,)).as_text()
+    assert text.count(f"custom_call @{kernel}") == 2
 
 
 SHARDED = textwrap.dedent(

@@ -111,6 +111,12 @@ def _platform() -> str:
     return _TARGET.get() or jax.default_backend()
 
 
+def kernel_platform() -> str:
+    """The platform the kernels traced now are for (`lowering_for`'s, else the default
+    backend's): a cache key of traces that hold kernels, besides `uses_kernels`."""
+    return _platform()
+
+
 def interpret() -> bool:
     """Whether the kernels must run in Pallas's interpreter: on any platform but GPU and TPU."""
     return _platform() not in ("gpu", "cuda", "rocm", "tpu")
@@ -139,6 +145,7 @@ __all__ = [
     "current_engine",
     "engine",
     "interpret",
+    "kernel_platform",
     "lowering_for",
     "lowers_for_tpu",
     "uses_kernels",

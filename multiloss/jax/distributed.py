@@ -41,7 +41,7 @@ from .._core.vocab_parallel import (
     prepare_vocab_parallel_poly_loss,
 )
 from ._autodiff import no_derivative
-from ._engine import uses_kernels
+from ._engine import kernel_platform, uses_kernels
 from ._validation import as_jax, as_jax_weight, is_tracer, require_static
 from ._vocab_rule import kernels_for, sharded_loss
 
@@ -219,7 +219,7 @@ def _global(
         None if is_array else normalizer,
         specs,
         P(batch_spec) if options["reduction"] == "none" and batch else P(),
-        uses_kernels(),
+        (uses_kernels(), kernel_platform()),
     )
     placeholder = jnp.zeros(())
     inputs = (
@@ -245,13 +245,13 @@ def _mapped(
     normalizer: object,
     specs: tuple[P, ...],
     out_spec: P,
-    kernels: bool,
+    engine: tuple[bool, str],
 ) -> Any:
     """The jitted shard_map of one global call's static facts (jitted: an eager shard_map
     runs op by op; cached: a jit of a new function would compile on every eager call).
     `normalizer` is the number given (or None), unless it is an array (the fourth input).
-    `kernels`: whether the engine in force gives the Pallas kernels (a key of the cache
-    only: the jitted function is traced under that engine)."""
+    `engine`: whether the engine in force gives the Pallas kernels, and for which platform
+    (a key of the cache only: the jitted function is traced under that engine)."""
     reduction = dict(statics)["reduction"]
 
     def block(logits: Any, target: Any, weight: Any, normalizer_block: Any) -> Array:
