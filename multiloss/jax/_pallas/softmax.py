@@ -363,7 +363,7 @@ def forward(config: core.SoftmaxConfig, operands: core.SoftmaxOperands) -> tuple
         if config.reduction == "sum":
             scale = None
         elif spec.counts:
-            denominator = jnp.sum(out["count"])
+            denominator = jnp.sum(out["count"][:, 0])  # the loss's sibling: one fusion
             scale = (
                 mean_scale(jnp, denominator)
                 if spec.over_target_weight
