@@ -100,6 +100,11 @@ CASES = {
     "ce-softcap-none": _softmax(CE, (6, 4), softcap=3.0, reduction="none"),
     "ce-3-chunks": _softmax(CE, (9, 384), ignore=-100),
     "ce-2-chunks-unpadded": _softmax(CE, (16, 4096), ignore=-100, z_loss=1e-3),
+    # 300 classes: 3 chunks of 128, the last one masked past the class count (not padded)
+    "ce-masked-tail-weight-smoothing": _softmax(
+        CE, (6, 300), ignore=-100, weight=np.linspace(0.5, 2.0, 300), label_smoothing=0.1
+    ),
+    "focal-probabilities-masked-tail": _softmax(FL, (5, 300), target="soft", gamma=2.0),
     "ce-unbatched": _softmax(CE, (7,)),
     # focal
     "focal-alpha-scalar": _softmax(FL, (6, 4), ignore=-100, gamma=2.0, alpha=0.25),
@@ -139,6 +144,7 @@ CASES = {
 }
 BF16_CASES = [
     "ce-3-chunks",
+    "ce-masked-tail-weight-smoothing",
     "focal-smoothing",
     "focal-z-loss-softcap-alpha",
     "poly",

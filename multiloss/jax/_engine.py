@@ -9,7 +9,10 @@ Names:
 
 - `"auto"` (the default): XLA on every platform. The kernels become the default of a
   platform only once a measurement on that platform's accelerator shows them ahead of
-  XLA; none has been taken yet (no GPU or TPU was lent to the round that wrote them).
+  XLA; none has been taken yet (no GPU or TPU was lent to the rounds that wrote them).
+  For GPUs it is `benchmarks/device_check_jax.sh` on an H100 (cross-entropy at
+  8192×32000 and 16384×128256, float32 and bfloat16, against the XLA engine and optax):
+  ahead of XLA at all four, `_KERNEL_DEFAULT["gpu"]` and `["cuda"]` become True.
 - `"xla"`: the core's closed forms, fused by XLA (the adapter's path since the start).
 - `"pallas"`: the Pallas kernels of `multiloss.jax._pallas` for the softmax family
   (cross-entropy, focal, poly) and the sigmoid family (BCE, sigmoid focal, asymmetric),
