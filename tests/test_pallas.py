@@ -350,7 +350,7 @@ LOWERED = [
     (FL, {"gamma": 0.5, "alpha": 0.25}, "index"),
     (PL, {"gamma": 1.5, "epsilon": 1.0, "reduction": "none"}, "index"),
     (FL, {"gamma": 2.0}, "probability"),
-    (BCE, {"pos_weight": np.linspace(0, 1, 1000), "weight": np.ones((64, 1))}, "probability"),
+    (BCE, {"pos_weight": np.linspace(0, 1, 1000), "weight": np.ones((60, 1))}, "probability"),
     (SFL, {"gamma": 0.5, "reduction": "none"}, "probability"),
     (ASL, {}, "probability"),
 ]
@@ -364,11 +364,11 @@ def test_kernels_lower_for_gpu_and_tpu(platform):
     the vocabulary-parallel losses' too."""
     for dtype in (jnp.float32, jnp.bfloat16):
         for name, options, kind in LOWERED:
-            z = jax.ShapeDtypeStruct((64, 1000), dtype)
+            z = jax.ShapeDtypeStruct((60, 1000), dtype)  # the last row block masked too
             y = (
-                jax.ShapeDtypeStruct((64,), jnp.int32)
+                jax.ShapeDtypeStruct((60,), jnp.int32)
                 if kind == "index"
-                else jax.ShapeDtypeStruct((64, 1000), jnp.float32)
+                else jax.ShapeDtypeStruct((60, 1000), jnp.float32)
             )
             loss = functools.partial(getattr(mlj, name), **options)
             step = jax.value_and_grad(lambda z, y, loss=loss: jnp.sum(loss(z, y)))
@@ -382,9 +382,9 @@ def test_kernels_lower_for_gpu_and_tpu(platform):
     sharded = jax.value_and_grad(
         lambda z, y: vocab_parallel_focal_loss(z, y, axis_name="model", mesh=mesh, gamma=2.0)
     )
-    z = jax.ShapeDtypeStruct((64, 1000), jnp.bfloat16)
+    z = jax.ShapeDtypeStruct((60, 1000), jnp.bfloat16)
     with mlj.engine("pallas"), lowering_for(platform):
-        lowered = jax.jit(sharded).trace(z, jax.ShapeDtypeStruct((64,), jnp.int32))
+        lowered = jax.jit(sharded).trace(z, jax.ShapeDtypeStruct((60,), jnp.int32))
         text = lowered.lower(lowering_platforms=(platform,)).as_text()
     assert text.count(f"custom_call @{kernel}") == 2
 
@@ -608,12 +608,14 @@ def test_cost_model_meets_the_targets_at_every_softmax_benchmark_shape(monkeypat
     """benchmarks/pallas_costs.py on the CUDA lowering, at every softmax benchmark shape
     (class counts of 10, 21, 100, 1000, 32000, 128256; float32 and bfloat16): 2 kernels
     and 3 logits-sized passes per value_and_grad for class indices (no padded copy of the
-    logits, no padded gradient sliced), the small operations around them few."""
+    logits, no padded gradient sliced), the small operations around them few; also where
+    the row count is not a multiple of the block's (1000 rows of bfloat16, blocks of 16)."""
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import pallas_costs
-    from harness import SOFTMAX, SOFTMAX_FULL
+    from harness import SOFTMAX, SOFTMAX_FULL, Shape
 
-    for shape in SOFTMAX_FULL + pallas_costs.LARGE:
+    odd = Shape("1000×1000 bfloat16", (1000, 1000), dtype="bfloat16")
+    for shape in [*SOFTMAX_FULL, *pallas_costs.LARGE, odd]:
         rows = pallas_costs.measure(SOFTMAX, shape, cpu=False)
         kernels = [row for row in rows if row.implementation.endswith(pallas_costs.PALLAS)]
         assert kernels, shape

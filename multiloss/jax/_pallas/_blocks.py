@@ -10,7 +10,10 @@ of 8 × 128, or the array's own), and never reads out of bounds:
 - `rows` is 8 for 32- and 64-bit data, 16 for 16-bit data (TPU packs two per sublane);
 - `chunk` is the largest power of two ≤ 2048 that divides the width rounded up to a
   multiple of 128 (`columns_padded`); the loop runs over that rounded width;
-- the rows are padded to a multiple of `rows` (targets ignored, row weights 0);
+- the rows are padded to a multiple of `rows` (targets ignored, row weights 0), except
+  with `edge_rows` (the softmax kernels) where there are at least `rows` of them: then
+  the grid's last block runs past the array and the rows past it are masked like the
+  columns (below: :func:`load`, :func:`store`, :func:`read`, :func:`write`);
 - per-row values travel as `(rows_padded, 1)` arrays of the compute dtype (block
   `(rows, 1)`: the last dimension is the array's own).
 
@@ -22,10 +25,12 @@ comparison against the true width, a static parameter: Triton's and the interpre
 loads and stores take the mask (nothing out of bounds is read or written); Mosaic takes
 none, and its loads of the last chunk stay inside the block's VMEM buffer, whose lanes are
 allocated in whole tiles of 128 (what lies past the width is replaced by the fill before
-use, and what is stored there never reaches memory). :func:`pad` (the element-wise
-kernels, which reshape their data to a width that is a multiple of 128 instead) copies
-the array where it pads; row padding copies too, where the row count is not a multiple
-of the block's (never at the benchmark shapes).
+use, and what is stored there never reaches memory). The rows past the array in the
+last block of an `edge_rows` grid are masked the same way (Triton and the interpreter:
+masked loads and stores; Mosaic copies only the rows inside). :func:`pad` (the
+element-wise kernels, which reshape their data to a width that is a multiple of 128
+instead) copies the array where it pads, and so does row padding, left only for fewer
+rows than a block (a few rows: a Triton block's rows must be a power of two).
 """
 
 from __future__ import annotations
@@ -53,7 +58,12 @@ class Blocks:
 
     @property
     def grid(self) -> tuple[int]:
-        return (self.rows_padded // self.block_rows,)
+        return (-(-self.rows_padded // self.block_rows),)
+
+    @property
+    def row_tail(self) -> bool:
+        """Whether the last row block runs past the array (`edge_rows`)."""
+        return self.rows_padded % self.block_rows != 0
 
     @property
     def chunks(self) -> int:
@@ -64,14 +74,18 @@ class Blocks:
         return (self.rows_padded, self.columns_padded) != (self.rows, self.columns)
 
 
-def blocks(rows: int, columns: int, dtype: Any) -> Blocks:
-    """The blocks for a `rows × columns` array of `dtype` (see the module docstring)."""
+def blocks(rows: int, columns: int, dtype: Any, *, edge_rows: bool = False) -> Blocks:
+    """The blocks for a `rows × columns` array of `dtype` (see the module docstring);
+    `edge_rows`: no row padding where there are at least a block's rows (the kernels
+    mask the last block's rows past the array)."""
     block_rows = 16 if np.dtype(dtype).itemsize == 2 else 8
     columns_padded = max(LANES, -(-columns // LANES) * LANES)
     chunk = MAX_CHUNK
     while columns_padded % chunk:
         chunk //= 2
     rows_padded = max(block_rows, -(-rows // block_rows) * block_rows)
+    if edge_rows and rows >= block_rows:
+        rows_padded = rows
     return Blocks(rows, columns, rows_padded, columns_padded, block_rows, chunk)
 
 
@@ -202,45 +216,96 @@ def _tail(shape: Blocks, width: int) -> bool:
     return width % shape.chunk != 0
 
 
-def read(ref: Any, shape: Blocks, start: Any, fill: float) -> Any:
-    """Chunk `[start, start + chunk)` of every row of the block `ref`, with `fill` in the
-    columns past the array's width (see the module docstring: masked loads for Triton and
-    the interpreter, a load inside the VMEM tile and a select for Mosaic)."""
+def rows_inside(shape: Blocks) -> Any:
+    """Which rows of this step's block lie inside the array, `(block_rows, 1)` (None: all
+    of them, or Mosaic, whose copies of an edge block stop at the array's end). Called at
+    the top of a kernel (the interpreter knows the program id there, not inside a loop);
+    the kernel hands it to :func:`load`, :func:`store`, :func:`read` and :func:`write`."""
     from jax import lax
     from jax.experimental import pallas as pl
 
-    view = ref.at[:, pl.ds(start, shape.chunk)]
-    width = ref.shape[-1]
-    if not _tail(shape, width):
-        return view[...]
-    inside = start + lax.broadcasted_iota(jnp.int32, (ref.shape[0], shape.chunk), 1) < width
-    other = jnp.asarray(fill, ref.dtype)
-    if _mosaic():
-        return jnp.where(inside, view[...], other)
+    if not shape.row_tail or _mosaic():
+        return None
+    column = (shape.block_rows, 1)
+    row = pl.program_id(0) * shape.block_rows + lax.broadcasted_iota(jnp.int32, column, 0)
+    return row < shape.rows
+
+
+def _row_mask(ref: Any, shape: Blocks, size: tuple[int, ...], rows: Any) -> Any:
+    """`rows` broadcast to `size` for a row-blocked `ref` (None for the blocks every step
+    shares, `(1, k)`, and where every row is inside)."""
+    if rows is None or ref.shape[0] != shape.block_rows:
+        return None
+    return jnp.broadcast_to(rows, size)
+
+
+def _masked_load(view: Any, mask: Any, fill: float, dtype: Any) -> Any:
     from jax.experimental.pallas import triton as pallas_triton
 
-    return pallas_triton.load(view, mask=inside, other=other)
+    return pallas_triton.load(view, mask=mask, other=jnp.asarray(fill, dtype))
 
 
-def write(ref: Any, shape: Blocks, start: Any, value: Any) -> None:
-    """Store `value` into chunk `[start, start + chunk)` of the block `ref`, never past the
-    array's width (masked for Triton and the interpreter; for Mosaic the columns past it
-    lie in the VMEM tile's padding, which is not copied out)."""
-    from jax import lax
-    from jax.experimental import pallas as pl
+def _masked_store(view: Any, value: Any, mask: Any) -> None:
+    from jax.experimental.pallas import triton as pallas_triton
 
-    view = ref.at[:, pl.ds(start, shape.chunk)]
-    width = ref.shape[-1]
-    if not _tail(shape, width) or _mosaic():
-        view[...] = value
+    pallas_triton.store(view, value, mask=mask)
+
+
+def load(ref: Any, shape: Blocks, fill: float, rows: Any) -> Any:
+    """The whole block of a per-row `ref` (`(rows, k)`), `fill` in the rows past the array
+    (`rows`: :func:`rows_inside`)."""
+    mask = _row_mask(ref, shape, tuple(ref.shape), rows)
+    if mask is None:
+        return ref[...]
+    return _masked_load(ref, mask, fill, ref.dtype)
+
+
+def store(ref: Any, shape: Blocks, value: Any, rows: Any) -> None:
+    """Store the whole block of a per-row `ref`, never past the array's rows."""
+    mask = _row_mask(ref, shape, tuple(ref.shape), rows)
+    if mask is None:
+        ref[...] = value.astype(ref.dtype)
         return
-    from jax.experimental.pallas import triton as pallas_triton
+    _masked_store(ref, value.astype(ref.dtype), mask)
 
+
+def read(ref: Any, shape: Blocks, start: Any, fill: float, rows: Any = None) -> Any:
+    """Chunk `[start, start + chunk)` of every row of the block `ref`, with `fill` in the
+    columns past the array's width and the rows past its end (see the module docstring:
+    masked loads for Triton and the interpreter, a load inside the VMEM tile and a select
+    for Mosaic)."""
+    from jax import lax
+    from jax.experimental import pallas as pl
+
+    view = ref.at[:, pl.ds(start, shape.chunk)]
+    size = (ref.shape[0], shape.chunk)
+    rows = _row_mask(ref, shape, size, rows)
+    if not _tail(shape, ref.shape[-1]):
+        return view[...] if rows is None else _masked_load(view, rows, fill, ref.dtype)
+    inside = start + lax.broadcasted_iota(jnp.int32, size, 1) < ref.shape[-1]
+    if _mosaic():
+        return jnp.where(inside, view[...], jnp.asarray(fill, ref.dtype))
+    return _masked_load(view, inside if rows is None else inside & rows, fill, ref.dtype)
+
+
+def write(ref: Any, shape: Blocks, start: Any, value: Any, rows: Any = None) -> None:
+    """Store `value` into chunk `[start, start + chunk)` of the block `ref`, never past the
+    array's width or its rows (masked for Triton and the interpreter; for Mosaic the
+    columns past it lie in the VMEM tile's padding, which is not copied out)."""
+    from jax import lax
+    from jax.experimental import pallas as pl
+
+    rows = _row_mask(ref, shape, tuple(value.shape), rows)
+    tail = _tail(shape, ref.shape[-1]) and not _mosaic()
+    if not tail and rows is None:
+        ref[:, pl.ds(start, shape.chunk)] = value
+        return
     # both starts of one integer type (the interpreter's store asks it, also under x64)
     first_row = jnp.zeros((), jnp.asarray(start).dtype)
     view = ref.at[pl.ds(first_row, ref.shape[0]), pl.ds(start, shape.chunk)]
-    inside = start + lax.broadcasted_iota(jnp.int32, value.shape, 1) < width
-    pallas_triton.store(view, value, mask=inside)
+    inside = start + lax.broadcasted_iota(jnp.int32, value.shape, 1) < ref.shape[-1]
+    mask = rows if not tail else inside if rows is None else inside & rows
+    _masked_store(view, value, mask)
 
 
 def _mosaic() -> bool:

@@ -77,12 +77,23 @@ class Spec:
     row whose class lies on another shard picks no column."""
 
 
+ROWS = "rows inside"
+"""The key of :func:`._blocks.rows_inside` in a kernel's dict of refs."""
+
+
+def _refs(spec: Spec, names: tuple[str, ...], refs: tuple[Any, ...]) -> dict[str, Any]:
+    """A kernel's refs by name, and which of its block's rows lie inside the array."""
+    named = dict(zip(names, refs, strict=True))
+    named[ROWS] = _blocks.rows_inside(spec.blocks)
+    return named
+
+
 def _chunk(spec: Spec, refs: dict[str, Any], j: Any) -> tuple[Any, Array, Array, Array | None]:
     """Chunk `j` of the block's logits: its start, the (capped) logits in the compute dtype
     with -inf in padded columns, the class ids, and tanh(z / c) with soft-capping."""
     b = spec.blocks
     start = pl.multiple_of(j * b.chunk, b.chunk)
-    z = _blocks.read(refs["logits"], b, start, -math.inf).astype(spec.dtype)
+    z = _blocks.read(refs["logits"], b, start, -math.inf, refs[ROWS]).astype(spec.dtype)
     column = start + lax.broadcasted_iota(jnp.int32, z.shape, 1)
     tanh = None
     if spec.softcap is not None:
@@ -98,7 +109,7 @@ def _rows(spec: Spec, refs: dict[str, Any]) -> tuple[Array | None, Array]:
     mask: 1 for a counted row, 0 for an ignored or padded one, NaN for a class index out of
     range that could not be checked (it poisons its row, as in the core)."""
     if spec.shard:
-        target = refs["target"][...]
+        target = _blocks.load(refs["target"], spec.blocks, -1, refs[ROWS])
         return target, jnp.ones(target.shape, spec.dtype)
     if not spec.hard:
         b = spec.blocks
@@ -106,7 +117,7 @@ def _rows(spec: Spec, refs: dict[str, Any]) -> tuple[Array | None, Array]:
             jnp.int32, (b.block_rows, 1), 0
         )
         return None, (row < b.rows).astype(spec.dtype)
-    target = refs["target"][...]
+    target = _blocks.load(refs["target"], spec.blocks, spec.ignore_index, refs[ROWS])
     counted = target != spec.ignore_index
     index = jnp.clip(target, 0, spec.num_classes - 1)
     mask = counted.astype(spec.dtype)
@@ -129,7 +140,7 @@ def _coefficients(
         high = 1.0 - spec.smoothing + uniform
         q = jnp.where(column == index, high, uniform).astype(spec.dtype)
     else:
-        q = _blocks.read(refs["target"], b, start, 0.0).astype(spec.dtype)
+        q = _blocks.read(refs["target"], b, start, 0.0, refs[ROWS]).astype(spec.dtype)
         if spec.smoothing:
             q = q * (1.0 - spec.smoothing) + uniform
     q = q * mask
@@ -170,16 +181,17 @@ def _online(spec: Spec, r: dict[str, Any], index: Any) -> tuple[Array, Array, Ar
 
 
 def _partials_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
-    r = dict(zip(names, refs, strict=True))
+    r = _refs(spec, names, refs)
     index, _ = _rows(spec, r)
     row_max, total, target_logit, _ = _online(spec, r, index)
-    r["max"][...] = row_max.astype(r["max"].dtype)
-    r["sum"][...] = total.astype(r["sum"].dtype)
-    r["target_logit"][...] = target_logit.astype(r["target_logit"].dtype)
+    b = spec.blocks
+    _blocks.store(r["max"], b, row_max, r[ROWS])
+    _blocks.store(r["sum"], b, total, r[ROWS])
+    _blocks.store(r["target_logit"], b, target_logit, r[ROWS])
 
 
 def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
-    r = dict(zip(names, refs, strict=True))
+    r = _refs(spec, names, refs)
     b, dtype = spec.blocks, spec.dtype
     column_shape = (b.block_rows, 1)
     index, mask = _rows(spec, r)
@@ -215,23 +227,24 @@ def _forward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
         factor = factor + slope
         if entry is not None:
             entry = entry + slope * jnp.exp(log_p)
-    r["loss"][...] = loss.astype(r["loss"].dtype)
-    r["max"][...] = row_max.astype(r["max"].dtype)
-    r["log_sum"][...] = log_sum.astype(r["log_sum"].dtype)
-    r["factor"][...] = factor.astype(r["factor"].dtype)
+    _blocks.store(r["loss"], b, loss, r[ROWS])
+    _blocks.store(r["max"], b, row_max, r[ROWS])
+    _blocks.store(r["log_sum"], b, log_sum, r[ROWS])
+    _blocks.store(r["factor"], b, factor, r[ROWS])
     if entry is not None:
-        r["entry"][...] = entry.astype(r["entry"].dtype)
+        _blocks.store(r["entry"], b, entry, r[ROWS])
     if spec.counts:
-        r["count"][...] = row_weight.astype(r["count"].dtype)
+        _blocks.store(r["count"], b, row_weight, r[ROWS])
 
 
 def _backward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
-    r = dict(zip(names, refs, strict=True))
+    r = _refs(spec, names, refs)
     b, dtype = spec.blocks, spec.dtype
-    row_max = r["max"][...].astype(dtype)
-    log_sum = r["log_sum"][...].astype(dtype)
-    factor = r["factor"][...].astype(dtype)
-    cotangent = r["cotangent"][...].astype(dtype)  # (rows, 1), or (1, 1) for "mean"/"sum"
+    row_max = _blocks.load(r["max"], b, 0.0, r[ROWS]).astype(dtype)
+    log_sum = _blocks.load(r["log_sum"], b, 0.0, r[ROWS]).astype(dtype)
+    factor = _blocks.load(r["factor"], b, 0.0, r[ROWS]).astype(dtype)
+    # (rows, 1), or (1, 1) for "mean"/"sum"
+    cotangent = _blocks.load(r["cotangent"], b, 0.0, r[ROWS]).astype(dtype)
     grad_ref = r["grad"]
     index, mask = _rows(spec, r)
 
@@ -240,7 +253,7 @@ def _backward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
         log_p = (z - row_max) - log_sum
         p = jnp.exp(log_p)
         if spec.rank_one:
-            entry = r["entry"][...].astype(dtype)
+            entry = _blocks.load(r["entry"], b, 0.0, r[ROWS]).astype(dtype)
             grad = jnp.where(column == index, entry, factor * p)
         else:
             c = _coefficients(spec, r, start, column, index, mask)
@@ -251,7 +264,7 @@ def _backward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
         grad = cotangent * grad
         if tanh is not None:
             grad = grad * (1.0 - tanh * tanh)
-        _blocks.write(grad_ref, b, start, grad.astype(grad_ref.dtype))
+        _blocks.write(grad_ref, b, start, grad.astype(grad_ref.dtype), r[ROWS])
         return carry
 
     _blocks.loop(b.chunks, step, 0)
@@ -316,8 +329,8 @@ _INT32 = (-(2**31), 2**31 - 1)
 def _inputs(
     config: core.SoftmaxConfig, operands: core.SoftmaxOperands, spec: Spec, layout: _Layout
 ) -> dict[str, Array]:
-    """The kernels' inputs, their classes never padded (the kernels mask the last chunk);
-    where the row count is not a multiple of the block's, its rows are: the logits
+    """The kernels' inputs, never padded (the kernels mask the last chunk of classes and
+    the last block of rows) unless there are fewer rows than a block: then the logits
     (-inf), the class indices (`ignore_index`) or probabilities (0)."""
     b = spec.blocks
     inputs = {"logits": _blocks.pad_row_blocks(layout.rows(operands.logits), b, -math.inf)}
@@ -336,7 +349,7 @@ def _inputs(
 def _setup(config: core.SoftmaxConfig, operands: core.SoftmaxOperands) -> tuple[Spec, _Layout]:
     layout = _layout(config, operands.logits)
     rows = math.prod(layout.batch_shape)
-    blocks = _blocks.blocks(rows, config.num_classes, operands.logits.dtype)
+    blocks = _blocks.blocks(rows, config.num_classes, operands.logits.dtype, edge_rows=True)
     return _spec(config, operands, blocks), layout
 
 
@@ -412,7 +425,7 @@ def _shard_setup(config: Any, logits: Array) -> tuple[Spec, _Layout]:
     """The spec of a vocabulary shard (`config`: the core's `VocabParallelConfig`)."""
     layout = _layout(config, logits)
     rows = math.prod(layout.batch_shape)
-    blocks = _blocks.blocks(rows, config.local_classes, logits.dtype)
+    blocks = _blocks.blocks(rows, config.local_classes, logits.dtype, edge_rows=True)
     spec = Spec(
         blocks=blocks,
         num_classes=config.local_classes,
