@@ -89,6 +89,19 @@ def blocks(rows: int, columns: int, dtype: Any, *, edge_rows: bool = False) -> B
     return Blocks(rows, columns, rows_padded, columns_padded, block_rows, chunk)
 
 
+def edge_rows_for(array: Any) -> bool:
+    """Whether a kernel over `array` may leave its last row block partial (`edge_rows`):
+    everywhere but in the interpreter inside `jax.shard_map`, whose own padding of an edge
+    block mixes a varying array with a constant and fails shard_map's check of varying
+    axes (JAX 0.10.2); there the rows are padded instead (a copy, on the CPU only)."""
+    import jax
+
+    from .._engine import interpret
+
+    kind = getattr(jax.typeof(array), "manual_axis_type", None)
+    return not (interpret() and kind is not None and kind.varying)
+
+
 def pad(array: Any, shape: Blocks, value: float) -> Any:
     """A rows × columns array padded to the blocks' shape with `value` (itself if none)."""
     if not shape.padded:

@@ -349,7 +349,8 @@ def _inputs(
 def _setup(config: core.SoftmaxConfig, operands: core.SoftmaxOperands) -> tuple[Spec, _Layout]:
     layout = _layout(config, operands.logits)
     rows = math.prod(layout.batch_shape)
-    blocks = _blocks.blocks(rows, config.num_classes, operands.logits.dtype, edge_rows=True)
+    edge_rows = _blocks.edge_rows_for(operands.logits)
+    blocks = _blocks.blocks(rows, config.num_classes, operands.logits.dtype, edge_rows=edge_rows)
     return _spec(config, operands, blocks), layout
 
 
@@ -425,7 +426,8 @@ def _shard_setup(config: Any, logits: Array) -> tuple[Spec, _Layout]:
     """The spec of a vocabulary shard (`config`: the core's `VocabParallelConfig`)."""
     layout = _layout(config, logits)
     rows = math.prod(layout.batch_shape)
-    blocks = _blocks.blocks(rows, config.local_classes, logits.dtype, edge_rows=True)
+    edge_rows = _blocks.edge_rows_for(logits)
+    blocks = _blocks.blocks(rows, config.local_classes, logits.dtype, edge_rows=edge_rows)
     spec = Spec(
         blocks=blocks,
         num_classes=config.local_classes,
