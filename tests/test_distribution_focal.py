@@ -147,6 +147,23 @@ def test_engine_triton_keeps_the_eager_plans_for_dfl():
     assert_close(zt.grad.numpy(), ref_grad, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("plan", ["generic", "whole", "slab"])
+def test_every_torch_plan_and_16_bit_logits(plan):
+    from multiloss.torch import _plans
+
+    z, t = problem()
+    ref_loss, ref_grad = oracle(z, t)
+    for dtype, tolerance in ((torch.float64, 1e-12), (torch.bfloat16, 2e-2)):
+        zt = torch.tensor(z, dtype=dtype, requires_grad=True)
+        with _plans.forced(plan):
+            loss = mt.distribution_focal_loss(zt, torch.tensor(t))
+            loss.backward()
+        assert loss.dtype == dtype
+        what = f"{plan}, {dtype}"
+        assert_close(loss.detach().double().numpy(), ref_loss, rtol=tolerance, atol=tolerance)
+        assert_close(zt.grad.double().numpy(), ref_grad, rtol=tolerance, atol=tolerance, what=what)
+
+
 # ------------------------------------------------------------------ accuracy (mpmath)
 
 

@@ -11,8 +11,9 @@ element weight w (1 without one):
     H·v = w · p ⊙ (v - Σ_j p_j v_j),
 
 cross-entropy against a fixed distribution: the softmax family's Hessian. Only ℓ_k and
-ℓ_{k+1} are gathered; c is never formed as an N×n array (the gradient compares each bin
-with k and k + 1). With respect to the target and the weight (first order, piecewise):
+ℓ_{k+1} are gathered; no N×n target is stored: the gradient forms c where it needs it, as
+the triangle c_j = max(1 - |j - t|, 0) around t (k + 1 - t at k, t - k at k + 1, 0
+elsewhere). With respect to the target and the weight (first order, piecewise):
 
     ∂L/∂t = w · (ℓ_k - ℓ_{k+1}),   ∂L/∂w = -(c_k ℓ_k + c_{k+1} ℓ_{k+1}).
 
@@ -33,7 +34,7 @@ from . import _checks
 from ._numerics import times_nonzero
 from ._reduce import count_scale, per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
-from .kernels import class_ids, index_dtype, max_and_log_sum_exp
+from .kernels import GENERIC, SoftmaxKernels, class_ids, index_dtype, max_and_log_sum_exp
 from .policy import host
 
 Array = Any
@@ -70,6 +71,8 @@ class _TwoHot(NamedTuple):
     """c_k = k + 1 - t, the bin axis kept."""
     high_mass: Array
     """c_{k+1} = t - k, the bin axis kept."""
+    position: Array
+    """t (0 where it is bad), the bin axis kept."""
     mask: Array
     """1, or NaN for a bad target that could not be checked, the bin axis kept."""
     scale: Array
@@ -91,7 +94,7 @@ def _two_hot(xp: Namespace, config: DistributionConfig, operands: DistributionOp
         weight = xp.broadcast_to(operands.weight, tuple(operands.target.shape))
         scale = mask * xp.expand_dims(weight, axis=axis)
     index = xp.astype(low, index_dtype(xp))
-    return _TwoHot(index, 1.0 - high_mass, high_mass, mask, scale)
+    return _TwoHot(index, 1.0 - high_mass, high_mass, safe, mask, scale)
 
 
 def _log_probabilities(xp: Namespace, config: DistributionConfig, logits: Array) -> Array:
@@ -99,10 +102,17 @@ def _log_probabilities(xp: Namespace, config: DistributionConfig, logits: Array)
     return (logits - row_max) - log_sum_exp
 
 
+def _gathered(
+    xp: Namespace, config: DistributionConfig, log_p: Array, two: _TwoHot
+) -> tuple[Array, Array]:
+    """ℓ_k and ℓ_{k+1}."""
+    low = xp.take_along_axis(log_p, two.low, axis=config.axis)
+    return low, xp.take_along_axis(log_p, two.low + 1, axis=config.axis)
+
+
 def _unweighted(xp: Namespace, config: DistributionConfig, log_p: Array, two: _TwoHot) -> Array:
     """-(c_k ℓ_k + c_{k+1} ℓ_{k+1}) per element, the bin axis kept."""
-    low = xp.take_along_axis(log_p, two.low, axis=config.axis)
-    high = xp.take_along_axis(log_p, two.low + 1, axis=config.axis)
+    low, high = _gathered(xp, config, log_p, two)
     return -(times_nonzero(xp, two.low_mass, low) + times_nonzero(xp, two.high_mass, high))
 
 
@@ -116,13 +126,14 @@ def distribution_forward(
     xp: Namespace,
     config: DistributionConfig,
     operands: DistributionOperands,
-    kernels: Any = None,
+    kernels: SoftmaxKernels = GENERIC,
 ) -> tuple[Array, None]:
-    """The reduced loss (compute dtype); the backward pass needs no residuals."""
-    del kernels  # the generic array-API passes (no fused kernel takes two targets yet)
+    """The reduced loss (compute dtype); the backward pass needs no residuals. `kernels`:
+    the softmax family's seam (:mod:`.kernels`), whose ``log_softmax`` alone is used."""
     two = _two_hot(xp, config, operands)
-    log_p = _log_probabilities(xp, config, operands.logits)
-    per_element = xp.squeeze(two.scale * _unweighted(xp, config, log_p, two), axis=config.axis)
+    _, _, log_p = kernels.log_softmax(xp, operands.logits, config.axis)
+    per_element = _unweighted(xp, config, log_p, two)
+    per_element = xp.squeeze(two.scale * per_element, axis=config.axis)
     return reduce(xp, per_element, config.reduction, _mean_scale(config, operands.target)), None
 
 
@@ -140,18 +151,17 @@ def distribution_vjp(
     operands: DistributionOperands,
     residuals: None,
     cotangent: Array,
-    kernels: Any = None,
+    kernels: SoftmaxKernels = GENERIC,
 ) -> Array:
     """cotangent · ∂loss/∂logits = e · w · (p - c), in the compute dtype."""
-    del residuals, kernels
+    del residuals
     logits, axis = operands.logits, config.axis
     two = _two_hot(xp, config, operands)
-    p = xp.exp(_log_probabilities(xp, config, logits))
-    ids = class_ids(xp, logits, axis)
-    zero = xp.zeros_like(p)
-    two_hot = xp.where(ids == two.low, two.low_mass, zero) + xp.where(
-        ids == two.low + 1, two.high_mass, zero
-    )
+    p = xp.exp(kernels.log_softmax(xp, logits, axis)[2])
+    # c_j = max(1 - |j - t|, 0): k + 1 - t at bin k, t - k at bin k + 1, 0 elsewhere (the
+    # two-hot target as a triangle around t, with no comparison or select)
+    bins = xp.astype(class_ids(xp, logits, axis), p.dtype)
+    two_hot = xp.clip(1.0 - xp.abs(bins - two.position), min=0.0)
     row = _element_cotangent(xp, config, operands, cotangent) * two.scale
     return row * (p - two_hot)
 
@@ -203,8 +213,7 @@ def _operand_partials(
         unweighted = two.mask * _unweighted(xp, config, log_p, two)
         partials["weight"] = xp.squeeze(unweighted, axis=axis)
     if "target" in wanted:
-        low = xp.take_along_axis(log_p, two.low, axis=axis)
-        high = xp.take_along_axis(log_p, two.low + 1, axis=axis)
+        low, high = _gathered(xp, config, log_p, two)
         partials["target"] = xp.squeeze(two.scale * (low - high), axis=axis)
     return partials
 
