@@ -28,7 +28,7 @@ import math
 import mpmath
 import numpy as np
 import pytest
-from backends import assert_close, assert_eps
+from backends import XP_NAMES, asarray, assert_close, assert_eps, namespace, run_core, to_numpy
 
 import multiloss
 import multiloss.numpy as mn
@@ -93,6 +93,27 @@ def test_numpy_matches_the_explicit_two_hot(reduction):
         assert_close(grad, ref_grad, **F64, what="grad")
         only = mn.distribution_focal_loss_grad(z, t, weight=weight, reduction=reduction)
         assert_close(only, ref_grad, **F64, what="grad alone")
+
+
+@pytest.mark.parametrize("xp_name", XP_NAMES)
+def test_the_core_in_every_namespace(xp_name):
+    """The core itself on each array namespace (array-api-strict included): value and
+    gradient against the oracle, float32 (JAX without x64) or float64."""
+    xp = namespace(xp_name)
+    dtype = "float32" if xp_name == "jax" else "float64"
+    z, t = problem()
+    w = np.linspace(0.5, 2.0, 6)
+    loss, grad = run_core(
+        "distribution_focal_loss",
+        asarray(xp, z, dtype),
+        asarray(xp, t, dtype),
+        weight=asarray(xp, w, dtype),
+        reduction="sum",
+    )
+    ref_loss, ref_grad = oracle(z, t, w, "sum")
+    tolerance = {"rtol": 3e-6, "atol": 3e-6} if dtype == "float32" else F64
+    assert_close(to_numpy(loss), ref_loss, **tolerance, what=xp_name)
+    assert_close(to_numpy(grad), ref_grad, **tolerance, what=xp_name)
 
 
 def test_last_bin_puts_all_mass_there_and_reads_no_bin_beyond():
