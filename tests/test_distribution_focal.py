@@ -154,6 +154,25 @@ def test_torch_jax_and_dispatch_agree_with_the_oracle():
     assert_close(top.numpy(), ref_loss, **F64, what="dispatch, torch")
 
 
+def test_the_criterion_takes_the_registry_options_and_weight_per_call():
+    """DistributionFocalLoss: the registry's `reduction` (default "mean") at construction;
+    `weight` (the registry's other option) and `normalizer` with each call, as
+    ultralytics' and mmdetection's criteria take their weights."""
+    import inspect
+
+    from multiloss._core import LOSSES
+
+    defaults = LOSSES["distribution_focal_loss"].defaults()
+    init = inspect.signature(mt.DistributionFocalLoss.__init__).parameters
+    assert init["reduction"].default == defaults["reduction"]
+    forward = inspect.signature(mt.DistributionFocalLoss.forward).parameters
+    assert forward["weight"].default is defaults["weight"] and forward["normalizer"].default is None
+    z, t = problem()
+    w = torch.linspace(0.5, 2.0, 6, dtype=torch.float64)
+    value = mt.DistributionFocalLoss(reduction="sum")(torch.tensor(z), torch.tensor(t), weight=w)
+    assert_close(value.numpy(), oracle(z, t, w.numpy(), "sum")[0], **F64)
+
+
 def test_engine_triton_keeps_the_eager_plans_for_dfl():
     """No kernel takes a two-hot target: engine("triton") sends DFL to the eager plans
     (in Triton's interpreter here), with the same numbers."""
