@@ -247,6 +247,32 @@ def test_accuracy_in_eps_against_mpmath(dtype):
     assert np.isfinite(loss).all() and np.isfinite(grad).all()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_no_nan_for_finite_logits(dtype):
+    """Extreme finite logits (up to the dtype's largest) with targets on every kind of
+    position: the loss is never NaN (inf only where the exact loss overflows the dtype),
+    the gradient always finite."""
+    big = float(np.finfo(dtype).max)
+    rows = [
+        [big, -big, 0.0, 1.0],
+        [-big, big, 0.0, 1.0],
+        [1e4, -1e4, 1e4, 0.0],
+        [0.0, 0.0, 0.0, 0.0],
+        [-30.0, 30.0, -30.0, 30.0],
+        [big / 2, big / 2, -big / 2, 0.0],
+    ]
+    z = np.array([row for row in rows for _ in range(4)], dtype=dtype)
+    t = np.tile(np.array([0.0, 1.0, 3.0, 1.5], dtype=dtype), len(rows))
+    loss, grad = mn.distribution_focal_loss_value_and_grad(z, t, reduction="none", dtype=None)
+    assert not np.isnan(loss).any() and np.isfinite(grad).all()
+    assert np.isfinite(loss[8:]).all()  # no overflow below |z| = 1e4 and big / 2 pairs
+    zt = torch.tensor(z, requires_grad=True)
+    value = mt.distribution_focal_loss(zt, torch.tensor(t), reduction="none")
+    (g,) = torch.autograd.grad(value, zt, torch.ones_like(value))  # inf rows included
+    assert not torch.isnan(value).any() and torch.isfinite(g).all()
+    assert_close(g.numpy(), grad, **F64, what="torch grad")
+
+
 # ------------------------------------------------------------------ derivatives
 
 
