@@ -27,15 +27,21 @@ POLY = "poly"
 BCE = "bce"
 SIGMOID_FOCAL = "sigmoid focal"
 ASL = "asl"
+DFL = "dfl"
+VARIFOCAL = "varifocal"
 COMPILED = "compiled"
 RECOMPILE = "recompile"
 """Group kinds. ``softmax`` and ``poly`` (PolyLoss, Poly-1) take class-index targets;
 ``bce``, ``sigmoid focal`` and ``asl`` (the asymmetric loss) take multi-label 0/1 targets;
-``compiled`` times softmax losses under ``torch.compile``; ``recompile`` times nothing: it
-counts the graphs ``torch.compile(dynamic=True)`` of multiloss CE compiles across batch
-sizes."""
-SIGMOID_KINDS = (BCE, SIGMOID_FOCAL, ASL)
-KINDS = (SOFTMAX, POLY, BCE, SIGMOID_FOCAL, ASL, COMPILED, RECOMPILE)
+``dfl`` (the distribution focal loss) takes positions in [0, n - 1.01] among the n bins of
+axis 1; ``varifocal`` takes soft scores (a quality in (0, 1] on 5 % of the entries, 0
+elsewhere); ``compiled`` times softmax losses under ``torch.compile``; ``recompile`` times
+nothing: it counts the graphs ``torch.compile(dynamic=True)`` of multiloss CE compiles
+across batch sizes."""
+SIGMOID_KINDS = (BCE, SIGMOID_FOCAL, ASL, VARIFOCAL)
+KINDS = (SOFTMAX, POLY, BCE, SIGMOID_FOCAL, ASL, DFL, VARIFOCAL, COMPILED, RECOMPILE)
+DETECTION_KINDS = (DFL, VARIFOCAL)
+"""Torch-only kinds of issue 24 (their peers' formulas are written in torch)."""
 POSITIVE_RATE = 0.05
 """The share of 1s in the sigmoid groups' targets (independent Bernoulli draws)."""
 
@@ -71,6 +77,10 @@ POLY_FULL = [Shape("256×100", (256, 100)), Shape("8192×1000", (8192, 1000))]
 POLY_QUICK = [Shape("64×100", (64, 100))]
 ASL_FULL = [Shape("256×80", (256, 80)), Shape("65536×80", (65536, 80))]
 ASL_QUICK = [Shape("64×80", (64, 80))]
+DFL_FULL = [Shape("33600×16 (8400 anchors × 4 sides)", (33600, 16))]
+DFL_QUICK = [Shape("64×16", (64, 16))]
+VARIFOCAL_FULL = [Shape("65536×80", (65536, 80))]
+VARIFOCAL_QUICK = [Shape("64×80", (64, 80))]
 COMPILED_FULL = [Shape("64×10", (64, 10)), Shape("8192×1000", (8192, 1000))]
 COMPILED_QUICK = [Shape("64×10", (64, 10))]
 
@@ -84,6 +94,10 @@ def shapes_for(kind: str, quick: bool, large: bool = False) -> list[Shape]:
         return POLY_QUICK if quick else POLY_FULL
     if kind == ASL:
         return ASL_QUICK if quick else ASL_FULL
+    if kind == DFL:
+        return DFL_QUICK if quick else DFL_FULL
+    if kind == VARIFOCAL:
+        return VARIFOCAL_QUICK if quick else VARIFOCAL_FULL
     if kind in SIGMOID_KINDS:
         return SIGMOID_QUICK if quick else SIGMOID_FULL
     if kind == COMPILED:
@@ -168,6 +182,15 @@ def make_data(shape: Shape, kind: str, seed: int = 0) -> tuple[np.ndarray, np.nd
     shape has an ignore index), or multi-label 0/1 floats with 5 % ones."""
     rng = np.random.default_rng(seed)
     logits = rng.standard_normal(shape.logits, dtype=np.float32) * 2
+    if kind == DFL:  # ultralytics' range: at most n - 1 - 0.01
+        bins = shape.logits[1]
+        return logits, rng.uniform(0, bins - 1.01, size=target_shape(kind, shape)).astype(
+            np.float32
+        )
+    if kind == VARIFOCAL:  # an IoU-like quality on the positives
+        positive = rng.random(shape.logits) < POSITIVE_RATE
+        quality = rng.uniform(0.05, 1.0, size=shape.logits)
+        return logits, (positive * quality).astype(np.float32)
     if kind in SIGMOID_KINDS:
         return logits, (rng.random(shape.logits) < POSITIVE_RATE).astype(np.float32)
     num_classes = shape.logits[1]

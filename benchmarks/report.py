@@ -11,13 +11,15 @@ from typing import Any
 
 import numpy as np
 from cost_model import BYTES_PER_SECOND, LAUNCH_SECONDS
-from harness import ASL, BCE, COMPILED, POLY, SIGMOID_FOCAL, Measurement
+from harness import ASL, BCE, COMPILED, DFL, POLY, SIGMOID_FOCAL, VARIFOCAL, Measurement
 
 KIND_TITLES = {
     POLY: "poly (PolyLoss, Poly-1, ε = 2)",
     BCE: "bce (multi-label 0/1 targets, 5 % ones)",
     SIGMOID_FOCAL: "sigmoid focal (multi-label 0/1 targets, 5 % ones)",
     ASL: "asl (asymmetric loss, γ- = 4, clip 0.05; multi-label 0/1 targets, 5 % ones)",
+    DFL: "dfl (distribution focal loss; positions in [0, n - 1.01] among n bins)",
+    VARIFOCAL: "varifocal (α = 0.75, γ = 2; IoU-like soft scores on 5 % of the entries)",
     COMPILED: "compiled (torch.compile, default inductor)",
 }
 

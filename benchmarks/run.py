@@ -40,8 +40,10 @@ from typing import Any
 
 from harness import (
     COMPILED,
+    DETECTION_KINDS,
     KINDS,
     RECOMPILE,
+    VARIFOCAL,
     Group,
     Measurement,
     Settings,
@@ -50,7 +52,7 @@ from harness import (
 from report import json_record, markdown, plot, versions
 
 BACKENDS = ("torch", "jax")
-TORCH_ONLY_KINDS = (COMPILED, RECOMPILE)
+TORCH_ONLY_KINDS = (COMPILED, RECOMPILE, *DETECTION_KINDS)
 Notes = list[dict[str, Any]]
 
 
@@ -152,6 +154,13 @@ def run_batch_in_process(
     return results, notes
 
 
+def varifocal_available() -> bool:
+    """Whether the library has ``varifocal_loss`` (its registry, without importing torch)."""
+    from multiloss._core import LOSSES
+
+    return "varifocal_loss" in LOSSES
+
+
 def select_groups(
     backends: Sequence[str],
     kinds: Sequence[str],
@@ -166,6 +175,8 @@ def select_groups(
         for kind in kinds:
             if backend != "torch" and kind in TORCH_ONLY_KINDS:
                 continue
+            if kind == VARIFOCAL and not varifocal_available():
+                continue  # the loss comes with issue 24's sigmoid-options branch
             chosen = [
                 shape
                 for shape in shapes_for(kind, quick, large)
@@ -288,7 +299,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     if args.compiled is None:
         args.compiled = not args.quick
     if not args.compiled:
-        args.kinds = [kind for kind in args.kinds if kind not in TORCH_ONLY_KINDS]
+        args.kinds = [kind for kind in args.kinds if kind not in (COMPILED, RECOMPILE)]
     if args.threads is None:
         args.threads = [1, 2] if args.device == "cpu" else [1]
     return args

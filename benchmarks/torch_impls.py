@@ -17,16 +17,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from cost_model import Cost, count_torch
+from detection_impls import detection_implementations
 from harness import (
     ASL,
     BCE,
     COMPILED,
+    DFL,
     POLY,
     POSITIVE_RATE,
     RECOMPILE,
     SIGMOID_FOCAL,
     SIGMOID_KINDS,
     SOFTMAX,
+    VARIFOCAL,
     Group,
     Measurement,
     Settings,
@@ -280,6 +283,8 @@ def torch_implementations(kind: str, shape: Shape) -> dict[str, LossFn]:
         }
     if kind == POLY:
         return poly_implementations(shape)
+    if kind in (DFL, VARIFOCAL):
+        return detection_implementations(kind)
     return softmax_implementations(shape)
 
 
@@ -355,7 +360,7 @@ def meta_cost(loss_fn: LossFn | None, kind: str, shape: Shape) -> Cost | str:
     sigmoid = kind in SIGMOID_KINDS
     target = torch.empty(
         target_shape(kind, shape),
-        dtype=torch.float32 if sigmoid else torch.int64,
+        dtype=torch.float32 if sigmoid or kind == DFL else torch.int64,
         device="meta",
     )
     if loss_fn is None:
@@ -393,7 +398,15 @@ def _device_data(group: Group, device: str) -> tuple[Any, Any]:
     import torch
 
     shape = group.shape
-    if device != "cpu" and math.prod(shape.logits) >= DEVICE_DRAWN:
+    if (
+        device != "cpu"
+        and math.prod(shape.logits) >= DEVICE_DRAWN
+        and group.kind
+        not in (
+            DFL,
+            VARIFOCAL,
+        )
+    ):
         generator = torch.Generator(device=device).manual_seed(0)
         dtype = getattr(torch, shape.dtype)
         logits = torch.randn(shape.logits, generator=generator, device=device) * 2

@@ -253,6 +253,25 @@ def asymmetric_loss(
     return _dispatch("asymmetric_loss", logits, target, options)
 
 
+def distribution_focal_loss(
+    logits: Array,
+    target: Array,
+    *,
+    axis: int | None = None,
+    weight: Array | None = None,
+    reduction: str = "mean",
+    normalizer: Array | float | None = None,
+) -> Array:
+    """Distribution focal loss (the bins of a box side) of any backend's arrays.
+
+    See [`multiloss.numpy.distribution_focal_loss`][multiloss.numpy.distribution_focal_loss]
+    for the arguments. `axis=None` takes the backend's default bin axis (1 for torch, -1
+    otherwise).
+    """
+    options = {"axis": axis, "weight": weight, "reduction": reduction, "normalizer": normalizer}
+    return _dispatch("distribution_focal_loss", logits, target, options)
+
+
 def _dispatch_linear(
     name: str, arrays: tuple[Array, Array, Array], options: dict[str, Any]
 ) -> Array:
@@ -462,6 +481,7 @@ __all__ = [
     "count_elements",
     "count_targets",
     "cross_entropy",
+    "distribution_focal_loss",
     "focal_loss",
     "inverse_frequency_weights",
     "linear_cross_entropy",

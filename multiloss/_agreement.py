@@ -39,6 +39,8 @@ AGREEMENT_CASES: dict[str, dict[str, Any]] = {
     "sigmoid_focal_loss": {"alpha": 0.25, "gamma": 2.0},
     # The Asymmetric Loss of multi-label training: γ+ < 1 and the probability margin.
     "asymmetric_loss": {"gamma_pos": 0.5, "gamma_neg": 4.0, "clip": 0.05},
+    # The box sides' bins of a detector: an element weight per side, sum reduction.
+    "distribution_focal_loss": {"weight": [0.5 * (i % 4) for i in range(32)], "reduction": "sum"},
 }
 """Every loss with options off their defaults, for the agreement check (the demo's and
 ``multiloss check``'s): PolyLoss also carries the z-loss and soft-capping, so that the
@@ -51,6 +53,10 @@ def _agreement_batch(loss: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     logits = (rng.normal(size=(32, 5)) * 4.0).astype(np.float32).astype(np.float64)
     if not LOSSES[loss].has_class_axis:  # a sigmoid loss: 0/1 targets of the logits' shape
         return logits, rng.uniform(size=(32, 5)).astype(np.float32).astype(np.float64)
+    if LOSSES[loss].family.name == "distribution":  # positions among the 5 bins, edges too
+        positions = rng.uniform(0, 4, size=32).astype(np.float32).astype(np.float64)
+        positions[:3] = (0.0, 2.0, 4.0)
+        return logits, positions
     return logits, rng.integers(0, 5, size=32)
 
 

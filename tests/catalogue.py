@@ -65,6 +65,9 @@ B = _RNG.integers(0, 2, size=(4, 3)).astype(np.float64)
 CE, FL = "cross_entropy", "focal_loss"
 BCE, SFL = "binary_cross_entropy", "sigmoid_focal_loss"
 PL, ASL = "poly_loss", "asymmetric_loss"
+DFL = "distribution_focal_loss"
+T = np.array([0.0, 1.5, 2.0, 0.25])
+"""Positions among the 3 bins of Z (2.0, the last bin, is valid)."""
 NAN, INF = math.nan, math.inf
 
 CATALOGUE: list[BadInput] = [
@@ -179,6 +182,16 @@ CATALOGUE: list[BadInput] = [
     BadInput("sigmoid-target-shape", ASL, Z, B[:, :2]),
     BadInput("bool-logits", ASL, Z > 0, B, error=TypeError),
     BadInput("reduction", ASL, Z, B, {"reduction": "batchmean"}),
+    # ------------------------------------------------------------ distribution focal loss
+    BadInput("bin-target-above-last", DFL, Z, np.array([0.0, 2.5, 1.0, 1.0]), values="target"),
+    BadInput("bin-target-negative", DFL, Z, np.array([0.0, 1.0, -0.5, 1.0]), values="target"),
+    BadInput("bin-target-nan", DFL, Z, np.array([0.0, NAN, 1.0, 1.0]), values="target"),
+    BadInput("bin-target-integer", DFL, Z, Y, error=TypeError),
+    BadInput("bin-target-shape", DFL, Z, P),
+    BadInput("one-bin", DFL, Z[:, :1], T * 0),
+    BadInput("weight-negative", DFL, Z, T, {"weight": [1.0, -1.0, 1.0, 1.0]}, values="weights"),
+    BadInput("weight-shape", DFL, Z, T, {"weight": [1.0, 1.0]}),
+    BadInput("reduction", DFL, Z, T, {"reduction": "avg"}),
 ]
 """Every case; ids (``case.id``) are unique."""
 

@@ -27,6 +27,7 @@ SLOW: tuple[str, ...] = (
     "tests/test_packaging.py",
     "tests/test_style.py",
     "tests/test_jax_example.py",
+    "tests/test_detection_example.py",
     # Worker processes and multi-device runs.
     "tests/test_torch_ddp.py",
     "tests/test_torch_vocab_parallel.py",
@@ -72,6 +73,8 @@ SLOW_NAMES: tuple[str, ...] = (
     # Second-order and finite-difference sweeps (the first-order values stay quick).
     "test_jax_check_grads_order_2",
     "test_torch_gradcheck_and_gradgradcheck",
+    "test_jax_check_grads_to_order_two_on_bin_edges",
+    "test_gradcheck_and_gradgradcheck_with_targets_on_bin_edges",
     "test_softcap_against_jax_grad_of_optax_on_capped_logits",
     # Fresh interpreters (imports measured from scratch).
     "test_torch_and_jax_backends_are_lazy_attributes",

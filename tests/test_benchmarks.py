@@ -56,6 +56,8 @@ def test_quick_mode_writes_table_json_and_plot(tmp_path: Path) -> None:
         "| optax poly_loss_cross_entropy ε=2 |",
         "| textbook ASL (timm formula) | 1.00× |",
         "| multiloss ASL |",
+        "| ultralytics DFL (formula) | 1.00× |",
+        "| multiloss DFL |",
     ):
         assert implementation in table, implementation
     columns = "| ratio, 1 thread | time, 1 thread | ratio, 2 threads | time, 2 threads | memory |"
@@ -73,7 +75,10 @@ def test_quick_mode_writes_table_json_and_plot(tmp_path: Path) -> None:
     raw = json.loads((tmp_path / "benchmarks.json").read_text(encoding="utf-8"))
     measured = raw["measurements"]
     assert {m["backend"] for m in measured} == {"torch", "jax"}
-    assert {m["group"] for m in measured} == {"softmax", "poly", "bce", "sigmoid focal", "asl"}
+    groups = {"softmax", "poly", "bce", "sigmoid focal", "asl", "dfl"}
+    if _has_varifocal():  # the loss of issue 24's sigmoid-options branch
+        groups.add("varifocal")
+    assert {m["group"] for m in measured} == groups
     rows = {(m["backend"], m["group"], m["implementation"]): m for m in measured}
     for backend, kind, implementation, reference in (
         ("torch", "poly", "multiloss poly ε=2", "F.cross_entropy"),
@@ -84,6 +89,7 @@ def test_quick_mode_writes_table_json_and_plot(tmp_path: Path) -> None:
         ("torch", "asl", "multiloss ASL", "textbook ASL (timm formula)"),
         ("torch", "asl", "F.binary_cross_entropy_with_logits", "textbook ASL (timm formula)"),
         ("jax", "asl", "multiloss ASL", "textbook ASL (timm formula)"),
+        ("torch", "dfl", "multiloss DFL", "ultralytics DFL (formula)"),
     ):
         row = rows[(backend, kind, implementation)]
         assert row["reference"] == reference, row
@@ -103,6 +109,31 @@ def test_quick_mode_writes_table_json_and_plot(tmp_path: Path) -> None:
     references = [m for m in measured if m["implementation"] == m["reference"]]
     assert all(m["modelled_ratio"] == pytest.approx(1.0) for m in references)
     assert (tmp_path / "benchmarks.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _has_varifocal() -> bool:
+    from multiloss._core import LOSSES
+
+    return "varifocal_loss" in LOSSES
+
+
+def test_detection_formulas_compute_the_same_losses(bench: ModuleType) -> None:
+    """The detection groups compare like with like: ultralytics' DFL formula and
+    mmdetection's varifocal formula give multiloss's numbers on the groups' data."""
+    torch = pytest.importorskip("torch")
+    from detection_impls import detection_implementations
+    from harness import DFL, VARIFOCAL, make_data, shapes_for
+
+    for kind in (DFL, VARIFOCAL):
+        logits, target = (
+            torch.from_numpy(a).double() for a in make_data(shapes_for(kind, True)[0], kind)
+        )
+        rows = list(detection_implementations(kind).values())
+        if len(rows) == 1:
+            assert kind == VARIFOCAL and not _has_varifocal()
+            continue
+        reference, ours = rows
+        assert torch.allclose(ours(logits, target), reference(logits, target), rtol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,12 @@ from ._reduce import normalized
 from .asymmetric import ASYMMETRIC, AsymmetricConfig, AsymmetricOperands
 from .class_weights import class_balanced_weights, inverse_frequency_weights
 from .counting import count_elements, count_targets
+from .distribution import (
+    DISTRIBUTION,
+    DistributionConfig,
+    DistributionOperands,
+    prepare_distribution_focal_loss,
+)
 from .family import Family
 from .kernels import GENERIC, GENERIC_SIGMOID, SigmoidKernels, SoftmaxKernels
 from .linear import LinearCall, prepare_linear, run_linear
@@ -45,8 +51,8 @@ from .softmax import SOFTMAX, SoftmaxConfig, SoftmaxOperands, SoftmaxResiduals
 Array = Any
 Prepared = tuple[
     Any,
-    SoftmaxConfig | SigmoidConfig | AsymmetricConfig,
-    SoftmaxOperands | SigmoidOperands | AsymmetricOperands,
+    SoftmaxConfig | SigmoidConfig | AsymmetricConfig | DistributionConfig,
+    SoftmaxOperands | SigmoidOperands | AsymmetricOperands | DistributionOperands,
 ]
 
 PREPARE = {name: loss.prepare for name, loss in LOSSES.items()}
@@ -152,6 +158,7 @@ def apply_normalizer(xp: Any, total: Array, normalizer: Any, *, check_values: bo
 
 __all__ = [
     "ASYMMETRIC",
+    "DISTRIBUTION",
     "GENERIC",
     "GENERIC_SIGMOID",
     "LOSSES",
@@ -160,6 +167,8 @@ __all__ = [
     "SOFTMAX",
     "AsymmetricConfig",
     "AsymmetricOperands",
+    "DistributionConfig",
+    "DistributionOperands",
     "Family",
     "LinearCall",
     "Loss",
@@ -185,6 +194,7 @@ __all__ = [
     "prepare_asymmetric_loss",
     "prepare_binary_cross_entropy",
     "prepare_cross_entropy",
+    "prepare_distribution_focal_loss",
     "prepare_focal_loss",
     "prepare_linear",
     "prepare_poly_loss",

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import _checks
 from .asymmetric import ASYMMETRIC
+from .distribution import DISTRIBUTION, prepare_distribution_focal_loss
 from .family import Family
 from .prepare import (
     prepare_asymmetric_loss,
@@ -223,6 +224,15 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                     Option("clip", 0.05),
                     Option("reduction", "mean"),
                 ),
+            ),
+            Loss(
+                "distribution_focal_loss",
+                DISTRIBUTION,
+                prepare_distribution_focal_loss,
+                element_weights=("weight",),
+                static=("axis", "reduction"),
+                class_axis=_CLASS_AXIS,
+                options=(Option("weight", None, static=False), Option("reduction", "mean")),
             ),
         )
     }

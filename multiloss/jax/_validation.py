@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from .._core import SOFTMAX, _checks
+from .._core import DISTRIBUTION, SOFTMAX, _checks
 from .._core.policy import BackendPolicy, register_backend
 
 Array = jax.Array
@@ -84,6 +84,15 @@ def debug_checks(config: Any, operands: Any, weights: tuple[tuple[str, int], ...
     """
     if config.family is SOFTMAX and config.hard_target:
         check_labels(operands.target, config.num_classes, config.ignore_index, debug=True)
+    if config.family is DISTRIBUTION:
+        bins = config.num_bins
+        good = jnp.ravel((operands.target >= 0) & (operands.target <= bins - 1))  # not NaN
+        checkify.debug_check(
+            jnp.all(good),
+            f"target must lie in [0, {bins - 1}] (the bins of the {bins}-bin axis; not NaN); "
+            f"got for example {{}}",
+            jnp.max(jnp.where(good, -jnp.inf, jnp.ravel(operands.target)), initial=-jnp.inf),
+        )
     for name, index in weights:
         weight = operands[index]
         good = (weight >= 0) & jnp.isfinite(weight)  # False for NaN too

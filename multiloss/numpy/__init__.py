@@ -28,6 +28,11 @@ from __future__ import annotations
 
 from .._backends import public_names
 from .._core.counting import count_elements, count_targets
+from ._distribution import (
+    distribution_focal_loss,
+    distribution_focal_loss_grad,
+    distribution_focal_loss_value_and_grad,
+)
 from ._linear import (
     linear_cross_entropy,
     linear_cross_entropy_grad,
@@ -74,6 +79,9 @@ __all__ = [
     "cross_entropy",
     "cross_entropy_grad",
     "cross_entropy_value_and_grad",
+    "distribution_focal_loss",
+    "distribution_focal_loss_grad",
+    "distribution_focal_loss_value_and_grad",
     "focal_loss",
     "focal_loss_grad",
     "focal_loss_value_and_grad",

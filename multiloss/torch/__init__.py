@@ -6,14 +6,16 @@ The losses of [`multiloss`](multiloss.md) for `torch.Tensor` inputs, with autogr
   [`focal_loss`][multiloss.torch.focal_loss], [`poly_loss`][multiloss.torch.poly_loss],
   [`binary_cross_entropy`][multiloss.torch.binary_cross_entropy],
   [`sigmoid_focal_loss`][multiloss.torch.sigmoid_focal_loss],
-  [`asymmetric_loss`][multiloss.torch.asymmetric_loss] (class axis 1, the
+  [`asymmetric_loss`][multiloss.torch.asymmetric_loss],
+  [`distribution_focal_loss`][multiloss.torch.distribution_focal_loss] (class axis 1, the
   `(N, C, d1..dk)` convention of `torch.nn.functional.cross_entropy`; an unbatched `(C,)`
   input works too);
 * modules: [`CrossEntropyLoss`][multiloss.torch.CrossEntropyLoss],
   [`FocalLoss`][multiloss.torch.FocalLoss], [`PolyLoss`][multiloss.torch.PolyLoss],
   [`BCEWithLogitsLoss`][multiloss.torch.BCEWithLogitsLoss],
   [`SigmoidFocalLoss`][multiloss.torch.SigmoidFocalLoss],
-  [`AsymmetricLoss`][multiloss.torch.AsymmetricLoss], with the argument names of
+  [`AsymmetricLoss`][multiloss.torch.AsymmetricLoss],
+  [`DistributionFocalLoss`][multiloss.torch.DistributionFocalLoss], with the argument names of
   `nn.CrossEntropyLoss` and `nn.BCEWithLogitsLoss`; `weight`, a per-class `alpha` and
   `pos_weight` are buffers (they follow `.to(device, dtype)`, live in `state_dict`, pickle
   and deepcopy);
@@ -62,6 +64,7 @@ from .functional import (
     asymmetric_loss,
     binary_cross_entropy,
     cross_entropy,
+    distribution_focal_loss,
     focal_loss,
     poly_loss,
     sigmoid_focal_loss,
@@ -77,6 +80,7 @@ from .modules import (
     AsymmetricLoss,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
+    DistributionFocalLoss,
     FocalLoss,
     PolyLoss,
     SigmoidFocalLoss,
@@ -86,6 +90,7 @@ __all__ = [
     "AsymmetricLoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
+    "DistributionFocalLoss",
     "FocalLoss",
     "LinearCrossEntropyLoss",
     "LinearFocalLoss",
@@ -96,6 +101,7 @@ __all__ = [
     "count_elements",
     "count_targets",
     "cross_entropy",
+    "distribution_focal_loss",
     "engine",
     "focal_loss",
     "get_engine",

@@ -27,7 +27,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._core import GENERIC, GENERIC_SIGMOID, SOFTMAX, Family, SigmoidKernels, SoftmaxKernels
+from .._core import (
+    DISTRIBUTION,
+    GENERIC,
+    GENERIC_SIGMOID,
+    SOFTMAX,
+    Family,
+    SigmoidKernels,
+    SoftmaxKernels,
+)
 from . import _native, _whole
 from ._namespace import any_functorch
 
@@ -48,8 +56,14 @@ class Plan:
 
     def kernels(self, family: Family) -> SoftmaxKernels | SigmoidKernels:
         """The seam's kernels for a call of `family` (the element-wise families, sigmoid
-        and asymmetric, take the sigmoid kernels)."""
-        return self.softmax if family is SOFTMAX else self.sigmoid
+        and asymmetric, take the sigmoid kernels; the distribution focal loss the softmax
+        ones, whole-tensor where this plan splits hard-target passes into slabs: it reads
+        only their fused ``log_softmax``)."""
+        if family is SOFTMAX:
+            return self.softmax
+        if family is DISTRIBUTION:
+            return _whole.WHOLE if self.slabs else self.softmax
+        return self.sigmoid
 
 
 GENERIC_PLAN = Plan("generic", GENERIC, GENERIC_SIGMOID, slabs=False)

@@ -10,7 +10,8 @@
 * ``"eager"``: the eager plans (PyTorch operations over the array-API core) always.
 
 Under every engine some calls keep the eager plans, which have what the kernels lack:
-float64 logits of the softmax family (its kernels compute in float32), a gradient with
+the distribution focal loss (no kernel takes its two-hot target), float64 logits of the
+softmax family (its kernels compute in float32), a gradient with
 respect to a target or a weight, forward-mode AD and the `torch.func` transforms. A
 second derivative (``create_graph=True``) through a kernel call is taken by the eager
 plans' closed forms.
@@ -39,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._core import AsymmetricConfig, SigmoidConfig, SoftmaxConfig
+from .._core import AsymmetricConfig, DistributionConfig, SigmoidConfig, SoftmaxConfig
 
 ENGINES = ("auto", "triton", "eager")
 """The engine names."""
@@ -164,7 +165,7 @@ def _eager_only(tensors: Sequence[object]) -> bool:
 
 
 def kernel_loss(
-    config: SoftmaxConfig | SigmoidConfig | AsymmetricConfig,
+    config: SoftmaxConfig | SigmoidConfig | AsymmetricConfig | DistributionConfig,
     logits: Tensor,
     operands: Any,
     given: Sequence[object],
@@ -177,6 +178,8 @@ def kernel_loss(
     `given` the call's tensors as the user gave them (logits first), which decide whether
     a gradient other than the logits' is wanted.
     """
+    if isinstance(config, DistributionConfig):
+        return None  # no kernel takes a two-hot target yet: the eager plans (tested)
     softmax = isinstance(config, SoftmaxConfig)
     if _current == "eager" or not kernels_for(logits, float64=not softmax):
         return None

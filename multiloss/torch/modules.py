@@ -18,6 +18,7 @@ from .functional import (
     asymmetric_loss,
     binary_cross_entropy,
     cross_entropy,
+    distribution_focal_loss,
     focal_loss,
     poly_loss,
     sigmoid_focal_loss,
@@ -562,10 +563,54 @@ class AsymmetricLoss(_Criterion):
         )
 
 
+class DistributionFocalLoss(_Criterion):
+    r"""Distribution focal loss criterion (ultralytics' `DFLoss`, mmdetection's):
+    [`distribution_focal_loss`][multiloss.torch.distribution_focal_loss], with `weight`
+    (a per-anchor weight changes with the batch) an argument of each call.
+
+    Args:
+        reduction: `"mean"`, `"sum"` or `"none"`.
+        axis: the bin axis; None: 1, or 0 for an unbatched `(n,)` input.
+
+    Examples:
+        >>> import torch
+        >>> from multiloss.torch import DistributionFocalLoss
+        >>> criterion = DistributionFocalLoss(reduction="sum")  # 2 rows of 4 uniform bins
+        >>> round(criterion(torch.zeros(2, 4), torch.tensor([0.5, 3.0])).item(), 4)  # 2 log 4
+        2.7726
+    """
+
+    def __init__(self, *, reduction: str = "mean", axis: int | None = None) -> None:
+        super().__init__()
+        self.reduction = _checks.check_reduction(reduction)
+        self.axis = _check_axis(axis)
+
+    def forward(
+        self,
+        input: Tensor,
+        target: Tensor,
+        *,
+        weight: Tensor | None = None,
+        normalizer: Tensor | float | None = None,
+    ) -> Tensor:
+        """The loss of one call; `weight` and `normalizer` as in
+        [`distribution_focal_loss`][multiloss.torch.distribution_focal_loss]."""
+        options: dict[str, Any] = {"weight": weight, "normalizer": normalizer}
+        return distribution_focal_loss(
+            input, target, axis=self.axis, reduction=self.reduction, **options
+        )
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}" + (
+            "" if self.axis is None else f", axis={self.axis}"
+        )
+
+
 __all__ = [
     "AsymmetricLoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
+    "DistributionFocalLoss",
     "FocalLoss",
     "PolyLoss",
     "SigmoidFocalLoss",
