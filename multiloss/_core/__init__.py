@@ -6,9 +6,12 @@ No framework is imported here: every function takes arrays of any namespace that
 Layers:
 
 * :data:`LOSSES` (:mod:`.registry`): one record per loss, the only list of losses;
-* ``prepare_<loss>(logits, target, **options)`` (:mod:`.prepare`) validates the call
-  (docs/semantics.md, Bad input) and returns ``(xp, config, operands)``: the namespace, a
-  static hashable config and the operand arrays in the compute dtype;
+* ``prepare_call(LOSSES[name], logits, target, options)`` (:mod:`.prepare`), one function
+  for every loss's plain call, validates it (docs/semantics.md, Bad input) from the
+  loss's record and returns ``(xp, config, operands)``: the namespace, a static hashable
+  config and the operand arrays in the compute dtype (the fused head's and the
+  vocabulary-parallel call's: :func:`.linear.prepare_linear`,
+  :func:`.vocab_parallel.prepare_vocab_parallel`);
 * a family per kind of loss (:data:`.softmax.SOFTMAX`, :data:`.sigmoid.SIGMOID`), named by
   the config (``config.family``), with the loss, its vector-Jacobian product, its
   Hessian-vector product and directional derivative, and the derivatives with respect to
@@ -30,14 +33,7 @@ from .counting import count_elements, count_targets
 from .family import Family
 from .kernels import GENERIC, GENERIC_SIGMOID, SigmoidKernels, SoftmaxKernels
 from .linear import LinearCall, prepare_linear, run_linear
-from .prepare import (
-    prepare_asymmetric_loss,
-    prepare_binary_cross_entropy,
-    prepare_cross_entropy,
-    prepare_focal_loss,
-    prepare_poly_loss,
-    prepare_sigmoid_focal_loss,
-)
+from .prepare import prepare_call
 from .registry import LOSSES, Loss
 from .sigmoid import SIGMOID, SigmoidConfig, SigmoidOperands
 from .softmax import SOFTMAX, SoftmaxConfig, SoftmaxOperands, SoftmaxResiduals
@@ -49,8 +45,35 @@ Prepared = tuple[
     SoftmaxOperands | SigmoidOperands | AsymmetricOperands,
 ]
 
-PREPARE = {name: loss.prepare for name, loss in LOSSES.items()}
-"""Every loss's validating ``prepare`` step, by name (from :data:`LOSSES`)."""
+
+def _keyword_form(loss: Loss) -> Any:
+    def prepare(
+        logits: Array,
+        target: Array,
+        *,
+        check_values: bool = True,
+        convert_logits: bool = True,
+        cache_static: bool = False,
+        **options: Any,
+    ) -> Prepared:
+        return prepare_call(
+            loss,
+            logits,
+            target,
+            options,
+            check_values=check_values,
+            convert_logits=convert_logits,
+            cache_static=cache_static,
+        )
+
+    prepare.__name__ = prepare.__qualname__ = f"prepare_{loss.name}"
+    return prepare
+
+
+PREPARE = {name: _keyword_form(loss) for name, loss in LOSSES.items()}
+"""Every loss's plain-call preparation in keyword form, by name: ``PREPARE[name](logits,
+target, **options)`` is :func:`prepare_call` of ``LOSSES[name]`` (for tests and
+interactive use; the adapters call :func:`prepare_call`)."""
 
 
 Kernels = SoftmaxKernels | SigmoidKernels | None
@@ -182,13 +205,8 @@ __all__ = [
     "mean_denominator",
     "operand_jvp",
     "operand_vjp",
-    "prepare_asymmetric_loss",
-    "prepare_binary_cross_entropy",
-    "prepare_cross_entropy",
-    "prepare_focal_loss",
+    "prepare_call",
     "prepare_linear",
-    "prepare_poly_loss",
-    "prepare_sigmoid_focal_loss",
     "run_linear",
     "split_normalizer",
     "vjp",

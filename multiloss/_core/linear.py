@@ -4,7 +4,7 @@ A fused head ``linear_<loss>(input, linear_weight, target)`` is the softmax `los
 logits ``input @ linear_weight.T + linear_bias`` (classes last), computed by an engine a
 chunk of tokens at a time. :func:`prepare_linear` prepares such a call once, whatever the
 backend: the operands' shapes and dtypes, every option (the registry's record says which,
-and the loss's own :func:`.prepare.softmax_operands` converts the target and the class
+and the plain call's :func:`.prepare.softmax_operands` converts the target and the class
 vector), the normaliser folded into the mean's scale, and the chunk plan
 (:func:`automatic_chunk_size`, the one rule of every engine). An engine (the torch chunk
 loop, JAX's ``lax.scan``, :func:`run_linear` here) only runs a :class:`LinearCall`.
@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from . import _checks
 from ._reduce import count_scale, mean_scale
 from .policy import policy_of
+from .prepare import softmax_keywords, softmax_operands, softmax_static, with_defaults
 from .registry import LINEAR, Loss, term_of
 from .softmax import SoftmaxConfig, SoftmaxOperands
 
@@ -139,30 +140,17 @@ def prepare_linear(
     num_classes, features = linear_weight.shape
     batch_shape = tuple(input.shape[:-1])
     tokens = math.prod(batch_shape)
-    reduction = _checks.check_reduction(options.get("reduction", "mean"))
+    given = with_defaults(loss, options)
+    reduction = _checks.check_reduction(given["reduction"])
     if normalizer is not None:
         _checks.check_normalized_reduction(reduction)
-    from .prepare import softmax_operands, softmax_static
-
-    term = term_of(loss, options)
+    term = term_of(loss, given)
     class_vector = loss.class_vector
-    class_weight = options.get(class_vector) if class_vector else None
+    class_weight = given[class_vector] if class_vector else None
     logits = LogitsShape((*batch_shape, num_classes), input.dtype)
-    config = softmax_static(
-        xp,
-        logits,
-        target,
-        axis=-1,
-        has_class_weight=class_weight is not None,
-        term=term,
-        ignore_index=options.get("ignore_index", -100),
-        reduction=reduction,
-        label_smoothing=options.get("label_smoothing", 0.0),
-        z_loss=options.get("z_loss", 0.0),
-        softcap=options.get("softcap"),
-        is_cross_entropy=loss.weighted_mean,
-        check_values=check_values,
-    )
+    keywords = softmax_keywords(loss, given, term, class_weight is not None, check_values)
+    keywords.update(axis=-1, reduction=reduction)
+    config = softmax_static(xp, logits, target, **keywords)
     dtype = _checks.compute_dtype(xp, input.dtype)
     flat_target, class_weight = softmax_operands(
         xp,
@@ -177,16 +165,16 @@ def prepare_linear(
     )
     per_token = reduction == "none"
     config = replace(config, axis=1, reduction="none" if per_token else "sum")
-    scale = given = None
+    scale = checked = None
     if normalizer is not None:
         like = xp.zeros((), dtype=dtype, device=_checks.device(linear_weight))
-        given = _checks.check_normalizer(xp, normalizer, "mean", like, check_values=check_values)
-        scale = mean_scale(xp, given)
+        checked = _checks.check_normalizer(xp, normalizer, "mean", like, check_values=check_values)
+        scale = mean_scale(xp, checked)
     elif reduction == "mean" and denominator:
         scale = _mean_scale(xp, config, flat_target, class_weight, dtype, linear_weight)
     static = {}
     for option in loss.options:
-        value = options.get(option.name, option.default)
+        value = given[option.name]
         if option.static and option.name != "reduction":
             static[option.name] = value if option.check is None else option.check(value)
     static.update(
@@ -206,7 +194,7 @@ def prepare_linear(
         target=flat_target,
         class_weight=class_weight,
         scale=scale,
-        normalizer=given,
+        normalizer=checked,
         chunk_size=max(1, min(chunk or automatic_chunk_size(tokens, num_classes), tokens)),
         batch_shape=batch_shape,
         static_options=tuple(sorted(static.items())),

@@ -321,33 +321,6 @@ def prepare_vocab_parallel(
     )
 
 
-def prepare_vocab_parallel_cross_entropy(
-    logits: Array, target: Array, **options: Any
-) -> tuple[Namespace, VocabParallelConfig, VocabParallelOperands, Array | None]:
-    """:func:`prepare_vocab_parallel` of cross-entropy."""
-    from .registry import LOSSES
-
-    return prepare_vocab_parallel(LOSSES["cross_entropy"], logits, target, **options)
-
-
-def prepare_vocab_parallel_focal_loss(
-    logits: Array, target: Array, **options: Any
-) -> tuple[Namespace, VocabParallelConfig, VocabParallelOperands, Array | None]:
-    """:func:`prepare_vocab_parallel` of the focal loss."""
-    from .registry import LOSSES
-
-    return prepare_vocab_parallel(LOSSES["focal_loss"], logits, target, **options)
-
-
-def prepare_vocab_parallel_poly_loss(
-    logits: Array, target: Array, **options: Any
-) -> tuple[Namespace, VocabParallelConfig, VocabParallelOperands, Array | None]:
-    """:func:`prepare_vocab_parallel` of PolyLoss."""
-    from .registry import LOSSES
-
-    return prepare_vocab_parallel(LOSSES["poly_loss"], logits, target, **options)
-
-
 # --------------------------------------------------------------------------------------
 # Forward and backward
 
@@ -565,9 +538,6 @@ __all__ = [
     "VocabParallelOperands",
     "VocabParallelResiduals",
     "prepare_vocab_parallel",
-    "prepare_vocab_parallel_cross_entropy",
-    "prepare_vocab_parallel_focal_loss",
-    "prepare_vocab_parallel_poly_loss",
     "vocab_parallel_forward",
     "vocab_parallel_vjp",
 ]

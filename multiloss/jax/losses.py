@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from .._core import LOSSES, Loss, _checks, apply_normalizer, split_normalizer
+from .._core import LOSSES, Loss, _checks, apply_normalizer, prepare_call, split_normalizer
 from ._autodiff import custom_loss
 from ._engine import uses_kernels
 from ._pallas import loss as pallas_loss
@@ -40,7 +40,7 @@ def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array
         options[key] = as_jax_weight(options[key])
     # The kernels read 16-bit logits as they are (no float32 copy): engine hook
     prepare = functools.partial(
-        loss.prepare, logits, target, convert_logits=not uses_kernels(), **options
+        prepare_call, loss, logits, target, options, convert_logits=not uses_kernels()
     )
     traced = is_tracer(target) or any(is_tracer(options[key]) for key in weights)
     if not traced:
