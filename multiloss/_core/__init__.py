@@ -25,8 +25,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from ._checks import check_normalized_reduction, check_normalizer
-from ._reduce import normalized
+from ._reduce import normalizer_scale, split_normalizer
 from .asymmetric import ASYMMETRIC, AsymmetricConfig, AsymmetricOperands
 from .class_weights import class_balanced_weights, inverse_frequency_weights
 from .counting import count_elements, count_targets
@@ -151,17 +150,6 @@ def loss_value_and_grad(
     return xp.astype(loss, dtype), xp.astype(grad, dtype)
 
 
-def split_normalizer(options: dict[str, Any]) -> Any:
-    """Take ``normalizer`` out of a call's `options` (the rest goes to the loss's
-    ``prepare``); where one is given, the reduction must be ``"mean"`` and becomes
-    ``"sum"``, whose result :func:`apply_normalizer` divides by it."""
-    normalizer = options.pop("normalizer", None)
-    if normalizer is not None:
-        check_normalized_reduction(options.get("reduction", "mean"))
-        options["reduction"] = "sum"
-    return normalizer
-
-
 def apply_normalizer(xp: Any, total: Array, normalizer: Any, *, check_values: bool) -> Array:
     """The sum `total` of a call divided by its given `normalizer` (none: `total` itself),
     in `total`'s dtype (the compute dtype: a 16-bit sum is never formed); the loss's "mean"
@@ -169,8 +157,7 @@ def apply_normalizer(xp: Any, total: Array, normalizer: Any, *, check_values: bo
     normalisation)."""
     if normalizer is None:
         return total
-    scale = check_normalizer(xp, normalizer, "mean", total, check_values=check_values)
-    return normalized(xp, total, scale)
+    return total * normalizer_scale(xp, normalizer, total, check_values=check_values)
 
 
 __all__ = [

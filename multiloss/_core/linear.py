@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from . import _checks
-from ._reduce import count_scale, mean_scale
+from ._reduce import count_scale, mean_scale, reciprocal, split_normalizer
 from .policy import policy_of
 from .prepare import softmax_keywords, softmax_operands, softmax_static, with_defaults
 from .registry import LINEAR, Loss, term_of
@@ -73,7 +73,8 @@ class LinearCall:
     config: SoftmaxConfig
     """The whole call's static config, as the engine runs each chunk (see above)."""
     reduction: str
-    """The reduction as given (``"mean"``, ``"sum"``, ``"none"``)."""
+    """The reduction as run: as given (``"mean"``, ``"sum"``, ``"none"``), but ``"sum"``
+    where a normaliser is given (:attr:`scale` then divides by it)."""
     x: Array
     """The input as (M, D), its dtype as given."""
     weight: Array
@@ -84,7 +85,8 @@ class LinearCall:
     """The class vector (V,) in the compute dtype, a scalar α made a vector."""
     scale: Array | None
     """The mean's scale, 1/denominator (or 1/normaliser where one is given: the normaliser
-    folded in), 0-d in the compute dtype; None for ``"sum"`` and ``"none"``."""
+    folded in, :func:`._reduce.normalizer_scale`'s idiom), 0-d in the compute dtype; None
+    for ``"sum"`` and ``"none"`` without a normaliser."""
     normalizer: Array | None
     """The given normaliser, checked, as a 0-d array of the compute dtype (None if none):
     :attr:`scale` is 1/normaliser; an engine that differentiates with respect to it
@@ -121,7 +123,7 @@ def prepare_linear(
         raise TypeError(f"{loss.name} has no fused linear head")
     options = dict(options)
     adopt = policy_of(input).adopt  # host data the backend takes as its own (JAX: NumPy)
-    normalizer = adopt(options.pop("normalizer", None))
+    normalizer = adopt(split_normalizer(options))  # given: "mean" becomes "sum" (the idiom)
     if loss.class_vector in options:
         options[loss.class_vector] = adopt(options[loss.class_vector])
     chunk = _checks.check_chunk_size(options.pop("chunk_size", None))
@@ -142,8 +144,6 @@ def prepare_linear(
     tokens = math.prod(batch_shape)
     given = with_defaults(loss, options)
     reduction = _checks.check_reduction(given["reduction"])
-    if normalizer is not None:
-        _checks.check_normalized_reduction(reduction)
     term = term_of(loss, given)
     class_vector = loss.class_vector
     class_weight = given[class_vector] if class_vector else None
@@ -169,7 +169,7 @@ def prepare_linear(
     if normalizer is not None:
         like = xp.zeros((), dtype=dtype, device=_checks.device(linear_weight))
         checked = _checks.check_normalizer(xp, normalizer, "mean", like, check_values=check_values)
-        scale = mean_scale(xp, checked)
+        scale = reciprocal(xp, checked)
     elif reduction == "mean" and denominator:
         scale = _mean_scale(xp, config, flat_target, class_weight, dtype, linear_weight)
     static = {}

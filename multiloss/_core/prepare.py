@@ -167,9 +167,8 @@ def softmax_operands(
         given_weight = class_weight
         class_weight = _checks.as_weight_array(xp, class_weight_name, class_weight, like, dtype)
         _checks.check_class_vector(xp, class_weight_name, class_weight, num_classes)
-        if check_values:
-            read = given_weight if _checks.is_array(given_weight) else class_weight
-            _checks.check_weight_values(xp, class_weight_name, read)
+        if check_values:  # the weight as given, else as converted (a scalar α's vector)
+            _checks.check_weight_values_of(xp, class_weight_name, given_weight, class_weight)
     return target, class_weight
 
 
@@ -402,13 +401,14 @@ def _prepare_elementwise(
     dtype = _checks.compute_dtype(xp, logits.dtype)
     shape = tuple(logits.shape)
     weights: dict[str, Array | None] = {}
-    for name in loss.family.operands._fields[2:]:
+    fields: tuple[str, ...] = loss.family.operands._fields  # type: ignore[attr-defined]
+    for name in fields[2:]:
         value = given.get(name) if name in loss.element_weights else None
         if value is not None:
-            value = _checks.as_weight_array(xp, name, value, logits, dtype)
+            given_value, value = value, _checks.as_weight_array(xp, name, value, logits, dtype)
             _check_broadcast(name, value, shape)
-            if check_values:
-                _checks.check_weight_values(xp, name, value)
+            if check_values:  # as converted (an overflow to inf is refused), else as given
+                _checks.check_weight_values_of(xp, name, value, given_value)
         weights[name] = value
     operands = loss.family.operands(
         xp.astype(logits, dtype, copy=False) if convert_logits else logits,

@@ -171,7 +171,8 @@ def _local_parts(
     loss: Loss, logits: Any, target: Any, axis_name: Any, options: dict[str, Any]
 ) -> tuple[Array, Array, Array | None]:
     """On this device's blocks (inside shard_map): the reduced loss and the "mean"
-    denominator in the compute dtype, and the checked normaliser (not yet applied)."""
+    denominator in the compute dtype, and the normaliser folded into the mean's scale (not
+    yet applied; None without one)."""
     require_static(**{key: options[key] for key in _STATIC if key in options})
     size = _axis_size(axis_name)
     logits, target = as_jax(logits), as_jax(target)
@@ -179,23 +180,23 @@ def _local_parts(
     options = dict(options, **{weight_name: as_jax_weight(options[weight_name])})
     arrays = (logits, target, options[weight_name], options["normalizer"])
     check_values = not any(is_tracer(value) for value in arrays)
-    _, config, operands, normalizer = prepare_vocab_parallel(
+    _, config, operands, scale = prepare_vocab_parallel(
         loss, logits, target, size=size, check_values=check_values, **options
     )
     _check_varying(logits, axis_name)
     weight = operands.class_weight
     if weight is not None:
         weight = no_derivative(_NO_WEIGHT_DERIVATIVE, weight)
-    loss, denominator = _loss(config, axis_name, logits, operands.target, weight)
-    return loss, denominator, normalizer
+    value, denominator = _loss(config, axis_name, logits, operands.target, weight)
+    return value, denominator, scale
 
 
 def _local(loss: Loss, logits: Any, target: Any, axis_name: Any, options: dict[str, Any]) -> Array:
     """The loss on this device's blocks (inside shard_map), in the logits' dtype."""
-    loss, _, normalizer = _local_parts(loss, logits, target, axis_name, options)
-    if normalizer is not None:
-        loss = _reduce.normalized(jnp, loss, normalizer)
-    return loss.astype(as_jax(logits).dtype)
+    value, _, scale = _local_parts(loss, logits, target, axis_name, options)
+    if scale is not None:  # the normaliser folded into the mean's scale
+        value = value * scale
+    return value.astype(as_jax(logits).dtype)
 
 
 def _names(value: Any, argument: str, mesh: Any) -> tuple[str, ...]:
@@ -323,7 +324,7 @@ def _mapped(
         else:
             total = lax.psum(total, batch)
             if scale is not None:
-                total = _reduce.normalized(jnp, total, scale)
+                total = total * scale
         return total.astype(logits.dtype)
 
     return jax.jit(jax.shard_map(block, mesh=mesh, in_specs=specs, out_specs=out_spec))
