@@ -173,16 +173,11 @@ def prepare_linear(
     elif reduction == "mean" and denominator:
         scale = _mean_scale(xp, config, flat_target, class_weight, dtype, linear_weight)
     static = {}
-    for option in loss.options:
-        value = given[option.name]
+    for option in loss.options:  # as checked: the config's field of the same name, if any
         if option.static and option.name != "reduction":
-            static[option.name] = value if option.check is None else option.check(value)
-    static.update(
-        ignore_index=config.ignore_index,
-        label_smoothing=config.label_smoothing,
-        z_loss=config.z_loss,
-        softcap=config.softcap,
-    )
+            value = given[option.name]
+            value = value if option.check is None else option.check(value)
+            static[option.name] = getattr(config, option.name, value)
     return LinearCall(
         xp=xp,
         loss=loss,
