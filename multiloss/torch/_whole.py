@@ -3,7 +3,9 @@
 Each replaces one of the seam's kernels (:mod:`multiloss._core.kernels`) by PyTorch's
 fused primitives over the whole tensor: a small number of kernels whatever the shape
 (the slab passes of :mod:`._native` launch a few kernels per cache-sized slab, which a
-GPU pays per launch), no host synchronisation, no data-dependent shapes. They take
+GPU pays per launch), no host synchronisation (on the CPU, where no device is waited
+for, the target's log-probability reads its own largest value to choose its exact form),
+no data-dependent shapes. They take
 16-bit logits as they are and compute in float32 (``dtype=`` of the fused softmax
 kernels), so no float32 copy of the logits is made.
 """
