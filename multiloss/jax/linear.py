@@ -125,10 +125,9 @@ def _chunk_logits(x: Array, w: Array, b: Array | None) -> Array:
 
 
 def _prepare(spec: _Spec, logits: Array, target: Array, class_weight: Array | None) -> Any:
-    options = dict(spec.options)
+    options = dict(spec.options, axis=-1, reduction="none")
     if class_weight is not None:
         options[spec.weight_name] = class_weight
-    options.update(axis=-1, reduction="none")
     _, config, operands = _core.prepare_call(
         _core.LOSSES[spec.loss], logits, target, options, check_values=False
     )
