@@ -2,14 +2,16 @@
 
 Two source trees (``--before`` and ``--after``, each a folder holding a ``multiloss``
 package: say a ``git archive`` of ``main`` and the working tree) are each imported in a
-worker process of their own, limited to one thread; the workers then time the same step
-in turn, A B A B … (the order swapped every round), so that drift on a shared machine hits
-both alike. The step: ``multiloss.torch.cross_entropy`` forward + backward of float32
-logits of shape 64×10 (``--shape`` for another), class-index targets. The median of each
-side's per-call times is reported, and the median of the per-round ratios after/before.
+worker process of their own, limited to one thread (``--threads`` for more); the workers
+then time the same step in turn, A B A B … (the order swapped every round), so that drift
+on a shared machine hits both alike. The step: ``multiloss.torch.cross_entropy`` forward +
+backward of float32 logits of shape 64×10 (``--shape`` for another), class-index targets.
+The median of each side's per-call times is reported, and the median of the per-round
+ratios after/before.
 
     python benchmarks/call_overhead.py --before /tmp/main --after .
     python benchmarks/call_overhead.py --before /tmp/main --after . --rounds 41 --json r.json
+    python benchmarks/call_overhead.py --before /tmp/main --after . --threads 2
     python benchmarks/call_overhead.py --quick          # this tree against itself, smoke test
 """
 
@@ -30,9 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 _WORKER = r"""
 import os, sys, time
 import torch
-torch.set_num_threads(1)
+rows, classes, inner, threads = (int(v) for v in sys.argv[1:5])
+torch.set_num_threads(threads)
 import multiloss.torch as mt
-rows, classes, inner = (int(v) for v in sys.argv[1:4])
 generator = torch.Generator().manual_seed(0)
 logits = torch.randn(rows, classes, generator=generator, requires_grad=True)
 target = torch.randint(0, classes, (rows,), generator=generator)
@@ -52,10 +54,16 @@ for line in sys.stdin:
 """
 
 
-def _worker(tree: Path, shape: tuple[int, int], inner: int) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+def _worker(tree: Path, shape: tuple[int, int], inner: int, threads: int) -> subprocess.Popen[str]:
+    count = str(threads)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tree),
+        "OMP_NUM_THREADS": count,
+        "MKL_NUM_THREADS": count,
+    }
     return subprocess.Popen(
-        [sys.executable, "-c", _WORKER, str(shape[0]), str(shape[1]), str(inner)],
+        [sys.executable, "-c", _WORKER, str(shape[0]), str(shape[1]), str(inner), count],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -72,10 +80,13 @@ def _time(worker: subprocess.Popen[str]) -> float:
 
 
 def measure(
-    before: Path, after: Path, shape: tuple[int, int], rounds: int, inner: int
+    before: Path, after: Path, shape: tuple[int, int], rounds: int, inner: int, threads: int = 1
 ) -> dict[str, Any]:
     """Per-call seconds of each side (lists, one entry per round) and their ratios."""
-    workers = {"before": _worker(before, shape, inner), "after": _worker(after, shape, inner)}
+    workers = {
+        "before": _worker(before, shape, inner, threads),
+        "after": _worker(after, shape, inner, threads),
+    }
     try:
         files = {}
         for name, worker in workers.items():
@@ -92,7 +103,13 @@ def measure(
             worker.stdin.close()
             worker.wait(timeout=60)
     ratios = [a / b for a, b in zip(seconds["after"], seconds["before"], strict=True)]
-    return {"files": files, "shape": shape, "seconds": seconds, "ratios": ratios}
+    return {
+        "files": files,
+        "shape": shape,
+        "threads": threads,
+        "seconds": seconds,
+        "ratios": ratios,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,15 +119,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", default="64x10", help="rows x classes (default 64x10)")
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--inner", type=int, default=200, help="calls per timed block")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--quick", action="store_true", help="3 rounds of 20 calls")
     parser.add_argument("--json", type=Path, help="write the raw timings here")
     args = parser.parse_args(argv)
     rounds, inner = (3, 20) if args.quick else (args.rounds, args.inner)
     rows, classes = (int(v) for v in args.shape.lower().replace("×", "x").split("x"))
-    result = measure(args.before, args.after, (rows, classes), rounds, inner)
+    result = measure(args.before, args.after, (rows, classes), rounds, inner, args.threads)
     before = statistics.median(result["seconds"]["before"])
     after = statistics.median(result["seconds"]["after"])
-    print(f"cross_entropy {rows}x{classes} forward+backward, 1 thread, {rounds} rounds interleaved")
+    threads = f"{args.threads} thread" + ("s" if args.threads > 1 else "")
+    print(
+        f"cross_entropy {rows}x{classes} forward+backward, {threads}, {rounds} rounds interleaved"
+    )
     print("| tree | per call (median) |")
     print("|---|---|")
     print(f"| before ({result['files']['before']}) | {before * 1e6:.1f} µs |")

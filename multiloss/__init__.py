@@ -83,7 +83,7 @@ def _dispatch(name: str, logits: Array, target: Array, options: dict[str, Any]) 
     if loss.has_class_axis and options["axis"] is None:
         options["axis"] = loss.class_axis["numpy"]
     normalizer = _core.split_normalizer(options)
-    prepared = loss.prepare(logits, target, **options)
+    prepared = _core.prepare_call(loss, logits, target, options)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # guarded 0·inf
         return _core.loss_value(prepared, logits.dtype, normalizer)
 

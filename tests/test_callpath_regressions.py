@@ -359,3 +359,21 @@ def test_jax_scalar_alpha_and_poly_under_jit_with_a_captured_target():
         if loss == "focal_loss":
             naive = jnp.mean(-alpha_t * (1 - p_t) ** 2 * jnp.log(p_t))
             assert abs(float(jitted) - float(naive)) < 1e-6
+
+
+def test_fused_head_normalizer_of_zero_has_a_zero_derivative():
+    """One normaliser idiom: the fused heads fold a normaliser into the mean's scale by
+    the same safe reciprocal as the plain losses, so a normaliser of 0 gives a loss of 0
+    and a derivative of 0 with respect to it (the torch head's was NaN), as the plain
+    cross-entropy gives (the oracle: PyTorch's own autograd of 0 · sum)."""
+    torch = pytest.importorskip("torch")
+    import multiloss.torch as mt
+
+    x = torch.randn(6, 4, dtype=torch.float64)
+    w = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([0, 1, 2, 3, 4, 0])
+    for face in (mt.linear_cross_entropy, mt.linear_focal_loss, mt.linear_poly_loss):
+        n = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+        loss = face(x, w, target, normalizer=n)
+        dn, dw = torch.autograd.grad(loss, (n, w))
+        assert loss.item() == 0.0 and dn.item() == 0.0 and not dw.any(), face.__name__

@@ -161,6 +161,41 @@ def test_torch_plans(plan, name, gamma, dtype):
     check(*torch_run(plan, name, gamma, dtype), name, gamma, dtype)
 
 
+def test_torch_whole_plan_without_a_confident_row(monkeypatch):
+    """A call without a confident row keeps the whole-tensor plan's two fused kernels on the
+    CPU too (its relatively exact form is not run), and they are relatively exact there:
+    targets behind the row max by each margin, and targets at the max with p_t ≤ 0.61
+    (multiloss.torch._whole.CONFIDENT)."""
+    torch = pytest.importorskip("torch")
+    import multiloss.torch as mt
+    from multiloss.torch import _plans, _whole
+
+    rows, target = [], []
+    for margin in MARGINS:
+        rows.append([margin, 0.0, -1.0, 0.5, -2.25, 0.125])  # t = 1, behind by the margin
+        target.append(1)
+    rows.append([1.0, 1.0, 0.875, 1.0, 1.25, 1.0])  # t at the max, p_t ≈ 0.22
+    target.append(4)
+    rows.append([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # a tie of six: p_t = 1/6
+    target.append(2)
+    rows.append([0.0, 0.0, 0.0, 0.0, 0.0, 1.5])  # t at the max, p_t ≈ 0.47 (ℓ_t ≈ -0.75)
+    target.append(5)
+    logits, labels = np.array(rows), np.array(target)
+
+    def refused(*args):
+        raise AssertionError("the relatively exact form ran for a call without confident rows")
+
+    monkeypatch.setattr(_whole, "_exact_target_log_softmax", refused)
+    ref_loss, ref_grad = oracles.MPMATH["cross_entropy"](logits, labels, reduction="none")
+    for dtype in DTYPES:
+        z = torch.tensor(logits, dtype=getattr(torch, dtype), requires_grad=True)
+        with _plans.forced("whole"), mt.engine("eager"):
+            loss = mt.cross_entropy(z, torch.tensor(labels), reduction="none")
+            (grad,) = torch.autograd.grad(loss.sum(), z)
+        assert relative_eps(loss.detach().double().numpy(), ref_loss, dtype) <= BOUND
+        assert relative_eps(grad.double().numpy(), ref_grad, dtype) <= GRAD_BOUND
+
+
 def test_torch_slab_plan_across_slabs():
     """The slab passes over several cache-sized slabs: 40000 rows of 16 classes, the
     confident rows among random ones, against the float64 generic path's log1p form."""

@@ -88,7 +88,7 @@ def test_python_weights_are_checked_under_jit_too():
 def test_mixing_backends_is_refused():
     torch = pytest.importorskip("torch")
     with pytest.raises(TypeError, match="arrays of different backends cannot be mixed"):
-        _core.prepare_cross_entropy(Z, torch.tensor(Y))  # what the NumPy path says
+        _core.PREPARE["cross_entropy"](Z, torch.tensor(Y))  # what the NumPy path says
     with pytest.raises(TypeError, match="arrays of different backends cannot be mixed"):
         mlj.cross_entropy(jnp.asarray(Z), torch.tensor(Y))
     with pytest.raises(TypeError, match="weight is an array of another backend"):

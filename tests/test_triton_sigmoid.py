@@ -35,11 +35,7 @@ from backends import assert_close, assert_eps
 triton = pytest.importorskip("triton")
 import triton.language as tl  # noqa: E402
 
-from multiloss._core.prepare import (  # noqa: E402
-    prepare_asymmetric_loss,
-    prepare_binary_cross_entropy,
-    prepare_sigmoid_focal_loss,
-)
+from multiloss._core import PREPARE as CORE_PREPARE  # noqa: E402
 from multiloss.torch._triton import _math  # noqa: E402
 from multiloss.torch._triton.sigmoid import sigmoid_loss  # noqa: E402
 
@@ -54,10 +50,12 @@ DEVICE = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
 ULP_BOUND = 5.0
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16}
 PREPARE = {
-    "binary_cross_entropy": prepare_binary_cross_entropy,
-    "sigmoid_focal_loss": prepare_sigmoid_focal_loss,
-    "asymmetric_loss": prepare_asymmetric_loss,
+    name: CORE_PREPARE[name]
+    for name in ("binary_cross_entropy", "sigmoid_focal_loss", "asymmetric_loss")
 }
+prepare_binary_cross_entropy = PREPARE["binary_cross_entropy"]
+prepare_sigmoid_focal_loss = PREPARE["sigmoid_focal_loss"]
+prepare_asymmetric_loss = PREPARE["asymmetric_loss"]
 
 
 def run_kernel(name, logits, target, *, dtype="float32", reduction="mean", cotangent=None,

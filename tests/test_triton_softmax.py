@@ -31,7 +31,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
 import multiloss.torch as mt  # noqa: E402
-from multiloss._core import prepare  # noqa: E402
+from multiloss import _core  # noqa: E402
 from multiloss.torch._triton import softmax as kernels  # noqa: E402
 
 pytestmark = [
@@ -276,7 +276,7 @@ def test_unchecked_out_of_range_label_is_nan():
     """Labels that could not be checked (traced, or a CUDA tensor) poison the result."""
     logits = torch.randn(3, 4)
     target = torch.tensor([0, 7, 1])
-    _, config, operands = prepare.prepare_cross_entropy(
+    _, config, operands = _core.PREPARE["cross_entropy"](
         logits, target, axis=1, check_values=False, reduction="none"
     )
     loss = kernels.softmax_loss(config, logits, operands.target, None)
@@ -362,7 +362,7 @@ def test_row_functions_write_into_a_given_buffer():
     the gradient written over the head's own buffer, as the operators give them."""
     logits = torch.tensor(LOGITS, dtype=torch.float32)
     target = torch.tensor(HARD)
-    _, config, operands = prepare.prepare_focal_loss(logits, target, axis=1, reduction="sum")
+    _, config, operands = _core.PREPARE["focal_loss"](logits, target, axis=1, reduction="sum")
     rows, lse, factor, _ = kernels.row_forward(logits, operands.target, None, config=config)
     ref_loss, ref_grad = oracle("focal_loss", LOGITS, HARD, torch.float32, reduction="none")
     assert_eps(rows.numpy(), ref_loss, "float32", BOUND, "row losses")

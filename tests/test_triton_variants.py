@@ -214,15 +214,12 @@ def _sharded_forward(
     shards' statistics by the kernels (or the generic passes)."""
     import threading
 
-    from multiloss._core.vocab_parallel import (
-        prepare_vocab_parallel_cross_entropy,
-        prepare_vocab_parallel_focal_loss,
-        vocab_parallel_forward,
-    )
+    from multiloss._core import LOSSES
+    from multiloss._core.vocab_parallel import prepare_vocab_parallel, vocab_parallel_forward
     from multiloss.torch._namespace import XP
 
     focal = "gamma" in options
-    prepare = prepare_vocab_parallel_focal_loss if focal else prepare_vocab_parallel_cross_entropy
+    loss = LOSSES["focal_loss" if focal else "cross_entropy"]
     local = logits.shape[1] // size
     ranks = _ThreadRanks(size)
     losses: list[Any] = [None] * size
@@ -236,7 +233,9 @@ def _sharded_forward(
     def run(rank: int) -> None:
         try:
             shard = logits[:, rank * local : (rank + 1) * local].contiguous()
-            _, config, operands, _ = prepare(shard, target, size=size, **options)
+            _, config, operands, _ = prepare_vocab_parallel(
+                loss, shard, target, size=size, **options
+            )
             partials = kernel_partials if kernels else None
             losses[rank], _ = vocab_parallel_forward(XP, config, operands, ranks.of(rank), partials)
         except BaseException as error:  # reported below
@@ -354,6 +353,7 @@ def test_the_engine_choice_reaches_the_fused_head_and_vocab_parallel(
 
 
 def _config(logits: Any, target: Any) -> Any:
-    from multiloss._core.vocab_parallel import prepare_vocab_parallel_cross_entropy
+    from multiloss._core import LOSSES
+    from multiloss._core.vocab_parallel import prepare_vocab_parallel
 
-    return prepare_vocab_parallel_cross_entropy(logits, target, size=1)[1]
+    return prepare_vocab_parallel(LOSSES["cross_entropy"], logits, target, size=1)[1]

@@ -6,9 +6,12 @@ No framework is imported here: every function takes arrays of any namespace that
 Layers:
 
 * :data:`LOSSES` (:mod:`.registry`): one record per loss, the only list of losses;
-* ``prepare_<loss>(logits, target, **options)`` (:mod:`.prepare`) validates the call
-  (docs/semantics.md, Bad input) and returns ``(xp, config, operands)``: the namespace, a
-  static hashable config and the operand arrays in the compute dtype;
+* ``prepare_call(LOSSES[name], logits, target, options)`` (:mod:`.prepare`), one function
+  for every loss's plain call, validates it (docs/semantics.md, Bad input) from the
+  loss's record and returns ``(xp, config, operands)``: the namespace, a static hashable
+  config and the operand arrays in the compute dtype (the fused head's and the
+  vocabulary-parallel call's: :func:`.linear.prepare_linear`,
+  :func:`.vocab_parallel.prepare_vocab_parallel`);
 * a family per kind of loss (:data:`.softmax.SOFTMAX`, :data:`.sigmoid.SIGMOID`), named by
   the config (``config.family``), with the loss, its vector-Jacobian product, its
   Hessian-vector product and directional derivative, and the derivatives with respect to
@@ -22,8 +25,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from ._checks import check_normalized_reduction, check_normalizer
-from ._reduce import normalized
+from ._reduce import normalizer_scale, split_normalizer
 from .asymmetric import ASYMMETRIC, AsymmetricConfig, AsymmetricOperands
 from .class_weights import class_balanced_weights, inverse_frequency_weights
 from .counting import count_elements, count_targets
@@ -31,19 +33,11 @@ from .distribution import (
     DISTRIBUTION,
     DistributionConfig,
     DistributionOperands,
-    prepare_distribution_focal_loss,
 )
 from .family import Family
 from .kernels import GENERIC, GENERIC_SIGMOID, SigmoidKernels, SoftmaxKernels
 from .linear import LinearCall, prepare_linear, run_linear
-from .prepare import (
-    prepare_asymmetric_loss,
-    prepare_binary_cross_entropy,
-    prepare_cross_entropy,
-    prepare_focal_loss,
-    prepare_poly_loss,
-    prepare_sigmoid_focal_loss,
-)
+from .prepare import prepare_call
 from .registry import LOSSES, Loss
 from .sigmoid import SIGMOID, SigmoidConfig, SigmoidOperands
 from .softmax import SOFTMAX, SoftmaxConfig, SoftmaxOperands, SoftmaxResiduals
@@ -55,8 +49,35 @@ Prepared = tuple[
     SoftmaxOperands | SigmoidOperands | AsymmetricOperands | DistributionOperands,
 ]
 
-PREPARE = {name: loss.prepare for name, loss in LOSSES.items()}
-"""Every loss's validating ``prepare`` step, by name (from :data:`LOSSES`)."""
+
+def _keyword_form(loss: Loss) -> Any:
+    def prepare(
+        logits: Array,
+        target: Array,
+        *,
+        check_values: bool = True,
+        convert_logits: bool = True,
+        cache_static: bool = False,
+        **options: Any,
+    ) -> Prepared:
+        return prepare_call(
+            loss,
+            logits,
+            target,
+            options,
+            check_values=check_values,
+            convert_logits=convert_logits,
+            cache_static=cache_static,
+        )
+
+    prepare.__name__ = prepare.__qualname__ = f"prepare_{loss.name}"
+    return prepare
+
+
+PREPARE = {name: _keyword_form(loss) for name, loss in LOSSES.items()}
+"""Every loss's plain-call preparation in keyword form, by name: ``PREPARE[name](logits,
+target, **options)`` is :func:`prepare_call` of ``LOSSES[name]`` (for tests and
+interactive use; the adapters call :func:`prepare_call`)."""
 
 
 Kernels = SoftmaxKernels | SigmoidKernels | None
@@ -134,17 +155,6 @@ def loss_value_and_grad(
     return xp.astype(loss, dtype), xp.astype(grad, dtype)
 
 
-def split_normalizer(options: dict[str, Any]) -> Any:
-    """Take ``normalizer`` out of a call's `options` (the rest goes to the loss's
-    ``prepare``); where one is given, the reduction must be ``"mean"`` and becomes
-    ``"sum"``, whose result :func:`apply_normalizer` divides by it."""
-    normalizer = options.pop("normalizer", None)
-    if normalizer is not None:
-        check_normalized_reduction(options.get("reduction", "mean"))
-        options["reduction"] = "sum"
-    return normalizer
-
-
 def apply_normalizer(xp: Any, total: Array, normalizer: Any, *, check_values: bool) -> Array:
     """The sum `total` of a call divided by its given `normalizer` (none: `total` itself),
     in `total`'s dtype (the compute dtype: a 16-bit sum is never formed); the loss's "mean"
@@ -152,8 +162,7 @@ def apply_normalizer(xp: Any, total: Array, normalizer: Any, *, check_values: bo
     normalisation)."""
     if normalizer is None:
         return total
-    scale = check_normalizer(xp, normalizer, "mean", total, check_values=check_values)
-    return normalized(xp, total, scale)
+    return total * normalizer_scale(xp, normalizer, total, check_values=check_values)
 
 
 __all__ = [
@@ -191,14 +200,8 @@ __all__ = [
     "mean_denominator",
     "operand_jvp",
     "operand_vjp",
-    "prepare_asymmetric_loss",
-    "prepare_binary_cross_entropy",
-    "prepare_cross_entropy",
-    "prepare_distribution_focal_loss",
-    "prepare_focal_loss",
+    "prepare_call",
     "prepare_linear",
-    "prepare_poly_loss",
-    "prepare_sigmoid_focal_loss",
     "run_linear",
     "split_normalizer",
     "vjp",

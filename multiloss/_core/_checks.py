@@ -22,7 +22,7 @@ from typing import Any
 from array_api_compat import array_namespace, is_array_api_obj
 from array_api_compat import device as _array_device
 
-from .policy import host
+from .policy import host, values_readable
 
 Array = Any
 Namespace = Any
@@ -235,6 +235,36 @@ def check_weight_values(xp: Namespace, name: str, weight: Array) -> None:
         raise ValueError(
             f"{name} must be non-negative and finite (not NaN or inf); got {preview(weight)}"
         )
+
+
+def check_weight_values_of(xp: Namespace, name: str, *candidates: object) -> None:
+    """:func:`check_weight_values` of a weight given as `candidates` (the weight as given
+    and as converted, in the order to prefer): the first array whose values the backend's
+    policy can read now (:func:`.policy.values_readable`), else the Python number or
+    sequence given, as it is. Never an array that the conversion staged under a trace (a
+    list made an array under ``jax.jit``), which no policy reads."""
+    for candidate in candidates:
+        if is_array(candidate) and values_readable(candidate):
+            check_weight_values(xp, name, candidate)
+            return
+    for candidate in candidates:
+        if not is_array(candidate) and candidate is not None:
+            values = _python_values(candidate)
+            if not all(value >= 0 and math.isfinite(value) for value in values):
+                shown = _format(values[:6], count=len(values))
+                raise ValueError(
+                    f"{name} must be non-negative and finite (not NaN or inf); got {shown}"
+                )
+            return
+
+
+def _python_values(value: object) -> list[float]:
+    """The numbers of a Python number or (nested) sequence, flattened in order."""
+    if isinstance(value, numbers.Real):
+        return [float(value)]
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [number for item in value for number in _python_values(item)]
+    return [float(value)]  # type: ignore[arg-type]  # an array scalar of the host
 
 
 def check_class_vector(xp: Namespace, name: str, weight: Array, num_classes: int) -> None:

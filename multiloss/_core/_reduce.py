@@ -5,11 +5,19 @@ each loss (the number of counted elements, or PyTorch's Σ w_{y_i}); a mean over
 (denominator 0) is 0.0 with a zero gradient, not NaN (docs/semantics.md, pytorch#70348),
 so the scale is 0 there. The scale is formed once (:func:`mean_scale`) and used by the
 forward pass and its adjoint alike; ``"sum"`` and ``"none"`` need none (None).
+
+A given normaliser (docs/semantics.md, Global normalisation) is one idiom in every call
+kind (plain, fused head, vocabulary-parallel) and backend: :func:`split_normalizer` takes
+it out of the call's options (the reduction must be ``"mean"`` and becomes ``"sum"``),
+:func:`normalizer_scale` checks it and folds it into the mean's scale, 1 / normaliser,
+and the sum is multiplied by that scale (:func:`normalized`).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from . import _checks
 
 Array = Any
 Namespace = Any
@@ -32,13 +40,37 @@ def count_scale(count: int) -> float:
     return 0.0 if count == 0 else 1.0 / count
 
 
-def normalized(xp: Namespace, total: Array, normalizer: Array) -> Array:
-    """A sum divided by a given normaliser instead of the call's own denominator: the
-    ``"mean"`` of a part of a batch over the whole batch's count (docs/semantics.md, Global
-    normalisation); 0 where the normaliser is 0, as for a mean over nothing."""
+def split_normalizer(options: dict[str, Any]) -> Any:
+    """Take ``normalizer`` out of a call's `options` (the rest goes to the call's
+    preparation); where one is given, the reduction must be ``"mean"`` (the catalogue's
+    message) and becomes ``"sum"``, which the normaliser's scale multiplies."""
+    normalizer = options.pop("normalizer", None)
+    if normalizer is not None:
+        _checks.check_normalized_reduction(options.get("reduction", "mean"))
+        options["reduction"] = "sum"
+    return normalizer
+
+
+def normalizer_scale(xp: Namespace, normalizer: Any, like: Array, *, check_values: bool) -> Array:
+    """The mean's scale with a given normaliser folded in: 1 / normaliser as a 0-d array of
+    `like`'s dtype and device, 0 where the normaliser is 0 (as for a mean over nothing),
+    after its checks (:func:`._checks.check_normalizer`; values only with `check_values`)."""
+    checked = _checks.check_normalizer(xp, normalizer, "mean", like, check_values=check_values)
+    return reciprocal(xp, checked)
+
+
+def reciprocal(xp: Namespace, normalizer: Array) -> Array:
+    """1 / `normalizer`, 0 where it is 0; its derivative is 0 there, not NaN."""
     # 1 / n formed where n != 0 only: its derivative at n = 0 would be -inf · 0 = NaN
     safe = xp.where(normalizer == 0, xp.ones_like(normalizer), normalizer)
-    return total * xp.where(normalizer == 0, 0.0, safe**-1.0)
+    return xp.where(normalizer == 0, 0.0, safe**-1.0)
+
+
+def normalized(xp: Namespace, total: Array, normalizer: Array) -> Array:
+    """A sum divided by a checked normaliser instead of the call's own denominator: the
+    ``"mean"`` of a part of a batch over the whole batch's count (docs/semantics.md, Global
+    normalisation); 0 where the normaliser is 0, as for a mean over nothing."""
+    return total * reciprocal(xp, normalizer)
 
 
 def reduce(xp: Namespace, per_element: Array, reduction: str, scale: Array | None) -> Array:

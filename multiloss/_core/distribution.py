@@ -329,24 +329,26 @@ def _static(
     return DistributionConfig(axis, num_bins, reduction, values_checked=check_values)
 
 
-def prepare_distribution_focal_loss(
+def prepare_distribution(
+    loss: Any,
     logits: Array,
     target: Array,
+    given: dict[str, Any],
     *,
-    axis: object = -1,
-    weight: object = None,
-    reduction: object = "mean",
     check_values: bool = True,
     convert_logits: bool = True,
     cache_static: bool = False,
 ) -> tuple[Namespace, DistributionConfig, DistributionOperands]:
-    """Validate the arguments of :func:`distribution_focal_loss` (docs/semantics.md).
+    """The distribution family's plain-call preparation (:data:`.prepare.FAMILY_PREPARATIONS`):
+    the arguments of :func:`distribution_focal_loss` checked (docs/semantics.md), `given`
+    holding every option of the registry record `loss` (``axis``, ``weight``, ``reduction``).
 
     `check_values` False skips the checks that read array contents (traced data: a bad
     target then makes its element NaN); `convert_logits` and `cache_static` are taken for
     the adapters' uniform call (the logits are always converted; nothing is cached).
     """
-    del convert_logits, cache_static
+    del loss, convert_logits, cache_static
+    axis, weight, reduction = given["axis"], given["weight"], given["reduction"]
     xp = _checks.input_namespace(logits, target)
     config = _static(xp, logits, target, axis, reduction, check_values)
     dtype = _checks.compute_dtype(xp, logits.dtype)
@@ -373,5 +375,5 @@ __all__ = [
     "DistributionConfig",
     "DistributionOperands",
     "check_bin_targets",
-    "prepare_distribution_focal_loss",
+    "prepare_distribution",
 ]

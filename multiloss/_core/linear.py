@@ -4,7 +4,7 @@ A fused head ``linear_<loss>(input, linear_weight, target)`` is the softmax `los
 logits ``input @ linear_weight.T + linear_bias`` (classes last), computed by an engine a
 chunk of tokens at a time. :func:`prepare_linear` prepares such a call once, whatever the
 backend: the operands' shapes and dtypes, every option (the registry's record says which,
-and the loss's own :func:`.prepare.softmax_operands` converts the target and the class
+and the plain call's :func:`.prepare.softmax_operands` converts the target and the class
 vector), the normaliser folded into the mean's scale, and the chunk plan
 (:func:`automatic_chunk_size`, the one rule of every engine). An engine (the torch chunk
 loop, JAX's ``lax.scan``, :func:`run_linear` here) only runs a :class:`LinearCall`.
@@ -17,8 +17,9 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from . import _checks
-from ._reduce import count_scale, mean_scale
+from ._reduce import count_scale, mean_scale, reciprocal, split_normalizer
 from .policy import policy_of
+from .prepare import softmax_keywords, softmax_operands, softmax_static, with_defaults
 from .registry import LINEAR, Loss, term_of
 from .softmax import SoftmaxConfig, SoftmaxOperands
 
@@ -72,7 +73,8 @@ class LinearCall:
     config: SoftmaxConfig
     """The whole call's static config, as the engine runs each chunk (see above)."""
     reduction: str
-    """The reduction as given (``"mean"``, ``"sum"``, ``"none"``)."""
+    """The reduction as run: as given (``"mean"``, ``"sum"``, ``"none"``), but ``"sum"``
+    where a normaliser is given (:attr:`scale` then divides by it)."""
     x: Array
     """The input as (M, D), its dtype as given."""
     weight: Array
@@ -83,7 +85,8 @@ class LinearCall:
     """The class vector (V,) in the compute dtype, a scalar α made a vector."""
     scale: Array | None
     """The mean's scale, 1/denominator (or 1/normaliser where one is given: the normaliser
-    folded in), 0-d in the compute dtype; None for ``"sum"`` and ``"none"``."""
+    folded in, :func:`._reduce.normalizer_scale`'s idiom), 0-d in the compute dtype; None
+    for ``"sum"`` and ``"none"`` without a normaliser."""
     normalizer: Array | None
     """The given normaliser, checked, as a 0-d array of the compute dtype (None if none):
     :attr:`scale` is 1/normaliser; an engine that differentiates with respect to it
@@ -120,7 +123,7 @@ def prepare_linear(
         raise TypeError(f"{loss.name} has no fused linear head")
     options = dict(options)
     adopt = policy_of(input).adopt  # host data the backend takes as its own (JAX: NumPy)
-    normalizer = adopt(options.pop("normalizer", None))
+    normalizer = adopt(split_normalizer(options))  # given: "mean" becomes "sum" (the idiom)
     if loss.class_vector in options:
         options[loss.class_vector] = adopt(options[loss.class_vector])
     chunk = _checks.check_chunk_size(options.pop("chunk_size", None))
@@ -139,30 +142,15 @@ def prepare_linear(
     num_classes, features = linear_weight.shape
     batch_shape = tuple(input.shape[:-1])
     tokens = math.prod(batch_shape)
-    reduction = _checks.check_reduction(options.get("reduction", "mean"))
-    if normalizer is not None:
-        _checks.check_normalized_reduction(reduction)
-    from .prepare import softmax_operands, softmax_static
-
-    term = term_of(loss, options)
+    given = with_defaults(loss, options)
+    reduction = _checks.check_reduction(given["reduction"])
+    term = term_of(loss, given)
     class_vector = loss.class_vector
-    class_weight = options.get(class_vector) if class_vector else None
+    class_weight = given[class_vector] if class_vector else None
     logits = LogitsShape((*batch_shape, num_classes), input.dtype)
-    config = softmax_static(
-        xp,
-        logits,
-        target,
-        axis=-1,
-        has_class_weight=class_weight is not None,
-        term=term,
-        ignore_index=options.get("ignore_index", -100),
-        reduction=reduction,
-        label_smoothing=options.get("label_smoothing", 0.0),
-        z_loss=options.get("z_loss", 0.0),
-        softcap=options.get("softcap"),
-        is_cross_entropy=loss.weighted_mean,
-        check_values=check_values,
-    )
+    keywords = softmax_keywords(loss, given, term, class_weight is not None, check_values)
+    keywords.update(axis=-1, reduction=reduction)
+    config = softmax_static(xp, logits, target, **keywords)
     dtype = _checks.compute_dtype(xp, input.dtype)
     flat_target, class_weight = softmax_operands(
         xp,
@@ -177,24 +165,19 @@ def prepare_linear(
     )
     per_token = reduction == "none"
     config = replace(config, axis=1, reduction="none" if per_token else "sum")
-    scale = given = None
+    scale = checked = None
     if normalizer is not None:
         like = xp.zeros((), dtype=dtype, device=_checks.device(linear_weight))
-        given = _checks.check_normalizer(xp, normalizer, "mean", like, check_values=check_values)
-        scale = mean_scale(xp, given)
+        checked = _checks.check_normalizer(xp, normalizer, "mean", like, check_values=check_values)
+        scale = reciprocal(xp, checked)
     elif reduction == "mean" and denominator:
         scale = _mean_scale(xp, config, flat_target, class_weight, dtype, linear_weight)
     static = {}
-    for option in loss.options:
-        value = options.get(option.name, option.default)
+    for option in loss.options:  # as checked: the config's field of the same name, if any
         if option.static and option.name != "reduction":
-            static[option.name] = value if option.check is None else option.check(value)
-    static.update(
-        ignore_index=config.ignore_index,
-        label_smoothing=config.label_smoothing,
-        z_loss=config.z_loss,
-        softcap=config.softcap,
-    )
+            value = given[option.name]
+            value = value if option.check is None else option.check(value)
+            static[option.name] = getattr(config, option.name, value)
     return LinearCall(
         xp=xp,
         loss=loss,
@@ -206,7 +189,7 @@ def prepare_linear(
         target=flat_target,
         class_weight=class_weight,
         scale=scale,
-        normalizer=given,
+        normalizer=checked,
         chunk_size=max(1, min(chunk or automatic_chunk_size(tokens, num_classes), tokens)),
         batch_shape=batch_shape,
         static_options=tuple(sorted(static.items())),

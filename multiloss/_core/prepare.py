@@ -1,25 +1,35 @@
-"""Validation of a call: the ``prepare_<loss>`` step of every loss.
+"""The plain call's preparation, every loss's: :func:`prepare_call`.
 
-``prepare_<loss>(logits, target, **options)`` checks the arguments against the bad-input
-catalogue (docs/semantics.md, Bad input; the checks themselves are in :mod:`._checks`) and
-returns ``(xp, config, operands)``: the namespace, the static hashable config of the
-loss's family and the operand arrays in the compute dtype.
+``prepare_call(loss, logits, target, options)`` takes the loss's registry record
+(:class:`.registry.Loss`) and the call's options by the registry's names, checks them
+against the bad-input catalogue (docs/semantics.md, Bad input; the checks themselves are
+in :mod:`._checks`) and returns ``(xp, config, operands)``: the namespace, the static
+hashable config of the loss's family and the operand arrays in the compute dtype.
+
+Nothing here names a loss: the record gives the options and their defaults, the per-class
+term (softmax, :func:`.registry.term_of`) or the config's hyperparameters (the options with
+a ``check``: the other families), the class vector's option and the mean's kind; the
+family (:data:`FAMILY_PREPARATIONS`) says how its operands are formed.
 """
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import _checks
-from .asymmetric import AsymmetricConfig, AsymmetricOperands
+from .asymmetric import ASYMMETRIC, AsymmetricConfig
+from .distribution import DISTRIBUTION, prepare_distribution
 from .kernels import index_dtype
-from .sigmoid import SigmoidConfig, SigmoidOperands
-from .softmax import SoftmaxConfig, SoftmaxOperands
-from .terms import Focal, Poly, Term
+from .registry import Loss, hyperparameters, term_of
+from .sigmoid import SIGMOID, SigmoidConfig
+from .softmax import SOFTMAX, SoftmaxConfig, SoftmaxOperands
+from .terms import Term
 
 Array = Any
 Namespace = Any
+Prepared = tuple[Namespace, Any, Any]
 
 
 _STATIC_CACHE: dict[tuple[Any, ...], Any] = {}
@@ -129,64 +139,6 @@ def softmax_static(
     )
 
 
-def _prepare_softmax(
-    logits: Array,
-    target: Array,
-    *,
-    axis: object,
-    class_weight: object,
-    class_weight_name: str,
-    term: Term,
-    ignore_index: object,
-    reduction: object,
-    label_smoothing: object,
-    z_loss: object,
-    softcap: object,
-    is_cross_entropy: bool,
-    check_values: bool,
-    convert_logits: bool,
-    cache_static: bool = False,
-) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
-    xp = _checks.input_namespace(logits, target)
-    static = {
-        "axis": axis,
-        "has_class_weight": class_weight is not None,
-        "term": term,
-        "ignore_index": ignore_index,
-        "reduction": reduction,
-        "label_smoothing": label_smoothing,
-        "z_loss": z_loss,
-        "softcap": softcap,
-        "is_cross_entropy": is_cross_entropy,
-        "check_values": check_values,
-    }
-
-    def compute() -> SoftmaxConfig:
-        return softmax_static(xp, logits, target, **static)  # type: ignore[arg-type]
-
-    if cache_static:
-        facts = (tuple(logits.shape), logits.dtype, tuple(target.shape), target.dtype)
-        config = _cached_static(compute, "softmax", *facts, *static.values())
-    else:
-        config = compute()
-    dtype = _checks.compute_dtype(xp, logits.dtype)
-    target, class_weight = softmax_operands(
-        xp,
-        config,
-        target,
-        class_weight,
-        class_weight_name,
-        like=logits,
-        dtype=dtype,
-        check_values=check_values,
-        is_cross_entropy=is_cross_entropy,
-    )
-    if convert_logits:
-        logits = xp.astype(logits, dtype, copy=False)
-    operands = SoftmaxOperands(logits, target, class_weight)
-    return xp, config, operands
-
-
 def softmax_operands(
     xp: Namespace,
     config: SoftmaxConfig,
@@ -216,9 +168,8 @@ def softmax_operands(
         given_weight = class_weight
         class_weight = _checks.as_weight_array(xp, class_weight_name, class_weight, like, dtype)
         _checks.check_class_vector(xp, class_weight_name, class_weight, num_classes)
-        if check_values:
-            read = given_weight if _checks.is_array(given_weight) else class_weight
-            _checks.check_weight_values(xp, class_weight_name, read)
+        if check_values:  # the weight as given, else as converted (a scalar α's vector)
+            _checks.check_weight_values_of(xp, class_weight_name, given_weight, class_weight)
     return target, class_weight
 
 
@@ -258,130 +209,6 @@ def scalar_alpha(
     return xp.where(ids == 0, 1.0 - alpha, others)
 
 
-def prepare_cross_entropy(
-    logits: Array,
-    target: Array,
-    *,
-    axis: object = -1,
-    weight: object = None,
-    ignore_index: object = -100,
-    reduction: object = "mean",
-    label_smoothing: object = 0.0,
-    z_loss: object = 0.0,
-    softcap: object = None,
-    check_values: bool = True,
-    convert_logits: bool = True,
-    cache_static: bool = False,
-) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
-    """Validate the arguments of :func:`cross_entropy` (docs/semantics.md, Bad input).
-
-    `check_values` False skips the checks that read array contents (traced data);
-    `convert_logits` False leaves 16-bit logits in their dtype, for an adapter whose
-    native passes convert them a slab at a time (see :class:`SoftmaxOperands`);
-    `cache_static` True reuses the checks that read only shapes, dtypes and options from
-    an earlier call with the same ones (an adapter's eager calls; not while a compiler
-    traces shapes that are symbols).
-    """
-    return _prepare_softmax(
-        logits,
-        target,
-        axis=axis,
-        class_weight=weight,
-        class_weight_name="weight",
-        term=Focal(0.0),
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        softcap=softcap,
-        is_cross_entropy=True,
-        check_values=check_values,
-        convert_logits=convert_logits,
-        cache_static=cache_static,
-    )
-
-
-def prepare_focal_loss(
-    logits: Array,
-    target: Array,
-    *,
-    axis: object = -1,
-    gamma: object = 2.0,
-    alpha: object = None,
-    ignore_index: object = -100,
-    reduction: object = "mean",
-    label_smoothing: object = 0.0,
-    z_loss: object = 0.0,
-    softcap: object = None,
-    check_values: bool = True,
-    convert_logits: bool = True,
-    cache_static: bool = False,
-) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
-    """Validate the arguments of :func:`focal_loss`; a scalar alpha becomes [1-α, α, …, α].
-
-    `check_values`, `convert_logits` and `cache_static` as in :func:`prepare_cross_entropy`.
-    """
-    gamma = _checks.check_real_number("gamma", gamma, low=0.0)
-    return _prepare_softmax(
-        logits,
-        target,
-        axis=axis,
-        class_weight=alpha,
-        class_weight_name="alpha",
-        term=Focal(gamma),
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        softcap=softcap,
-        is_cross_entropy=False,
-        check_values=check_values,
-        convert_logits=convert_logits,
-        cache_static=cache_static,
-    )
-
-
-def prepare_poly_loss(
-    logits: Array,
-    target: Array,
-    *,
-    axis: object = -1,
-    epsilon: object = 2.0,
-    gamma: object = 0.0,
-    alpha: object = None,
-    ignore_index: object = -100,
-    reduction: object = "mean",
-    label_smoothing: object = 0.0,
-    z_loss: object = 0.0,
-    softcap: object = None,
-    check_values: bool = True,
-    convert_logits: bool = True,
-    cache_static: bool = False,
-) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
-    """Validate the arguments of :func:`poly_loss` (ε ≥ -1, γ ≥ 0; `alpha` as in
-    :func:`prepare_focal_loss`); `check_values`, `convert_logits` and `cache_static` as in
-    :func:`prepare_cross_entropy`."""
-    epsilon = _checks.check_real_number("epsilon", epsilon, low=-1.0)
-    gamma = _checks.check_real_number("gamma", gamma, low=0.0)
-    return _prepare_softmax(
-        logits,
-        target,
-        axis=axis,
-        class_weight=alpha,
-        class_weight_name="alpha",
-        term=Poly(epsilon, gamma),
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        softcap=softcap,
-        is_cross_entropy=False,
-        check_values=check_values,
-        convert_logits=convert_logits,
-        cache_static=cache_static,
-    )
-
-
 def _check_broadcast(name: str, value: Array, shape: tuple[int, ...]) -> None:
     if _checks.broadcast_shape(tuple(value.shape), shape) != shape:
         raise ValueError(
@@ -389,15 +216,15 @@ def _check_broadcast(name: str, value: Array, shape: tuple[int, ...]) -> None:
         )
 
 
-def _sigmoid_static(
+def _elementwise_static(
     xp: Namespace,
     logits: Array,
     target: Array,
-    gamma: float,
-    alpha: float | None,
+    make_config: Callable[[str], Any],
     reduction: object,
-) -> SigmoidConfig:
-    """The checks of a sigmoid call that read only shapes, dtypes and options; its config."""
+) -> Any:
+    """The checks of an element-wise (sigmoid, asymmetric) call that read only shapes,
+    dtypes and options; its config, ``make_config(reduction)``."""
     _checks.check_logits(xp, logits)
     reduction = _checks.check_reduction(reduction)
     shape = tuple(logits.shape)
@@ -409,147 +236,202 @@ def _sigmoid_static(
         or xp.isdtype(target.dtype, "bool")
     ):
         raise TypeError(f"target must hold real numbers in [0, 1]; got dtype {target.dtype}")
-    return SigmoidConfig(gamma=gamma, alpha=alpha, reduction=reduction)
+    return make_config(reduction)
 
 
-def _prepare_sigmoid(
+# --------------------------------------------------------------------------------------
+# The plain call
+
+
+_DEFAULTS: dict[str, dict[str, Any]] = {}
+"""Each loss's plain-call options with their defaults (``axis`` among them where the loss
+has a class axis: the core's -1), by loss name; from the record, built once."""
+
+
+def with_defaults(loss: Loss, options: Mapping[str, Any], *extra: str) -> dict[str, Any]:
+    """Every plain-call option of `loss` (its record's, and ``axis``), the given ones from
+    `options` and the record's defaults for the rest; `extra` names options of a variant
+    that are also accepted as given. An option the loss does not take raises TypeError."""
+    defaults = _DEFAULTS.get(loss.name)
+    if defaults is None:
+        defaults = {"axis": -1} if loss.has_class_axis else {}
+        defaults.update(loss.defaults())
+        _DEFAULTS[loss.name] = defaults
+    given = {**defaults, **options}
+    if len(given) != len(defaults):
+        unknown = [name for name in options if name not in defaults and name not in extra]
+        if unknown:
+            raise TypeError(f"{loss.name} takes no option {unknown[0]!r}")
+    return given
+
+
+def prepare_call(
+    loss: Loss,
     logits: Array,
     target: Array,
+    options: Mapping[str, Any] | None = None,
     *,
-    weight: object,
-    pos_weight: object,
-    gamma: float,
-    alpha: float | None,
-    reduction: object,
+    check_values: bool = True,
+    convert_logits: bool = True,
+    cache_static: bool = False,
+) -> Prepared:
+    """Prepare a plain call ``<loss>(logits, target, **options)`` of the loss whose
+    registry record is `loss`: `options` by the record's names (``axis`` too where the
+    loss has a class axis; ``normalizer`` is not among them:
+    :func:`multiloss._core.split_normalizer`); the record's defaults for those not given.
+
+    Returns ``(xp, config, operands)`` (the module docstring). `check_values` False skips
+    the checks that read array contents (traced or device data: the backend policy's
+    :func:`.policy.values_readable`); `convert_logits` False leaves 16-bit logits in their
+    dtype, for an engine whose passes convert them a slab at a time (see
+    :class:`.softmax.SoftmaxOperands`); `cache_static` True reuses the checks that read only
+    shapes, dtypes and options from an earlier call with the same ones (an adapter's eager
+    calls; not while a compiler traces shapes that are symbols).
+
+    >>> import numpy as np
+    >>> from multiloss._core import LOSSES, prepare_call
+    >>> xp, config, operands = prepare_call(
+    ...     LOSSES["focal_loss"], np.zeros((2, 3)), np.array([0, 2]), {"gamma": 1.0}
+    ... )
+    >>> config.term, config.num_classes
+    (Focal(gamma=1.0), 3)
+    """
+    given = with_defaults(loss, options or {})
+    prepare = FAMILY_PREPARATIONS[loss.family.name]
+    return prepare(
+        loss,
+        logits,
+        target,
+        given,
+        check_values=check_values,
+        convert_logits=convert_logits,
+        cache_static=cache_static,
+    )
+
+
+def _static(compute: Callable[[], Any], cache_static: bool, *facts: object) -> Any:
+    return _cached_static(compute, *facts) if cache_static else compute()
+
+
+def _prepare_softmax(
+    loss: Loss,
+    logits: Array,
+    target: Array,
+    given: dict[str, Any],
+    *,
     check_values: bool,
     convert_logits: bool,
     cache_static: bool,
-) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
+) -> Prepared:
+    """A softmax call: the term from the record (:func:`.registry.term_of`), the class vector
+    from its option (:attr:`.registry.Loss.class_vector`), the mean's kind from
+    :attr:`.registry.Loss.weighted_mean`."""
+    term = term_of(loss, given)
+    class_vector = loss.class_vector
+    class_weight = given[class_vector] if class_vector else None
+    xp = _checks.input_namespace(logits, target)
+    static = softmax_keywords(loss, given, term, class_weight is not None, check_values)
+
+    def compute() -> SoftmaxConfig:
+        return softmax_static(xp, logits, target, **static)
+
+    facts = (tuple(logits.shape), logits.dtype, tuple(target.shape), target.dtype)
+    config = _static(compute, cache_static, "softmax", *facts, *static.values())
+    dtype = _checks.compute_dtype(xp, logits.dtype)
+    target, class_weight = softmax_operands(
+        xp,
+        config,
+        target,
+        class_weight,
+        class_vector or "weight",
+        like=logits,
+        dtype=dtype,
+        check_values=check_values,
+        is_cross_entropy=loss.weighted_mean,
+    )
+    if convert_logits:
+        logits = xp.astype(logits, dtype, copy=False)
+    return xp, config, SoftmaxOperands(logits, target, class_weight)
+
+
+def softmax_keywords(
+    loss: Loss, given: Mapping[str, Any], term: Term, has_class_weight: bool, check_values: bool
+) -> dict[str, Any]:
+    """The keywords of :func:`softmax_static` for a call of `loss` with the options `given`
+    (:func:`with_defaults`), every call kind's."""
+    return {
+        "axis": given.get("axis", -1),
+        "has_class_weight": has_class_weight,
+        "term": term,
+        "ignore_index": given["ignore_index"],
+        "reduction": given["reduction"],
+        "label_smoothing": given["label_smoothing"],
+        "z_loss": given["z_loss"],
+        "softcap": given["softcap"],
+        "is_cross_entropy": loss.weighted_mean,
+        "check_values": check_values,
+    }
+
+
+def _prepare_elementwise(
+    config_type: type,
+    loss: Loss,
+    logits: Array,
+    target: Array,
+    given: dict[str, Any],
+    *,
+    check_values: bool,
+    convert_logits: bool,
+    cache_static: bool,
+) -> Prepared:
+    """An element-wise call (sigmoid, asymmetric): the config holds the reduction and the
+    loss's hyperparameters (:func:`hyperparameters`, by the config's field names; the
+    config's own defaults for the fields the loss has not); the operands' weight fields
+    are the loss's element weights of the same names (None for those it has not)."""
+    hyper = hyperparameters(loss, given)
     xp = _checks.input_namespace(logits, target)
 
-    def compute() -> SigmoidConfig:
-        return _sigmoid_static(xp, logits, target, gamma, alpha, reduction)
+    def make_config(reduction: str) -> Any:
+        return config_type(reduction=reduction, **hyper)
 
-    if cache_static:
-        facts = (tuple(logits.shape), logits.dtype, tuple(target.shape), target.dtype)
-        config = _cached_static(compute, "sigmoid", *facts, gamma, alpha, reduction)
-    else:
-        config = compute()
+    def compute() -> Any:
+        return _elementwise_static(xp, logits, target, make_config, given["reduction"])
+
+    facts = (tuple(logits.shape), logits.dtype, tuple(target.shape), target.dtype)
+    config = _static(compute, cache_static, loss.name, *facts, *hyper.values(), given["reduction"])
     dtype = _checks.compute_dtype(xp, logits.dtype)
     shape = tuple(logits.shape)
-    arrays: dict[str, Array | None] = {}
-    for name, value in (("weight", weight), ("pos_weight", pos_weight)):
-        if value is None:
-            arrays[name] = None
-            continue
-        array = _checks.as_weight_array(xp, name, value, logits, dtype)
-        _check_broadcast(name, array, shape)
-        if check_values:
-            _checks.check_weight_values(xp, name, array)
-        arrays[name] = array
-    operands = SigmoidOperands(
+    weights: dict[str, Array | None] = {}
+    fields: tuple[str, ...] = loss.family.operands._fields  # type: ignore[attr-defined]
+    for name in fields[2:]:
+        value = given.get(name) if name in loss.element_weights else None
+        if value is not None:
+            given_value, value = value, _checks.as_weight_array(xp, name, value, logits, dtype)
+            _check_broadcast(name, value, shape)
+            if check_values:  # as converted (an overflow to inf is refused), else as given
+                _checks.check_weight_values_of(xp, name, value, given_value)
+        weights[name] = value
+    operands = loss.family.operands(
         xp.astype(logits, dtype, copy=False) if convert_logits else logits,
         xp.astype(target, dtype, copy=False),
-        arrays["weight"],
-        arrays["pos_weight"],
+        **weights,
     )
     return xp, config, operands
 
 
-def prepare_binary_cross_entropy(
-    logits: Array,
-    target: Array,
-    *,
-    weight: object = None,
-    pos_weight: object = None,
-    reduction: object = "mean",
-    check_values: bool = True,
-    convert_logits: bool = True,
-    cache_static: bool = False,
-) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
-    """Validate the arguments of :func:`binary_cross_entropy`.
+def _elementwise(config_type: type) -> Callable[..., Prepared]:
+    def prepare(*args: Any, **keywords: Any) -> Prepared:
+        return _prepare_elementwise(config_type, *args, **keywords)
 
-    `check_values` False skips the checks that read array contents (traced data);
-    `convert_logits` False leaves 16-bit logits in their dtype, for an adapter that
-    converts them a slab at a time before calling :func:`sigmoid_forward`;
-    `cache_static` as in :func:`prepare_cross_entropy`.
-    """
-    return _prepare_sigmoid(
-        logits,
-        target,
-        weight=weight,
-        pos_weight=pos_weight,
-        gamma=0.0,
-        alpha=None,
-        reduction=reduction,
-        check_values=check_values,
-        convert_logits=convert_logits,
-        cache_static=cache_static,
-    )
+    return prepare
 
 
-def prepare_sigmoid_focal_loss(
-    logits: Array,
-    target: Array,
-    *,
-    alpha: object = 0.25,
-    gamma: object = 2.0,
-    reduction: object = "mean",
-    check_values: bool = True,
-    convert_logits: bool = True,
-    cache_static: bool = False,
-) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
-    """Validate the arguments of :func:`sigmoid_focal_loss`; ``alpha=None`` disables α_t.
-
-    `check_values`, `convert_logits` and `cache_static` as in
-    :func:`prepare_binary_cross_entropy`.
-    """
-    gamma = _checks.check_real_number("gamma", gamma, low=0.0)
-    if alpha is not None:
-        alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
-    return _prepare_sigmoid(
-        logits,
-        target,
-        weight=None,
-        pos_weight=None,
-        gamma=gamma,
-        alpha=alpha,
-        reduction=reduction,
-        check_values=check_values,
-        convert_logits=convert_logits,
-        cache_static=cache_static,
-    )
-
-
-def prepare_asymmetric_loss(
-    logits: Array,
-    target: Array,
-    *,
-    gamma_pos: object = 0.0,
-    gamma_neg: object = 4.0,
-    clip: object = 0.05,
-    reduction: object = "mean",
-    check_values: bool = True,
-    convert_logits: bool = True,
-    cache_static: bool = False,
-) -> tuple[Namespace, AsymmetricConfig, AsymmetricOperands]:
-    """Validate the arguments of :func:`asymmetric_loss` (γ± ≥ 0, clip in [0, 1));
-    `check_values`, `convert_logits` and `cache_static` as in
-    :func:`prepare_binary_cross_entropy` (no value is read: there is no weight)."""
-    gamma_pos = _checks.check_real_number("gamma_pos", gamma_pos, low=0.0)
-    gamma_neg = _checks.check_real_number("gamma_neg", gamma_neg, low=0.0)
-    clip = _checks.check_clip(clip)
-    xp, sigmoid_config, operands = _prepare_sigmoid(
-        logits,
-        target,
-        weight=None,
-        pos_weight=None,
-        gamma=0.0,
-        alpha=None,
-        reduction=reduction,
-        check_values=check_values,
-        convert_logits=convert_logits,
-        cache_static=cache_static,
-    )
-    config = AsymmetricConfig(gamma_pos, gamma_neg, clip, sigmoid_config.reduction)
-    return xp, config, AsymmetricOperands(operands.logits, operands.target)
+FAMILY_PREPARATIONS: dict[str, Callable[..., Prepared]] = {
+    SOFTMAX.name: _prepare_softmax,
+    SIGMOID.name: _elementwise(SigmoidConfig),
+    ASYMMETRIC.name: _elementwise(AsymmetricConfig),
+    DISTRIBUTION.name: prepare_distribution,
+}
+"""How a family prepares a plain call, by family name: ``(loss, logits, target, given, *,
+check_values, convert_logits, cache_static) -> (xp, config, operands)``. A new family adds
+its entry (an element-wise family: :func:`_elementwise` of its config class)."""

@@ -14,16 +14,8 @@ from typing import Any
 
 from . import _checks
 from .asymmetric import ASYMMETRIC
-from .distribution import DISTRIBUTION, prepare_distribution_focal_loss
+from .distribution import DISTRIBUTION
 from .family import Family
-from .prepare import (
-    prepare_asymmetric_loss,
-    prepare_binary_cross_entropy,
-    prepare_cross_entropy,
-    prepare_focal_loss,
-    prepare_poly_loss,
-    prepare_sigmoid_focal_loss,
-)
 from .sigmoid import SIGMOID
 from .softmax import SOFTMAX
 from .terms import Focal, Poly, Term
@@ -38,8 +30,9 @@ class Option:
     default: Any
     static: bool = True
     check: Callable[[Any], Any] | None = None
-    """The option's own check (a term's hyperparameter), returning the checked value; None
-    where the call's preparation checks it (the common options)."""
+    """The option's own check, returning the checked value, for a hyperparameter: a
+    softmax loss's term's (:func:`term_of`) or a field of another family's config (of the
+    same name); None where the family's preparation checks it (the common options)."""
 
 
 PLAIN, LINEAR, VOCAB_PARALLEL = "plain", "linear", "vocab_parallel"
@@ -58,8 +51,7 @@ class Loss:
     name: str
     """The public name, the same in every backend (``multiloss.<backend>.<name>``)."""
     family: Family
-    prepare: Callable[..., tuple[Any, Any, Any]]
-    """The validating ``prepare_<name>`` step (:mod:`.prepare`)."""
+    """Its math and the kind of its preparation (:data:`.prepare.FAMILY_PREPARATIONS`)."""
     class_vectors: tuple[str, ...] = ()
     """Options that hold one entry per class (a length-C array or sequence)."""
     element_weights: tuple[str, ...] = ()
@@ -134,6 +126,22 @@ def _at_least(name: str, low: float) -> Callable[[Any], float]:
     return check
 
 
+def _between(name: str, low: float, high: float) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        return _checks.check_real_number(name, value, low=low, high=high)
+
+    return check
+
+
+def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`check`, letting None (the option's "off") through."""
+
+    def optional(value: Any) -> Any:
+        return None if value is None else check(value)
+
+    return optional
+
+
 def _focal_term(gamma: float) -> Term:
     return Focal(gamma)
 
@@ -153,7 +161,6 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
             Loss(
                 "cross_entropy",
                 SOFTMAX,
-                prepare_cross_entropy,
                 class_vectors=("weight",),
                 static=_SOFTMAX_STATIC,
                 class_axis=_CLASS_AXIS,
@@ -166,7 +173,6 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
             Loss(
                 "focal_loss",
                 SOFTMAX,
-                prepare_focal_loss,
                 class_vectors=("alpha",),
                 static=(*_SOFTMAX_STATIC, "gamma"),
                 class_axis=_CLASS_AXIS,
@@ -181,7 +187,6 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
             Loss(
                 "poly_loss",
                 SOFTMAX,
-                prepare_poly_loss,
                 class_vectors=("alpha",),
                 static=(*_SOFTMAX_STATIC, "epsilon", "gamma"),
                 class_axis=_CLASS_AXIS,
@@ -197,7 +202,6 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
             Loss(
                 "binary_cross_entropy",
                 SIGMOID,
-                prepare_binary_cross_entropy,
                 element_weights=("weight", "pos_weight"),
                 static=("reduction",),
                 options=(
@@ -209,26 +213,27 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
             Loss(
                 "sigmoid_focal_loss",
                 SIGMOID,
-                prepare_sigmoid_focal_loss,
                 static=("alpha", "gamma", "reduction"),
-                options=(Option("alpha", 0.25), Option("gamma", 2.0), Option("reduction", "mean")),
+                options=(
+                    Option("alpha", 0.25, check=_optional(_between("alpha", 0.0, 1.0))),
+                    Option("gamma", 2.0, check=_at_least("gamma", 0.0)),
+                    Option("reduction", "mean"),
+                ),
             ),
             Loss(
                 "asymmetric_loss",
                 ASYMMETRIC,
-                prepare_asymmetric_loss,
                 static=("gamma_pos", "gamma_neg", "clip", "reduction"),
                 options=(
-                    Option("gamma_pos", 0.0),
-                    Option("gamma_neg", 4.0),
-                    Option("clip", 0.05),
+                    Option("gamma_pos", 0.0, check=_at_least("gamma_pos", 0.0)),
+                    Option("gamma_neg", 4.0, check=_at_least("gamma_neg", 0.0)),
+                    Option("clip", 0.05, check=_checks.check_clip),
                     Option("reduction", "mean"),
                 ),
             ),
             Loss(
                 "distribution_focal_loss",
                 DISTRIBUTION,
-                prepare_distribution_focal_loss,
                 element_weights=("weight",),
                 static=("axis", "reduction"),
                 class_axis=_CLASS_AXIS,
@@ -245,14 +250,20 @@ def variant_name(loss: str, variant: str) -> str:
     return loss if variant == PLAIN else f"{variant}_{loss}"
 
 
-def term_of(loss: Loss, options: Mapping[str, Any]) -> Term:
-    """The per-class term of a softmax `loss` from a call's `options` (by name), each of the
-    term's hyperparameters checked by its :class:`Option` (the catalogue's messages)."""
-    if loss.term is None:
-        raise TypeError(f"{loss.name} has no per-class term (it is not a softmax loss)")
-    checked = {
+def hyperparameters(loss: Loss, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The `loss`'s options that have their own check (:attr:`Option.check`), each taken
+    from `options` (by name; the default where absent) and checked (the catalogue's
+    messages), in the record's order."""
+    return {
         option.name: option.check(options.get(option.name, option.default))
         for option in loss.options
         if option.check is not None
     }
-    return loss.term(**checked)
+
+
+def term_of(loss: Loss, options: Mapping[str, Any]) -> Term:
+    """The per-class term of a softmax `loss` from a call's `options` (by name), each of the
+    term's hyperparameters checked by its :class:`Option` (:func:`hyperparameters`)."""
+    if loss.term is None:
+        raise TypeError(f"{loss.name} has no per-class term (it is not a softmax loss)")
+    return loss.term(**hyperparameters(loss, options))

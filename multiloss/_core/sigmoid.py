@@ -49,9 +49,11 @@ class SigmoidConfig:
 
     family: ClassVar[Family]
 
-    gamma: float
-    alpha: float | None
     reduction: str
+    gamma: float = 0.0
+    """γ of the focal modulation (1 - p_t)^γ; 0: binary cross-entropy."""
+    alpha: float | None = None
+    """α of the class balance α_t; None: none."""
 
 
 class SigmoidOperands(NamedTuple):

@@ -79,7 +79,7 @@ class SoftmaxConfig:
 class SoftmaxOperands(NamedTuple):
     """The arrays of one call, in the compute dtype (float32 for 16-bit inputs).
 
-    The logits alone may still be 16-bit (``prepare_*(convert_logits=False)``) where the
+    The logits alone may still be 16-bit (``prepare_call(convert_logits=False)``) where the
     namespace's native passes take them so (the torch adapter's, for class-index targets
     without label smoothing: the only path that reads the logits through those passes
     alone); each pass then computes in float32, a slab at a time.

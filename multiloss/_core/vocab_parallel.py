@@ -47,7 +47,7 @@ from typing import Any, NamedTuple, Protocol
 
 from . import _checks
 from ._numerics import times_nonzero
-from ._reduce import mean_scale, per_element_cotangent, reduce
+from ._reduce import mean_scale, normalizer_scale, per_element_cotangent, reduce
 from .kernels import class_ids, index_dtype
 from .prepare import scalar_alpha
 from .registry import VOCAB_PARALLEL, Loss, term_of
@@ -237,10 +237,10 @@ def _prepare(
         layout = _weight_layout(class_weight_name, class_weight, local_classes, num_classes)
         if check_values:
             _checks.check_weight_values(xp, class_weight_name, class_weight)
-    if normalizer is not None:
-        normalizer = _checks.check_normalizer(
-            xp, normalizer, reduction, logits, check_values=check_values
-        )
+    scale = None
+    if normalizer is not None:  # the one idiom (:mod:`._reduce`): "sum" times the scale
+        _checks.check_normalized_reduction(reduction)
+        scale = normalizer_scale(xp, normalizer, logits, check_values=check_values)
         reduction = "sum"
     config = VocabParallelConfig(
         axis=axis,
@@ -255,7 +255,7 @@ def _prepare(
         indices_checked=check_values,
         z_loss=z_loss,
     )
-    return xp, config, VocabParallelOperands(logits, target, class_weight), normalizer
+    return xp, config, VocabParallelOperands(logits, target, class_weight), scale
 
 
 FOCAL_SMOOTHING = (
@@ -285,8 +285,9 @@ def prepare_vocab_parallel(
 
     A class vector of length C_l is this rank's slice, of length C the whole vector; a
     scalar α becomes [1-α, α, …, α] over the global classes (class 0 on rank 0). A given
-    `normalizer` (reduction "mean" only) is returned as a 0-d array and the config's
-    reduction is "sum": the caller divides the loss by it (:func:`._reduce.normalized`).
+    `normalizer` (reduction "mean" only) is folded into the mean's scale, returned last
+    (1 / normalizer, 0-d; None without one), and the config's reduction is "sum": the
+    caller multiplies the loss by the scale (:func:`._reduce.normalizer_scale`).
     `check_values` False skips the checks that read array contents (traced or device
     data): an out-of-range class index then gives NaN for its element. Label smoothing
     is refused (NotImplementedError, :data:`FOCAL_SMOOTHING`) where the loss's term makes
@@ -319,33 +320,6 @@ def prepare_vocab_parallel(
         check_values=check_values,
         weighted_mean=loss.weighted_mean,
     )
-
-
-def prepare_vocab_parallel_cross_entropy(
-    logits: Array, target: Array, **options: Any
-) -> tuple[Namespace, VocabParallelConfig, VocabParallelOperands, Array | None]:
-    """:func:`prepare_vocab_parallel` of cross-entropy."""
-    from .registry import LOSSES
-
-    return prepare_vocab_parallel(LOSSES["cross_entropy"], logits, target, **options)
-
-
-def prepare_vocab_parallel_focal_loss(
-    logits: Array, target: Array, **options: Any
-) -> tuple[Namespace, VocabParallelConfig, VocabParallelOperands, Array | None]:
-    """:func:`prepare_vocab_parallel` of the focal loss."""
-    from .registry import LOSSES
-
-    return prepare_vocab_parallel(LOSSES["focal_loss"], logits, target, **options)
-
-
-def prepare_vocab_parallel_poly_loss(
-    logits: Array, target: Array, **options: Any
-) -> tuple[Namespace, VocabParallelConfig, VocabParallelOperands, Array | None]:
-    """:func:`prepare_vocab_parallel` of PolyLoss."""
-    from .registry import LOSSES
-
-    return prepare_vocab_parallel(LOSSES["poly_loss"], logits, target, **options)
 
 
 # --------------------------------------------------------------------------------------
@@ -573,9 +547,6 @@ __all__ = [
     "VocabParallelOperands",
     "VocabParallelResiduals",
     "prepare_vocab_parallel",
-    "prepare_vocab_parallel_cross_entropy",
-    "prepare_vocab_parallel_focal_loss",
-    "prepare_vocab_parallel_poly_loss",
     "vocab_parallel_forward",
     "vocab_parallel_row_factors",
     "vocab_parallel_vjp",

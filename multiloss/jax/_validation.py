@@ -274,14 +274,3 @@ def check_label_values(target: Any, num_classes: int, ignore_index: int) -> None
     if np.issubdtype(labels.dtype, np.integer):
         index = labels.astype(np.int64)
         _checks.check_class_indices(np, labels, index, num_classes, ignore_index)
-
-
-def normalizer_array(normalizer: Any, reduction: str, dtype: Any) -> Array | None:
-    """The validated global normaliser (a 0-d array of the compute dtype), or None."""
-    if normalizer is None:
-        return None
-    if isinstance(normalizer, np.ndarray | np.generic):
-        normalizer = jnp.asarray(normalizer)
-    like = jnp.zeros((), dtype)
-    check_values = not is_tracer(normalizer)
-    return _checks.check_normalizer(jnp, normalizer, reduction, like, check_values=check_values)

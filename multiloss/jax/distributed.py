@@ -34,11 +34,9 @@ from jax import lax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from .._core import LOSSES, _checks, _reduce
+from .._core import LOSSES, Loss, _checks, _reduce
 from .._core.vocab_parallel import (
-    prepare_vocab_parallel_cross_entropy,
-    prepare_vocab_parallel_focal_loss,
-    prepare_vocab_parallel_poly_loss,
+    prepare_vocab_parallel,
 )
 from ._autodiff import no_derivative
 from ._engine import kernel_platform, uses_kernels
@@ -69,8 +67,8 @@ def _face_options(given: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in given.items() if key not in placement}
 
 
-def _class_vector(prepare: Any) -> str:  # the registry's, of the loss `prepare` prepares
-    return LOSSES[_LOSS_OF[prepare]].class_vector or "weight"
+def _class_vector(loss: Loss) -> str:  # the registry's
+    return loss.class_vector or "weight"
 
 
 def _axis_size(axis_name: Any) -> int:
@@ -109,37 +107,36 @@ def _check_varying(logits: Array, axis_name: Any) -> None:
 
 
 def _local_parts(
-    prepare: Any, logits: Any, target: Any, axis_name: Any, options: dict[str, Any]
+    loss: Loss, logits: Any, target: Any, axis_name: Any, options: dict[str, Any]
 ) -> tuple[Array, Array, Array | None]:
     """On this device's blocks (inside shard_map): the reduced loss and the "mean"
-    denominator in the compute dtype, and the checked normaliser (not yet applied)."""
+    denominator in the compute dtype, and the normaliser folded into the mean's scale (not
+    yet applied; None without one)."""
     require_static(**{key: options[key] for key in _STATIC if key in options})
     size = _axis_size(axis_name)
     logits, target = as_jax(logits), as_jax(target)
-    weight_name = _class_vector(prepare)
+    weight_name = _class_vector(loss)
     options = dict(options, **{weight_name: as_jax_weight(options[weight_name])})
     arrays = (logits, target, options[weight_name], options["normalizer"])
     check_values = not any(is_tracer(value) for value in arrays)
-    _, config, operands, normalizer = prepare(
-        logits, target, size=size, check_values=check_values, **options
+    _, config, operands, scale = prepare_vocab_parallel(
+        loss, logits, target, size=size, check_values=check_values, **options
     )
     _check_varying(logits, axis_name)
     weight = operands.class_weight
     if weight is not None:
         weight = no_derivative(_NO_WEIGHT_DERIVATIVE, weight)
     kernels = kernels_for(config)
-    loss, denominator = sharded_loss(config, axis_name, kernels, logits, operands.target, weight)
-    return loss, denominator, normalizer
+    value, denominator = sharded_loss(config, axis_name, kernels, logits, operands.target, weight)
+    return value, denominator, scale
 
 
-def _local(
-    prepare: Any, logits: Any, target: Any, axis_name: Any, options: dict[str, Any]
-) -> Array:
+def _local(loss: Loss, logits: Any, target: Any, axis_name: Any, options: dict[str, Any]) -> Array:
     """The loss on this device's blocks (inside shard_map), in the logits' dtype."""
-    loss, _, normalizer = _local_parts(prepare, logits, target, axis_name, options)
-    if normalizer is not None:
-        loss = _reduce.normalized(jnp, loss, normalizer)
-    return loss.astype(as_jax(logits).dtype)
+    value, _, scale = _local_parts(loss, logits, target, axis_name, options)
+    if scale is not None:  # the normaliser folded into the mean's scale
+        value = value * scale
+    return value.astype(as_jax(logits).dtype)
 
 
 def _names(value: Any, argument: str, mesh: Any) -> tuple[str, ...]:
@@ -163,7 +160,7 @@ def _place(value: Any, mesh: Any, spec: P) -> Any:
 
 
 def _global(
-    prepare: Any,
+    loss: Loss,
     logits: Any,
     target: Any,
     axis_name: Any,
@@ -179,14 +176,14 @@ def _global(
     if set(batch) & set(classes):
         raise ValueError(f"batch_axes {batch_axes!r} and axis_name {axis_name!r} overlap")
     logits, target = as_jax(logits), as_jax(target)
-    weight_name = _class_vector(prepare)
+    weight_name = _class_vector(loss)
     weight = as_jax_weight(options[weight_name])
     normalizer = options["normalizer"]
     arrays = (logits, target, weight, normalizer)
     check_values = not any(is_tracer(value) for value in arrays)
     # The whole call's checks (shapes, dtypes, options; values where concrete), as one rank.
-    _, config, operands, _ = prepare(
-        logits, target, size=1, check_values=check_values, **{**options, weight_name: weight}
+    _, config, operands, _ = prepare_vocab_parallel(
+        loss, logits, target, size=1, check_values=check_values, **{**options, weight_name: weight}
     )
     ranks = int(np.prod([mesh.shape[name] for name in classes]))
     axis, num_classes = config.axis, config.num_classes
@@ -208,7 +205,7 @@ def _global(
     specs = (P(*logits_spec), target_spec, P(axis_name) if vector else P(), P())
     statics = tuple((key, options[key]) for key in _STATIC if key in options)
     mapped = _mapped(
-        prepare,
+        loss.name,
         mesh,
         axis_name,
         batch,
@@ -234,7 +231,7 @@ def _global(
 
 @functools.lru_cache(maxsize=128)
 def _mapped(
-    prepare: Any,
+    name: str,
     mesh: Any,
     axis_name: Any,
     batch: tuple[str, ...],
@@ -253,31 +250,32 @@ def _mapped(
     `engine`: whether the engine in force gives the Pallas kernels, and for which platform
     (a key of the cache only: the jitted function is traced under that engine)."""
     reduction = dict(statics)["reduction"]
+    loss = LOSSES[name]
 
     def block(logits: Any, target: Any, weight: Any, normalizer_block: Any) -> Array:
         local = dict(statics, **{weight_name: weight if vector else None})
         local["normalizer"] = normalizer_block if normalizer_is_array else normalizer
         if not batch or reduction == "none":
-            return _local(prepare, logits, target, axis_name, local)
+            return _local(loss, logits, target, axis_name, local)
         # The batch is split too: the sums (and the mean's denominator) over batch_axes.
         counted_here = reduction == "mean" and local["normalizer"] is None
         if counted_here:
             local["reduction"] = "sum"
-        total, denominator, scale = _local_parts(prepare, logits, target, axis_name, local)
+        total, denominator, scale = _local_parts(loss, logits, target, axis_name, local)
         if counted_here:
             summed = lax.psum(jnp.stack([total, denominator]), batch)
             total = _reduce.normalized(jnp, summed[0], summed[1])
         else:
             total = lax.psum(total, batch)
             if scale is not None:
-                total = _reduce.normalized(jnp, total, scale)
+                total = total * scale
         return total.astype(logits.dtype)
 
     return jax.jit(jax.shard_map(block, mesh=mesh, in_specs=specs, out_specs=out_spec))
 
 
 def _run(
-    prepare: Any,
+    loss: Loss,
     logits: Any,
     target: Any,
     axis_name: Any,
@@ -288,8 +286,8 @@ def _run(
     if mesh is None:
         if batch_axes is not None:
             raise ValueError("batch_axes is for calls on global arrays, with mesh=")
-        return _local(prepare, logits, target, axis_name, options)
-    return _global(prepare, logits, target, axis_name, mesh, batch_axes, options)
+        return _local(loss, logits, target, axis_name, options)
+    return _global(loss, logits, target, axis_name, mesh, batch_axes, options)
 
 
 def vocab_parallel_cross_entropy(
@@ -410,8 +408,7 @@ def vocab_parallel_cross_entropy(
         True
     """
     options = _face_options(locals())
-    prepare = prepare_vocab_parallel_cross_entropy
-    return _run(prepare, logits, target, axis_name, mesh, batch_axes, options)
+    return _run(LOSSES["cross_entropy"], logits, target, axis_name, mesh, batch_axes, options)
 
 
 def vocab_parallel_focal_loss(
@@ -488,8 +485,7 @@ def vocab_parallel_focal_loss(
         True
     """
     options = _face_options(locals())
-    prepare = prepare_vocab_parallel_focal_loss
-    return _run(prepare, logits, target, axis_name, mesh, batch_axes, options)
+    return _run(LOSSES["focal_loss"], logits, target, axis_name, mesh, batch_axes, options)
 
 
 def vocab_parallel_poly_loss(
@@ -549,14 +545,7 @@ def vocab_parallel_poly_loss(
         True
     """
     options = _face_options(locals())
-    prepare = prepare_vocab_parallel_poly_loss
-    return _run(prepare, logits, target, axis_name, mesh, batch_axes, options)
+    return _run(LOSSES["poly_loss"], logits, target, axis_name, mesh, batch_axes, options)
 
-
-_LOSS_OF = {
-    prepare_vocab_parallel_cross_entropy: "cross_entropy",
-    prepare_vocab_parallel_focal_loss: "focal_loss",
-    prepare_vocab_parallel_poly_loss: "poly_loss",
-}
 
 __all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_focal_loss", "vocab_parallel_poly_loss"]

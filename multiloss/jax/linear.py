@@ -9,8 +9,8 @@ them and contracts that gradient with the weight and the chunk's inputs at once.
 How it runs:
 
 * The loss of each chunk and its gradient with respect to the chunk's logits are the
-  core's (`_core.forward` / `_core.vjp` of a call prepared by `prepare_cross_entropy` /
-  `prepare_focal_loss` with `reduction="none"`): no formula is restated here. The
+  core's (`_core.forward` / `_core.vjp` of a call prepared by `_core.prepare_call` of
+  the loss's record with `reduction="none"`): no formula is restated here. The
   `"mean"`'s denominator comes from the whole target first
   (`_core.counting.target_count`, or the element count for probability targets), or from
   `normalizer`.
@@ -76,7 +76,7 @@ class _Spec(NamedTuple):
 
     loss: str
     options: tuple[tuple[str, Any], ...]
-    """The loss's static options for `prepare_<loss>` (a scalar alpha among them)."""
+    """The loss's static options for `_core.prepare_call` (a scalar alpha among them)."""
     weight_name: str
     """"weight" or "alpha": the option that the class-weight operand fills."""
     reduction: str
@@ -125,11 +125,11 @@ def _chunk_logits(x: Array, w: Array, b: Array | None) -> Array:
 
 
 def _prepare(spec: _Spec, logits: Array, target: Array, class_weight: Array | None) -> Any:
-    options = dict(spec.options)
+    options = dict(spec.options, axis=-1, reduction="none")
     if class_weight is not None:
         options[spec.weight_name] = class_weight
-    _, config, operands = _core.PREPARE[spec.loss](
-        logits, target, axis=-1, reduction="none", check_values=False, **options
+    _, config, operands = _core.prepare_call(
+        _core.LOSSES[spec.loss], logits, target, options, check_values=False
     )
     return (jnp, config, operands)
 

@@ -9,7 +9,16 @@ from typing import Any
 import jax
 import numpy as np
 
-from .._core import DISTRIBUTION, LOSSES, Loss, _checks, apply_normalizer, split_normalizer
+from .._core import (
+    DISTRIBUTION,
+    LOSSES,
+    Loss,
+    _checks,
+    apply_normalizer,
+    prepare_call,
+    split_normalizer,
+)
+from .._core.policy import values_readable
 from ._autodiff import custom_loss
 from ._engine import uses_kernels
 from ._pallas import loss as pallas_loss
@@ -40,19 +49,15 @@ def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array
         options[key] = as_jax_weight(options[key])
     # The kernels read 16-bit logits as they are (no float32 copy): engine hook
     prepare = functools.partial(
-        loss.prepare, logits, target, convert_logits=not uses_kernels(), **options
+        prepare_call, loss, logits, target, options, convert_logits=not uses_kernels()
     )
-    traced = is_tracer(target) or any(is_tracer(options[key]) for key in weights)
-    if not traced:
-        try:
-            _, config, operands = prepare(check_values=True)
-        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
-            # Under jit even constants are staged: the converted arrays (a scalar alpha's
-            # vector, say) are tracers, whose values neither the namespace nor NumPy reads.
-            traced = True
+    # The backend policy decides (values_readable: no tracer among what was given); the
+    # core then reads only what the policy can read (the labels and a weight as given, a
+    # Python sequence as it is), never an array that it converted under a trace itself.
+    check_values = values_readable(target, *(options[key] for key in weights))
+    _, config, operands = prepare(check_values=check_values)
     unchecked = None  # None: checked already; else the weights to check at run time
-    if traced:
-        _, config, operands = prepare(check_values=False)
+    if not check_values:
         unchecked = []
         for index, (key, weight) in enumerate(zip(weights, operands[2:], strict=False), 2):
             if weight is None:

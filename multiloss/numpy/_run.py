@@ -42,7 +42,7 @@ def run_loss(
     normalizer = _core.split_normalizer(options)
     if isinstance(normalizer, (np.ndarray, np.generic)):
         normalizer = np.asarray(normalizer)  # a NumPy scalar as a 0-d array
-    prepared = _core.LOSSES[name].prepare(logits, target, **options)
+    prepared = _core.prepare_call(_core.LOSSES[name], logits, target, options)
     # The core evaluates both sides of its guards (where(p == 0, 0, p·r) and the like):
     # the discarded side may hold 0·inf, which is not worth a warning.
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):

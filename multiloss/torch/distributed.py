@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .._core import LOSSES, Loss, _reduce
+from .._core import LOSSES, Loss
 from .._core.vocab_parallel import (
     VocabParallelConfig,
     VocabParallelOperands,
@@ -187,7 +187,7 @@ def _run(loss: Loss, logits: Tensor, target: Tensor, group: Any, options: dict[s
     _refuse_weight_gradient(name, options[name])
     collectives = _collectives(group)
     check_values = values_readable(logits, target, options[name], options["normalizer"])
-    xp, config, operands, normalizer = prepare_vocab_parallel(
+    _, config, operands, scale = prepare_vocab_parallel(
         loss, logits, target, size=collectives.size, check_values=check_values, **options
     )
     config = replace(config, shards_checked=check_values)  # unequal slices: raise, or NaN
@@ -196,8 +196,8 @@ def _run(loss: Loss, logits: Tensor, target: Tensor, group: Any, options: dict[s
         spec, logits, operands.logits.detach(), operands.target, operands.class_weight
     )
     result: Tensor = outputs[0]
-    if normalizer is not None:
-        result = _reduce.normalized(xp, result, normalizer)
+    if scale is not None:  # the normaliser folded into the mean's scale
+        result = result * scale
     return result if result.dtype == logits.dtype else result.to(logits.dtype)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._core import LOSSES, Loss, apply_normalizer, split_normalizer
+from .._core import LOSSES, Loss, apply_normalizer, prepare_call, split_normalizer
 from ._autograd import LossFunction, LossSpec, function
 from ._namespace import (
     NO_TORCHSCRIPT,
@@ -27,7 +27,8 @@ Weights = Tensor | Sequence[float] | None
 
 
 def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -> Tensor:
-    """Validate through the loss's `prepare` step, then run the chosen engine (`_run_engine`)."""
+    """Validate (the core's `prepare_call` of the loss's record), then run the chosen
+    engine (`_run_engine`)."""
     if torch.jit.is_tracing():
         raise NotImplementedError(NO_TORCHSCRIPT)
     check_logits(logits)
@@ -39,13 +40,14 @@ def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -
     weights = [options[name] for name in loss.weights]
     tracing = is_tracing()
     check_values = not tracing and all_concrete(logits, target, *weights)
-    _, config, operands = loss.prepare(
+    _, config, operands = prepare_call(
+        loss,
         logits,
         target,
+        options,
         check_values=check_values,
         convert_logits=False,
         cache_static=not tracing,
-        **options,
     )
     result = _run_engine(config, logits, target, operands, weights, normalizer is None)
     if normalizer is not None:

@@ -1,6 +1,6 @@
 """The Pallas engine of `multiloss.jax`: a prepared call run by `pallas_call` kernels.
 
-:func:`loss` takes what the core's `prepare_<loss>` returns (a config and operands) and
+:func:`loss` takes what the core's `prepare_call` returns (a config and operands) and
 gives the reduced loss in the compute dtype, like the XLA engine's rule in
 `multiloss.jax._autodiff`; it is a `jax.custom_vjp` whose forward rule is one forward
 kernel and whose backward rule is one backward kernel (the softmax family:

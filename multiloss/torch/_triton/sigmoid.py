@@ -404,8 +404,8 @@ def sigmoid_loss(
     """The reduced sigmoid-family loss of a prepared call, through the kernels.
 
     Args:
-        config: the core's config (`prepare_binary_cross_entropy`,
-            `prepare_sigmoid_focal_loss` or `prepare_asymmetric_loss`).
+        config: the core's config (`prepare_call` of binary cross-entropy, the
+            sigmoid focal loss or the asymmetric loss).
         logits: any shape, float16, bfloat16, float32 or float64 (16-bit computed in
             float32).
         target: the logits' shape, in the compute dtype (as the core's `prepare` leaves it).

@@ -500,7 +500,7 @@ def softmax_loss(
     respect to the logits.
 
     Args:
-        config: the core's config (``prepare_<loss>``).
+        config: the core's config (``prepare_call``).
         logits: any shape with the class axis at ``config.axis``; float32 or 16-bit.
         target: class indices (the index dtype) or probabilities (float32), as prepared.
         class_weight: the prepared (C,) float32 weights or alpha, or None.
