@@ -365,7 +365,7 @@ def prepare_distribution(
                 f"shape {shape}"
             )
         if check_values:
-            _checks.check_weight_values(xp, "weight", weights)
+            _checks.check_weight_values_of(xp, "weight", weight, weights)
     operands = DistributionOperands(xp.astype(logits, dtype, copy=False), target, weights)
     return xp, config, operands
 
