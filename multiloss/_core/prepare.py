@@ -11,7 +11,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from . import _checks
+from . import _checks, hyper
 from .asymmetric import AsymmetricConfig, AsymmetricOperands
 from .kernels import index_dtype
 from .sigmoid import SigmoidConfig, SigmoidOperands
@@ -48,6 +48,12 @@ def _cached_static(compute: Any, *facts: object) -> Any:
     return static
 
 
+def _static_number(name: str, value: object) -> Any:
+    """A hyperparameter of a static config: a checked Python number, or the marker that
+    :func:`.hyper.check` left for an array (a plain call's; other call kinds take numbers)."""
+    return value if hyper.is_traced(value) else hyper.check_number(name, value)
+
+
 def softmax_static(
     xp: Namespace,
     logits: Array,
@@ -75,11 +81,9 @@ def softmax_static(
         )
     reduction = _checks.check_reduction(reduction)
     ignore_index = _checks.check_ignore_index(ignore_index)
-    label_smoothing = _checks.check_real_number(
-        "label_smoothing", label_smoothing, low=0.0, high=1.0
-    )
-    z_loss = _checks.check_real_number("z_loss", z_loss, low=0.0)
-    softcap = _checks.check_softcap(softcap)
+    label_smoothing = _static_number("label_smoothing", label_smoothing)
+    z_loss = _static_number("z_loss", z_loss)
+    softcap = None if softcap is None else _static_number("softcap", softcap)
     index_shape = _checks.shape_without(tuple(logits.shape), axis)
     if xp.isdtype(target.dtype, "bool"):
         raise TypeError(
@@ -146,8 +150,15 @@ def _prepare_softmax(
     check_values: bool,
     convert_logits: bool,
     cache_static: bool = False,
+    given: dict[str, object] | None = None,
 ) -> tuple[Namespace, SoftmaxConfig, SoftmaxOperands]:
     xp = _checks.input_namespace(logits, target)
+    given = {**(given or {}), "label_smoothing": label_smoothing, "z_loss": z_loss}
+    label_smoothing = hyper.check("label_smoothing", label_smoothing, check_values=check_values)
+    z_loss = hyper.check("z_loss", z_loss, check_values=check_values)
+    if softcap is not None:
+        given["softcap"] = softcap
+        softcap = hyper.check("softcap", softcap, check_values=check_values)
     static = {
         "axis": axis,
         "has_class_weight": class_weight is not None,
@@ -183,7 +194,8 @@ def _prepare_softmax(
     )
     if convert_logits:
         logits = xp.astype(logits, dtype, copy=False)
-    operands = SoftmaxOperands(logits, target, class_weight)
+    arrays = hyper.operands(xp, config, given, dtype)
+    operands = SoftmaxOperands(logits, target, class_weight, arrays)
     return xp, config, operands
 
 
@@ -321,7 +333,8 @@ def prepare_focal_loss(
 
     `check_values`, `convert_logits` and `cache_static` as in :func:`prepare_cross_entropy`.
     """
-    gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+    given = {"gamma": gamma}
+    gamma = hyper.check("gamma", gamma, check_values=check_values)
     return _prepare_softmax(
         logits,
         target,
@@ -338,6 +351,7 @@ def prepare_focal_loss(
         check_values=check_values,
         convert_logits=convert_logits,
         cache_static=cache_static,
+        given=given,
     )
 
 
@@ -361,8 +375,9 @@ def prepare_poly_loss(
     """Validate the arguments of :func:`poly_loss` (ε ≥ -1, γ ≥ 0; `alpha` as in
     :func:`prepare_focal_loss`); `check_values`, `convert_logits` and `cache_static` as in
     :func:`prepare_cross_entropy`."""
-    epsilon = _checks.check_real_number("epsilon", epsilon, low=-1.0)
-    gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+    given = {"epsilon": epsilon, "gamma": gamma}
+    epsilon = hyper.check("epsilon", epsilon, check_values=check_values)
+    gamma = hyper.check("gamma", gamma, check_values=check_values)
     return _prepare_softmax(
         logits,
         target,
@@ -379,6 +394,7 @@ def prepare_poly_loss(
         check_values=check_values,
         convert_logits=convert_logits,
         cache_static=cache_static,
+        given=given,
     )
 
 
@@ -393,8 +409,8 @@ def _sigmoid_static(
     xp: Namespace,
     logits: Array,
     target: Array,
-    gamma: float,
-    alpha: float | None,
+    gamma: Any,
+    alpha: Any,
     reduction: object,
 ) -> SigmoidConfig:
     """The checks of a sigmoid call that read only shapes, dtypes and options; its config."""
@@ -418,12 +434,13 @@ def _prepare_sigmoid(
     *,
     weight: object,
     pos_weight: object,
-    gamma: float,
-    alpha: float | None,
+    gamma: Any,
+    alpha: Any,
     reduction: object,
     check_values: bool,
     convert_logits: bool,
     cache_static: bool,
+    given: dict[str, object] | None = None,
 ) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
     xp = _checks.input_namespace(logits, target)
 
@@ -452,6 +469,7 @@ def _prepare_sigmoid(
         xp.astype(target, dtype, copy=False),
         arrays["weight"],
         arrays["pos_weight"],
+        hyper.operands(xp, config, given or {}, dtype),
     )
     return xp, config, operands
 
@@ -504,9 +522,10 @@ def prepare_sigmoid_focal_loss(
     `check_values`, `convert_logits` and `cache_static` as in
     :func:`prepare_binary_cross_entropy`.
     """
-    gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+    given = {"gamma": gamma, "alpha": alpha}
+    gamma = hyper.check("gamma", gamma, check_values=check_values)
     if alpha is not None:
-        alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
+        alpha = hyper.check("alpha", alpha, check_values=check_values)
     return _prepare_sigmoid(
         logits,
         target,
@@ -518,6 +537,7 @@ def prepare_sigmoid_focal_loss(
         check_values=check_values,
         convert_logits=convert_logits,
         cache_static=cache_static,
+        given=given,
     )
 
 
@@ -536,9 +556,10 @@ def prepare_asymmetric_loss(
     """Validate the arguments of :func:`asymmetric_loss` (γ± ≥ 0, clip in [0, 1));
     `check_values`, `convert_logits` and `cache_static` as in
     :func:`prepare_binary_cross_entropy` (no value is read: there is no weight)."""
-    gamma_pos = _checks.check_real_number("gamma_pos", gamma_pos, low=0.0)
-    gamma_neg = _checks.check_real_number("gamma_neg", gamma_neg, low=0.0)
-    clip = _checks.check_clip(clip)
+    given = {"gamma_pos": gamma_pos, "gamma_neg": gamma_neg, "clip": clip}
+    gamma_pos = hyper.check("gamma_pos", gamma_pos, check_values=check_values)
+    gamma_neg = hyper.check("gamma_neg", gamma_neg, check_values=check_values)
+    clip = hyper.check("clip", clip, check_values=check_values)
     xp, sigmoid_config, operands = _prepare_sigmoid(
         logits,
         target,
@@ -552,4 +573,5 @@ def prepare_asymmetric_loss(
         cache_static=cache_static,
     )
     config = AsymmetricConfig(gamma_pos, gamma_neg, clip, sigmoid_config.reduction)
-    return xp, config, AsymmetricOperands(operands.logits, operands.target)
+    arrays = hyper.operands(xp, config, given, _checks.compute_dtype(xp, logits.dtype))
+    return xp, config, AsymmetricOperands(operands.logits, operands.target, arrays)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from . import _checks
+from . import _checks, hyper
 from .asymmetric import ASYMMETRIC
 from .family import Family
 from .prepare import (
@@ -64,7 +64,12 @@ class Loss:
     element_weights: tuple[str, ...] = ()
     """Options that hold weights broadcast against the logits."""
     static: tuple[str, ...] = ()
-    """Options that must be static Python values (hyperparameters, shapes' choices)."""
+    """Options that must be static Python values (shapes' choices, the reduction, …)."""
+    hyperparameters: tuple[str, ...] = ()
+    """The float hyperparameters: a Python number (static; the math specialises on it) or
+    a 0-d array of the logits' backend (data: traced, no recompilation when it changes;
+    :mod:`.hyper`, whose :data:`.hyper.BOUNDS` gives each its range). The plain call
+    kind only: the fused heads and the vocabulary-parallel losses take numbers."""
     class_axis: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     """The default class axis per backend (``"torch"``, ``"jax"``, ``"numpy"``); empty for
     a family without a class axis."""
@@ -115,7 +120,8 @@ class Loss:
 _CLASS_AXIS = MappingProxyType({"torch": 1, "jax": -1, "numpy": -1})
 """PyTorch's ``(N, C, d1..dk)`` convention; the array convention (optax) elsewhere."""
 
-_SOFTMAX_STATIC = ("axis", "ignore_index", "reduction", "label_smoothing", "z_loss", "softcap")
+_SOFTMAX_STATIC = ("axis", "ignore_index", "reduction")
+_SOFTMAX_HYPER = ("label_smoothing", "z_loss", "softcap")
 _SOFTMAX_OPTIONS = (
     Option("ignore_index", -100),
     Option("reduction", "mean"),
@@ -128,6 +134,8 @@ _SOFTMAX_VARIANTS = (PLAIN, LINEAR, VOCAB_PARALLEL)
 
 def _at_least(name: str, low: float) -> Callable[[Any], float]:
     def check(value: Any) -> float:
+        if hyper.is_traced(value) or _checks.is_array(value):
+            return hyper.check_number(name, value)  # refused with a clear error
         return _checks.check_real_number(name, value, low=low)
 
     return check
@@ -155,6 +163,7 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 prepare_cross_entropy,
                 class_vectors=("weight",),
                 static=_SOFTMAX_STATIC,
+                hyperparameters=_SOFTMAX_HYPER,
                 class_axis=_CLASS_AXIS,
                 options=(Option("weight", None, static=False), *_SOFTMAX_OPTIONS),
                 term=_cross_entropy_term,
@@ -167,7 +176,8 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 SOFTMAX,
                 prepare_focal_loss,
                 class_vectors=("alpha",),
-                static=(*_SOFTMAX_STATIC, "gamma"),
+                static=_SOFTMAX_STATIC,
+                hyperparameters=("gamma", *_SOFTMAX_HYPER),
                 class_axis=_CLASS_AXIS,
                 options=(
                     Option("gamma", 2.0, check=_at_least("gamma", 0.0)),
@@ -182,7 +192,8 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 SOFTMAX,
                 prepare_poly_loss,
                 class_vectors=("alpha",),
-                static=(*_SOFTMAX_STATIC, "epsilon", "gamma"),
+                static=_SOFTMAX_STATIC,
+                hyperparameters=("epsilon", "gamma", *_SOFTMAX_HYPER),
                 class_axis=_CLASS_AXIS,
                 options=(
                     Option("epsilon", 2.0, check=_at_least("epsilon", -1.0)),
@@ -209,14 +220,16 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 "sigmoid_focal_loss",
                 SIGMOID,
                 prepare_sigmoid_focal_loss,
-                static=("alpha", "gamma", "reduction"),
+                static=("reduction",),
+                hyperparameters=("alpha", "gamma"),
                 options=(Option("alpha", 0.25), Option("gamma", 2.0), Option("reduction", "mean")),
             ),
             Loss(
                 "asymmetric_loss",
                 ASYMMETRIC,
                 prepare_asymmetric_loss,
-                static=("gamma_pos", "gamma_neg", "clip", "reduction"),
+                static=("reduction",),
+                hyperparameters=("gamma_pos", "gamma_neg", "clip"),
                 options=(
                     Option("gamma_pos", 0.0),
                     Option("gamma_neg", 4.0),

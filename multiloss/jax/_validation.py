@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from .._core import SOFTMAX, _checks
+from .._core import SOFTMAX, _checks, hyper
 from .._core.policy import BackendPolicy, register_backend
 
 Array = jax.Array
@@ -84,6 +84,12 @@ def debug_checks(config: Any, operands: Any, weights: tuple[tuple[str, int], ...
     """
     if config.family is SOFTMAX and config.hard_target:
         check_labels(operands.target, config.num_classes, config.ignore_index, debug=True)
+    for name, value in zip(hyper.names(config), operands.hyper, strict=True):
+        checkify.debug_check(
+            hyper.in_range(jnp, name, value),
+            f"{name} must be {hyper.BOUNDS[name].describe()} and not NaN; got {{}}",
+            value,
+        )
     for name, index in weights:
         weight = operands[index]
         good = (weight >= 0) & jnp.isfinite(weight)  # False for NaN too

@@ -36,13 +36,15 @@ def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array
         check_host_labels(logits, target, options)
     logits, target = as_jax(logits), as_jax(target)
     originals = {key: options[key] for key in weights}
-    for key in weights:
+    for key in weights + loss.hyperparameters:  # a NumPy array becomes a JAX array
         options[key] = as_jax_weight(options[key])
     # The kernels read 16-bit logits as they are (no float32 copy): engine hook
     prepare = functools.partial(
         loss.prepare, logits, target, convert_logits=not uses_kernels(), **options
     )
-    traced = is_tracer(target) or any(is_tracer(options[key]) for key in weights)
+    traced = is_tracer(target) or any(
+        is_tracer(options[key]) for key in weights + loss.hyperparameters
+    )
     if not traced:
         try:
             _, config, operands = prepare(check_values=True)
@@ -112,8 +114,9 @@ def _call_loss(config: Any, operands: Any, unchecked: list[tuple[str, int]] | No
 def _checked_loss(config: Any, unchecked: list[tuple[str, int]] | None, operands: Any) -> Array:
     if unchecked is not None:
         debug_checks(config, operands, tuple(unchecked))
-    # The engine hook (multiloss.jax.engine): the Pallas kernels where chosen while tracing.
-    if uses_kernels():
+    # The engine hook (multiloss.jax.engine): the Pallas kernels where chosen while tracing,
+    # for static hyperparameters (an array one takes XLA: the kernels specialise on them).
+    if uses_kernels() and not operands.hyper:
         return pallas_loss(config, operands)
     return custom_loss(config, operands)
 
