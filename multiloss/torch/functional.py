@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._core import LOSSES, Loss, apply_normalizer, split_normalizer
+from .._core import LOSSES, Loss, apply_normalizer, hyper, split_normalizer
 from ._autograd import LossFunction, LossSpec, function
 from ._namespace import (
     NO_TORCHSCRIPT,
@@ -70,13 +70,35 @@ def _run_engine(
     )
     if kernel_result is not None:
         return kernel_result
-    weight, pos_weight = (*operands[2:], None, None)[:2]
+    weight, pos_weight = getattr(operands, "weight", None), getattr(operands, "pos_weight", None)
+    if weight is None:
+        weight = getattr(operands, "class_weight", None)
     spec = LossSpec(config, compute_dtype(logits), operands.target.dtype)
     outputs = function(LossFunction).apply(
-        spec, logits, target, weight, pos_weight, operands.logits.detach(), operands.target.detach()
+        spec,
+        logits,
+        target,
+        weight,
+        pos_weight,
+        operands.logits.detach(),
+        operands.target.detach(),
+        _stacked_hyperparameters(config, operands.hyper),
     )
     result: Tensor = outputs[0]
     return result
+
+
+def _stacked_hyperparameters(config: Any, arrays: tuple[Tensor, ...]) -> Tensor | None:
+    """The hyperparameters given as tensors, stacked into one input of the autograd Function
+    (None where there are none). A derivative with respect to one is refused by name
+    (docs/semantics.md, Schedules): a tensor that requires grad under grad mode."""
+    if not arrays:
+        return None
+    if torch.is_grad_enabled():
+        for name, array in zip(hyper.names(config), arrays, strict=True):
+            if array.requires_grad:
+                raise NotImplementedError(hyper.refusal(name))
+    return torch.stack(arrays)
 
 
 # ---------------------------------------------------------------------------------------
