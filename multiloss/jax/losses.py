@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from .._core import LOSSES, Loss, _checks, apply_normalizer, split_normalizer
+from .._core import LOSSES, Loss, _checks, apply_normalizer, hyper, split_normalizer
 from ._autodiff import custom_loss
 from ._engine import uses_kernels
 from ._pallas import loss as pallas_loss
@@ -55,6 +55,9 @@ def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array
     unchecked = None  # None: checked already; else the weights to check at run time
     if traced:
         _, config, operands = prepare(check_values=False)
+        for key in loss.hyperparameters:  # a concrete array's value is known: checked now
+            if options[key] is not None and not is_tracer(options[key]):
+                hyper.check(key, options[key])
         unchecked = []
         for index, (key, weight) in enumerate(zip(weights, operands[2:], strict=False), 2):
             if weight is None:
