@@ -101,7 +101,7 @@ def check(name: str, value: object, *, check_values: bool = True) -> float | Tra
     can be read now (`check_values` and :func:`.policy.values_readable`)."""
     if isinstance(value, Traced):
         return value
-    if not _checks.is_array(value):
+    if isinstance(value, numbers.Real) or not _checks.is_array(value):  # NumPy scalars too
         return _check_number(name, value)
     shape = tuple(value.shape)  # type: ignore[attr-defined]
     dtype = value.dtype  # type: ignore[attr-defined]
@@ -114,6 +114,7 @@ def check(name: str, value: object, *, check_values: bool = True) -> float | Tra
         raise TypeError(f"{name} must hold a real number; got a 0-d array of dtype {dtype}")
     if check_values and values_readable(value):
         host_xp, readable = host(value)
+        readable = getattr(readable, "detach", lambda: readable)()  # a torch leaf in a graph
         _check_number(name, float(host_xp.astype(readable, host_xp.float64)))
     return Traced(name)
 
@@ -121,7 +122,7 @@ def check(name: str, value: object, *, check_values: bool = True) -> float | Tra
 def check_number(name: str, value: object) -> float:
     """A hyperparameter of a call kind that takes Python numbers only (the fused linear
     heads, the vocabulary-parallel losses, a module's constructor): an array is refused."""
-    if is_traced(value) or _checks.is_array(value):
+    if is_traced(value) or (_checks.is_array(value) and not isinstance(value, numbers.Real)):
         raise TypeError(
             f"{name} must be a Python number here; got an array ({type(value).__name__}): "
             f"hyperparameters given as 0-d arrays (schedules) are taken by the plain losses "

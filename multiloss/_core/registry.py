@@ -132,11 +132,14 @@ _SOFTMAX_OPTIONS = (
 _SOFTMAX_VARIANTS = (PLAIN, LINEAR, VOCAB_PARALLEL)
 
 
-def _at_least(name: str, low: float) -> Callable[[Any], float]:
+def _hyperparameter(name: str) -> Callable[[Any], float]:
+    """The check of a term's hyperparameter where the call kind takes numbers only (the
+    fused heads, the vocabulary-parallel losses): its range is :data:`.hyper.BOUNDS`'s; an
+    array is refused with an error that says so (the plain losses check with
+    :func:`.hyper.check`, which takes arrays)."""
+
     def check(value: Any) -> float:
-        if hyper.is_traced(value) or _checks.is_array(value):
-            return hyper.check_number(name, value)  # refused with a clear error
-        return _checks.check_real_number(name, value, low=low)
+        return hyper.check_number(name, value)
 
     return check
 
@@ -180,7 +183,7 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 hyperparameters=("gamma", *_SOFTMAX_HYPER),
                 class_axis=_CLASS_AXIS,
                 options=(
-                    Option("gamma", 2.0, check=_at_least("gamma", 0.0)),
+                    Option("gamma", 2.0, check=_hyperparameter("gamma")),
                     Option("alpha", None, static=False),
                     *_SOFTMAX_OPTIONS,
                 ),
@@ -196,8 +199,8 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 hyperparameters=("epsilon", "gamma", *_SOFTMAX_HYPER),
                 class_axis=_CLASS_AXIS,
                 options=(
-                    Option("epsilon", 2.0, check=_at_least("epsilon", -1.0)),
-                    Option("gamma", 0.0, check=_at_least("gamma", 0.0)),
+                    Option("epsilon", 2.0, check=_hyperparameter("epsilon")),
+                    Option("gamma", 0.0, check=_hyperparameter("gamma")),
                     Option("alpha", None, static=False),
                     *_SOFTMAX_OPTIONS,
                 ),
