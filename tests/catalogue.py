@@ -187,13 +187,13 @@ CATALOGUE: list[BadInput] = [
     BadInput("gamma-nan-0d-array", SFL, Z, B, {"gamma": np.asarray(NAN)}, values=_H),
     BadInput("gamma-inf-0d-array", PL, Z, Y, {"gamma": np.asarray(INF)}, values=_H),
     BadInput("epsilon-below-minus-1-0d-array", PL, Z, Y, {"epsilon": np.asarray(-2.0)}, values=_H),
-    BadInput("smoothing-above-1-0d-array", CE, Z, Y, {"label_smoothing": np.asarray(1.5)},
-             values=_H),  # fmt: skip
+    BadInput(
+        "smoothing-above-1-0d-array", CE, Z, Y, {"label_smoothing": np.asarray(1.5)}, values=_H
+    ),
     BadInput("z-loss-negative-0d-array", FL, Z, Y, {"z_loss": np.asarray(-0.1)}, values=_H),
     BadInput("softcap-zero-0d-array", CE, Z, Y, {"softcap": np.asarray(0.0)}, values=_H),
     BadInput("scalar-alpha-above-1-0d-array", SFL, Z, B, {"alpha": np.asarray(1.5)}, values=_H),
-    BadInput("gamma-neg-negative-0d-array", ASL, Z, B, {"gamma_neg": np.asarray(-0.5)},
-             values=_H),  # fmt: skip
+    BadInput("gamma-neg-negative-0d-array", ASL, Z, B, {"gamma_neg": np.asarray(-0.5)}, values=_H),
     BadInput("clip-one-0d-array", ASL, Z, B, {"clip": np.asarray(1.0)}, values=_H),
     BadInput("gamma-1d-array", FL, Z, Y, {"gamma": np.asarray([2.0])}),
     BadInput("gamma-bool-0d-array", SFL, Z, B, {"gamma": np.asarray(True)}, TypeError),

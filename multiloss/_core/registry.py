@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from . import _checks, hyper
+from . import hyper
 from .asymmetric import ASYMMETRIC
 from .family import Family
 from .prepare import (

@@ -160,8 +160,8 @@ class LossFunction(torch.autograd.Function):
     ``pos_weight``) as saved for backward (logits and target as the user gave them); the
     logits (in their own dtype) and target already converted by the core's ``prepare``
     step, which forward alone uses; the hyperparameters given as tensors, stacked (None
-    where there are none; never differentiated: the caller refuses that). Outputs: the loss, then the
-    residuals of the softmax losses (not differentiable).
+    where there are none; never differentiated: the caller refuses that). Outputs: the
+    loss, then the residuals of the softmax losses (not differentiable).
     """
 
     generate_vmap_rule = True

@@ -195,7 +195,7 @@ def _sigmoid_slabs(prepared: Any, plan: Any) -> list[SigmoidOperands] | None:
     slabs = []
     for parts in chunks(-1, *(t for t in full if t is not None)):
         present = iter(parts)
-        slab = SigmoidOperands(*(None if t is None else next(present) for t in full))
+        slab = SigmoidOperands(*(None if t is None else next(present) for t in full))  # type: ignore[arg-type]
         slabs.append(slab._replace(logits=slab.logits.to(compute_dtype(slab.logits))))
     return slabs
 

@@ -76,6 +76,17 @@ def _check_axis(axis: object) -> int | None:
 class _Criterion(nn.Module):
     """The modules' common base: refuses TorchScript with a clear error."""
 
+    # The float hyperparameters of the criteria that have them: a float, or a 0-d tensor
+    # buffer for a schedule (:meth:`_set_hyperparameter`).
+    gamma: float | Tensor
+    epsilon: float | Tensor
+    label_smoothing: float | Tensor
+    z_loss: float | Tensor
+    softcap: float | Tensor | None
+    gamma_pos: float | Tensor
+    gamma_neg: float | Tensor
+    clip: float | Tensor
+
     def _set_hyperparameter(self, name: str, value: object) -> None:
         """A float hyperparameter: a Python number kept as a float (static: the math
         specialises on it); a 0-d tensor registered as a buffer, for a schedule that does
