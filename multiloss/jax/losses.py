@@ -168,12 +168,14 @@ def cross_entropy(
             class indices; divided by the element count for probabilities), `"sum"` or
             `"none"` (per element, class axis removed). A mean over nothing is 0.0 with a zero
             gradient (not NaN).
-        label_smoothing: $\varepsilon \in [0, 1]$ (static).
-        z_loss: $\lambda \ge 0$ of the z-loss (static): each counted element adds
+        label_smoothing: $\varepsilon \in [0, 1]$
+            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
+        z_loss: $\lambda \ge 0$ of the z-loss (a number or a 0-d array, as is
+            `label_smoothing`): each counted element adds
             $\lambda\,\omega_i\,(\log\sum_k e^{z_k})^2$, $\omega_i = w_{y_i}$ for class
             indices with `weight`, 1 otherwise.
-        softcap: $c > 0$ of logit soft-capping (static): the logits become $c \tanh(z/c)$
-            first; None leaves them.
+        softcap: $c > 0$ of logit soft-capping (a number or a 0-d array): the logits
+            become $c \tanh(z/c)$ first; None leaves them.
         normalizer: for `"mean"` only: divide the sum by this number (0-d; for
             example the all-reduced [`count_targets`][multiloss.jax.count_targets] of every
             micro-batch and rank) instead of the call's own denominator, so that the
@@ -187,10 +189,12 @@ def cross_entropy(
     Raises:
         TypeError: at trace time, for a dtype or argument type that does not fit (integer or
             bool logits, float or bool class indices, a weight that is not numbers), or a
-            static hyperparameter given as a traced array.
+            static option (`axis`, `ignore_index`, `reduction`) given as a traced array.
         ValueError: at trace time, for shapes that do not match or a hyperparameter out of
             range; when the arrays are concrete, also for a class index out of range or a
             negative or non-finite weight.
+        NotImplementedError: a derivative with respect to a hyperparameter given as an
+            array ([Schedules][schedules]).
 
     References:
         PyTorch `torch.nn.CrossEntropyLoss`; Szegedy et al., "Rethinking the Inception
@@ -253,7 +257,8 @@ def focal_loss(
             [`cross_entropy`][multiloss.jax.cross_entropy].
         z_loss: as in [`cross_entropy`][multiloss.jax.cross_entropy], with
             $\omega_i = 1$ (alpha does not weight it).
-        gamma: focusing parameter $\gamma \ge 0$ (static).
+        gamma: focusing parameter $\gamma \ge 0$
+            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
         alpha: None (no weighting); $C$ per-class weights (array, may be traced, or sequence);
             or a static scalar $\alpha \in [0, 1]$ that weights class 0 (background) by
             $1-\alpha$ and every other class by $\alpha$ (RetinaNet, kornia, MONAI).
@@ -267,10 +272,12 @@ def focal_loss(
     Raises:
         TypeError: at trace time, for a dtype or argument type that does not fit (integer or
             bool logits, float or bool class indices, a weight that is not numbers), or a
-            static hyperparameter given as a traced array.
+            static option (`axis`, `ignore_index`, `reduction`) given as a traced array.
         ValueError: at trace time, for shapes that do not match or a hyperparameter out of
             range; when the arrays are concrete, also for a class index out of range or a
             negative or non-finite weight.
+        NotImplementedError: a derivative with respect to a hyperparameter given as an
+            array ([Schedules][schedules]).
 
     References:
         Lin, Goyal, Girshick, He, Dollár, "Focal Loss for Dense Object Detection", ICCV 2017,
@@ -332,9 +339,10 @@ def poly_loss(
     [`focal_loss`][multiloss.jax.focal_loss].
 
     Args:
-        epsilon: $\varepsilon \ge -1$ (static); the default 2.0 is the paper's ImageNet
-            value and optax's default.
-        gamma: focusing parameter $\gamma \ge 0$ (static).
+        epsilon: $\varepsilon \ge -1$ (a number or a 0-d array); the default 2.0 is the
+            paper's ImageNet value and optax's default.
+        gamma: focusing parameter $\gamma \ge 0$
+            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
     Returns:
@@ -449,8 +457,10 @@ def sigmoid_focal_loss(
 
     Args:
         logits, target: as in [`binary_cross_entropy`][multiloss.jax.binary_cross_entropy].
-        alpha: $\alpha \in [0, 1]$, or None for no $\alpha_t$ weighting (static).
-        gamma: focusing parameter $\gamma \ge 0$ (static).
+        alpha: $\alpha \in [0, 1]$, or None for no $\alpha_t$ weighting
+            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
+        gamma: focusing parameter $\gamma \ge 0$
+            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
@@ -459,8 +469,9 @@ def sigmoid_focal_loss(
 
     Raises:
         TypeError: at trace time, for a dtype or argument type that does not fit (integer or
-            bool logits, an `alpha` or `gamma` that is not a real number), or `alpha` or
-            `gamma` given as a traced array.
+            bool logits, an `alpha` or `gamma` that is neither a real number nor a 0-d array).
+        NotImplementedError: a derivative with respect to `alpha` or `gamma` given as an
+            array ([Schedules][schedules]).
         ValueError: at trace time, for a target of another shape, $\alpha$ outside [0, 1], a
             negative, infinite or NaN $\gamma$, or an unknown `reduction`.
 
@@ -501,9 +512,11 @@ def asymmetric_loss(
     Args:
         logits: any shape, one logit per label.
         target: the logits' shape, real numbers in [0, 1].
-        gamma_pos: $\gamma_+ \ge 0$ (static).
-        gamma_neg: $\gamma_- \ge 0$ (static).
-        clip: margin in [0, 1) (static): negatives with $p \le$ clip contribute 0.
+        gamma_pos: $\gamma_+ \ge 0$
+            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
+        gamma_neg: $\gamma_- \ge 0$
+            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
+        clip: margin in [0, 1) (a number or a 0-d array): negatives with $p \le$ clip contribute 0.
         reduction: `"mean"` over all elements, `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 

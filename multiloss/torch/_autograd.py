@@ -175,7 +175,7 @@ class LossFunction(torch.autograd.Function):
         pos_weight: Tensor | None,
         compute_logits: Tensor,
         compute_target: Tensor,
-        hyper: Tensor | None = None,
+        hyper: Tensor | None,
     ) -> tuple[Tensor, ...]:
         prepared, plan = _prepared(
             spec, compute_logits, compute_target, weight, pos_weight, first_order=True, hyper=hyper
@@ -233,7 +233,7 @@ class LossFunctionForwardMode(LossFunction):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
         LossFunction.setup_context(ctx, inputs, output)
-        ctx.save_for_forward(*inputs[1:5], *output[1:])
+        ctx.save_for_forward(*inputs[1:5], inputs[7], *output[1:])
         ctx.set_materialize_grads(False)  # a missing tangent stays None, not zeros
 
     @staticmethod
@@ -286,7 +286,7 @@ class LossGradient(torch.autograd.Function):
         target: Tensor,
         weight: Tensor | None,
         pos_weight: Tensor | None,
-        hyper: Tensor | None = None,
+        hyper: Tensor | None,
     ) -> Tensor:
         prepared, plan = _prepared(spec, logits, target, weight, pos_weight, cotangent, hyper=hyper)
         kernels = plan.kernels(spec.config.family)

@@ -143,7 +143,8 @@ def cross_entropy(
             class indices, divided by the element count for probabilities), `"sum"` or
             `"none"` (per element, class axis removed). A mean over nothing is 0.0 with
             a zero gradient, where PyTorch gives NaN.
-        label_smoothing: ε in [0, 1].
+        label_smoothing: ε in [0, 1]. A 0-d tensor too, for a schedule without
+            recompiling ([Schedules][schedules]); so may `z_loss` and `softcap` be.
         z_loss: λ ≥ 0 of the z-loss (PaLM; Liger-Kernel's `lse_square_scale`): each
             counted element adds $\lambda\,\omega_i\,(\log\sum_k e^{z_k})^2$, with
             $\omega_i = w_{y_i}$ for class indices with `weight`, 1 otherwise; it enters
@@ -232,7 +233,8 @@ def focal_loss(
         softcap: c > 0 of Gemma 2's logit soft-capping: the logits become
             $c \tanh(z / c)$ before anything else; None (the default) leaves them as
             they are.
-        gamma: focusing parameter γ ≥ 0.
+        gamma: focusing parameter γ ≥ 0; a 0-d tensor too, for a schedule without
+            recompiling ([Schedules][schedules]), as may every float option be.
         alpha: None (no weighting); C per-class weights (a tensor or sequence); or a scalar
             α in [0, 1] that weights class 0 (background) by 1-α and every other class by
             α (RetinaNet, kornia, MONAI).
@@ -322,7 +324,8 @@ def poly_loss(
         softcap: c > 0 of Gemma 2's logit soft-capping: the logits become
             $c \tanh(z / c)$ before anything else; None (the default) leaves them as
             they are.
-        epsilon: ε ≥ -1 (the loss stays ≥ 0); the default 2.0 is the paper's ImageNet
+        epsilon: ε ≥ -1 (the loss stays ≥ 0; a 0-d tensor too, as may every float
+            option be: [Schedules][schedules]); the default 2.0 is the paper's ImageNet
             value and optax's default (the paper uses -1 for detection).
         gamma: focusing parameter γ ≥ 0 (0: cross-entropy plus ε (1 − p_t)).
         alpha: None (no weighting); C per-class weights; or a scalar α in [0, 1] that
@@ -442,7 +445,8 @@ def sigmoid_focal_loss(
     Args:
         logits: any shape (e.g. `(N, C)` multi-label scores or `(N, A, C)` anchors).
         target: the logits' shape, in [0, 1].
-        alpha: α in [0, 1], or None for no $\alpha_t$ weighting.
+        alpha: α in [0, 1], or None for no $\alpha_t$ weighting. α and γ may be 0-d
+            tensors, for a schedule without recompiling ([Schedules][schedules]).
         gamma: focusing parameter γ ≥ 0.
         reduction: `"mean"` (over all elements, torchvision's default is `"none"`),
             `"sum"` or `"none"`.
@@ -498,7 +502,8 @@ def asymmetric_loss(
     Args:
         logits: any shape, one logit per label, any floating dtype.
         target: the logits' shape, real numbers in [0, 1].
-        gamma_pos: γ+ ≥ 0, focusing of the positive term.
+        gamma_pos: γ+ ≥ 0, focusing of the positive term. γ± and clip may be 0-d
+            tensors, for a schedule without recompiling ([Schedules][schedules]).
         gamma_neg: γ- ≥ 0, focusing of the negative term.
         clip: margin in [0, 1): negatives with $p \le$ clip contribute 0.
         reduction: `"mean"` over all elements, `"sum"` (what timm's
