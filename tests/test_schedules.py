@@ -398,6 +398,42 @@ def test_torch_derivative_with_respect_to_a_hyperparameter_is_refused(name, hype
     assert_close(got, expected, rtol=2e-6, atol=1e-7, what=name)
 
 
+def test_torch_array_hyperparameters_never_read_by_the_host():
+    """On `meta` tensors (whose values cannot be read, like a GPU's without a sync) every
+    loss with every hyperparameter a 0-d tensor runs forward and backward without one op
+    that reads a value to the host (`item`, `bool`: aten._local_scalar_dense)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Recorder(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    def meta(value):
+        return torch.tensor(value, device="meta")
+
+    logits = torch.randn(6, 5, device="meta", requires_grad=True)
+    labels = torch.zeros(6, dtype=torch.long, device="meta")
+    binary = torch.zeros(6, 5, device="meta")
+    calls = [
+        ("focal_loss", labels, {"gamma": 0.5, "label_smoothing": 0.1, "z_loss": 1e-3,
+                                "softcap": 5.0}),
+        ("poly_loss", labels, {"epsilon": 1.0, "gamma": 2.0}),
+        ("sigmoid_focal_loss", binary, {"gamma": 0.5, "alpha": 0.3}),
+        ("asymmetric_loss", binary, {"gamma_pos": 1.0, "gamma_neg": 2.0, "clip": 0.0}),
+    ]  # fmt: skip
+    with mt.engine("eager"), Recorder() as recorder:
+        for name, target, options in calls:
+            loss = getattr(mt, name)(logits, target, **{k: meta(v) for k, v in options.items()})
+            loss.backward()
+    assert recorder.ops
+    assert not [op for op in recorder.ops if "_local_scalar_dense" in op or "item" in op]
+
+
 def test_torch_kernels_leave_array_hyperparameters_to_the_eager_plans():
     pytest.importorskip("triton")
     from test_triton_engine import ran_kernels
