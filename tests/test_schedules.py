@@ -434,6 +434,30 @@ def test_torch_array_hyperparameters_never_read_by_the_host():
     assert not [op for op in recorder.ops if "_local_scalar_dense" in op or "item" in op]
 
 
+def test_softmax_scalar_alpha_as_an_array_is_differentiated():
+    """The softmax losses' scalar α given as a 0-d tensor becomes the class vector
+    [1 - α, α, …] by the backend's operations, so its derivative is the class weight's
+    closed form: against torch's autograd of a naive float64 reference."""
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.randn(7, 4, generator=generator, dtype=torch.float64)
+    target = torch.tensor([0, 1, 2, 3, 0, 3, 1])
+    for name, options in (("focal_loss", {"gamma": 2.0}), ("poly_loss", {"epsilon": 1.0})):
+        alpha = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+        (got,) = torch.autograd.grad(getattr(mt, name)(logits, target, alpha=alpha, **options),
+                                     alpha)  # fmt: skip
+        reference = alpha.detach().clone().requires_grad_()
+        vector = torch.where(torch.arange(4) == 0, 1 - reference, reference)
+        p_t = torch.softmax(logits, 1).gather(1, target[:, None])[:, 0]
+        term = -((1 - p_t) ** options.get("gamma", 0.0)) * torch.log(p_t)
+        if name == "poly_loss":
+            term = term + options["epsilon"] * (1 - p_t)
+        naive = (vector[target] * term).mean()
+        (expected,) = torch.autograd.grad(naive, reference)
+        assert_close(got, expected, rtol=1e-12, atol=1e-14, what=f"{name} d/dα")
+    jax_grad = jax.grad(lambda a: mlj.focal_loss(_Z, _Y, alpha=a))(jnp.float32(0.3))
+    assert np.isfinite(jax_grad) and jax_grad != 0
+
+
 def test_torch_kernels_leave_array_hyperparameters_to_the_eager_plans():
     pytest.importorskip("triton")
     from test_triton_engine import ran_kernels

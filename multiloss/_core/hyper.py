@@ -131,6 +131,13 @@ def check_number(name: str, value: object) -> float:
     return _check_number(name, value)
 
 
+def is_0d_array(value: object) -> bool:
+    """Whether `value` is a 0-d array of some namespace (not a Python or NumPy scalar)."""
+    return (
+        not isinstance(value, numbers.Real) and _checks.is_array(value) and tuple(value.shape) == ()  # type: ignore[attr-defined]
+    )
+
+
 def is_traced(value: object) -> bool:
     """Whether `value` is a :class:`Traced` marker (a config's hyperparameter given as an
     array, not yet bound)."""

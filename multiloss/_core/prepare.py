@@ -222,8 +222,12 @@ def softmax_operands(
             _checks.check_class_indices(xp, given, target, num_classes, config.ignore_index)
     else:
         target = xp.astype(target, dtype, copy=False)
-    if not is_cross_entropy and isinstance(class_weight, numbers.Real):
-        class_weight = scalar_alpha(xp, class_weight, num_classes, like, dtype)
+    if not is_cross_entropy and (
+        isinstance(class_weight, numbers.Real) or hyper.is_0d_array(class_weight)
+    ):
+        class_weight = scalar_alpha(
+            xp, class_weight, num_classes, like, dtype, check_values=check_values
+        )
     if class_weight is not None:
         given_weight = class_weight
         class_weight = _checks.as_weight_array(xp, class_weight_name, class_weight, like, dtype)
@@ -260,13 +264,30 @@ def _index_shape_hint(
 
 
 def scalar_alpha(
-    xp: Namespace, alpha: object, num_classes: int, logits: Array, dtype: Any
+    xp: Namespace,
+    alpha: object,
+    num_classes: int,
+    logits: Array,
+    dtype: Any,
+    *,
+    check_values: bool = True,
 ) -> Array:
     """A scalar α weights class 0 (background) by 1 - α and every other class by α: the
-    vector made on the logits' device (no host-to-device copy, which would synchronise)."""
+    vector made on the logits' device (no host-to-device copy, which would synchronise).
+
+    A 0-d array α (a schedule: docs/semantics.md, Schedules) is checked where it can be
+    read, NaN where it cannot and is out of range; the vector is formed from it by the
+    backend's own operations (a derivative with respect to α flows through them into the
+    class weight's closed form)."""
+    ids = xp.arange(num_classes, device=_checks.device(logits))
+    if hyper.is_0d_array(alpha):
+        hyper.check("alpha", alpha, check_values=check_values)
+        value = xp.astype(alpha, dtype)
+        value = xp.where(hyper.in_range(xp, "alpha", value), value, xp.nan)
+        others = xp.zeros((num_classes,), dtype=dtype, device=_checks.device(logits)) + value
+        return xp.where(ids == 0, 1.0 - others, others)
     alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
     others = xp.full((num_classes,), alpha, dtype=dtype, device=_checks.device(logits))
-    ids = xp.arange(num_classes, device=_checks.device(logits))
     return xp.where(ids == 0, 1.0 - alpha, others)
 
 

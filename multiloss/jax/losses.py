@@ -304,8 +304,6 @@ def focal_loss(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    if is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
-        require_static(alpha=alpha)
     return _run(LOSSES["focal_loss"], logits, target, options)
 
 
@@ -374,8 +372,6 @@ def poly_loss(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    if is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
-        require_static(alpha=alpha)
     return _run(LOSSES["poly_loss"], logits, target, options)
 
 
