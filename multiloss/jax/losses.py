@@ -260,8 +260,9 @@ def focal_loss(
         gamma: focusing parameter $\gamma \ge 0$
             (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
         alpha: None (no weighting); $C$ per-class weights (array, may be traced, or sequence);
-            or a static scalar $\alpha \in [0, 1]$ that weights class 0 (background) by
-            $1-\alpha$ and every other class by $\alpha$ (RetinaNet, kornia, MONAI).
+            or a scalar $\alpha \in [0, 1]$ (a number, or a 0-d array: traced, and
+            differentiable) that weights class 0 (background) by $1-\alpha$ and every
+            other class by $\alpha$ (RetinaNet, kornia, MONAI).
         reduction: `"mean"` divides by the number of counted (not ignored) elements, not by
             $\sum \alpha$; `"sum"`; `"none"`. A mean over nothing is 0.0.
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
