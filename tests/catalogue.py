@@ -44,8 +44,9 @@ class BadInput:
     """The exception's type."""
     values: str | None = None
     """What the check reads the values of, which abstract (traced) data does not have:
-    ``"target"`` (class indices), ``"weights"`` (a weight's entries), or None (a check of
-    shapes, dtypes and Python options only, made while tracing too)."""
+    ``"target"`` (class indices), ``"weights"`` (a weight's entries), ``"hyperparameters"``
+    (a hyperparameter given as a 0-d array: docs/semantics.md, Schedules), or None (a
+    check of shapes, dtypes and Python options only, made while tracing too)."""
 
     @property
     def id(self) -> str:
@@ -69,6 +70,8 @@ DFL = "distribution_focal_loss"
 T = np.array([0.0, 1.5, 2.0, 0.25])
 """Positions among the 3 bins of Z (2.0, the last bin, is valid)."""
 NAN, INF = math.nan, math.inf
+
+_H = "hyperparameters"
 
 CATALOGUE: list[BadInput] = [
     # ------------------------------------------------------------------ class indices
@@ -180,6 +183,23 @@ CATALOGUE: list[BadInput] = [
     BadInput("gamma-neg-nan", ASL, Z, B, {"gamma_neg": NAN}),
     BadInput("gamma-neg-inf", ASL, Z, B, {"gamma_neg": INF}),
     BadInput("sigmoid-target-shape", ASL, Z, B[:, :2]),
+    # ------------------------------------------------------------------ 0-d array hyperparameters
+    # (docs/semantics.md, Schedules): checked where their values can be read, with the
+    # message of the Python number; a test moves the array into its backend.
+    BadInput("gamma-negative-0d-array", FL, Z, Y, {"gamma": np.asarray(-1.0)}, values=_H),
+    BadInput("gamma-nan-0d-array", SFL, Z, B, {"gamma": np.asarray(NAN)}, values=_H),
+    BadInput("gamma-inf-0d-array", PL, Z, Y, {"gamma": np.asarray(INF)}, values=_H),
+    BadInput("epsilon-below-minus-1-0d-array", PL, Z, Y, {"epsilon": np.asarray(-2.0)}, values=_H),
+    BadInput(
+        "smoothing-above-1-0d-array", CE, Z, Y, {"label_smoothing": np.asarray(1.5)}, values=_H
+    ),
+    BadInput("z-loss-negative-0d-array", FL, Z, Y, {"z_loss": np.asarray(-0.1)}, values=_H),
+    BadInput("softcap-zero-0d-array", CE, Z, Y, {"softcap": np.asarray(0.0)}, values=_H),
+    BadInput("scalar-alpha-above-1-0d-array", SFL, Z, B, {"alpha": np.asarray(1.5)}, values=_H),
+    BadInput("gamma-neg-negative-0d-array", ASL, Z, B, {"gamma_neg": np.asarray(-0.5)}, values=_H),
+    BadInput("clip-one-0d-array", ASL, Z, B, {"clip": np.asarray(1.0)}, values=_H),
+    BadInput("gamma-1d-array", FL, Z, Y, {"gamma": np.asarray([2.0])}),
+    BadInput("gamma-bool-0d-array", SFL, Z, B, {"gamma": np.asarray(True)}, TypeError),
     BadInput("bool-logits", ASL, Z > 0, B, error=TypeError),
     BadInput("reduction", ASL, Z, B, {"reduction": "batchmean"}),
     # ------------------------------------------------------------ distribution focal loss
@@ -224,6 +244,8 @@ def variant_cases(variant: str) -> list[BadInput]:
             continue
         if any(kind in case.kind for kind in _SHAPE_KINDS):
             continue
+        if "d-array" in case.kind:
+            continue  # the variants take Python numbers only (their own refusal of arrays)
         if variant == "vocab_parallel":
             if case.target.dtype.kind in "fb" or "softcap" in case.options:
                 continue  # class indices only (its own refusal of others); no softcap

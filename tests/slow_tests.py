@@ -100,6 +100,7 @@ SAMPLED: tuple[str, ...] = (
     "tests/test_confident_rows.py",
     "tests/test_pallas.py",
     "tests/test_jax_values.py",
+    "tests/test_schedules.py::test_array_hyperparameters_accuracy",
 )
 """The large grids of every loss × option × backend: the quick subset keeps a fixed
 1-in-`SAMPLE` share of each (chosen by a hash of the test id, the same in every run),

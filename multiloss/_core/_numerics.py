@@ -47,7 +47,10 @@ def times_nonzero(xp: Namespace, coefficient: Array, value: Array) -> Array:
 def power(base: Array, exponent: float) -> Array:
     """base ** exponent, with an integral exponent passed as a Python int: namespaces then
     multiply (JAX's ``integer_pow``, NumPy's and torch's integer powers) instead of taking
-    exp(exponent · log base), which costs transcendental work per element and rounds more."""
+    exp(exponent · log base), which costs transcendental work per element and rounds more.
+    An array exponent (a hyperparameter given as data: :mod:`.hyper`) is taken as it is."""
+    if not isinstance(exponent, (int, float)):
+        return base**exponent
     if float(exponent).is_integer() and abs(exponent) <= 64:
         return base ** int(exponent)
     return base**exponent

@@ -25,13 +25,15 @@ from above (N is once continuously differentiable there); it is taken as 0 at q 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, NamedTuple
 
 from . import _checks
 from ._numerics import power, times_nonzero
 from ._reduce import per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
+from .hyper import binding, is_zero, static
 from .kernels import GENERIC_SIGMOID, SigmoidKernels
 from .sigmoid import (
     element_count,
@@ -51,9 +53,11 @@ class AsymmetricConfig:
 
     family: ClassVar[Family]
 
-    gamma_pos: float
-    gamma_neg: float
-    clip: float
+    gamma_pos: Any
+    """γ+: a float, or a 0-d array here and :class:`.hyper.Traced` until bound (so are γ-
+    and clip)."""
+    gamma_neg: Any
+    clip: Any
     reduction: str
 
 
@@ -62,6 +66,8 @@ class AsymmetricOperands(NamedTuple):
 
     logits: Array
     target: Array
+    hyper: tuple[Array, ...] = ()
+    """The hyperparameters given as 0-d arrays (:mod:`.hyper`)."""
 
 
 class _Sides(NamedTuple):
@@ -76,7 +82,7 @@ class _Sides(NamedTuple):
 def _sides(xp: Namespace, config: AsymmetricConfig, x: Array, kernels: SigmoidKernels) -> _Sides:
     softplus_pos, softplus_neg = kernels.softplus_pair(xp, x)
     sigma_pos, sigma_neg = kernels.sigmoid_pair(xp, x)
-    if config.clip == 0:
+    if is_zero(config.clip):
         return _Sides(sigma_pos, sigma_neg, softplus_neg, sigma_pos, sigma_neg, softplus_pos)
     q = xp.clip(sigma_pos - config.clip, min=0.0)
     one_minus_q = xp.clip(sigma_neg + config.clip, max=1.0)
@@ -88,7 +94,7 @@ def _sides(xp: Namespace, config: AsymmetricConfig, x: Array, kernels: SigmoidKe
 
 def _power(xp: Namespace, base: Array, exponent: float) -> Array:
     """base^exponent with 0^0 = 1 (the focusing weight of γ = 0)."""
-    return xp.ones_like(base) if exponent == 0 else power(base, exponent)
+    return xp.ones_like(base) if is_zero(exponent) else power(base, exponent)
 
 
 def _values(xp: Namespace, config: AsymmetricConfig, s: _Sides) -> tuple[Array, Array]:
@@ -103,20 +109,20 @@ def _slopes(xp: Namespace, config: AsymmetricConfig, s: _Sides) -> tuple[Array, 
     gp, gn = config.gamma_pos, config.gamma_neg
     inner = (
         s.sigma_neg
-        if gp == 0
+        if is_zero(gp)
         else gp * times_nonzero(xp, s.sigma_pos, s.softplus_neg) + s.sigma_neg
     )
     positive = -_power(xp, s.sigma_neg, gp) * inner
     weight = _power(xp, s.q, gn)
-    if config.clip == 0:  # N' = σ^γ (γ σ' ℓ_n + σ)
+    if is_zero(config.clip):  # N' = σ^γ (γ σ' ℓ_n + σ)
         inner = (
             s.sigma_pos
-            if gn == 0
+            if is_zero(gn)
             else gn * times_nonzero(xp, s.sigma_neg, s.log_term) + s.sigma_pos
         )
         return positive, weight * inner
     g = weight / s.one_minus_q
-    if gn != 0:
+    if not is_zero(gn):
         g = g + gn * weight * _log_ratio(xp, s)
     return positive, xp.where(s.q == 0, 0.0, s.sigma_pos * s.sigma_neg * g)
 
@@ -127,6 +133,24 @@ def _log_ratio(xp: Namespace, s: _Sides) -> Array:
     return xp.where(vanishing, 1.0, s.log_term / xp.where(vanishing, 1.0, s.q))
 
 
+def _parts(
+    xp: Namespace,
+    config: AsymmetricConfig,
+    x: Array,
+    kernels: Any,
+    part: Callable[[Namespace, AsymmetricConfig, _Sides], tuple[Array, Array]],
+) -> tuple[Array, Array]:
+    """`part` (:func:`_values`, :func:`_slopes` or :func:`_curvatures`) at the logits `x`.
+    For a clip given as an array, N comes from the clip = 0 forms where it is 0 (those of
+    clip > 0 divide by 1 - q = σ', which may be 0 there) and from the others elsewhere."""
+    positive, negative = part(xp, config, _sides(xp, config, x, kernels))
+    if static(config.clip) is None:
+        unclipped = replace(config, clip=0.0)
+        _, plain = part(xp, unclipped, _sides(xp, unclipped, x, kernels))
+        negative = xp.where(config.clip == 0, plain, negative)
+    return positive, negative
+
+
 def asymmetric_forward(
     xp: Namespace,
     config: AsymmetricConfig,
@@ -135,7 +159,7 @@ def asymmetric_forward(
 ) -> tuple[Array, None]:
     """The reduced loss (compute dtype); the backward pass needs no residuals."""
     x, y = operands.logits, operands.target
-    positive, negative = _values(xp, config, _sides(xp, config, x, kernels))
+    positive, negative = _parts(xp, config, x, kernels, _values)
     per_element = times_nonzero(xp, y, positive) + times_nonzero(xp, 1.0 - y, negative)
     return reduce(xp, per_element, config.reduction, element_mean_scale(config, x)), None
 
@@ -145,7 +169,7 @@ def _slope(
 ) -> Array:
     """dL/dx per element."""
     x, y = operands.logits, operands.target
-    positive, negative = _slopes(xp, config, _sides(xp, config, x, kernels))
+    positive, negative = _parts(xp, config, x, kernels, _slopes)
     return times_nonzero(xp, y, positive) + times_nonzero(xp, 1.0 - y, negative)
 
 
@@ -172,7 +196,7 @@ def _curvatures(xp: Namespace, config: AsymmetricConfig, s: _Sides) -> tuple[Arr
     positive = _power(xp, s.sigma_neg, gp) * (
         gp * gp * s.sigma_pos * sp_neg + gp * s.sigma_neg * (2.0 * s.sigma_pos - sp_neg) + v
     )
-    if config.clip == 0:  # the mirror image: σ^γ [γ² σ'(σ' ℓ_n) + γσ(2σ' - σ' ℓ_n) + σσ']
+    if is_zero(config.clip):  # the mirror image: σ^γ [γ² σ'(σ' ℓ_n) + γσ(2σ' - σ' ℓ_n) + σσ']
         sp_pos = times_nonzero(xp, s.sigma_neg, s.log_term)  # σ' sp(x), 0 at x = +inf
         negative = _power(xp, s.q, gn) * (
             gn * gn * s.sigma_neg * sp_pos + gn * s.sigma_pos * (2.0 * s.sigma_neg - sp_pos) + v
@@ -182,12 +206,16 @@ def _curvatures(xp: Namespace, config: AsymmetricConfig, s: _Sides) -> tuple[Arr
     weight = _power(xp, s.q, gn)
     g = weight / one_minus_q
     g_slope = weight / (one_minus_q * one_minus_q)
-    if gn != 0:
+    if not is_zero(gn):
         r = _log_ratio(xp, s)
         g = g + gn * weight * r
         vanishing = s.q == 0
         safe_q = xp.where(vanishing, 1.0, s.q)
-        head = xp.where(vanishing, 0.0, safe_q ** (gn - 1)) if gn < 1 else power(s.q, gn - 1)
+        number = static(gn)
+        if number is not None and number >= 1:
+            head = power(s.q, gn - 1)
+        else:  # also an array γ-: where q = 0 the result below is 0 whatever head is
+            head = xp.where(vanishing, 0.0, safe_q ** (gn - 1))
         g_slope = g_slope + head * (gn * (gn - 1) * r + 2.0 * gn / one_minus_q)
     negative = v * (s.sigma_neg - s.sigma_pos) * g + v * v * g_slope
     return positive, xp.where(s.q == 0, 0.0, negative)
@@ -198,7 +226,7 @@ def asymmetric_hvp(
 ) -> Array:
     """H·t (diagonal Hessian; see the module docstring)."""
     x, y = operands.logits, operands.target
-    positive, negative = _curvatures(xp, config, _sides(xp, config, x, GENERIC_SIGMOID))
+    positive, negative = _parts(xp, config, x, GENERIC_SIGMOID, _curvatures)
     curvature = times_nonzero(xp, y, positive) + times_nonzero(xp, 1.0 - y, negative)
     ones = xp.ones(
         tuple(x.shape) if config.reduction == "none" else (),
@@ -212,7 +240,7 @@ def asymmetric_hvp(
 
 def _target_partial(xp: Namespace, config: AsymmetricConfig, operands: AsymmetricOperands) -> Array:
     """∂L/∂y = P - N per element."""
-    positive, negative = _values(xp, config, _sides(xp, config, operands.logits, GENERIC_SIGMOID))
+    positive, negative = _parts(xp, config, operands.logits, GENERIC_SIGMOID, _values)
     return positive - negative
 
 
@@ -245,12 +273,12 @@ ASYMMETRIC = Family(
     name="asymmetric",
     operands=AsymmetricOperands,
     differentiable=("target",),
-    forward=asymmetric_forward,
-    vjp=asymmetric_vjp,
-    hessian_vector_product=asymmetric_hvp,
+    forward=binding(asymmetric_forward),
+    vjp=binding(asymmetric_vjp),
+    hessian_vector_product=binding(asymmetric_hvp),
     directional_derivative=sigmoid_directional_derivative,
-    operand_vjp=asymmetric_operand_vjp,
-    operand_jvp=asymmetric_operand_jvp,
+    operand_vjp=binding(asymmetric_operand_vjp),
+    operand_jvp=binding(asymmetric_operand_jvp),
     denominator=element_count,
     loss_shape=element_loss_shape,
     logits_cotangent=element_logits_cotangent,

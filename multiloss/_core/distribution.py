@@ -62,6 +62,8 @@ class DistributionOperands(NamedTuple):
     """The continuous target, the logits' shape without the bin axis."""
     weight: Array | None
     """Element weights broadcast against the target; None: 1."""
+    hyper: tuple[Array, ...] = ()
+    """The hyperparameters given as 0-d arrays (:mod:`.hyper`): none, the loss has none."""
 
 
 class _TwoHot(NamedTuple):

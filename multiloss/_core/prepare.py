@@ -18,7 +18,7 @@ import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import _checks
+from . import _checks, hyper
 from .asymmetric import ASYMMETRIC, AsymmetricConfig
 from .distribution import DISTRIBUTION, prepare_distribution
 from .kernels import index_dtype
@@ -58,6 +58,12 @@ def _cached_static(compute: Any, *facts: object) -> Any:
     return static
 
 
+def _static_number(name: str, value: object) -> Any:
+    """A hyperparameter of a static config: a checked Python number, or the marker that
+    :func:`.hyper.check` left for an array (a plain call's; other call kinds take numbers)."""
+    return value if hyper.is_traced(value) else hyper.check_number(name, value)
+
+
 def softmax_static(
     xp: Namespace,
     logits: Array,
@@ -85,11 +91,9 @@ def softmax_static(
         )
     reduction = _checks.check_reduction(reduction)
     ignore_index = _checks.check_ignore_index(ignore_index)
-    label_smoothing = _checks.check_real_number(
-        "label_smoothing", label_smoothing, low=0.0, high=1.0
-    )
-    z_loss = _checks.check_real_number("z_loss", z_loss, low=0.0)
-    softcap = _checks.check_softcap(softcap)
+    label_smoothing = _static_number("label_smoothing", label_smoothing)
+    z_loss = _static_number("z_loss", z_loss)
+    softcap = None if softcap is None else _static_number("softcap", softcap)
     index_shape = _checks.shape_without(tuple(logits.shape), axis)
     if xp.isdtype(target.dtype, "bool"):
         raise TypeError(
@@ -162,8 +166,12 @@ def softmax_operands(
             _checks.check_class_indices(xp, given, target, num_classes, config.ignore_index)
     else:
         target = xp.astype(target, dtype, copy=False)
-    if not is_cross_entropy and isinstance(class_weight, numbers.Real):
-        class_weight = scalar_alpha(xp, class_weight, num_classes, like, dtype)
+    if not is_cross_entropy and (
+        isinstance(class_weight, numbers.Real) or hyper.is_0d_array(class_weight)
+    ):
+        class_weight = scalar_alpha(
+            xp, class_weight, num_classes, like, dtype, check_values=check_values
+        )
     if class_weight is not None:
         given_weight = class_weight
         class_weight = _checks.as_weight_array(xp, class_weight_name, class_weight, like, dtype)
@@ -199,13 +207,30 @@ def _index_shape_hint(
 
 
 def scalar_alpha(
-    xp: Namespace, alpha: object, num_classes: int, logits: Array, dtype: Any
+    xp: Namespace,
+    alpha: object,
+    num_classes: int,
+    logits: Array,
+    dtype: Any,
+    *,
+    check_values: bool = True,
 ) -> Array:
     """A scalar α weights class 0 (background) by 1 - α and every other class by α: the
-    vector made on the logits' device (no host-to-device copy, which would synchronise)."""
+    vector made on the logits' device (no host-to-device copy, which would synchronise).
+
+    A 0-d array α (a schedule: docs/semantics.md, Schedules) is checked where it can be
+    read, NaN where it cannot and is out of range; the vector is formed from it by the
+    backend's own operations (a derivative with respect to α flows through them into the
+    class weight's closed form)."""
+    ids = xp.arange(num_classes, device=_checks.device(logits))
+    if hyper.is_0d_array(alpha):
+        hyper.check("alpha", alpha, check_values=check_values)
+        value = xp.astype(alpha, dtype)
+        value = xp.where(hyper.in_range(xp, "alpha", value), value, xp.nan)
+        others = xp.zeros((num_classes,), dtype=dtype, device=_checks.device(logits)) + value
+        return xp.where(ids == 0, 1.0 - others, others)
     alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
     others = xp.full((num_classes,), alpha, dtype=dtype, device=_checks.device(logits))
-    ids = xp.arange(num_classes, device=_checks.device(logits))
     return xp.where(ids == 0, 1.0 - alpha, others)
 
 
@@ -326,11 +351,14 @@ def _prepare_softmax(
     """A softmax call: the term from the record (:func:`.registry.term_of`), the class vector
     from its option (:attr:`.registry.Loss.class_vector`), the mean's kind from
     :attr:`.registry.Loss.weighted_mean`."""
-    term = term_of(loss, given)
+    term = term_of(loss, given, arrays=True, check_values=check_values)
     class_vector = loss.class_vector
     class_weight = given[class_vector] if class_vector else None
     xp = _checks.input_namespace(logits, target)
     static = softmax_keywords(loss, given, term, class_weight is not None, check_values)
+    for name in ("label_smoothing", "z_loss", "softcap"):  # a 0-d array: its marker
+        if static[name] is not None:
+            static[name] = hyper.check(name, static[name], check_values=check_values)
 
     def compute() -> SoftmaxConfig:
         return softmax_static(xp, logits, target, **static)
@@ -351,7 +379,8 @@ def _prepare_softmax(
     )
     if convert_logits:
         logits = xp.astype(logits, dtype, copy=False)
-    return xp, config, SoftmaxOperands(logits, target, class_weight)
+    arrays = hyper.operands(xp, config, given, dtype)
+    return xp, config, SoftmaxOperands(logits, target, class_weight, arrays)
 
 
 def softmax_keywords(
@@ -388,22 +417,22 @@ def _prepare_elementwise(
     loss's hyperparameters (:func:`hyperparameters`, by the config's field names; the
     config's own defaults for the fields the loss has not); the operands' weight fields
     are the loss's element weights of the same names (None for those it has not)."""
-    hyper = hyperparameters(loss, given)
+    own = hyperparameters(loss, given, arrays=True, check_values=check_values)
     xp = _checks.input_namespace(logits, target)
 
     def make_config(reduction: str) -> Any:
-        return config_type(reduction=reduction, **hyper)
+        return config_type(reduction=reduction, **own)
 
     def compute() -> Any:
         return _elementwise_static(xp, logits, target, make_config, given["reduction"])
 
     facts = (tuple(logits.shape), logits.dtype, tuple(target.shape), target.dtype)
-    config = _static(compute, cache_static, loss.name, *facts, *hyper.values(), given["reduction"])
+    config = _static(compute, cache_static, loss.name, *facts, *own.values(), given["reduction"])
     dtype = _checks.compute_dtype(xp, logits.dtype)
     shape = tuple(logits.shape)
     weights: dict[str, Array | None] = {}
     fields: tuple[str, ...] = loss.family.operands._fields  # type: ignore[attr-defined]
-    for name in fields[2:]:
+    for name in fields[2:-1]:  # the last field holds the array hyperparameters
         value = given.get(name) if name in loss.element_weights else None
         if value is not None:
             given_value, value = value, _checks.as_weight_array(xp, name, value, logits, dtype)
@@ -415,6 +444,7 @@ def _prepare_elementwise(
         xp.astype(logits, dtype, copy=False) if convert_logits else logits,
         xp.astype(target, dtype, copy=False),
         **weights,
+        hyper=hyper.operands(xp, config, given, dtype),
     )
     return xp, config, operands
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from . import _checks
+from . import hyper
 from .asymmetric import ASYMMETRIC
 from .distribution import DISTRIBUTION
 from .family import Family
@@ -57,7 +57,12 @@ class Loss:
     element_weights: tuple[str, ...] = ()
     """Options that hold weights broadcast against the logits."""
     static: tuple[str, ...] = ()
-    """Options that must be static Python values (hyperparameters, shapes' choices)."""
+    """Options that must be static Python values (shapes' choices, the reduction, …)."""
+    hyperparameters: tuple[str, ...] = ()
+    """The float hyperparameters: a Python number (static; the math specialises on it) or
+    a 0-d array of the logits' backend (data: traced, no recompilation when it changes;
+    :mod:`.hyper`, whose :data:`.hyper.BOUNDS` gives each its range). The plain call
+    kind only: the fused heads and the vocabulary-parallel losses take numbers."""
     class_axis: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     """The default class axis per backend (``"torch"``, ``"jax"``, ``"numpy"``); empty for
     a family without a class axis."""
@@ -108,7 +113,8 @@ class Loss:
 _CLASS_AXIS = MappingProxyType({"torch": 1, "jax": -1, "numpy": -1})
 """PyTorch's ``(N, C, d1..dk)`` convention; the array convention (optax) elsewhere."""
 
-_SOFTMAX_STATIC = ("axis", "ignore_index", "reduction", "label_smoothing", "z_loss", "softcap")
+_SOFTMAX_STATIC = ("axis", "ignore_index", "reduction")
+_SOFTMAX_HYPER = ("label_smoothing", "z_loss", "softcap")
 _SOFTMAX_OPTIONS = (
     Option("ignore_index", -100),
     Option("reduction", "mean"),
@@ -119,16 +125,14 @@ _SOFTMAX_OPTIONS = (
 _SOFTMAX_VARIANTS = (PLAIN, LINEAR, VOCAB_PARALLEL)
 
 
-def _at_least(name: str, low: float) -> Callable[[Any], float]:
+def _hyperparameter(name: str) -> Callable[[Any], float]:
+    """The check of a term's hyperparameter where the call kind takes numbers only (the
+    fused heads, the vocabulary-parallel losses): its range is :data:`.hyper.BOUNDS`'s; an
+    array is refused with an error that says so (the plain losses check with
+    :func:`.hyper.check`, which takes arrays)."""
+
     def check(value: Any) -> float:
-        return _checks.check_real_number(name, value, low=low)
-
-    return check
-
-
-def _between(name: str, low: float, high: float) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        return _checks.check_real_number(name, value, low=low, high=high)
+        return hyper.check_number(name, value)
 
     return check
 
@@ -163,6 +167,7 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 SOFTMAX,
                 class_vectors=("weight",),
                 static=_SOFTMAX_STATIC,
+                hyperparameters=_SOFTMAX_HYPER,
                 class_axis=_CLASS_AXIS,
                 options=(Option("weight", None, static=False), *_SOFTMAX_OPTIONS),
                 term=_cross_entropy_term,
@@ -174,10 +179,11 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 "focal_loss",
                 SOFTMAX,
                 class_vectors=("alpha",),
-                static=(*_SOFTMAX_STATIC, "gamma"),
+                static=_SOFTMAX_STATIC,
+                hyperparameters=("gamma", *_SOFTMAX_HYPER),
                 class_axis=_CLASS_AXIS,
                 options=(
-                    Option("gamma", 2.0, check=_at_least("gamma", 0.0)),
+                    Option("gamma", 2.0, check=_hyperparameter("gamma")),
                     Option("alpha", None, static=False),
                     *_SOFTMAX_OPTIONS,
                 ),
@@ -188,11 +194,12 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 "poly_loss",
                 SOFTMAX,
                 class_vectors=("alpha",),
-                static=(*_SOFTMAX_STATIC, "epsilon", "gamma"),
+                static=_SOFTMAX_STATIC,
+                hyperparameters=("epsilon", "gamma", *_SOFTMAX_HYPER),
                 class_axis=_CLASS_AXIS,
                 options=(
-                    Option("epsilon", 2.0, check=_at_least("epsilon", -1.0)),
-                    Option("gamma", 0.0, check=_at_least("gamma", 0.0)),
+                    Option("epsilon", 2.0, check=_hyperparameter("epsilon")),
+                    Option("gamma", 0.0, check=_hyperparameter("gamma")),
                     Option("alpha", None, static=False),
                     *_SOFTMAX_OPTIONS,
                 ),
@@ -213,21 +220,23 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
             Loss(
                 "sigmoid_focal_loss",
                 SIGMOID,
-                static=("alpha", "gamma", "reduction"),
+                static=("reduction",),
+                hyperparameters=("alpha", "gamma"),
                 options=(
-                    Option("alpha", 0.25, check=_optional(_between("alpha", 0.0, 1.0))),
-                    Option("gamma", 2.0, check=_at_least("gamma", 0.0)),
+                    Option("alpha", 0.25, check=_optional(_hyperparameter("alpha"))),
+                    Option("gamma", 2.0, check=_hyperparameter("gamma")),
                     Option("reduction", "mean"),
                 ),
             ),
             Loss(
                 "asymmetric_loss",
                 ASYMMETRIC,
-                static=("gamma_pos", "gamma_neg", "clip", "reduction"),
+                static=("reduction",),
+                hyperparameters=("gamma_pos", "gamma_neg", "clip"),
                 options=(
-                    Option("gamma_pos", 0.0, check=_at_least("gamma_pos", 0.0)),
-                    Option("gamma_neg", 4.0, check=_at_least("gamma_neg", 0.0)),
-                    Option("clip", 0.05, check=_checks.check_clip),
+                    Option("gamma_pos", 0.0, check=_hyperparameter("gamma_pos")),
+                    Option("gamma_neg", 4.0, check=_hyperparameter("gamma_neg")),
+                    Option("clip", 0.05, check=_hyperparameter("clip")),
                     Option("reduction", "mean"),
                 ),
             ),
@@ -250,20 +259,31 @@ def variant_name(loss: str, variant: str) -> str:
     return loss if variant == PLAIN else f"{variant}_{loss}"
 
 
-def hyperparameters(loss: Loss, options: Mapping[str, Any]) -> dict[str, Any]:
+def hyperparameters(
+    loss: Loss, options: Mapping[str, Any], *, arrays: bool = False, check_values: bool = True
+) -> dict[str, Any]:
     """The `loss`'s options that have their own check (:attr:`Option.check`), each taken
     from `options` (by name; the default where absent) and checked (the catalogue's
-    messages), in the record's order."""
-    return {
-        option.name: option.check(options.get(option.name, option.default))
-        for option in loss.options
-        if option.check is not None
-    }
+    messages), in the record's order. With `arrays` (the plain call kind) one that the
+    record lists in :attr:`Loss.hyperparameters` may be a 0-d array: :func:`.hyper.check`
+    leaves its marker (its value checked where `check_values` and the backend allow)."""
+
+    def checked(option: Option) -> Any:
+        value = options.get(option.name, option.default)
+        if arrays and value is not None and option.name in loss.hyperparameters:
+            return hyper.check(option.name, value, check_values=check_values)
+        assert option.check is not None
+        return option.check(value)
+
+    return {option.name: checked(option) for option in loss.options if option.check is not None}
 
 
-def term_of(loss: Loss, options: Mapping[str, Any]) -> Term:
+def term_of(
+    loss: Loss, options: Mapping[str, Any], *, arrays: bool = False, check_values: bool = True
+) -> Term:
     """The per-class term of a softmax `loss` from a call's `options` (by name), each of the
-    term's hyperparameters checked by its :class:`Option` (:func:`hyperparameters`)."""
+    term's hyperparameters checked by its :class:`Option` (:func:`hyperparameters`; `arrays`
+    and `check_values` as there)."""
     if loss.term is None:
         raise TypeError(f"{loss.name} has no per-class term (it is not a softmax loss)")
-    return loss.term(**hyperparameters(loss, options))
+    return loss.term(**hyperparameters(loss, options, arrays=arrays, check_values=check_values))

@@ -37,6 +37,7 @@ from . import _checks
 from ._numerics import power, times_nonzero
 from ._reduce import count_scale, per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
+from .hyper import binding, is_zero
 from .kernels import GENERIC_SIGMOID, SigmoidKernels, softplus_pair
 
 Array = Any
@@ -50,9 +51,10 @@ class SigmoidConfig:
     family: ClassVar[Family]
 
     reduction: str
-    gamma: float = 0.0
-    """γ of the focal modulation (1 - p_t)^γ; 0: binary cross-entropy."""
-    alpha: float | None = None
+    gamma: Any = 0.0
+    """γ of the focal modulation (1 - p_t)^γ; 0: binary cross-entropy. A float, or a 0-d
+    array here and :class:`.hyper.Traced` until bound (so is α)."""
+    alpha: Any = None
     """α of the class balance α_t; None: none."""
 
 
@@ -63,6 +65,8 @@ class SigmoidOperands(NamedTuple):
     target: Array
     weight: Array | None
     pos_weight: Array | None
+    hyper: tuple[Array, ...] = ()
+    """The hyperparameters given as 0-d arrays (:mod:`.hyper`)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -124,7 +128,7 @@ def sigmoid_forward(
     negative = 1.0 - y
     softplus_pos, softplus_neg = kernels.softplus_pair(xp, x)
     per_element = _cross_entropy(xp, operands, negative, softplus_pos, softplus_neg)
-    if config.gamma != 0:
+    if not is_zero(config.gamma):
         sigma_pos, sigma_neg = kernels.sigmoid_pair(xp, x)
         focal = power(_one_minus_p_t(y, negative, sigma_pos, sigma_neg), config.gamma)
         per_element = focal * per_element
@@ -148,7 +152,7 @@ def sigmoid_vjp(
     negative = 1.0 - y
     sigma_pos, sigma_neg = kernels.sigmoid_pair(xp, x)
     slope = negative * sigma_pos - _positive_weight(operands) * sigma_neg
-    if config.gamma != 0:
+    if not is_zero(config.gamma):
         gamma = config.gamma
         one_minus_p_t = _one_minus_p_t(y, negative, sigma_pos, sigma_neg)
         softplus_pos, softplus_neg = kernels.softplus_pair(xp, x)
@@ -180,7 +184,7 @@ def sigmoid_hvp(
     negative = 1.0 - y
     v = sigma_pos * sigma_neg
     curvature = v * (positive_weight + negative)
-    if gamma != 0:
+    if not is_zero(gamma):
         ce = _cross_entropy(xp, operands, negative, softplus_pos, softplus_neg)
         slope = (1.0 - y) * sigma_pos - positive_weight * sigma_neg
         m = y * sigma_neg + (1.0 - y) * sigma_pos
@@ -242,7 +246,7 @@ def _operand_partials(
     gamma, alpha = config.gamma, config.alpha
     sigma_pos, sigma_neg = xp.exp(-softplus_neg), xp.exp(-softplus_pos)
     one_minus_p_t = y * sigma_neg + (1.0 - y) * sigma_pos
-    focal = xp.ones_like(x) if gamma == 0 else power(one_minus_p_t, gamma)
+    focal = xp.ones_like(x) if is_zero(gamma) else power(one_minus_p_t, gamma)
     alpha_t = None if alpha is None else alpha * y + (1.0 - alpha) * (1.0 - y)
 
     def times_alpha(values: Array) -> Array:
@@ -261,7 +265,7 @@ def _operand_partials(
     if "target" in wanted:
         positive_weight = 1.0 if operands.pos_weight is None else operands.pos_weight
         slope = times_alpha(focal * (positive_weight * softplus_neg - softplus_pos))
-        if gamma != 0:
+        if not is_zero(gamma):
             safe = xp.where(one_minus_p_t == 0, 1.0, one_minus_p_t)
             ratio = xp.where(one_minus_p_t == 0, 0.0, ce / safe)
             slope = slope + times_alpha(gamma * (sigma_neg - sigma_pos) * focal * ratio)
@@ -327,12 +331,12 @@ SIGMOID = Family(
     name="sigmoid",
     operands=SigmoidOperands,
     differentiable=("target", "weight", "pos_weight"),
-    forward=sigmoid_forward,
-    vjp=sigmoid_vjp,
-    hessian_vector_product=sigmoid_hvp,
+    forward=binding(sigmoid_forward),
+    vjp=binding(sigmoid_vjp),
+    hessian_vector_product=binding(sigmoid_hvp),
     directional_derivative=sigmoid_directional_derivative,
-    operand_vjp=sigmoid_operand_vjp,
-    operand_jvp=sigmoid_operand_jvp,
+    operand_vjp=binding(sigmoid_operand_vjp),
+    operand_jvp=binding(sigmoid_operand_jvp),
     denominator=element_count,
     loss_shape=element_loss_shape,
     logits_cotangent=element_logits_cotangent,

@@ -45,6 +45,7 @@ from . import _checks, softcap
 from ._numerics import one_minus_p, times_nonzero
 from ._reduce import count_scale, mean_scale, per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
+from .hyper import as_array, binding, fill_like, is_zero
 from .kernels import GENERIC, SoftmaxKernels, class_ids
 from .terms import Focal, Term
 
@@ -64,15 +65,17 @@ class SoftmaxConfig:
     term: Term
     """The per-class term f (:class:`.terms.Focal` for cross-entropy and focal loss)."""
     ignore_index: int
-    label_smoothing: float
+    label_smoothing: Any
+    """ε: a float, or a 0-d array here and :class:`.hyper.Traced` until bound (so are z_loss,
+    softcap and the term's hyperparameters: :mod:`.hyper`)."""
     reduction: str
     mean_over_target_weight: bool
     """"mean" divides by Σ w_{y_i} (PyTorch's weighted CE mean) rather than by the count."""
     indices_checked: bool = False
     """The class indices were checked in range, so none needs to be poisoned with NaN."""
-    z_loss: float = 0.0
+    z_loss: Any = 0.0
     """λ of the z-loss λ · ω_i · (log Σ_k e^{z_k})² added per element (PaLM)."""
-    softcap: float | None = None
+    softcap: Any = None
     """c of the logit soft-capping z → c · tanh(z / c) (:mod:`.softcap`); None: none."""
 
 
@@ -88,6 +91,9 @@ class SoftmaxOperands(NamedTuple):
     logits: Array
     target: Array
     class_weight: Array | None
+    hyper: tuple[Array, ...] = ()
+    """The hyperparameters given as 0-d arrays, in the order of the config's markers
+    (:mod:`.hyper`); empty where every one is a Python number."""
 
 
 class SoftmaxResiduals(NamedTuple):
@@ -160,11 +166,11 @@ def _soft_coefficients(
     uniform = smoothing / config.num_classes
     if hard is not None:
         on_target = class_ids(xp, logits, config.axis) == hard.index
-        high = xp.full_like(logits, 1.0 - smoothing + uniform)
-        q = xp.where(on_target, high, xp.full_like(logits, uniform)) * hard.row_mask
+        high = fill_like(xp, logits, 1.0 - smoothing + uniform)
+        q = xp.where(on_target, high, fill_like(xp, logits, uniform)) * hard.row_mask
     else:
         q = operands.target
-        if smoothing:
+        if not is_zero(smoothing):
             q = q * (1.0 - smoothing) + uniform
     if operands.class_weight is not None:
         q = q * _along_class_axis(xp, operands.class_weight, config, logits.ndim)
@@ -172,7 +178,7 @@ def _soft_coefficients(
 
 
 def _uses_soft_path(config: SoftmaxConfig) -> bool:
-    return not config.hard_target or config.label_smoothing > 0
+    return not config.hard_target or not is_zero(config.label_smoothing)
 
 
 def _denominator(
@@ -252,7 +258,7 @@ def softmax_forward(
         per_element = xp.sum(
             times_nonzero(xp, coefficient, term.value(xp, log_p)), axis=axis, keepdims=True
         )
-        if config.z_loss:
+        if not is_zero(config.z_loss):
             if row_max is None or log_sum_exp is None:
                 row_max, log_sum_exp = kernels.max_and_log_sum_exp(xp, logits, axis)
             row_weight = _row_weight(xp, config, operands, hard)
@@ -263,7 +269,7 @@ def softmax_forward(
             xp, logits, hard.index, axis
         )
         per_element = times_nonzero(xp, hard.coefficient, term.value(xp, target_log_p))
-        if config.z_loss:
+        if not is_zero(config.z_loss):
             if row_max is None or log_sum_exp is None:
                 row_max, log_sum_exp = kernels.max_and_log_sum_exp(xp, logits, axis)
             row_weight = _row_weight(xp, config, operands, hard)
@@ -306,7 +312,7 @@ def softmax_vjp(
         coefficient = _soft_coefficients(xp, config, operands, hard)
         weighted_slope = times_nonzero(xp, coefficient, term.slope(xp, log_p))
         total = xp.sum(weighted_slope, axis=axis, keepdims=True)
-        if config.z_loss:
+        if not is_zero(config.z_loss):
             lse = _saved_log_sum_exp(residuals)
             total = total + _z_slope(xp, config, _row_weight(xp, config, operands, hard), lse)
         return element_cotangent * (p * total - weighted_slope)
@@ -317,7 +323,7 @@ def softmax_vjp(
     )
     # p_t - 1 = -u_t = expm1(ℓ_t): exact also where p_t is close to 1.
     target_entry = row_scale * xp.expm1(target_log_p)
-    if config.z_loss:
+    if not is_zero(config.z_loss):
         if config.mean_over_target_weight or operands.class_weight is None:
             row_weight = residuals.target_coefficient  # ω = c_t
         else:  # α_t weights the focal term, not the z-loss
@@ -407,7 +413,7 @@ def softmax_hvp(
     tangent_dominant = xp.take_along_axis(tangent, dominant, axis=axis)
     dominant_dlog_p = _row_sum(xp, p * (tangent_dominant - tangent), axis)
     dlog_p = (tangent - tangent_dominant) + dominant_dlog_p
-    if config.z_loss:
+    if not is_zero(config.z_loss):
         # H_z·t = 2λω [p (p·t) + lse · p ⊙ dℓ]
         row_weight = _row_weight(xp, config, operands, hard)
         lse = row_max + log_sum
@@ -474,14 +480,14 @@ def _operand_partials(
     if "target" in wanted:
         scale = 1.0 - config.label_smoothing
         if operands.class_weight is None:
-            coefficient = xp.asarray(scale, dtype=term.dtype, device=_checks.device(term))
+            coefficient = as_array(xp, scale, term)
         else:
             coefficient = scale * _along_class_axis(xp, operands.class_weight, config, term.ndim)
         partials["target"] = times_nonzero(xp, coefficient, term)
     if "class_weight" in wanted:
         target_mass = _soft_coefficients(xp, config, operands._replace(class_weight=None), hard)
         partials["class_weight"] = times_nonzero(xp, target_mass, term)
-        if config.z_loss and config.mean_over_target_weight and hard is not None:
+        if not is_zero(config.z_loss) and config.mean_over_target_weight and hard is not None:
             # ω_i = w_{t_i} m_i: the z-loss's share n_ik λ lse_i²
             counts = _class_counts(xp, config, hard, logits)
             z_term = config.z_loss * (row_max + log_sum_exp) ** 2
@@ -591,12 +597,12 @@ SOFTMAX = Family(
     name="softmax",
     operands=SoftmaxOperands,
     differentiable=("target", "class_weight"),
-    forward=softmax_forward,
-    vjp=softmax_vjp,
-    hessian_vector_product=softmax_hvp,
+    forward=binding(softmax_forward),
+    vjp=binding(softmax_vjp),
+    hessian_vector_product=binding(softmax_hvp),
     directional_derivative=softmax_directional_derivative,
-    operand_vjp=softmax_operand_vjp,
-    operand_jvp=softmax_operand_jvp,
+    operand_vjp=binding(softmax_operand_vjp),
+    operand_jvp=binding(softmax_operand_jvp),
     denominator=_mean_denominator,
     loss_shape=_loss_shape,
     logits_cotangent=_logits_cotangent,

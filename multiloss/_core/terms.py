@@ -13,7 +13,8 @@ family's (:mod:`.softmax`). A term supplies, in the notation of docs/math.md
 * ``constant_slope``: whether A ≡ 1 (then B ≡ 0 and neither needs to be formed).
 
 A term is a frozen dataclass: hashable, so it is part of a static config (a JAX static
-argument). A new term is one such class plus its oracle in the tests.
+argument); a hyperparameter given as an array is a marker there, bound to its array inside
+the engine (:mod:`.hyper`). A new term is one such class plus its oracle in the tests.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ._numerics import log_p_over_one_minus_p, one_minus_p, power
+from .hyper import is_zero, static
 
 Array = Any
 Namespace = Any
@@ -42,18 +44,22 @@ class Term(Protocol):
 
 @dataclass(frozen=True)
 class Focal:
-    """The focal term f(ℓ) = -(1 - p)^γ · ℓ (Lin et al. 2017); γ = 0 is cross-entropy."""
+    """The focal term f(ℓ) = -(1 - p)^γ · ℓ (Lin et al. 2017); γ = 0 is cross-entropy.
 
-    gamma: float = 0.0
+    γ is a Python number (the branches below specialise on it) or, bound inside the engine,
+    a 0-d array (:mod:`.hyper`: the general forms, selected element-wise, with the same
+    accuracy)."""
+
+    gamma: Any = 0.0
 
     @property
     def constant_slope(self) -> bool:
-        """A ≡ 1 for γ = 0 (cross-entropy)."""
-        return self.gamma == 0
+        """A ≡ 1 for γ = 0 (cross-entropy); never for an array γ."""
+        return is_zero(self.gamma)
 
     def value(self, xp: Namespace, log_p: Array) -> Array:
         """f(ℓ) = -(1 - p)^γ · ℓ, the focal loss of one class with unit weight."""
-        if self.gamma == 0:
+        if is_zero(self.gamma):
             return -log_p
         return -power(one_minus_p(xp, log_p), self.gamma) * log_p
 
@@ -64,23 +70,30 @@ class Focal:
         with no negative power of u, so it is finite for 0 < γ < 1 at p = 1.
 
         For γ ≥ 1 it is computed as u^(γ-1) · (u - γ·p·ℓ), the same value with neither the
-        ratio r nor its series: both terms are ≥ 0, so nothing cancels.
+        ratio r nor its series: both terms are ≥ 0, so nothing cancels. (An array γ forms
+        both and selects.)
         """
         gamma = self.gamma
-        if gamma == 0:
+        if is_zero(gamma):
             return xp.ones_like(log_p)
+        number = static(gamma)
         u = one_minus_p(xp, log_p)
         p = xp.exp(log_p)
-        if gamma >= 1:
+        if number is None or number >= 1:
             # p · ℓ → 0 as ℓ → -inf (p = 0): ℓ bounded below by the lowest finite number
             # gives that limit instead of 0 · (-inf), and changes nothing else (p = 0 there).
             p_log_p = p * xp.clip(log_p, min=xp.finfo(log_p.dtype).min)
             head = power(u, gamma - 1)
-            return head * (u - gamma * p_log_p)
+            large = head * (u - gamma * p_log_p)
+            if number is not None:
+                return large
         r = log_p_over_one_minus_p(xp, log_p, u)
         # p · r → 0 as ℓ → -inf (p = 0, r = -inf): take the limit instead of 0 · inf.
         p_times_r = xp.where(p == 0, 0.0, p * r)
-        return power(u, gamma) * (1.0 - gamma * p_times_r)
+        small = power(u, gamma) * (1.0 - gamma * p_times_r)
+        if number is not None:
+            return small
+        return xp.where(gamma >= 1, large, small)
 
     def curvature(self, xp: Namespace, log_p: Array) -> Array:
         """B(ℓ) = dA/dℓ = -γ p u^(γ-1) (2 + ℓ - (γ-1) p r), the slope of the focal factor A.
@@ -90,18 +103,24 @@ class Focal:
         its limit 0.
         """
         gamma = self.gamma
-        if gamma == 0:
+        if is_zero(gamma):
             return xp.zeros_like(log_p)
+        number = static(gamma)
         u = one_minus_p(xp, log_p)
         p = xp.exp(log_p)
         r = log_p_over_one_minus_p(xp, log_p, u)
         vanishing = p == 0
-        if gamma < 1:
+        if number is None:
+            vanishing = vanishing | ((u == 0) & (gamma < 1))
+        elif number < 1:
             vanishing = vanishing | (u == 0)
         safe_u = xp.where(u == 0, xp.ones_like(u), u)
         safe_log_p = xp.where(vanishing, xp.zeros_like(log_p), log_p)
         p_times_r = xp.where(vanishing, xp.zeros_like(p), p * r)
-        factor = power(u, gamma - 1) if gamma >= 1 else safe_u ** (gamma - 1)
+        if number is None:
+            factor = xp.where(gamma >= 1, u, safe_u) ** (gamma - 1)
+        else:
+            factor = power(u, gamma - 1) if number >= 1 else safe_u ** (gamma - 1)
         curvature = -gamma * p * factor * (2.0 + safe_log_p - (gamma - 1) * p_times_r)
         return xp.where(vanishing, xp.zeros_like(curvature), curvature)
 
@@ -114,8 +133,8 @@ class Poly:
     the paper's Poly-1 form of the focal loss. ε ≥ -1 keeps the loss ≥ 0 (-log p ≥ 1 - p).
     """
 
-    epsilon: float
-    gamma: float = 0.0
+    epsilon: Any
+    gamma: Any = 0.0
 
     @property
     def constant_slope(self) -> bool:
@@ -133,7 +152,7 @@ class Poly:
         """A(ℓ) = A_focal(ℓ) + ε (γ+1) p u^γ: d(u^(γ+1))/dℓ = -(γ+1) u^γ p."""
         p = xp.exp(log_p)
         u = one_minus_p(xp, log_p)
-        extra = p if self.gamma == 0 else p * power(u, self.gamma)
+        extra = p if is_zero(self.gamma) else p * power(u, self.gamma)
         return self._focal().slope(xp, log_p) + (self.epsilon * (self.gamma + 1)) * extra
 
     def curvature(self, xp: Namespace, log_p: Array) -> Array:
@@ -145,13 +164,16 @@ class Poly:
         gamma = self.gamma
         p = xp.exp(log_p)
         base = self._focal().curvature(xp, log_p)
-        if gamma == 0:
+        if is_zero(gamma):
             return base + self.epsilon * p
+        number = static(gamma)
         u = one_minus_p(xp, log_p)
-        if gamma >= 1:
+        if number is not None and number >= 1:
             extra = p * power(u, gamma - 1) * (u - gamma * p)
         else:
             vanishing = u == 0
+            if number is None:  # an array γ: the γ ≥ 1 form keeps u = 0
+                vanishing = vanishing & (gamma < 1)
             safe_u = xp.where(vanishing, xp.ones_like(u), u)
             extra = xp.where(
                 vanishing, xp.zeros_like(u), p * safe_u ** (gamma - 1) * (u - gamma * p)

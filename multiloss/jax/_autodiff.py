@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from .. import _core
-from .._core import second_order
+from .._core import hyper, second_order
 
 Array = jax.Array
 
@@ -36,10 +36,18 @@ def _split_tangents(operands: Any, tangents: Any) -> tuple[Array | None, dict[st
     others = {
         field: tangent
         for field, tangent in zip(operands._fields[1:], tangents[1:], strict=True)
-        if not _is_zero(tangent)
+        if field != "hyper" and not _is_zero(tangent)
     }
     logit_tangent = None if _is_zero(tangents[0]) else tangents[0]
     return logit_tangent, others
+
+
+def _refuse_hyperparameters(config: Any, tangents: Any) -> None:
+    """A derivative with respect to a hyperparameter given as an array is refused, with an
+    error that names it (docs/semantics.md, Schedules), never a silent zero."""
+    for name, tangent in zip(hyper.names(config), tangents.hyper, strict=True):
+        if not _is_zero(tangent):
+            raise NotImplementedError(hyper.refusal(name))
 
 
 def _refuse_second_order(fields: Any) -> None:
@@ -98,6 +106,7 @@ def _loss_and_gradient(config: Any, operands: Any) -> tuple[Array, Array]:
 
 def _loss_jvp(config: Any, primals: Any, tangents: Any) -> tuple[Array, Array]:
     (operands,), (operand_tangents,) = primals, tangents
+    _refuse_hyperparameters(config, operand_tangents)
     tangent, others = _split_tangents(operands, operand_tangents)
     if tangent is None:
         loss = custom_loss(config, operands)
@@ -118,6 +127,7 @@ def _loss_and_gradient_jvp(
     config: Any, primals: Any, tangents: Any
 ) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
     (operands,), (operand_tangents,) = primals, tangents
+    _refuse_hyperparameters(config, operand_tangents)
     tangent, others = _split_tangents(operands, operand_tangents)
     if others:  # the gradient G differentiated with respect to a target or weight
         _refuse_second_order(others)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from .._core import DISTRIBUTION, SOFTMAX, _checks
+from .._core import DISTRIBUTION, SOFTMAX, _checks, hyper
 from .._core.policy import BackendPolicy, register_backend
 
 Array = jax.Array
@@ -92,6 +92,12 @@ def debug_checks(config: Any, operands: Any, weights: tuple[tuple[str, int], ...
             f"target must lie in [0, {bins - 1}] (the bins of the {bins}-bin axis; not NaN); "
             f"got for example {{}}",
             jnp.max(jnp.where(good, -jnp.inf, jnp.ravel(operands.target)), initial=-jnp.inf),
+        )
+    for name, value in zip(hyper.names(config), operands.hyper, strict=True):
+        checkify.debug_check(
+            hyper.in_range(jnp, name, value),
+            f"{name} must be {hyper.BOUNDS[name].describe()} and not NaN; got {{}}",
+            value,
         )
     for name, index in weights:
         weight = operands[index]

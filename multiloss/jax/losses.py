@@ -15,6 +15,7 @@ from .._core import (
     Loss,
     _checks,
     apply_normalizer,
+    hyper,
     prepare_call,
     split_normalizer,
 )
@@ -45,7 +46,7 @@ def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array
         check_host_labels(logits, target, options)
     logits, target = as_jax(logits), as_jax(target)
     originals = {key: options[key] for key in weights}
-    for key in weights:
+    for key in weights + loss.hyperparameters:  # a NumPy array becomes a JAX array
         options[key] = as_jax_weight(options[key])
     # The kernels read 16-bit logits as they are (no float32 copy): engine hook
     prepare = functools.partial(
@@ -71,6 +72,9 @@ def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array
                 _checks.check_weight_values(np, key, np.asarray(weight, dtype=np.float64))
             else:
                 unchecked.append((key, index))
+        for key in loss.hyperparameters:  # a concrete array's value is known: checked now
+            if options[key] is not None and not is_tracer(options[key]):
+                hyper.check(key, options[key])
     total = _call_loss(config, operands, unchecked)
     checkable = normalizer is not None and not is_tracer(normalizer)
     total = apply_normalizer(jax.numpy, total, normalizer, check_values=checkable)
@@ -117,8 +121,9 @@ def _call_loss(config: Any, operands: Any, unchecked: list[tuple[str, int]] | No
 def _checked_loss(config: Any, unchecked: list[tuple[str, int]] | None, operands: Any) -> Array:
     if unchecked is not None:
         debug_checks(config, operands, tuple(unchecked))
-    # The engine hook (multiloss.jax.engine): the Pallas kernels where chosen while tracing.
-    if uses_kernels() and config.family is not DISTRIBUTION:  # no kernel takes it yet
+    # The engine hook (multiloss.jax.engine): the Pallas kernels where chosen while tracing,
+    # for static hyperparameters (an array one takes XLA: the kernels specialise on them).
+    if uses_kernels() and config.family is not DISTRIBUTION and not operands.hyper:
         return pallas_loss(config, operands)
     return custom_loss(config, operands)
 
@@ -131,9 +136,9 @@ def cross_entropy(
     weight: Weights = None,
     ignore_index: int = -100,
     reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
+    label_smoothing: float | Array = 0.0,
+    z_loss: float | Array = 0.0,
+    softcap: float | Array | None = None,
     normalizer: Array | float | None = None,
 ) -> Array:
     r"""Softmax cross-entropy, with the semantics of `torch.nn.functional.cross_entropy`.
@@ -167,12 +172,14 @@ def cross_entropy(
             class indices; divided by the element count for probabilities), `"sum"` or
             `"none"` (per element, class axis removed). A mean over nothing is 0.0 with a zero
             gradient (not NaN).
-        label_smoothing: $\varepsilon \in [0, 1]$ (static).
-        z_loss: $\lambda \ge 0$ of the z-loss (static): each counted element adds
+        label_smoothing: $\varepsilon \in [0, 1]$
+            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
+        z_loss: $\lambda \ge 0$ of the z-loss (a number or a 0-d array, as is
+            `label_smoothing`): each counted element adds
             $\lambda\,\omega_i\,(\log\sum_k e^{z_k})^2$, $\omega_i = w_{y_i}$ for class
             indices with `weight`, 1 otherwise.
-        softcap: $c > 0$ of logit soft-capping (static): the logits become $c \tanh(z/c)$
-            first; None leaves them.
+        softcap: $c > 0$ of logit soft-capping (a number or a 0-d array): the logits
+            become $c \tanh(z/c)$ first; None leaves them.
         normalizer: for `"mean"` only: divide the sum by this number (0-d; for
             example the all-reduced [`count_targets`][multiloss.jax.count_targets] of every
             micro-batch and rank) instead of the call's own denominator, so that the
@@ -186,10 +193,12 @@ def cross_entropy(
     Raises:
         TypeError: at trace time, for a dtype or argument type that does not fit (integer or
             bool logits, float or bool class indices, a weight that is not numbers), or a
-            static hyperparameter given as a traced array.
+            static option (`axis`, `ignore_index`, `reduction`) given as a traced array.
         ValueError: at trace time, for shapes that do not match or a hyperparameter out of
             range; when the arrays are concrete, also for a class index out of range or a
             negative or non-finite weight.
+        NotImplementedError: a derivative with respect to a hyperparameter given as an
+            array ([Schedules][schedules]).
 
     References:
         PyTorch `torch.nn.CrossEntropyLoss`; Szegedy et al., "Rethinking the Inception
@@ -223,13 +232,13 @@ def focal_loss(
     target: Array,
     *,
     axis: int = -1,
-    gamma: float = 2.0,
+    gamma: float | Array = 2.0,
     alpha: float | Weights = None,
     ignore_index: int = -100,
     reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
+    label_smoothing: float | Array = 0.0,
+    z_loss: float | Array = 0.0,
+    softcap: float | Array | None = None,
     normalizer: Array | float | None = None,
 ) -> Array:
     r"""Softmax focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
@@ -252,10 +261,12 @@ def focal_loss(
             [`cross_entropy`][multiloss.jax.cross_entropy].
         z_loss: as in [`cross_entropy`][multiloss.jax.cross_entropy], with
             $\omega_i = 1$ (alpha does not weight it).
-        gamma: focusing parameter $\gamma \ge 0$ (static).
+        gamma: focusing parameter $\gamma \ge 0$
+            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
         alpha: None (no weighting); $C$ per-class weights (array, may be traced, or sequence);
-            or a static scalar $\alpha \in [0, 1]$ that weights class 0 (background) by
-            $1-\alpha$ and every other class by $\alpha$ (RetinaNet, kornia, MONAI).
+            or a scalar $\alpha \in [0, 1]$ (a number, or a 0-d array: traced, and
+            differentiable) that weights class 0 (background) by $1-\alpha$ and every
+            other class by $\alpha$ (RetinaNet, kornia, MONAI).
         reduction: `"mean"` divides by the number of counted (not ignored) elements, not by
             $\sum \alpha$; `"sum"`; `"none"`. A mean over nothing is 0.0.
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
@@ -266,10 +277,12 @@ def focal_loss(
     Raises:
         TypeError: at trace time, for a dtype or argument type that does not fit (integer or
             bool logits, float or bool class indices, a weight that is not numbers), or a
-            static hyperparameter given as a traced array.
+            static option (`axis`, `ignore_index`, `reduction`) given as a traced array.
         ValueError: at trace time, for shapes that do not match or a hyperparameter out of
             range; when the arrays are concrete, also for a class index out of range or a
             negative or non-finite weight.
+        NotImplementedError: a derivative with respect to a hyperparameter given as an
+            array ([Schedules][schedules]).
 
     References:
         Lin, Goyal, Girshick, He, Dollár, "Focal Loss for Dense Object Detection", ICCV 2017,
@@ -296,8 +309,6 @@ def focal_loss(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    if is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
-        require_static(alpha=alpha)
     return _run(LOSSES["focal_loss"], logits, target, options)
 
 
@@ -306,14 +317,14 @@ def poly_loss(
     target: Array,
     *,
     axis: int = -1,
-    epsilon: float = 2.0,
-    gamma: float = 0.0,
+    epsilon: float | Array = 2.0,
+    gamma: float | Array = 0.0,
     alpha: float | Weights = None,
     ignore_index: int = -100,
     reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
+    label_smoothing: float | Array = 0.0,
+    z_loss: float | Array = 0.0,
+    softcap: float | Array | None = None,
     normalizer: Array | float | None = None,
 ) -> Array:
     r"""PolyLoss, Poly-1 (Leng et al., ICLR 2022).
@@ -331,9 +342,10 @@ def poly_loss(
     [`focal_loss`][multiloss.jax.focal_loss].
 
     Args:
-        epsilon: $\varepsilon \ge -1$ (static); the default 2.0 is the paper's ImageNet
-            value and optax's default.
-        gamma: focusing parameter $\gamma \ge 0$ (static).
+        epsilon: $\varepsilon \ge -1$ (a number or a 0-d array); the default 2.0 is the
+            paper's ImageNet value and optax's default.
+        gamma: focusing parameter $\gamma \ge 0$
+            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
     Returns:
@@ -365,8 +377,6 @@ def poly_loss(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    if is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
-        require_static(alpha=alpha)
     return _run(LOSSES["poly_loss"], logits, target, options)
 
 
@@ -429,8 +439,8 @@ def sigmoid_focal_loss(
     logits: Array,
     target: Array,
     *,
-    alpha: float | None = 0.25,
-    gamma: float = 2.0,
+    alpha: float | Array | None = 0.25,
+    gamma: float | Array = 2.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -448,8 +458,10 @@ def sigmoid_focal_loss(
 
     Args:
         logits, target: as in [`binary_cross_entropy`][multiloss.jax.binary_cross_entropy].
-        alpha: $\alpha \in [0, 1]$, or None for no $\alpha_t$ weighting (static).
-        gamma: focusing parameter $\gamma \ge 0$ (static).
+        alpha: $\alpha \in [0, 1]$, or None for no $\alpha_t$ weighting
+            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
+        gamma: focusing parameter $\gamma \ge 0$
+            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
@@ -458,8 +470,9 @@ def sigmoid_focal_loss(
 
     Raises:
         TypeError: at trace time, for a dtype or argument type that does not fit (integer or
-            bool logits, an `alpha` or `gamma` that is not a real number), or `alpha` or
-            `gamma` given as a traced array.
+            bool logits, an `alpha` or `gamma` that is neither a real number nor a 0-d array).
+        NotImplementedError: a derivative with respect to `alpha` or `gamma` given as an
+            array ([Schedules][schedules]).
         ValueError: at trace time, for a target of another shape, $\alpha$ outside [0, 1], a
             negative, infinite or NaN $\gamma$, or an unknown `reduction`.
 
@@ -481,9 +494,9 @@ def asymmetric_loss(
     logits: Array,
     target: Array,
     *,
-    gamma_pos: float = 0.0,
-    gamma_neg: float = 4.0,
-    clip: float = 0.05,
+    gamma_pos: float | Array = 0.0,
+    gamma_neg: float | Array = 4.0,
+    clip: float | Array = 0.05,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -500,9 +513,11 @@ def asymmetric_loss(
     Args:
         logits: any shape, one logit per label.
         target: the logits' shape, real numbers in [0, 1].
-        gamma_pos: $\gamma_+ \ge 0$ (static).
-        gamma_neg: $\gamma_- \ge 0$ (static).
-        clip: margin in [0, 1) (static): negatives with $p \le$ clip contribute 0.
+        gamma_pos: $\gamma_+ \ge 0$
+            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
+        gamma_neg: $\gamma_- \ge 0$
+            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
+        clip: margin in [0, 1) (a number or a 0-d array): negatives with $p \le$ clip contribute 0.
         reduction: `"mean"` over all elements, `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 

@@ -21,6 +21,7 @@ from torch.autograd import forward_ad
 
 from .. import _core
 from .._core import SOFTMAX, SigmoidConfig, SoftmaxConfig, SoftmaxResiduals, second_order
+from .._core.hyper import bound, names, refusal
 from . import _native, _plans
 from ._namespace import XP
 
@@ -45,6 +46,7 @@ def _prepared(
     pos_weight: Tensor | None,
     *others: Tensor | None,
     first_order: bool = False,
+    hyper: Tensor | None = None,
 ) -> tuple[tuple[Any, Any, Any], _plans.Plan]:
     """The core's ``(xp, config, operands)`` from tensors saved as the user gave them, and
     the call's execution plan (:func:`._plans.choose`).
@@ -54,7 +56,8 @@ def _prepared(
     `others` are the further tensors of the computation, which choose the plan too.
     For the loss and its gradient (`first_order`), 16-bit logits stay 16-bit where the
     plan's passes convert them as they go (:func:`._native.takes_16_bit`): no float32
-    copy of the whole logits is made.
+    copy of the whole logits is made. `hyper` holds the hyperparameters given as tensors
+    (the config's markers, in order: :mod:`multiloss._core.hyper`), bound into the config.
     """
     plan = _plans.choose(logits, target, weight, pos_weight, *others)
     if logits.dtype != spec.compute_dtype and not (
@@ -63,9 +66,13 @@ def _prepared(
         logits = logits.to(spec.compute_dtype)
     if target.dtype != spec.target_dtype:
         target = target.to(spec.target_dtype)
-    family = spec.config.family
-    fields = (logits, target, weight, pos_weight)[: len(family.operands._fields)]  # type: ignore[attr-defined]
-    return (XP, spec.config, family.operands(*fields)), plan
+    config = spec.config
+    if hyper is not None:
+        config = bound(XP, config, tuple(hyper.unbind()))
+    family = config.family
+    count = len(family.operands._fields) - 1  # type: ignore[attr-defined]  # not hyper
+    fields = (logits, target, weight, pos_weight)[:count]
+    return (XP, config, family.operands(*fields)), plan
 
 
 def _unit_cotangent(spec: LossSpec, loss_shape: torch.Size, like: Tensor) -> Tensor:
@@ -117,11 +124,11 @@ def _operand_grads(
     wanted = [field for field, need in zip(fields, needs, strict=True) if need and field]
     if not wanted:
         return None, None, None
-    logits, target, weight, pos_weight = inputs
+    logits, target, weight, pos_weight, hyper = inputs
     assert logits is not None and target is not None  # saved by forward, never None
     if torch.is_grad_enabled():  # create_graph=True
         _refuse_second_order(spec, *needs)
-    prepared, _ = _prepared(spec, logits, target, weight, pos_weight, grad_loss)
+    prepared, _ = _prepared(spec, logits, target, weight, pos_weight, grad_loss, hyper=hyper)
     grads = _core.operand_vjp(prepared, grad_loss.to(spec.compute_dtype), wanted)
     return tuple(  # type: ignore[return-value]
         None if field not in grads or tensor is None else grads[field].to(tensor.dtype)
@@ -152,8 +159,9 @@ class LossFunction(torch.autograd.Function):
     Inputs: the spec; the logits, the target and the weights (``weight`` or ``alpha`` and
     ``pos_weight``) as saved for backward (logits and target as the user gave them); the
     logits (in their own dtype) and target already converted by the core's ``prepare``
-    step, which forward alone uses. Outputs: the loss, then the
-    residuals of the softmax losses (not differentiable).
+    step, which forward alone uses; the hyperparameters given as tensors, stacked (None
+    where there are none; never differentiated: the caller refuses that). Outputs: the
+    loss, then the residuals of the softmax losses (not differentiable).
     """
 
     generate_vmap_rule = True
@@ -167,19 +175,20 @@ class LossFunction(torch.autograd.Function):
         pos_weight: Tensor | None,
         compute_logits: Tensor,
         compute_target: Tensor,
+        hyper: Tensor | None,
     ) -> tuple[Tensor, ...]:
         prepared, plan = _prepared(
-            spec, compute_logits, compute_target, weight, pos_weight, first_order=True
+            spec, compute_logits, compute_target, weight, pos_weight, first_order=True, hyper=hyper
         )
         loss, residuals = _native.forward(prepared, plan)
         return (loss, *_residual_outputs(residuals, like=loss))
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
-        spec, logits, target, weight, pos_weight, _, _ = inputs
+        spec, logits, target, weight, pos_weight, _, _, hyper = inputs
         residuals = output[1:]
         ctx.mark_non_differentiable(*residuals)
-        ctx.save_for_backward(logits, target, weight, pos_weight, *residuals)
+        ctx.save_for_backward(logits, target, weight, pos_weight, hyper, *residuals)
         ctx.spec = spec
         ctx.loss_shape = output[0].shape
         # the residual outputs get no gradient: no zeros materialised for them
@@ -188,26 +197,30 @@ class LossFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Tensor | None, ...]:
         if grad_loss is None:
-            return (None,) * 7
+            return (None,) * 8
         spec: LossSpec = ctx.spec
-        logits, target, weight, pos_weight, *saved = ctx.saved_tensors
-        operand_grads = _operand_grads(spec, ctx, grad_loss, (logits, target, weight, pos_weight))
+        logits, target, weight, pos_weight, hyper, *saved = ctx.saved_tensors
+        operand_grads = _operand_grads(
+            spec, ctx, grad_loss, (logits, target, weight, pos_weight, hyper)
+        )
         if not ctx.needs_input_grad[1]:
             grad = None
         elif torch.is_grad_enabled():
             # create_graph=True: the gradient must itself be differentiable, also through
             # the residuals, which depend on the logits. Its derivative is the core's
             # closed-form Hessian-vector product (finite also for 0 < γ < 1 at p_t = 1).
-            grad = function(LossGradient).apply(spec, grad_loss, logits, target, weight, pos_weight)
+            grad = function(LossGradient).apply(
+                spec, grad_loss, logits, target, weight, pos_weight, hyper
+            )
         else:
             prepared, plan = _prepared(
-                spec, logits, target, weight, pos_weight, grad_loss, first_order=True
+                spec, logits, target, weight, pos_weight, grad_loss, first_order=True, hyper=hyper
             )
             residuals = _saved_residuals(saved)
             grad = _native.vjp(prepared, residuals, grad_loss, plan)
             if grad.dtype != logits.dtype:
                 grad = grad.to(logits.dtype)
-        return None, grad, *operand_grads, None, None
+        return None, grad, *operand_grads, None, None, None
 
 
 class LossFunctionForwardMode(LossFunction):
@@ -220,14 +233,16 @@ class LossFunctionForwardMode(LossFunction):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
         LossFunction.setup_context(ctx, inputs, output)
-        ctx.save_for_forward(*inputs[1:5], *output[1:])
+        ctx.save_for_forward(*inputs[1:5], inputs[7], *output[1:])
         ctx.set_materialize_grads(False)  # a missing tangent stays None, not zeros
 
     @staticmethod
     def jvp(ctx: Any, *tangents: Tensor | None) -> tuple[Tensor | None, ...]:
-        _, logits_t, *operand_tangents, _, _ = tangents
+        _, logits_t, *operand_tangents, _, _, hyper_t = tangents
         spec: LossSpec = ctx.spec
-        logits, target, weight, pos_weight, *saved = ctx.saved_tensors
+        if hyper_t is not None:
+            raise NotImplementedError(refusal(", ".join(names(spec.config))))
+        logits, target, weight, pos_weight, hyper, *saved = ctx.saved_tensors
         residual_tangents = (None,) * len(saved)
         given = {
             field: t.to(spec.compute_dtype)
@@ -236,7 +251,7 @@ class LossFunctionForwardMode(LossFunction):
         }
         if logits_t is None and not given:
             return (None, *residual_tangents)
-        prepared, plan = _prepared(spec, logits, target, weight, pos_weight)
+        prepared, plan = _prepared(spec, logits, target, weight, pos_weight, hyper=hyper)
         tangent = _core.operand_jvp(prepared, given) if given else None
         if logits_t is not None:
             residuals = _saved_residuals(saved)
@@ -271,25 +286,26 @@ class LossGradient(torch.autograd.Function):
         target: Tensor,
         weight: Tensor | None,
         pos_weight: Tensor | None,
+        hyper: Tensor | None,
     ) -> Tensor:
-        prepared, plan = _prepared(spec, logits, target, weight, pos_weight, cotangent)
+        prepared, plan = _prepared(spec, logits, target, weight, pos_weight, cotangent, hyper=hyper)
         kernels = plan.kernels(spec.config.family)
         _, residuals = _core.forward(prepared, kernels)
         return _core.vjp(prepared, residuals, cotangent, kernels).to(logits.dtype)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        spec, cotangent, logits, target, weight, pos_weight = inputs
-        ctx.save_for_backward(cotangent, logits, target, weight, pos_weight)
+        spec, cotangent, logits, target, weight, pos_weight, hyper = inputs
+        ctx.save_for_backward(cotangent, logits, target, weight, pos_weight, hyper)
         ctx.spec = spec
 
     @staticmethod
     def backward(ctx: Any, grad_grad: Tensor | None) -> tuple[Tensor | None, ...]:
         if grad_grad is None:
-            return (None,) * 6
+            return (None,) * 7
         spec: LossSpec = ctx.spec
-        cotangent, logits, target, weight, pos_weight = ctx.saved_tensors
-        prepared, plan = _prepared(spec, logits, target, weight, pos_weight)
+        cotangent, logits, target, weight, pos_weight, hyper = ctx.saved_tensors
+        prepared, plan = _prepared(spec, logits, target, weight, pos_weight, hyper=hyper)
         grad_cotangent = grad_logits = None
         if ctx.needs_input_grad[1]:
             kernels = plan.kernels(spec.config.family)
@@ -300,7 +316,7 @@ class LossGradient(torch.autograd.Function):
             )
         if ctx.needs_input_grad[2]:
             grad_logits = _hessian_times(spec, prepared, cotangent, grad_grad).to(logits.dtype)
-        return None, grad_cotangent, grad_logits, None, None, None
+        return None, grad_cotangent, grad_logits, None, None, None, None
 
 
 class LossGradientForwardMode(LossGradient):
@@ -314,11 +330,13 @@ class LossGradientForwardMode(LossGradient):
 
     @staticmethod
     def jvp(ctx: Any, *tangents: Tensor | None) -> Tensor | None:
-        _, cotangent_t, logits_t, target_t, weight_t, pos_weight_t = tangents
+        _, cotangent_t, logits_t, target_t, weight_t, pos_weight_t, hyper_t = tangents
         spec: LossSpec = ctx.spec
         _refuse_second_order(spec, target_t, weight_t, pos_weight_t)
-        cotangent, logits, target, weight, pos_weight = ctx.saved_tensors
-        prepared, plan = _prepared(spec, logits, target, weight, pos_weight)
+        if hyper_t is not None:
+            raise NotImplementedError(refusal(", ".join(names(spec.config))))
+        cotangent, logits, target, weight, pos_weight, hyper = ctx.saved_tensors
+        prepared, plan = _prepared(spec, logits, target, weight, pos_weight, hyper=hyper)
         result = None
         if cotangent_t is not None:  # the gradient is linear in the cotangent
             kernels = plan.kernels(spec.config.family)

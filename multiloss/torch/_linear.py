@@ -288,7 +288,7 @@ def unfused(
     config = replace(spec.config, axis=1, reduction="none" if per_token else "sum")
     loss_spec = LossSpec(config, compute_dtype(logits), target.dtype)
     outputs = function(LossFunction).apply(
-        loss_spec, logits, target, class_weight, None, logits.detach(), target.detach()
+        loss_spec, logits, target, class_weight, None, logits.detach(), target.detach(), None
     )
     loss: Tensor = outputs[0]
     return loss if scale is None else loss * scale

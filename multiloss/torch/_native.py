@@ -25,6 +25,7 @@ from torch import Tensor
 from .. import _core
 from .._core import SIGMOID, SOFTMAX, SoftmaxKernels
 from .._core._reduce import mean_scale, per_element_cotangent, reduce
+from .._core.hyper import is_zero
 from .._core.sigmoid import SigmoidOperands
 from ._namespace import compute_dtype
 from ._whole import log_p_from_others
@@ -53,7 +54,7 @@ def takes_16_bit(plan: Any, config: Any, logits: Tensor) -> bool:
     if plan.name == "generic":
         return False
     if config.family is SOFTMAX:
-        return config.hard_target and config.label_smoothing == 0 and config.softcap is None
+        return config.hard_target and is_zero(config.label_smoothing) and config.softcap is None
     if config.family is not SIGMOID:
         return False
     return plan.slabs and logits.ndim >= 2 and logits.numel() > CHUNK_ELEMENTS
@@ -190,11 +191,11 @@ def _sigmoid_slabs(prepared: Any, plan: Any) -> list[SigmoidOperands] | None:
         return None
     if logits.ndim < 2 or logits.numel() <= CHUNK_ELEMENTS:
         return None
-    full = [None if t is None else t.expand(logits.shape) for t in operands]
+    full = [None if t is None else t.expand(logits.shape) for t in operands[:4]]
     slabs = []
     for parts in chunks(-1, *(t for t in full if t is not None)):
         present = iter(parts)
-        slab = SigmoidOperands(*(None if t is None else next(present) for t in full))
+        slab = SigmoidOperands(*(None if t is None else next(present) for t in full))  # type: ignore[arg-type]
         slabs.append(slab._replace(logits=slab.logits.to(compute_dtype(slab.logits))))
     return slabs
 

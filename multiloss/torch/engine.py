@@ -181,6 +181,8 @@ def kernel_loss(
     if isinstance(config, DistributionConfig):
         return None  # no kernel takes a two-hot target yet: the eager plans (tested)
     softmax = isinstance(config, SoftmaxConfig)
+    if operands.hyper:  # a hyperparameter given as a tensor: the kernels specialise on it
+        return None
     if _current == "eager" or not kernels_for(logits, float64=not softmax):
         return None
     if _eager_only(given):
@@ -193,7 +195,7 @@ def kernel_loss(
         )
     from ._triton.sigmoid import sigmoid_loss
 
-    weight, pos_weight = (*operands[2:], None, None)[:2]
+    weight, pos_weight = getattr(operands, "weight", None), getattr(operands, "pos_weight", None)
     result: Tensor = sigmoid_loss(
         config, logits, operands.target, weight, pos_weight, keep_dtype=keep_dtype
     )

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._core import LOSSES, Loss, apply_normalizer, prepare_call, split_normalizer
+from .._core import LOSSES, Loss, apply_normalizer, hyper, prepare_call, split_normalizer
 from ._autograd import LossFunction, LossSpec, function
 from ._namespace import (
     NO_TORCHSCRIPT,
@@ -72,13 +72,35 @@ def _run_engine(
     )
     if kernel_result is not None:
         return kernel_result
-    weight, pos_weight = (*operands[2:], None, None)[:2]
+    weight, pos_weight = getattr(operands, "weight", None), getattr(operands, "pos_weight", None)
+    if weight is None:
+        weight = getattr(operands, "class_weight", None)
     spec = LossSpec(config, compute_dtype(logits), operands.target.dtype)
     outputs = function(LossFunction).apply(
-        spec, logits, target, weight, pos_weight, operands.logits.detach(), operands.target.detach()
+        spec,
+        logits,
+        target,
+        weight,
+        pos_weight,
+        operands.logits.detach(),
+        operands.target.detach(),
+        _stacked_hyperparameters(config, operands.hyper),
     )
     result: Tensor = outputs[0]
     return result
+
+
+def _stacked_hyperparameters(config: Any, arrays: tuple[Tensor, ...]) -> Tensor | None:
+    """The hyperparameters given as tensors, stacked into one input of the autograd Function
+    (None where there are none). A derivative with respect to one is refused by name
+    (docs/semantics.md, Schedules): a tensor that requires grad under grad mode."""
+    if not arrays:
+        return None
+    if torch.is_grad_enabled():
+        for name, array in zip(hyper.names(config), arrays, strict=True):
+            if array.requires_grad:
+                raise NotImplementedError(hyper.refusal(name))
+    return torch.stack(arrays)
 
 
 # ---------------------------------------------------------------------------------------
@@ -93,9 +115,9 @@ def cross_entropy(
     weight: Weights = None,
     ignore_index: int = -100,
     reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
+    label_smoothing: float | Tensor = 0.0,
+    z_loss: float | Tensor = 0.0,
+    softcap: float | Tensor | None = None,
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
     r"""Softmax cross-entropy, with the semantics of `torch.nn.functional.cross_entropy`.
@@ -123,7 +145,8 @@ def cross_entropy(
             class indices, divided by the element count for probabilities), `"sum"` or
             `"none"` (per element, class axis removed). A mean over nothing is 0.0 with
             a zero gradient, where PyTorch gives NaN.
-        label_smoothing: ε in [0, 1].
+        label_smoothing: ε in [0, 1]. A 0-d tensor too, for a schedule without
+            recompiling ([Schedules][schedules]); so may `z_loss` and `softcap` be.
         z_loss: λ ≥ 0 of the z-loss (PaLM; Liger-Kernel's `lse_square_scale`): each
             counted element adds $\lambda\,\omega_i\,(\log\sum_k e^{z_k})^2$, with
             $\omega_i = w_{y_i}$ for class indices with `weight`, 1 otherwise; it enters
@@ -176,13 +199,13 @@ def focal_loss(
     target: Tensor,
     *,
     axis: int | None = None,
-    gamma: float = 2.0,
+    gamma: float | Tensor = 2.0,
     alpha: float | Weights = None,
     ignore_index: int = -100,
     reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
+    label_smoothing: float | Tensor = 0.0,
+    z_loss: float | Tensor = 0.0,
+    softcap: float | Tensor | None = None,
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
     r"""Softmax focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
@@ -212,7 +235,8 @@ def focal_loss(
         softcap: c > 0 of Gemma 2's logit soft-capping: the logits become
             $c \tanh(z / c)$ before anything else; None (the default) leaves them as
             they are.
-        gamma: focusing parameter γ ≥ 0.
+        gamma: focusing parameter γ ≥ 0; a 0-d tensor too, for a schedule without
+            recompiling ([Schedules][schedules]), as may every float option be.
         alpha: None (no weighting); C per-class weights (a tensor or sequence); or a scalar
             α in [0, 1] that weights class 0 (background) by 1-α and every other class by
             α (RetinaNet, kornia, MONAI).
@@ -266,14 +290,14 @@ def poly_loss(
     target: Tensor,
     *,
     axis: int | None = None,
-    epsilon: float = 2.0,
-    gamma: float = 0.0,
+    epsilon: float | Tensor = 2.0,
+    gamma: float | Tensor = 0.0,
     alpha: float | Weights = None,
     ignore_index: int = -100,
     reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
+    label_smoothing: float | Tensor = 0.0,
+    z_loss: float | Tensor = 0.0,
+    softcap: float | Tensor | None = None,
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
     r"""PolyLoss, Poly-1 (Leng et al., ICLR 2022): focal loss plus ε · (1 - p)^(γ+1).
@@ -302,7 +326,8 @@ def poly_loss(
         softcap: c > 0 of Gemma 2's logit soft-capping: the logits become
             $c \tanh(z / c)$ before anything else; None (the default) leaves them as
             they are.
-        epsilon: ε ≥ -1 (the loss stays ≥ 0); the default 2.0 is the paper's ImageNet
+        epsilon: ε ≥ -1 (the loss stays ≥ 0; a 0-d tensor too, as may every float
+            option be: [Schedules][schedules]); the default 2.0 is the paper's ImageNet
             value and optax's default (the paper uses -1 for detection).
         gamma: focusing parameter γ ≥ 0 (0: cross-entropy plus ε (1 − p_t)).
         alpha: None (no weighting); C per-class weights; or a scalar α in [0, 1] that
@@ -405,8 +430,8 @@ def sigmoid_focal_loss(
     logits: Tensor,
     target: Tensor,
     *,
-    alpha: float | None = 0.25,
-    gamma: float = 2.0,
+    alpha: float | Tensor | None = 0.25,
+    gamma: float | Tensor = 2.0,
     reduction: str = "mean",
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
@@ -422,7 +447,8 @@ def sigmoid_focal_loss(
     Args:
         logits: any shape (e.g. `(N, C)` multi-label scores or `(N, A, C)` anchors).
         target: the logits' shape, in [0, 1].
-        alpha: α in [0, 1], or None for no $\alpha_t$ weighting.
+        alpha: α in [0, 1], or None for no $\alpha_t$ weighting. α and γ may be 0-d
+            tensors, for a schedule without recompiling ([Schedules][schedules]).
         gamma: focusing parameter γ ≥ 0.
         reduction: `"mean"` (over all elements, torchvision's default is `"none"`),
             `"sum"` or `"none"`.
@@ -459,9 +485,9 @@ def asymmetric_loss(
     logits: Tensor,
     target: Tensor,
     *,
-    gamma_pos: float = 0.0,
-    gamma_neg: float = 4.0,
-    clip: float = 0.05,
+    gamma_pos: float | Tensor = 0.0,
+    gamma_neg: float | Tensor = 4.0,
+    clip: float | Tensor = 0.05,
     reduction: str = "mean",
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
@@ -478,7 +504,8 @@ def asymmetric_loss(
     Args:
         logits: any shape, one logit per label, any floating dtype.
         target: the logits' shape, real numbers in [0, 1].
-        gamma_pos: γ+ ≥ 0, focusing of the positive term.
+        gamma_pos: γ+ ≥ 0, focusing of the positive term. γ± and clip may be 0-d
+            tensors, for a schedule without recompiling ([Schedules][schedules]).
         gamma_neg: γ- ≥ 0, focusing of the negative term.
         clip: margin in [0, 1): negatives with $p \le$ clip contribute 0.
         reduction: `"mean"` over all elements, `"sum"` (what timm's

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._core import LOSSES, _checks
+from .._core import LOSSES, _checks, hyper
 from ._linear import Normalizer, linear_loss
 from ._namespace import refuse_torchscript
 from .functional import Weights
@@ -533,7 +533,7 @@ class LinearFocalLoss(_LinearCriterion):
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+        self.gamma = hyper.check_number("gamma", gamma)  # numbers only: a fused head
         self._set_alpha(alpha)
         self._set_options(
             ignore_index=ignore_index,
@@ -559,7 +559,7 @@ class LinearFocalLoss(_LinearCriterion):
             linear_weight,
             target,
             linear_bias=linear_bias,
-            gamma=self.gamma,
+            gamma=self.gamma,  # type: ignore[arg-type]  # a float (checked above)
             alpha=self.alpha,
             normalizer=normalizer,
             **self._linear_options(),

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._core import _checks
+from .._core import _checks, hyper
 from ._migration import migration_errors as _migration_errors
 from ._namespace import NO_TORCHSCRIPT, XP
 from .functional import (
@@ -77,6 +77,28 @@ def _check_axis(axis: object) -> int | None:
 class _Criterion(nn.Module):
     """The modules' common base: refuses TorchScript with a clear error."""
 
+    # The float hyperparameters of the criteria that have them: a float, or a 0-d tensor
+    # buffer for a schedule (:meth:`_set_hyperparameter`).
+    gamma: float | Tensor
+    epsilon: float | Tensor
+    label_smoothing: float | Tensor
+    z_loss: float | Tensor
+    softcap: float | Tensor | None
+    gamma_pos: float | Tensor
+    gamma_neg: float | Tensor
+    clip: float | Tensor
+
+    def _set_hyperparameter(self, name: str, value: object) -> None:
+        """A float hyperparameter: a Python number kept as a float (static: the math
+        specialises on it); a 0-d tensor registered as a buffer, for a schedule that does
+        not recompile under `torch.compile` (update it in place, ``crit.gamma.fill_(v)``,
+        or assign a new 0-d tensor: docs/semantics.md, Schedules)."""
+        if isinstance(value, Tensor):
+            hyper.check(name, value)
+            self.register_buffer(name, value)
+        else:
+            setattr(self, name, hyper.check(name, value))
+
     def __prepare_scriptable__(self) -> nn.Module:
         # torch.jit.script calls this on the module (and on every submodule of a model
         # being scripted) before compiling anything.
@@ -100,11 +122,12 @@ class SoftmaxCriterion(_Criterion):
     ) -> None:
         self.ignore_index = _checks.check_ignore_index(ignore_index)
         self.reduction = _checks.check_reduction(reduction)
-        self.label_smoothing = _checks.check_real_number(
-            "label_smoothing", label_smoothing, low=0.0, high=1.0
-        )
-        self.z_loss = _checks.check_real_number("z_loss", z_loss, low=0.0)
-        self.softcap = _checks.check_softcap(softcap)
+        self._set_hyperparameter("label_smoothing", label_smoothing)
+        self._set_hyperparameter("z_loss", z_loss)
+        if softcap is None:
+            self.softcap = None
+        else:
+            self._set_hyperparameter("softcap", softcap)
         self.axis = _check_axis(axis)
 
     def _set_alpha(self, alpha: float | Weights) -> None:
@@ -276,7 +299,7 @@ class FocalLoss(SoftmaxCriterion):
         axis: int | None = None,
     ) -> None:
         super().__init__()
-        self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+        self._set_hyperparameter("gamma", gamma)
         self._set_alpha(alpha)
         self._set_options(
             ignore_index=ignore_index,
@@ -358,8 +381,8 @@ class PolyLoss(SoftmaxCriterion):
         axis: int | None = None,
     ) -> None:
         super().__init__()
-        self.epsilon = _checks.check_real_number("epsilon", epsilon, low=-1.0)
-        self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+        self._set_hyperparameter("epsilon", epsilon)
+        self._set_hyperparameter("gamma", gamma)
         self._set_alpha(alpha)
         self._set_options(
             ignore_index=ignore_index,
@@ -478,10 +501,11 @@ class SigmoidFocalLoss(_Criterion):
         self, *, alpha: float | None = 0.25, gamma: float = 2.0, reduction: str = "mean"
     ) -> None:
         super().__init__()
-        self.alpha = (
-            None if alpha is None else _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
-        )
-        self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+        if alpha is None:
+            self.alpha = None
+        else:
+            self._set_hyperparameter("alpha", alpha)
+        self._set_hyperparameter("gamma", gamma)
         self.reduction = _checks.check_reduction(reduction)
 
     def forward(
@@ -536,9 +560,9 @@ class AsymmetricLoss(_Criterion):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        self.gamma_pos = _checks.check_real_number("gamma_pos", gamma_pos, low=0.0)
-        self.gamma_neg = _checks.check_real_number("gamma_neg", gamma_neg, low=0.0)
-        self.clip = _checks.check_clip(clip)
+        self._set_hyperparameter("gamma_pos", gamma_pos)
+        self._set_hyperparameter("gamma_neg", gamma_neg)
+        self._set_hyperparameter("clip", clip)
         self.reduction = _checks.check_reduction(reduction)
 
     def forward(

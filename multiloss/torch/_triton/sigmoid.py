@@ -380,7 +380,7 @@ def _differentiable_gradient(
     config: Any = _config(parameters)  # LossSpec's annotation omits the asymmetric config
     spec = LossSpec(config, compute, target.dtype)
     grad: Tensor = function(LossGradient).apply(
-        spec, cotangent.to(compute), logits, target, weight, pos_weight
+        spec, cotangent.to(compute), logits, target, weight, pos_weight, None
     )
     return grad
 

@@ -480,7 +480,7 @@ def _differentiable_gradient(
         target = target.reshape(logits.shape[0], logits.shape[2])
     spec = LossSpec(_config(key), compute_dtype(logits), target.dtype)
     grad: Tensor = function(LossGradient).apply(
-        spec, grad_loss.to(spec.compute_dtype), logits, target, class_weight, None
+        spec, grad_loss.to(spec.compute_dtype), logits, target, class_weight, None, None
     )
     return grad
 
