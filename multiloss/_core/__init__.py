@@ -27,6 +27,7 @@ from ._reduce import normalized
 from .asymmetric import ASYMMETRIC, AsymmetricConfig, AsymmetricOperands
 from .class_weights import class_balanced_weights, inverse_frequency_weights
 from .counting import count_elements, count_targets
+from .detection import QUALITY_FOCAL, VARIFOCAL, QualityFocalConfig, VarifocalConfig
 from .family import Family
 from .kernels import GENERIC, GENERIC_SIGMOID, SigmoidKernels, SoftmaxKernels
 from .linear import LinearCall, prepare_linear, run_linear
@@ -38,6 +39,7 @@ from .prepare import (
     prepare_poly_loss,
     prepare_sigmoid_focal_loss,
 )
+from .prepare_detection import prepare_quality_focal_loss, prepare_varifocal_loss
 from .registry import LOSSES, Loss
 from .sigmoid import SIGMOID, SigmoidConfig, SigmoidOperands
 from .softmax import SOFTMAX, SoftmaxConfig, SoftmaxOperands, SoftmaxResiduals
@@ -45,7 +47,7 @@ from .softmax import SOFTMAX, SoftmaxConfig, SoftmaxOperands, SoftmaxResiduals
 Array = Any
 Prepared = tuple[
     Any,
-    SoftmaxConfig | SigmoidConfig | AsymmetricConfig,
+    SoftmaxConfig | SigmoidConfig | AsymmetricConfig | VarifocalConfig | QualityFocalConfig,
     SoftmaxOperands | SigmoidOperands | AsymmetricOperands,
 ]
 
@@ -156,13 +158,16 @@ __all__ = [
     "GENERIC_SIGMOID",
     "LOSSES",
     "PREPARE",
+    "QUALITY_FOCAL",
     "SIGMOID",
     "SOFTMAX",
+    "VARIFOCAL",
     "AsymmetricConfig",
     "AsymmetricOperands",
     "Family",
     "LinearCall",
     "Loss",
+    "QualityFocalConfig",
     "SigmoidConfig",
     "SigmoidKernels",
     "SigmoidOperands",
@@ -170,6 +175,7 @@ __all__ = [
     "SoftmaxKernels",
     "SoftmaxOperands",
     "SoftmaxResiduals",
+    "VarifocalConfig",
     "apply_normalizer",
     "class_balanced_weights",
     "count_elements",
@@ -188,7 +194,9 @@ __all__ = [
     "prepare_focal_loss",
     "prepare_linear",
     "prepare_poly_loss",
+    "prepare_quality_focal_loss",
     "prepare_sigmoid_focal_loss",
+    "prepare_varifocal_loss",
     "run_linear",
     "split_normalizer",
     "vjp",

@@ -8,10 +8,11 @@ loss's family and the operand arrays in the compute dtype.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from typing import Any
 
-from . import _checks
+from . import _checks, element_options
 from .asymmetric import AsymmetricConfig, AsymmetricOperands
 from .kernels import index_dtype
 from .sigmoid import SigmoidConfig, SigmoidOperands
@@ -419,22 +420,33 @@ def _prepare_sigmoid(
     weight: object,
     pos_weight: object,
     gamma: float,
-    alpha: float | None,
+    alpha: object,
     reduction: object,
     check_values: bool,
     convert_logits: bool,
     cache_static: bool,
+    ignore_index: object = None,
+    label_smoothing: object = 0.0,
+    unit_target: bool = False,
+    smooth_target: bool = True,
 ) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
+    """The common preparation of the element-wise losses: checks, operands, and the
+    options every one of them takes folded in (:func:`.element_options.fold`). A scalar
+    `alpha` (or None) goes to the config; an array or sequence is a per-class α."""
     xp = _checks.input_namespace(logits, target)
+    scalar = alpha is None or isinstance(alpha, numbers.Real)
+    static_alpha = alpha if scalar else None
 
     def compute() -> SigmoidConfig:
-        return _sigmoid_static(xp, logits, target, gamma, alpha, reduction)
+        return _sigmoid_static(xp, logits, target, gamma, static_alpha, reduction)  # type: ignore[arg-type]
 
     if cache_static:
         facts = (tuple(logits.shape), logits.dtype, tuple(target.shape), target.dtype)
-        config = _cached_static(compute, "sigmoid", *facts, gamma, alpha, reduction)
+        config = _cached_static(compute, "sigmoid", *facts, gamma, static_alpha, reduction)
     else:
         config = compute()
+    ignore_index = element_options.check_ignore_index(ignore_index)
+    label_smoothing = element_options.check_label_smoothing(label_smoothing)
     dtype = _checks.compute_dtype(xp, logits.dtype)
     shape = tuple(logits.shape)
     arrays: dict[str, Array | None] = {}
@@ -447,9 +459,28 @@ def _prepare_sigmoid(
         if check_values:
             _checks.check_weight_values(xp, name, array)
         arrays[name] = array
+    alpha_vector = (
+        None
+        if scalar
+        else element_options.class_alpha(xp, alpha, logits, dtype, check_values=check_values)
+    )
+    folded_target, arrays["weight"], folded_reduction = element_options.fold(
+        xp,
+        target,
+        arrays["weight"],
+        dtype=dtype,
+        alpha=alpha_vector,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing if smooth_target else 0.0,
+        reduction=config.reduction,
+        unit_target=unit_target,
+        check_values=check_values,
+    )
+    if folded_reduction != config.reduction:
+        config = dataclasses.replace(config, reduction=folded_reduction)
     operands = SigmoidOperands(
         xp.astype(logits, dtype, copy=False) if convert_logits else logits,
-        xp.astype(target, dtype, copy=False),
+        folded_target,
         arrays["weight"],
         arrays["pos_weight"],
     )
@@ -462,6 +493,8 @@ def prepare_binary_cross_entropy(
     *,
     weight: object = None,
     pos_weight: object = None,
+    ignore_index: object = None,
+    label_smoothing: object = 0.0,
     reduction: object = "mean",
     check_values: bool = True,
     convert_logits: bool = True,
@@ -472,7 +505,9 @@ def prepare_binary_cross_entropy(
     `check_values` False skips the checks that read array contents (traced data);
     `convert_logits` False leaves 16-bit logits in their dtype, for an adapter that
     converts them a slab at a time before calling :func:`sigmoid_forward`;
-    `cache_static` as in :func:`prepare_cross_entropy`.
+    `cache_static` as in :func:`prepare_cross_entropy`. `ignore_index` and
+    `label_smoothing` are folded into the target and the weight
+    (:mod:`.element_options`), as in every element-wise loss.
     """
     return _prepare_sigmoid(
         logits,
@@ -485,6 +520,8 @@ def prepare_binary_cross_entropy(
         check_values=check_values,
         convert_logits=convert_logits,
         cache_static=cache_static,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
     )
 
 
@@ -494,30 +531,43 @@ def prepare_sigmoid_focal_loss(
     *,
     alpha: object = 0.25,
     gamma: object = 2.0,
+    weight: object = None,
+    pos_weight: object = None,
+    ignore_index: object = None,
+    label_smoothing: object = 0.0,
     reduction: object = "mean",
     check_values: bool = True,
     convert_logits: bool = True,
     cache_static: bool = False,
 ) -> tuple[Namespace, SigmoidConfig, SigmoidOperands]:
-    """Validate the arguments of :func:`sigmoid_focal_loss`; ``alpha=None`` disables α_t.
+    """Validate the arguments of :func:`sigmoid_focal_loss`; ``alpha=None`` disables α_t,
+    an array or sequence is a per-class α (folded into the weight).
 
-    `check_values`, `convert_logits` and `cache_static` as in
-    :func:`prepare_binary_cross_entropy`.
+    The other arguments as in :func:`prepare_binary_cross_entropy`.
     """
     gamma = _checks.check_real_number("gamma", gamma, low=0.0)
-    if alpha is not None:
+    if alpha is not None and (isinstance(alpha, numbers.Real) or not _is_sequence(alpha)):
         alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
     return _prepare_sigmoid(
         logits,
         target,
-        weight=None,
-        pos_weight=None,
+        weight=weight,
+        pos_weight=pos_weight,
         gamma=gamma,
         alpha=alpha,
         reduction=reduction,
         check_values=check_values,
         convert_logits=convert_logits,
         cache_static=cache_static,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+    )
+
+
+def _is_sequence(value: object) -> bool:
+    """An array or a sequence of numbers (a per-class α), not a scalar."""
+    return _checks.is_array(value) or (
+        isinstance(value, (list, tuple)) and not isinstance(value, (str, bytes))
     )
 
 
@@ -528,28 +578,34 @@ def prepare_asymmetric_loss(
     gamma_pos: object = 0.0,
     gamma_neg: object = 4.0,
     clip: object = 0.05,
+    weight: object = None,
+    pos_weight: object = None,
+    ignore_index: object = None,
+    label_smoothing: object = 0.0,
     reduction: object = "mean",
     check_values: bool = True,
     convert_logits: bool = True,
     cache_static: bool = False,
 ) -> tuple[Namespace, AsymmetricConfig, AsymmetricOperands]:
-    """Validate the arguments of :func:`asymmetric_loss` (γ± ≥ 0, clip in [0, 1));
-    `check_values`, `convert_logits` and `cache_static` as in
-    :func:`prepare_binary_cross_entropy` (no value is read: there is no weight)."""
+    """Validate the arguments of :func:`asymmetric_loss` (γ± ≥ 0, clip in [0, 1)); the
+    other arguments as in :func:`prepare_binary_cross_entropy` (`pos_weight` weights the
+    positive term)."""
     gamma_pos = _checks.check_real_number("gamma_pos", gamma_pos, low=0.0)
     gamma_neg = _checks.check_real_number("gamma_neg", gamma_neg, low=0.0)
     clip = _checks.check_clip(clip)
     xp, sigmoid_config, operands = _prepare_sigmoid(
         logits,
         target,
-        weight=None,
-        pos_weight=None,
+        weight=weight,
+        pos_weight=pos_weight,
         gamma=0.0,
         alpha=None,
         reduction=reduction,
         check_values=check_values,
         convert_logits=convert_logits,
         cache_static=cache_static,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
     )
     config = AsymmetricConfig(gamma_pos, gamma_neg, clip, sigmoid_config.reduction)
-    return xp, config, AsymmetricOperands(operands.logits, operands.target)
+    return xp, config, AsymmetricOperands(*operands)

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import _checks
 from .asymmetric import ASYMMETRIC
+from .detection import QUALITY_FOCAL, VARIFOCAL
 from .family import Family
 from .prepare import (
     prepare_asymmetric_loss,
@@ -23,6 +24,7 @@ from .prepare import (
     prepare_poly_loss,
     prepare_sigmoid_focal_loss,
 )
+from .prepare_detection import prepare_quality_focal_loss, prepare_varifocal_loss
 from .sigmoid import SIGMOID
 from .softmax import SOFTMAX
 from .terms import Focal, Poly, Term
@@ -126,6 +128,18 @@ _SOFTMAX_OPTIONS = (
 _SOFTMAX_VARIANTS = (PLAIN, LINEAR, VOCAB_PARALLEL)
 
 
+_ELEMENT_WEIGHTS = ("weight", "pos_weight")
+_ELEMENT_STATIC = ("ignore_index", "label_smoothing", "reduction")
+_ELEMENT_OPTIONS = (
+    Option("weight", None, static=False),
+    Option("pos_weight", None, static=False),
+    Option("ignore_index", None),
+    Option("label_smoothing", 0.0),
+    Option("reduction", "mean"),
+)
+"""The options every element-wise (sigmoid) loss takes after its own (:mod:`.element_options`)."""
+
+
 def _at_least(name: str, low: float) -> Callable[[Any], float]:
     def check(value: Any) -> float:
         return _checks.check_real_number(name, value, low=low)
@@ -197,32 +211,50 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 "binary_cross_entropy",
                 SIGMOID,
                 prepare_binary_cross_entropy,
-                element_weights=("weight", "pos_weight"),
-                static=("reduction",),
-                options=(
-                    Option("weight", None, static=False),
-                    Option("pos_weight", None, static=False),
-                    Option("reduction", "mean"),
-                ),
+                element_weights=_ELEMENT_WEIGHTS,
+                static=_ELEMENT_STATIC,
+                options=_ELEMENT_OPTIONS,
             ),
             Loss(
                 "sigmoid_focal_loss",
                 SIGMOID,
                 prepare_sigmoid_focal_loss,
-                static=("alpha", "gamma", "reduction"),
-                options=(Option("alpha", 0.25), Option("gamma", 2.0), Option("reduction", "mean")),
+                element_weights=(*_ELEMENT_WEIGHTS, "alpha"),
+                static=(*_ELEMENT_STATIC, "gamma"),
+                options=(
+                    Option("alpha", 0.25, static=False),
+                    Option("gamma", 2.0),
+                    *_ELEMENT_OPTIONS,
+                ),
             ),
             Loss(
                 "asymmetric_loss",
                 ASYMMETRIC,
                 prepare_asymmetric_loss,
-                static=("gamma_pos", "gamma_neg", "clip", "reduction"),
+                element_weights=_ELEMENT_WEIGHTS,
+                static=(*_ELEMENT_STATIC, "gamma_pos", "gamma_neg", "clip"),
                 options=(
                     Option("gamma_pos", 0.0),
                     Option("gamma_neg", 4.0),
                     Option("clip", 0.05),
-                    Option("reduction", "mean"),
+                    *_ELEMENT_OPTIONS,
                 ),
+            ),
+            Loss(
+                "varifocal_loss",
+                VARIFOCAL,
+                prepare_varifocal_loss,
+                element_weights=_ELEMENT_WEIGHTS,
+                static=(*_ELEMENT_STATIC, "alpha", "gamma"),
+                options=(Option("alpha", 0.75), Option("gamma", 2.0), *_ELEMENT_OPTIONS),
+            ),
+            Loss(
+                "quality_focal_loss",
+                QUALITY_FOCAL,
+                prepare_quality_focal_loss,
+                element_weights=_ELEMENT_WEIGHTS,
+                static=(*_ELEMENT_STATIC, "beta"),
+                options=(Option("beta", 2.0), *_ELEMENT_OPTIONS),
             ),
         )
     }

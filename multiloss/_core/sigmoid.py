@@ -219,7 +219,7 @@ def sigmoid_directional_derivative(
 # First order with respect to the target, the weight and pos_weight
 
 
-def _sum_to_shape(xp: Namespace, values: Array, shape: tuple[int, ...]) -> Array:
+def sum_to_shape(xp: Namespace, values: Array, shape: tuple[int, ...]) -> Array:
     """`values` summed over the axes along which an operand of `shape` was broadcast."""
     lead = values.ndim - len(shape)
     if lead:
@@ -282,7 +282,7 @@ def sigmoid_operand_vjp(
     grads = {}
     for name, partial in partials.items():
         grad = times_nonzero(xp, element_cotangent, partial)
-        grads[name] = _sum_to_shape(xp, grad, tuple(getattr(operands, name).shape))
+        grads[name] = sum_to_shape(xp, grad, tuple(getattr(operands, name).shape))
     return grads
 
 
