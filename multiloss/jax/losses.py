@@ -371,6 +371,8 @@ def binary_cross_entropy(
     *,
     weight: Weights = None,
     pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -389,6 +391,10 @@ def binary_cross_entropy(
         weight: per-element weight, broadcast to the logits' shape (may be traced).
         pos_weight: weight of the positive term, broadcast to the logits' shape (a length-$C$
             vector weights the last axis, as in PyTorch; may be traced).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing (static).
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras (static).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
@@ -414,6 +420,8 @@ def binary_cross_entropy(
     options = {
         "weight": weight,
         "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
         "reduction": reduction,
         "normalizer": normalizer,
     }
@@ -424,8 +432,12 @@ def sigmoid_focal_loss(
     logits: Array,
     target: Array,
     *,
-    alpha: float | None = 0.25,
+    alpha: float | Weights = 0.25,
     gamma: float = 2.0,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -443,8 +455,16 @@ def sigmoid_focal_loss(
 
     Args:
         logits, target: as in [`binary_cross_entropy`][multiloss.jax.binary_cross_entropy].
-        alpha: $\alpha \in [0, 1]$, or None for no $\alpha_t$ weighting (static).
+        alpha: $\alpha \in [0, 1]$ (static), a per-class vector $\alpha_c$ (length C, the
+            last axis; may be traced), or None for no $\alpha_t$ weighting.
         gamma: focusing parameter $\gamma \ge 0$ (static).
+        weight: per-element weight, broadcast to the logits' shape (may be traced).
+        pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
+            vector weights the last axis, as in PyTorch) (may be traced).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing (static).
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras (static).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
@@ -468,7 +488,16 @@ def sigmoid_focal_loss(
         >>> round(float(sigmoid_focal_loss(x, y, alpha=None)), 6)  # 0.5² · log 2
         0.173287
     """
-    options = {"alpha": alpha, "gamma": gamma, "reduction": reduction, "normalizer": normalizer}
+    options = {
+        "alpha": alpha,
+        "gamma": gamma,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
     return _run(LOSSES["sigmoid_focal_loss"], logits, target, options)
 
 
@@ -479,6 +508,10 @@ def asymmetric_loss(
     gamma_pos: float = 0.0,
     gamma_neg: float = 4.0,
     clip: float = 0.05,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -498,6 +531,13 @@ def asymmetric_loss(
         gamma_pos: $\gamma_+ \ge 0$ (static).
         gamma_neg: $\gamma_- \ge 0$ (static).
         clip: margin in [0, 1) (static): negatives with $p \le$ clip contribute 0.
+        weight: per-element weight, broadcast to the logits' shape (may be traced).
+        pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
+            vector weights the last axis, as in PyTorch) (may be traced).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing (static).
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras (static).
         reduction: `"mean"` over all elements, `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
@@ -523,6 +563,10 @@ def asymmetric_loss(
         "gamma_pos": gamma_pos,
         "gamma_neg": gamma_neg,
         "clip": clip,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
         "reduction": reduction,
         "normalizer": normalizer,
     }

@@ -6,14 +6,18 @@ The losses of [`multiloss`](multiloss.md) for `torch.Tensor` inputs, with autogr
   [`focal_loss`][multiloss.torch.focal_loss], [`poly_loss`][multiloss.torch.poly_loss],
   [`binary_cross_entropy`][multiloss.torch.binary_cross_entropy],
   [`sigmoid_focal_loss`][multiloss.torch.sigmoid_focal_loss],
-  [`asymmetric_loss`][multiloss.torch.asymmetric_loss] (class axis 1, the
+  [`asymmetric_loss`][multiloss.torch.asymmetric_loss],
+  [`varifocal_loss`][multiloss.torch.varifocal_loss],
+  [`quality_focal_loss`][multiloss.torch.quality_focal_loss] (class axis 1, the
   `(N, C, d1..dk)` convention of `torch.nn.functional.cross_entropy`; an unbatched `(C,)`
   input works too);
 * modules: [`CrossEntropyLoss`][multiloss.torch.CrossEntropyLoss],
   [`FocalLoss`][multiloss.torch.FocalLoss], [`PolyLoss`][multiloss.torch.PolyLoss],
   [`BCEWithLogitsLoss`][multiloss.torch.BCEWithLogitsLoss],
   [`SigmoidFocalLoss`][multiloss.torch.SigmoidFocalLoss],
-  [`AsymmetricLoss`][multiloss.torch.AsymmetricLoss], with the argument names of
+  [`AsymmetricLoss`][multiloss.torch.AsymmetricLoss],
+  [`VarifocalLoss`][multiloss.torch.VarifocalLoss],
+  [`QualityFocalLoss`][multiloss.torch.QualityFocalLoss], with the argument names of
   `nn.CrossEntropyLoss` and `nn.BCEWithLogitsLoss`; `weight`, a per-class `alpha` and
   `pos_weight` are buffers (they follow `.to(device, dtype)`, live in `state_dict`, pickle
   and deepcopy);
@@ -56,6 +60,14 @@ except ImportError as error:
     raise missing_backend(__name__, "PyTorch", "torch") from error
 
 from .._core.counting import count_elements, count_targets
+from ._detection import quality_focal_loss, varifocal_loss
+from ._element_modules import (
+    AsymmetricLoss,
+    BCEWithLogitsLoss,
+    QualityFocalLoss,
+    SigmoidFocalLoss,
+    VarifocalLoss,
+)
 from ._native import CHUNK_ELEMENTS as _CHUNK_ELEMENTS  # noqa: F401  (the slab passes' tests)
 from .engine import engine, get_engine, set_engine
 from .functional import (
@@ -73,14 +85,7 @@ from .linear import (
     linear_focal_loss,
     linear_poly_loss,
 )
-from .modules import (
-    AsymmetricLoss,
-    BCEWithLogitsLoss,
-    CrossEntropyLoss,
-    FocalLoss,
-    PolyLoss,
-    SigmoidFocalLoss,
-)
+from .modules import CrossEntropyLoss, FocalLoss, PolyLoss
 
 __all__ = [
     "AsymmetricLoss",
@@ -90,7 +95,9 @@ __all__ = [
     "LinearCrossEntropyLoss",
     "LinearFocalLoss",
     "PolyLoss",
+    "QualityFocalLoss",
     "SigmoidFocalLoss",
+    "VarifocalLoss",
     "asymmetric_loss",
     "binary_cross_entropy",
     "count_elements",
@@ -103,8 +110,10 @@ __all__ = [
     "linear_focal_loss",
     "linear_poly_loss",
     "poly_loss",
+    "quality_focal_loss",
     "set_engine",
     "sigmoid_focal_loss",
+    "varifocal_loss",
 ]
 
 

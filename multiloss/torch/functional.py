@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._core import LOSSES, Loss, apply_normalizer, split_normalizer
+from .._core import LOSSES, Loss, SoftmaxConfig, apply_normalizer, split_normalizer
 from ._autograd import LossFunction, LossSpec, function
 from ._namespace import (
     NO_TORCHSCRIPT,
@@ -72,6 +72,10 @@ def _run_engine(
         return kernel_result
     weight, pos_weight = (*operands[2:], None, None)[:2]
     spec = LossSpec(config, compute_dtype(logits), operands.target.dtype)
+    if not isinstance(config, SoftmaxConfig):
+        # the element-wise losses' target as prepared (ignore_index and label smoothing
+        # folded in), whose gradient reaches the user's target through autograd
+        target = operands.target
     outputs = function(LossFunction).apply(
         spec, logits, target, weight, pos_weight, operands.logits.detach(), operands.target.detach()
     )
@@ -351,6 +355,8 @@ def binary_cross_entropy(
     *,
     weight: Weights = None,
     pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
@@ -368,6 +374,10 @@ def binary_cross_entropy(
         weight: per-element weight, broadcast to the logits' shape.
         pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
             vector weights the last axis, as in PyTorch).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing.
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras.
         reduction: `"mean"` (over all elements), `"sum"` or `"none"`.
         normalizer: as in [`cross_entropy`][multiloss.torch.cross_entropy].
 
@@ -393,6 +403,8 @@ def binary_cross_entropy(
     options = {
         "weight": weight,
         "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
         "reduction": reduction,
         "normalizer": normalizer,
     }
@@ -403,8 +415,12 @@ def sigmoid_focal_loss(
     logits: Tensor,
     target: Tensor,
     *,
-    alpha: float | None = 0.25,
+    alpha: float | Weights = 0.25,
     gamma: float = 2.0,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
@@ -420,8 +436,16 @@ def sigmoid_focal_loss(
     Args:
         logits: any shape (e.g. `(N, C)` multi-label scores or `(N, A, C)` anchors).
         target: the logits' shape, in [0, 1].
-        alpha: α in [0, 1], or None for no $\alpha_t$ weighting.
+        alpha: α in [0, 1], a per-class vector $\alpha_c$ (length C, the last axis: $\alpha_c$
+            on positives, $1 - \alpha_c$ on negatives), or None for no $\alpha_t$ weighting.
         gamma: focusing parameter γ ≥ 0.
+        weight: per-element weight, broadcast to the logits' shape.
+        pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
+            vector weights the last axis, as in PyTorch).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing.
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras.
         reduction: `"mean"` (over all elements, torchvision's default is `"none"`),
             `"sum"` or `"none"`.
         normalizer: as in [`cross_entropy`][multiloss.torch.cross_entropy].
@@ -449,7 +473,16 @@ def sigmoid_focal_loss(
         >>> round(sigmoid_focal_loss(torch.zeros(1), torch.ones(1), alpha=None).item(), 6)
         0.173287
     """
-    options = {"alpha": alpha, "gamma": gamma, "reduction": reduction, "normalizer": normalizer}
+    options = {
+        "alpha": alpha,
+        "gamma": gamma,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
     return _loss(LOSSES["sigmoid_focal_loss"], logits, target, options)
 
 
@@ -460,6 +493,10 @@ def asymmetric_loss(
     gamma_pos: float = 0.0,
     gamma_neg: float = 4.0,
     clip: float = 0.05,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
@@ -479,6 +516,13 @@ def asymmetric_loss(
         gamma_pos: γ+ ≥ 0, focusing of the positive term.
         gamma_neg: γ- ≥ 0, focusing of the negative term.
         clip: margin in [0, 1): negatives with $p \le$ clip contribute 0.
+        weight: per-element weight, broadcast to the logits' shape.
+        pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
+            vector weights the last axis, as in PyTorch).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing.
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras.
         reduction: `"mean"` over all elements, `"sum"` (what timm's
             `AsymmetricLossMultiLabel` returns) or `"none"`.
         normalizer: as in [`cross_entropy`][multiloss.torch.cross_entropy].
@@ -508,6 +552,10 @@ def asymmetric_loss(
         "gamma_pos": gamma_pos,
         "gamma_neg": gamma_neg,
         "clip": clip,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
         "reduction": reduction,
         "normalizer": normalizer,
     }
