@@ -98,8 +98,11 @@ def test_mixing_backends_is_refused():
 def test_traced_hyperparameters_get_a_hint():
     with pytest.raises(TypeError, match=r"label_smoothing must be a static Python value"):
         jax.jit(mlj.cross_entropy)(Z, Y, label_smoothing=0.1)
-    with pytest.raises(TypeError, match=r"alpha must be a static Python value"):
-        jax.jit(mlj.sigmoid_focal_loss)(Z, B, alpha=0.5)
+    with pytest.raises(TypeError, match=r"gamma must be a static Python value"):
+        jax.jit(mlj.sigmoid_focal_loss)(Z, B, gamma=2.0)
+    # sigmoid focal's alpha is data (a per-class vector, or a scalar broadcast as one)
+    traced = jax.jit(mlj.sigmoid_focal_loss)(Z, B, alpha=jnp.asarray(0.5))
+    np.testing.assert_allclose(traced, mln.sigmoid_focal_loss(Z, B, alpha=0.5), rtol=1e-6)
 
 
 # ------------------------------------------------------------------ out-of-range under jit

@@ -22,6 +22,7 @@ from typing import Any
 
 from . import _checks
 from ._reduce import mean_scale
+from .policy import host
 
 Array = Any
 Namespace = Any
@@ -48,7 +49,9 @@ def class_alpha(
     xp: Namespace, alpha: object, logits: Array, dtype: Any, *, check_values: bool
 ) -> Array:
     """A per-class α (an array or sequence broadcast against the logits: a length-C vector
-    weights the last axis) as an array of `dtype`, checked to lie in [0, 1]."""
+    weights the last axis) as an array of `dtype`, checked to lie in [0, 1] (where values
+    are read; else NaN in place of each value outside)."""
+    known = not _checks.is_array(alpha)  # a Python sequence: its values are known now
     array = _checks.as_weight_array(xp, "alpha", alpha, logits, dtype)
     shape = tuple(logits.shape)
     if _checks.broadcast_shape(tuple(array.shape), shape) != shape:
@@ -56,11 +59,26 @@ def class_alpha(
             f"alpha of shape {tuple(array.shape)} does not broadcast to the logits' shape "
             f"{shape} (a per-class alpha has one entry per class, along the last axis)"
         )
-    if check_values:
-        host_xp, values = _checks.host(array)
-        if not bool(host_xp.all((values >= 0) & (values <= 1))):  # False for NaN too
-            raise ValueError(f"alpha must lie in [0, 1] (not NaN); got {_checks.preview(values)}")
+    if not (check_values or known):  # traced: NaN in place of a value outside [0, 1], never a clamp
+        return xp.where((array >= 0) & (array <= 1), array, float("nan"))
+    if known:
+        inside = all(0 <= float(value) <= 1 for value in _flat(alpha))  # False for NaN too
+    else:
+        host_xp, values = host(array)
+        inside = bool(host_xp.all((values >= 0) & (values <= 1)))
+    if not inside:
+        raise ValueError(
+            f"alpha must be non-negative and at most 1 (in [0, 1], not NaN); got "
+            f"{_checks.preview(array)}"
+        )
     return array
+
+
+def _flat(values: Any) -> list[Any]:
+    """The numbers of a (nested) Python sequence."""
+    if isinstance(values, (list, tuple)):
+        return [number for value in values for number in _flat(value)]
+    return [values]
 
 
 def check_unit_target(xp: Namespace, target: Array, *, check_values: bool) -> Array:
@@ -68,7 +86,7 @@ def check_unit_target(xp: Namespace, target: Array, *, check_values: bool) -> Ar
     else NaN in place of each value outside (under a trace), never a silent clamp."""
     inside = (target >= 0) & (target <= 1)
     if check_values:
-        host_xp, values = _checks.host(target)
+        host_xp, values = host(target)
         if not bool(host_xp.all((values >= 0) & (values <= 1))):
             raise ValueError(
                 f"target must lie in [0, 1] (or equal ignore_index); got {_checks.preview(values)}"

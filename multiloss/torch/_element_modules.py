@@ -162,7 +162,8 @@ class SigmoidFocalLoss(ElementCriterion):
                 else _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
             )
         else:  # a per-class α, a buffer
-            self.register_buffer("alpha", as_buffer("alpha", alpha, class_vector=False))
+            vector: Weights = alpha  # type: ignore[assignment]  # not a number: checked above
+            self.register_buffer("alpha", as_buffer("alpha", vector, class_vector=False))
         self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
         self._set_element_options(
             weight=weight,
