@@ -85,8 +85,9 @@ def mp_varifocal_element(x, q, *, alpha=0.75, gamma=2.0, weight=1.0, pos_weight=
 
 
 def mp_quality_focal_element(x, q, *, beta=2.0, weight=1.0, pos_weight=1.0):
-    p = 1 / (1 + mpmath.exp(-x))
-    return weight * abs(q - p) ** mpmath.mpf(beta) * _mp_bce(x, q, pos_weight)
+    p, one_minus_p = 1 / (1 + mpmath.exp(-x)), 1 / (1 + mpmath.exp(x))
+    distance = q * one_minus_p - (1 - q) * p  # q - p, exact also where 1 - p is below 1e-60
+    return weight * abs(distance) ** mpmath.mpf(beta) * _mp_bce(x, q, pos_weight)
 
 
 def _mp_family(element, logits, target, options, weight, pos_weight, reduction, tangent):
