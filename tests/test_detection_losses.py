@@ -431,3 +431,16 @@ def test_pallas_engine_runs_the_new_losses(name):
         loss, grad = function(x, q)
     np.testing.assert_allclose(float(loss), expected[0], rtol=2e-6)
     np.testing.assert_allclose(np.asarray(grad), expected[1], rtol=2e-5, atol=1e-7)
+
+
+PARITY_TESTS = {
+    "kornia-binary-focal-weights": test_kornia_binary_focal_with_weight_and_pos_weight,
+    "ultralytics-focal-alpha": test_per_class_alpha_is_ultralytics_focal_loss,
+    "monai-sigmoid-focal-alpha": test_monai_sigmoid_focal_is_the_pos_weight_recipe,
+    "keras-bce-label-smoothing": test_label_smoothing_is_keras_binary_crossentropy,
+    "timm-bce-smoothing": test_timm_smoothing_is_a_target_recipe,
+    "mmdet-varifocal": test_varifocal_is_mmdetection_and_ultralytics,
+    "ultralytics-varifocal": test_varifocal_is_mmdetection_and_ultralytics,
+    "mmdet-quality-focal": test_quality_focal_is_mmdetection,
+}
+"""The rows of docs/parity.md that this file reproduces (tests/test_parity.py checks)."""
