@@ -413,7 +413,7 @@ def _sigmoid_static(
     return SigmoidConfig(gamma=gamma, alpha=alpha, reduction=reduction)
 
 
-def _prepare_sigmoid(
+def prepare_sigmoid(
     logits: Array,
     target: Array,
     *,
@@ -509,7 +509,7 @@ def prepare_binary_cross_entropy(
     `label_smoothing` are folded into the target and the weight
     (:mod:`.element_options`), as in every element-wise loss.
     """
-    return _prepare_sigmoid(
+    return prepare_sigmoid(
         logits,
         target,
         weight=weight,
@@ -548,7 +548,7 @@ def prepare_sigmoid_focal_loss(
     gamma = _checks.check_real_number("gamma", gamma, low=0.0)
     if alpha is not None and (isinstance(alpha, numbers.Real) or not _is_sequence(alpha)):
         alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
-    return _prepare_sigmoid(
+    return prepare_sigmoid(
         logits,
         target,
         weight=weight,
@@ -593,7 +593,7 @@ def prepare_asymmetric_loss(
     gamma_pos = _checks.check_real_number("gamma_pos", gamma_pos, low=0.0)
     gamma_neg = _checks.check_real_number("gamma_neg", gamma_neg, low=0.0)
     clip = _checks.check_clip(clip)
-    xp, sigmoid_config, operands = _prepare_sigmoid(
+    xp, sigmoid_config, operands = prepare_sigmoid(
         logits,
         target,
         weight=weight,

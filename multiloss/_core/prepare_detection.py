@@ -8,7 +8,7 @@ from typing import Any
 
 from . import _checks, element_options
 from .detection import QualityFocalConfig, VarifocalConfig
-from .prepare import _prepare_sigmoid
+from .prepare import prepare_sigmoid
 from .sigmoid import SigmoidOperands
 
 Array = Any
@@ -36,7 +36,7 @@ def prepare_varifocal_loss(
     alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
     gamma = _checks.check_real_number("gamma", gamma, low=0.0)
     epsilon = element_options.check_label_smoothing(label_smoothing)
-    xp, sigmoid_config, operands = _prepare_sigmoid(
+    xp, sigmoid_config, operands = prepare_sigmoid(
         logits,
         target,
         weight=weight,
@@ -71,7 +71,7 @@ def prepare_quality_focal_loss(
     """Validate the arguments of :func:`quality_focal_loss` (β ≥ 0, a target in [0, 1]);
     the other arguments as in :func:`prepare_binary_cross_entropy`."""
     beta = _checks.check_real_number("beta", beta, low=0.0)
-    xp, sigmoid_config, operands = _prepare_sigmoid(
+    xp, sigmoid_config, operands = prepare_sigmoid(
         logits,
         target,
         weight=weight,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 
 from .._core import LOSSES
-from .losses import Weights, _run
+from .losses import Weights, run_loss
 
 Array = jax.Array
 
@@ -80,7 +80,7 @@ def varifocal_loss(
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _run(LOSSES["varifocal_loss"], logits, target, options)
+    return run_loss(LOSSES["varifocal_loss"], logits, target, options)
 
 
 def quality_focal_loss(
@@ -149,7 +149,7 @@ def quality_focal_loss(
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _run(LOSSES["quality_focal_loss"], logits, target, options)
+    return run_loss(LOSSES["quality_focal_loss"], logits, target, options)
 
 
 __all__ = ["quality_focal_loss", "varifocal_loss"]

@@ -27,7 +27,7 @@ Array = jax.Array
 Weights = Array | np.ndarray | Sequence[float] | None
 
 
-def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array:
+def run_loss(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array:
     """Validate (at trace time), then run the custom_jvp loss of the registry's `loss`."""
     static, weights = loss.static, loss.weights
     normalizer = as_jax_weight(split_normalizer(options))
@@ -210,7 +210,7 @@ def cross_entropy(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    return _run(LOSSES["cross_entropy"], logits, target, options)
+    return run_loss(LOSSES["cross_entropy"], logits, target, options)
 
 
 def focal_loss(
@@ -293,7 +293,7 @@ def focal_loss(
     }
     if is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
         require_static(alpha=alpha)
-    return _run(LOSSES["focal_loss"], logits, target, options)
+    return run_loss(LOSSES["focal_loss"], logits, target, options)
 
 
 def poly_loss(
@@ -362,7 +362,7 @@ def poly_loss(
     }
     if is_tracer(alpha) and getattr(alpha, "ndim", None) == 0:
         require_static(alpha=alpha)
-    return _run(LOSSES["poly_loss"], logits, target, options)
+    return run_loss(LOSSES["poly_loss"], logits, target, options)
 
 
 def binary_cross_entropy(
@@ -425,7 +425,7 @@ def binary_cross_entropy(
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _run(LOSSES["binary_cross_entropy"], logits, target, options)
+    return run_loss(LOSSES["binary_cross_entropy"], logits, target, options)
 
 
 def sigmoid_focal_loss(
@@ -498,7 +498,7 @@ def sigmoid_focal_loss(
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _run(LOSSES["sigmoid_focal_loss"], logits, target, options)
+    return run_loss(LOSSES["sigmoid_focal_loss"], logits, target, options)
 
 
 def asymmetric_loss(
@@ -570,4 +570,4 @@ def asymmetric_loss(
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _run(LOSSES["asymmetric_loss"], logits, target, options)
+    return run_loss(LOSSES["asymmetric_loss"], logits, target, options)

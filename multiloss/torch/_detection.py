@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from .._core import LOSSES
-from .functional import Weights, _loss
+from .functional import Weights, run_loss
 
 
 def varifocal_loss(
@@ -79,7 +79,7 @@ def varifocal_loss(
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _loss(LOSSES["varifocal_loss"], logits, target, options)
+    return run_loss(LOSSES["varifocal_loss"], logits, target, options)
 
 
 def quality_focal_loss(
@@ -151,7 +151,7 @@ def quality_focal_loss(
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _loss(LOSSES["quality_focal_loss"], logits, target, options)
+    return run_loss(LOSSES["quality_focal_loss"], logits, target, options)
 
 
 __all__ = ["quality_focal_loss", "varifocal_loss"]

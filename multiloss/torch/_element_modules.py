@@ -13,10 +13,10 @@ from .._core.element_options import check_ignore_index, check_label_smoothing
 from ._detection import quality_focal_loss, varifocal_loss
 from ._migration import migration_errors as _migration_errors
 from .functional import Weights, asymmetric_loss, binary_cross_entropy, sigmoid_focal_loss
-from .modules import _Criterion, as_buffer, describe
+from .modules import Criterion, as_buffer, describe
 
 
-class ElementCriterion(_Criterion):
+class ElementCriterion(Criterion):
     """The element-wise criteria's common options (`weight`, `pos_weight`, `ignore_index`,
     `label_smoothing`, `reduction`): checked once, the weights kept as buffers."""
 

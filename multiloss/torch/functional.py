@@ -26,7 +26,7 @@ from .engine import kernel_loss
 Weights = Tensor | Sequence[float] | None
 
 
-def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -> Tensor:
+def run_loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -> Tensor:
     """Validate through the loss's `prepare` step, then run the chosen engine (`_run_engine`)."""
     if torch.jit.is_tracing():
         raise NotImplementedError(NO_TORCHSCRIPT)
@@ -170,7 +170,7 @@ def cross_entropy(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    return _loss(LOSSES["cross_entropy"], logits, target, options)
+    return run_loss(LOSSES["cross_entropy"], logits, target, options)
 
 
 def focal_loss(
@@ -260,7 +260,7 @@ def focal_loss(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    return _loss(LOSSES["focal_loss"], logits, target, options)
+    return run_loss(LOSSES["focal_loss"], logits, target, options)
 
 
 def poly_loss(
@@ -346,7 +346,7 @@ def poly_loss(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    return _loss(LOSSES["poly_loss"], logits, target, options)
+    return run_loss(LOSSES["poly_loss"], logits, target, options)
 
 
 def binary_cross_entropy(
@@ -408,7 +408,7 @@ def binary_cross_entropy(
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _loss(LOSSES["binary_cross_entropy"], logits, target, options)
+    return run_loss(LOSSES["binary_cross_entropy"], logits, target, options)
 
 
 def sigmoid_focal_loss(
@@ -483,7 +483,7 @@ def sigmoid_focal_loss(
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _loss(LOSSES["sigmoid_focal_loss"], logits, target, options)
+    return run_loss(LOSSES["sigmoid_focal_loss"], logits, target, options)
 
 
 def asymmetric_loss(
@@ -559,7 +559,7 @@ def asymmetric_loss(
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _loss(LOSSES["asymmetric_loss"], logits, target, options)
+    return run_loss(LOSSES["asymmetric_loss"], logits, target, options)
 
 
 refuse_torchscript(

@@ -70,7 +70,7 @@ def _check_axis(axis: object) -> int | None:
     return int(axis)
 
 
-class _Criterion(nn.Module):
+class Criterion(nn.Module):
     """The modules' common base: refuses TorchScript with a clear error."""
 
     def __prepare_scriptable__(self) -> nn.Module:
@@ -79,7 +79,7 @@ class _Criterion(nn.Module):
         raise NotImplementedError(NO_TORCHSCRIPT)
 
 
-class SoftmaxCriterion(_Criterion):
+class SoftmaxCriterion(Criterion):
     """The softmax criteria's common options: checked once, passed on each call."""
 
     alpha: Tensor | float | None
