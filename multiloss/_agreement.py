@@ -39,6 +39,9 @@ AGREEMENT_CASES: dict[str, dict[str, Any]] = {
     "sigmoid_focal_loss": {"alpha": 0.25, "gamma": 2.0},
     # The Asymmetric Loss of multi-label training: γ+ < 1 and the probability margin.
     "asymmetric_loss": {"gamma_pos": 0.5, "gamma_neg": 4.0, "clip": 0.05},
+    # The detection losses with the element-wise options (soft targets in [0, 1]).
+    "varifocal_loss": {"gamma": 0.5, "pos_weight": [1.0, 2.0, 3.0, 0.5, 1.0]},
+    "quality_focal_loss": {"beta": 1.5, "label_smoothing": 0.1, "weight": [2.0] * 5},
 }
 """Every loss with options off their defaults, for the agreement check (the demo's and
 ``multiloss check``'s): PolyLoss also carries the z-loss and soft-capping, so that the

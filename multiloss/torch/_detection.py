@@ -6,6 +6,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from .._core import LOSSES
+from ._namespace import refuse_torchscript
 from .functional import Weights, run_loss
 
 
@@ -153,5 +154,7 @@ def quality_focal_loss(
     }
     return run_loss(LOSSES["quality_focal_loss"], logits, target, options)
 
+
+refuse_torchscript(varifocal_loss, quality_focal_loss)
 
 __all__ = ["quality_focal_loss", "varifocal_loss"]

@@ -69,6 +69,8 @@ class BCEWithLogitsLoss(ElementCriterion):
         reduction: `"mean"`, `"sum"` or `"none"` (keyword-only).
         pos_weight: weight of the positive term, broadcast to the input's shape (a
             length-C vector weights the last axis), kept as a buffer.
+        ignore_index: a target value not counted, or None.
+        label_smoothing: ε in [0, 1] (each target becomes y·(1 − ε) + ε/2).
 
     Examples:
         >>> import torch
@@ -126,8 +128,13 @@ class SigmoidFocalLoss(ElementCriterion):
     [`sigmoid_focal_loss`][multiloss.torch.sigmoid_focal_loss].
 
     Args:
-        alpha: α in [0, 1], or None for no $\alpha_t$ weighting.
+        alpha: α in [0, 1], a per-class vector α_c (kept as a buffer), or None for no
+            $\alpha_t$ weighting.
         gamma: focusing parameter γ ≥ 0.
+        weight: per-element weight broadcast to the input's shape, kept as a buffer.
+        pos_weight: weight of the positive log-term, kept as a buffer.
+        ignore_index: a target value not counted, or None.
+        label_smoothing: ε in [0, 1] (each target becomes y·(1 − ε) + ε/2).
         reduction: `"mean"`, `"sum"` or `"none"`.
 
     Examples:
@@ -206,6 +213,10 @@ class AsymmetricLoss(ElementCriterion):
         gamma_pos: γ+ ≥ 0.
         gamma_neg: γ- ≥ 0.
         clip: margin in [0, 1).
+        weight: per-element weight broadcast to the input's shape, kept as a buffer.
+        pos_weight: weight of the positive log-term, kept as a buffer.
+        ignore_index: a target value not counted, or None.
+        label_smoothing: ε in [0, 1] (each target becomes y·(1 − ε) + ε/2).
         reduction: `"mean"`, `"sum"` or `"none"`.
 
     Examples:
