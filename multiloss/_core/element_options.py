@@ -81,18 +81,13 @@ def _flat(values: Any) -> list[Any]:
     return [values]
 
 
-def check_unit_target(xp: Namespace, target: Array, *, check_values: bool) -> Array:
-    """A soft target in [0, 1] (varifocal, quality focal): an error where values are read,
-    else NaN in place of each value outside (under a trace), never a silent clamp."""
-    inside = (target >= 0) & (target <= 1)
-    if check_values:
-        host_xp, values = host(target)
-        if not bool(host_xp.all((values >= 0) & (values <= 1))):
-            raise ValueError(
-                f"target must lie in [0, 1] (or equal ignore_index); got {_checks.preview(values)}"
-            )
-        return target
-    return xp.where(inside, target, float("nan"))
+def check_unit_target(xp: Namespace, target: Array) -> None:
+    """A soft target in [0, 1] (varifocal, quality focal), where its values can be read."""
+    host_xp, values = host(target)
+    if not bool(host_xp.all((values >= 0) & (values <= 1))):  # False for NaN too
+        raise ValueError(
+            f"target must lie in [0, 1] (or equal ignore_index); got {_checks.preview(values)}"
+        )
 
 
 def fold(
@@ -111,14 +106,19 @@ def fold(
     """The call's target (in `dtype`), element weight and reduction with the options folded
     in (see the module docstring). `label_smoothing` 0 leaves the target to the family
     (the varifocal loss smooths only its cross-entropy's target); `unit_target` checks
-    the counted targets to lie in [0, 1]."""
+    the counted targets to lie in [0, 1]. The target is changed beyond its dtype only by
+    `ignore_index` and `label_smoothing` (:func:`folds_target`)."""
     target = xp.astype(target, dtype, copy=False)
     counted = None
     if ignore_index is not None:
         counted = target != float(ignore_index)
         target = xp.where(counted, target, 0.0)
-    if unit_target:
-        target = check_unit_target(xp, target, check_values=check_values)
+    if unit_target and check_values:
+        check_unit_target(xp, target)
+    elif unit_target:  # traced: NaN in each element outside [0, 1] (through its weight, so
+        # that the target stays the user's and the backward pass sees the NaN too)
+        inside = (target >= 0) & (target <= 1)
+        weight = xp.where(inside, xp.ones_like(target) if weight is None else weight, xp.nan)
     target = smooth(target, label_smoothing)
     if alpha is not None:
         alpha_t = alpha * target + (1.0 - alpha) * (1.0 - target)
@@ -131,4 +131,19 @@ def fold(
     return target, weight, reduction
 
 
-__all__ = ["check_ignore_index", "check_label_smoothing", "class_alpha", "fold", "smooth"]
+def folds_target(ignore_index: object, label_smoothing: object) -> bool:
+    """Whether a call's target is changed by its preparation beyond the compute dtype (an
+    adapter then keeps the prepared target for the backward pass, not the user's)."""
+    return ignore_index is not None or (
+        isinstance(label_smoothing, (int, float)) and label_smoothing != 0
+    )
+
+
+__all__ = [
+    "check_ignore_index",
+    "check_label_smoothing",
+    "class_alpha",
+    "fold",
+    "folds_target",
+    "smooth",
+]

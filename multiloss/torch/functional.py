@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .._core import LOSSES, Loss, SoftmaxConfig, apply_normalizer, split_normalizer
+from .._core.element_options import folds_target
 from ._autograd import LossFunction, LossSpec, function
 from ._namespace import (
     NO_TORCHSCRIPT,
@@ -47,6 +48,12 @@ def run_loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]
         cache_static=not tracing,
         **options,
     )
+    if not isinstance(config, SoftmaxConfig) and folds_target(
+        options.get("ignore_index"), options.get("label_smoothing")
+    ):
+        # the element-wise losses' target as prepared (ignore_index and label smoothing
+        # folded in), whose gradient reaches the user's target through autograd
+        target = operands.target
     result = _run_engine(config, logits, target, operands, weights, normalizer is None)
     if normalizer is not None:
         checkable = not tracing and all_concrete(normalizer)
@@ -72,10 +79,6 @@ def _run_engine(
         return kernel_result
     weight, pos_weight = (*operands[2:], None, None)[:2]
     spec = LossSpec(config, compute_dtype(logits), operands.target.dtype)
-    if not isinstance(config, SoftmaxConfig):
-        # the element-wise losses' target as prepared (ignore_index and label smoothing
-        # folded in), whose gradient reaches the user's target through autograd
-        target = operands.target
     outputs = function(LossFunction).apply(
         spec, logits, target, weight, pos_weight, operands.logits.detach(), operands.target.detach()
     )
