@@ -193,6 +193,8 @@ def binary_cross_entropy(
     *,
     weight: Array | Sequence[float] | None = None,
     pos_weight: Array | Sequence[float] | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -204,6 +206,8 @@ def binary_cross_entropy(
     options = {
         "weight": weight,
         "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
         "reduction": reduction,
         "normalizer": normalizer,
     }
@@ -214,8 +218,12 @@ def sigmoid_focal_loss(
     logits: Array,
     target: Array,
     *,
-    alpha: float | None = 0.25,
+    alpha: float | Array | Sequence[float] | None = 0.25,
     gamma: float = 2.0,
+    weight: Array | Sequence[float] | None = None,
+    pos_weight: Array | Sequence[float] | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -224,7 +232,16 @@ def sigmoid_focal_loss(
     See [`multiloss.numpy.sigmoid_focal_loss`][multiloss.numpy.sigmoid_focal_loss] for the
     arguments.
     """
-    options = {"alpha": alpha, "gamma": gamma, "reduction": reduction, "normalizer": normalizer}
+    options = {
+        "alpha": alpha,
+        "gamma": gamma,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
     return _dispatch("sigmoid_focal_loss", logits, target, options)
 
 
@@ -235,6 +252,10 @@ def asymmetric_loss(
     gamma_pos: float = 0.0,
     gamma_neg: float = 4.0,
     clip: float = 0.05,
+    weight: Array | Sequence[float] | None = None,
+    pos_weight: Array | Sequence[float] | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -247,6 +268,10 @@ def asymmetric_loss(
         "gamma_pos": gamma_pos,
         "gamma_neg": gamma_neg,
         "clip": clip,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
         "reduction": reduction,
         "normalizer": normalizer,
     }
@@ -270,6 +295,66 @@ def distribution_focal_loss(
     """
     options = {"axis": axis, "weight": weight, "reduction": reduction, "normalizer": normalizer}
     return _dispatch("distribution_focal_loss", logits, target, options)
+
+
+def varifocal_loss(
+    logits: Array,
+    target: Array,
+    *,
+    alpha: float = 0.75,
+    gamma: float = 2.0,
+    weight: Array | Sequence[float] | None = None,
+    pos_weight: Array | Sequence[float] | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    normalizer: Array | float | None = None,
+) -> Array:
+    """Varifocal loss (detection) of any backend's arrays.
+
+    See [`multiloss.numpy.varifocal_loss`][multiloss.numpy.varifocal_loss] for the
+    arguments.
+    """
+    options = {
+        "alpha": alpha,
+        "gamma": gamma,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
+    return _dispatch("varifocal_loss", logits, target, options)
+
+
+def quality_focal_loss(
+    logits: Array,
+    target: Array,
+    *,
+    beta: float = 2.0,
+    weight: Array | Sequence[float] | None = None,
+    pos_weight: Array | Sequence[float] | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    normalizer: Array | float | None = None,
+) -> Array:
+    """Quality focal loss (detection) of any backend's arrays.
+
+    See [`multiloss.numpy.quality_focal_loss`][multiloss.numpy.quality_focal_loss] for the
+    arguments.
+    """
+    options = {
+        "beta": beta,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
+    return _dispatch("quality_focal_loss", logits, target, options)
 
 
 def _dispatch_linear(
@@ -488,5 +573,7 @@ __all__ = [
     "linear_focal_loss",
     "linear_poly_loss",
     "poly_loss",
+    "quality_focal_loss",
     "sigmoid_focal_loss",
+    "varifocal_loss",
 ]

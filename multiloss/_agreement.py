@@ -41,6 +41,9 @@ AGREEMENT_CASES: dict[str, dict[str, Any]] = {
     "asymmetric_loss": {"gamma_pos": 0.5, "gamma_neg": 4.0, "clip": 0.05},
     # The box sides' bins of a detector: an element weight per side, sum reduction.
     "distribution_focal_loss": {"weight": [0.5 * (i % 4) for i in range(32)], "reduction": "sum"},
+    # The detection losses with the element-wise options (soft targets in [0, 1]).
+    "varifocal_loss": {"gamma": 0.5, "pos_weight": [1.0, 2.0, 3.0, 0.5, 1.0]},
+    "quality_focal_loss": {"beta": 1.5, "label_smoothing": 0.1, "weight": [2.0] * 5},
 }
 """Every loss with options off their defaults, for the agreement check (the demo's and
 ``multiloss check``'s): PolyLoss also carries the z-loss and soft-capping, so that the

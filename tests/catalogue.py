@@ -69,6 +69,9 @@ PL, ASL = "poly_loss", "asymmetric_loss"
 DFL = "distribution_focal_loss"
 T = np.array([0.0, 1.5, 2.0, 0.25])
 """Positions among the 3 bins of Z (2.0, the last bin, is valid)."""
+VFL, QFL = "varifocal_loss", "quality_focal_loss"
+Q = np.where(B > 0, _RNG.uniform(0.1, 0.9, size=B.shape), 0.0)
+"""IoU-like soft targets for Z (0 for a negative)."""
 NAN, INF = math.nan, math.inf
 
 _H = "hyperparameters"
@@ -212,6 +215,32 @@ CATALOGUE: list[BadInput] = [
     BadInput("weight-negative", DFL, Z, T, {"weight": [1.0, -1.0, 1.0, 1.0]}, values="weights"),
     BadInput("weight-shape", DFL, Z, T, {"weight": [1.0, 1.0]}),
     BadInput("reduction", DFL, Z, T, {"reduction": "avg"}),
+    # ------------------------------------------------------------------ element-wise options
+    BadInput("smoothing-above-1", BCE, Z, B, {"label_smoothing": 1.5}),
+    BadInput("smoothing-negative", SFL, Z, B, {"label_smoothing": -0.1}),
+    BadInput("smoothing-nan", ASL, Z, B, {"label_smoothing": NAN}),
+    BadInput("smoothing-above-1", VFL, Z, Q, {"label_smoothing": 2.0}),
+    BadInput("smoothing-not-number", QFL, Z, Q, {"label_smoothing": "0.1"}, TypeError),
+    BadInput("ignore-index-not-integer", BCE, Z, B, {"ignore_index": 1.5}, TypeError),
+    BadInput("ignore-index-bool", VFL, Z, Q, {"ignore_index": True}, TypeError),
+    BadInput("class-alpha-length", SFL, Z, B, {"alpha": [0.25, 0.5]}),
+    BadInput("class-alpha-above-1", SFL, Z, B, {"alpha": [0.25, 1.5, 0.5]}, values="weights"),
+    BadInput("class-alpha-nan", SFL, Z, B, {"alpha": [0.25, NAN, 0.5]}, values="weights"),
+    BadInput("pos-weight-negative", SFL, Z, B, {"pos_weight": [1.0, -1, 1]}, values="weights"),
+    BadInput("weight-shape", ASL, Z, B, {"weight": [1.0, 2.0]}),
+    BadInput("pos-weight-inf", QFL, Z, Q, {"pos_weight": [INF]}, values="weights"),
+    # ------------------------------------------------------------------ varifocal, quality focal
+    BadInput("target-above-1", VFL, Z, Q + 1.0, values="target"),
+    BadInput("target-negative", QFL, Z, Q - 0.5, values="target"),
+    BadInput("target-nan", VFL, Z, np.where(B > 0, NAN, 0.0), values="target"),
+    BadInput("alpha-above-1", VFL, Z, Q, {"alpha": 1.5}),
+    BadInput("alpha-sequence", VFL, Z, Q, {"alpha": [0.75, 0.75, 0.75]}, TypeError),
+    BadInput("gamma-negative", VFL, Z, Q, {"gamma": -1.0}),
+    BadInput("beta-negative", QFL, Z, Q, {"beta": -0.5}),
+    BadInput("beta-nan", QFL, Z, Q, {"beta": NAN}),
+    BadInput("beta-bool", QFL, Z, Q, {"beta": True}, TypeError),
+    BadInput("sigmoid-target-shape", QFL, Z, Q[:, :2]),
+    BadInput("reduction", VFL, Z, Q, {"reduction": "avg"}),
 ]
 """Every case; ids (``case.id``) are unique."""
 

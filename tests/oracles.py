@@ -992,3 +992,17 @@ MPMATH_EXT = {
 """The same in mpmath."""
 NUMPY.update(poly_loss=np_poly_loss, asymmetric_loss=np_asymmetric_loss)
 MPMATH.update(poly_loss=mp_poly_loss, asymmetric_loss=mp_asymmetric_loss)
+
+# ----------------------------------------------------------------------------- issue 24
+# The varifocal and quality focal losses (tests/detection_oracles.py).
+from detection_oracles import (  # noqa: E402
+    mp_quality_focal_loss,
+    mp_varifocal_loss,
+    np_quality_focal_loss,
+    np_varifocal_loss,
+)
+
+NUMPY.update(varifocal_loss=np_varifocal_loss, quality_focal_loss=np_quality_focal_loss)
+MPMATH.update(varifocal_loss=mp_varifocal_loss, quality_focal_loss=mp_quality_focal_loss)
+NUMPY_EXT.update(varifocal_loss=np_varifocal_loss, quality_focal_loss=np_quality_focal_loss)
+MPMATH_EXT.update(varifocal_loss=mp_varifocal_loss, quality_focal_loss=mp_quality_focal_loss)

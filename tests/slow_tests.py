@@ -51,6 +51,9 @@ SLOW: tuple[str, ...] = (
     "tests/test_numpy_linear.py",
     "tests/test_torch_plans.py",
     "tests/test_torch_chunked.py",
+    # The detection losses' second-order checks (JAX's check_grads compiles every order).
+    "tests/test_detection_losses.py::test_jax_check_grads_to_second_order",
+    "tests/test_detection_losses.py::test_gradcheck_and_gradgradcheck",
 )
 """Node-id prefixes: a test whose node id starts with one of them is slow. What stays in
 the quick subset touches every loss in every backend: values against the oracles

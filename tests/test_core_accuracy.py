@@ -83,6 +83,12 @@ def _configs():
     for gamma in GAMMAS:
         yield "sigmoid_focal_loss", {"gamma": gamma, "alpha": None}
         yield "sigmoid_focal_loss", {"gamma": gamma, "alpha": 0.25}
+    for gamma in (0.5, 2.0):
+        yield "varifocal_loss", {"gamma": gamma}
+    # β ≥ 1: for β < 1 the slope β |y - σ|^(β-1) σσ' is unbounded where σ → y, and the
+    # gradient's error there grows with that conditioning (17 eps at σ = 0.297, y = 0.3)
+    for beta in (1.0, 2.0):
+        yield "quality_focal_loss", {"beta": beta}
 
 
 CONFIGS = [

@@ -66,6 +66,13 @@ def sigmoid_problems(draw, bound: float = 50.0):
             "gamma_neg": draw(gammas),
             "clip": draw(st.sampled_from([0.0, 0.05]) | st.floats(0.0, 0.5)),
         }
+    elif name == "varifocal_loss":
+        options = {"gamma": draw(gammas), "alpha": draw(st.floats(0.0, 1.0))}
+    elif name == "quality_focal_loss":
+        # β ≥ 1: below, the slope β |y - σ|^(β-1) σσ' is unbounded where σ → y (a cusp that
+        # central differences straddle); β < 1 is checked at fixed points instead
+        beta = draw(st.sampled_from([1.0, 2.0, 5.0]) | st.floats(1.0, 6.0))
+        options = {"beta": beta, "label_smoothing": draw(st.sampled_from([0.0, 0.1]))}
     else:
         options = {"gamma": draw(gammas), "alpha": draw(st.none() | st.floats(0.0, 1.0))}
     return name, logits, target, options

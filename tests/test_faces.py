@@ -52,6 +52,8 @@ MODULES = {
     "binary_cross_entropy": "BCEWithLogitsLoss",
     "sigmoid_focal_loss": "SigmoidFocalLoss",
     "asymmetric_loss": "AsymmetricLoss",
+    "varifocal_loss": "VarifocalLoss",
+    "quality_focal_loss": "QualityFocalLoss",
 }
 LINEAR_MODULES = {"cross_entropy": "LinearCrossEntropyLoss", "focal_loss": "LinearFocalLoss"}
 

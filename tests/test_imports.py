@@ -25,6 +25,8 @@ TYPOS = {
     "sigmoid_focal_loss": "alpah",
     "poly_loss": "epsilion",
     "asymmetric_loss": "gama_neg",
+    "varifocal_loss": "gama",
+    "quality_focal_loss": "betta",
 }
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_JAX = importlib.util.find_spec("jax") is not None

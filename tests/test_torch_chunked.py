@@ -9,6 +9,8 @@ from losses import SIGMOID, SOFTMAX, has_class_axis
 torch = pytest.importorskip("torch")
 
 import multiloss.torch as mt  # noqa: E402
+from multiloss._core import LOSSES  # noqa: E402
+from multiloss._core import SIGMOID as SIGMOID_FAMILY  # noqa: E402
 from multiloss.torch import _CHUNK_ELEMENTS  # noqa: E402
 
 
@@ -74,8 +76,12 @@ def test_batched_backward_after_a_native_forward(shape, gamma) -> None:
         torch.testing.assert_close(gradient, reference, rtol=1e-10, atol=1e-13)
 
 
+SLABBED = tuple(name for name in SIGMOID if LOSSES[name].family is SIGMOID_FAMILY)
+"""The losses whose large calls the slab plan splits (the sigmoid family's)."""
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("loss", SIGMOID)
+@pytest.mark.parametrize("loss", SLABBED)
 def test_chunked_sigmoid_losses_match_the_formula(loss, reduction) -> None:
     """Large sigmoid calls run slab by slab; the numbers are those of the naive formula
     (torchvision's sigmoid focal loss, ``BCEWithLogitsLoss``), values and gradients."""
@@ -139,3 +145,24 @@ def test_16_bit_logits_are_computed_in_float32_slab_by_slab(loss, shape, dtype) 
     reference.backward()
     assert narrow.grad.dtype == dtype
     torch.testing.assert_close(narrow.grad, wide.grad.to(dtype), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("loss", ["varifocal_loss", "quality_focal_loss"])
+def test_chunked_detection_losses_match_their_oracles(loss) -> None:
+    """The varifocal and quality focal losses share the sigmoid family's operands, and so
+    its slab plan: a large call's value and gradient are the float64 oracle's."""
+    from detection_oracles import np_quality_focal_loss, np_varifocal_loss
+
+    shape = (300, 4, 500)
+    assert torch.Size(shape).numel() > 2 * _CHUNK_ELEMENTS
+    generator = torch.Generator().manual_seed(3)
+    logits = (torch.randn(shape, generator=generator, dtype=torch.float64) * 4).requires_grad_()
+    target = torch.rand(shape, generator=generator, dtype=torch.float64)
+    target = target * (torch.rand(shape, generator=generator) < 0.3)
+    pos_weight = torch.rand(500, generator=generator, dtype=torch.float64) * 3
+    ours = getattr(mt, loss)(logits, target, pos_weight=pos_weight)
+    (grad,) = torch.autograd.grad(ours, logits)
+    oracle = np_varifocal_loss if loss == "varifocal_loss" else np_quality_focal_loss
+    ref, ref_grad = oracle(logits.detach().numpy(), target.numpy(), pos_weight=pos_weight.numpy())
+    torch.testing.assert_close(ours.item(), ref, rtol=1e-12, atol=0)
+    torch.testing.assert_close(grad, torch.from_numpy(ref_grad), rtol=1e-9, atol=1e-15)

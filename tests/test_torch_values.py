@@ -385,6 +385,8 @@ SIXTEEN_BIT_LOSSES = {
     "sigmoid_focal_loss": lambda z, t, y: mt.sigmoid_focal_loss(z, y),
     "poly_loss": lambda z, t, y: mt.poly_loss(z, t, gamma=0.5, z_loss=0.01, softcap=5.0),
     "asymmetric_loss": lambda z, t, y: mt.asymmetric_loss(z, y, gamma_pos=1.0),
+    "varifocal_loss": lambda z, t, y: mt.varifocal_loss(z, y * 0.75, label_smoothing=0.1),
+    "quality_focal_loss": lambda z, t, y: mt.quality_focal_loss(z, y * 0.5, ignore_index=0),
 }
 
 

@@ -29,6 +29,7 @@ from ._reduce import normalizer_scale, split_normalizer
 from .asymmetric import ASYMMETRIC, AsymmetricConfig, AsymmetricOperands
 from .class_weights import class_balanced_weights, inverse_frequency_weights
 from .counting import count_elements, count_targets
+from .detection import QUALITY_FOCAL, VARIFOCAL, QualityFocalConfig, VarifocalConfig
 from .distribution import (
     DISTRIBUTION,
     DistributionConfig,
@@ -45,7 +46,12 @@ from .softmax import SOFTMAX, SoftmaxConfig, SoftmaxOperands, SoftmaxResiduals
 Array = Any
 Prepared = tuple[
     Any,
-    SoftmaxConfig | SigmoidConfig | AsymmetricConfig | DistributionConfig,
+    SoftmaxConfig
+    | SigmoidConfig
+    | AsymmetricConfig
+    | VarifocalConfig
+    | QualityFocalConfig
+    | DistributionConfig,
     SoftmaxOperands | SigmoidOperands | AsymmetricOperands | DistributionOperands,
 ]
 
@@ -172,8 +178,10 @@ __all__ = [
     "GENERIC_SIGMOID",
     "LOSSES",
     "PREPARE",
+    "QUALITY_FOCAL",
     "SIGMOID",
     "SOFTMAX",
+    "VARIFOCAL",
     "AsymmetricConfig",
     "AsymmetricOperands",
     "DistributionConfig",
@@ -181,6 +189,7 @@ __all__ = [
     "Family",
     "LinearCall",
     "Loss",
+    "QualityFocalConfig",
     "SigmoidConfig",
     "SigmoidKernels",
     "SigmoidOperands",
@@ -188,6 +197,7 @@ __all__ = [
     "SoftmaxKernels",
     "SoftmaxOperands",
     "SoftmaxResiduals",
+    "VarifocalConfig",
     "apply_normalizer",
     "class_balanced_weights",
     "count_elements",

@@ -20,7 +20,9 @@ with v = σσ' (docs/math.md):
 and N, N', N'' are 0 where σ ≤ clip. For clip = 0 they are written without q's negative
 powers (q = σ, 1 - q = σ'). For γ- < 1 with clip > 0, N'' grows without bound as σ → clip
 from above (N is once continuously differentiable there); it is taken as 0 at q = 0.
-∂L/∂y = P - N.
+With an element weight w and pos_weight pw (kornia's binary focal semantics: pw weights
+the positive term), L = w (pw y P + (1 - y) N), and likewise its derivatives;
+∂L/∂y = w (pw P - N), ∂L/∂w = pw y P + (1 - y) N, ∂L/∂pw = w y P.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from .sigmoid import (
     element_loss_shape,
     element_mean_scale,
     sigmoid_directional_derivative,
+    sum_to_shape,
 )
 
 Array = Any
@@ -66,6 +69,8 @@ class AsymmetricOperands(NamedTuple):
 
     logits: Array
     target: Array
+    weight: Array | None = None
+    pos_weight: Array | None = None
     hyper: tuple[Array, ...] = ()
     """The hyperparameters given as 0-d arrays (:mod:`.hyper`)."""
 
@@ -159,8 +164,9 @@ def asymmetric_forward(
 ) -> tuple[Array, None]:
     """The reduced loss (compute dtype); the backward pass needs no residuals."""
     x, y = operands.logits, operands.target
+    del y
     positive, negative = _parts(xp, config, x, kernels, _values)
-    per_element = times_nonzero(xp, y, positive) + times_nonzero(xp, 1.0 - y, negative)
+    per_element = _combine(xp, operands, positive, negative)
     return reduce(xp, per_element, config.reduction, element_mean_scale(config, x)), None
 
 
@@ -168,9 +174,18 @@ def _slope(
     xp: Namespace, config: AsymmetricConfig, operands: AsymmetricOperands, kernels: Any
 ) -> Array:
     """dL/dx per element."""
-    x, y = operands.logits, operands.target
-    positive, negative = _parts(xp, config, x, kernels, _slopes)
-    return times_nonzero(xp, y, positive) + times_nonzero(xp, 1.0 - y, negative)
+    positive, negative = _parts(xp, config, operands.logits, kernels, _slopes)
+    return _combine(xp, operands, positive, negative)
+
+
+def _combine(
+    xp: Namespace, operands: AsymmetricOperands, positive: Array, negative: Array
+) -> Array:
+    """w (pw y · positive + (1 - y) · negative), each term 0 where its factor is."""
+    y = operands.target
+    weighted = y if operands.pos_weight is None else y * operands.pos_weight
+    total = times_nonzero(xp, weighted, positive) + times_nonzero(xp, 1.0 - y, negative)
+    return total if operands.weight is None else times_nonzero(xp, operands.weight, total)
 
 
 def asymmetric_vjp(
@@ -225,9 +240,9 @@ def asymmetric_hvp(
     xp: Namespace, config: AsymmetricConfig, operands: AsymmetricOperands, tangent: Array
 ) -> Array:
     """H·t (diagonal Hessian; see the module docstring)."""
-    x, y = operands.logits, operands.target
+    x = operands.logits
     positive, negative = _parts(xp, config, x, GENERIC_SIGMOID, _curvatures)
-    curvature = times_nonzero(xp, y, positive) + times_nonzero(xp, 1.0 - y, negative)
+    curvature = _combine(xp, operands, positive, negative)
     ones = xp.ones(
         tuple(x.shape) if config.reduction == "none" else (),
         dtype=x.dtype,
@@ -238,10 +253,26 @@ def asymmetric_hvp(
     return xp.broadcast_to(element_cotangent * curvature * tangent, tuple(x.shape))
 
 
-def _target_partial(xp: Namespace, config: AsymmetricConfig, operands: AsymmetricOperands) -> Array:
-    """∂L/∂y = P - N per element."""
-    positive, negative = _parts(xp, config, operands.logits, GENERIC_SIGMOID, _values)
-    return positive - negative
+def _operand_partials(
+    xp: Namespace, config: AsymmetricConfig, operands: AsymmetricOperands, wanted: Wanted
+) -> dict[str, Array]:
+    """∂L/∂y = w (pw P - N), ∂L/∂w = pw y P + (1 - y) N and ∂L/∂pw = w y P per element."""
+    x, y = operands.logits, operands.target
+    positive, negative = _parts(xp, config, x, GENERIC_SIGMOID, _values)
+    w, pw = operands.weight, operands.pos_weight
+
+    def times_weight(values: Array) -> Array:
+        return values if w is None else times_nonzero(xp, w, values)
+
+    partials = {}
+    if "target" in wanted:
+        weighted = positive if pw is None else pw * positive
+        partials["target"] = times_weight(weighted - negative)
+    if "weight" in wanted:
+        partials["weight"] = _combine(xp, operands._replace(weight=None), positive, negative)
+    if "pos_weight" in wanted:
+        partials["pos_weight"] = times_weight(times_nonzero(xp, y, positive))
+    return partials
 
 
 def asymmetric_operand_vjp(
@@ -251,28 +282,31 @@ def asymmetric_operand_vjp(
     cotangent: Array,
     wanted: Wanted,
 ) -> dict[str, Array]:
-    if "target" not in wanted:
-        return {}
+    partials = _operand_partials(xp, config, operands, wanted)
     scale = element_mean_scale(config, operands.logits)
     element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, scale)
-    partial = _target_partial(xp, config, operands)
-    grad = times_nonzero(xp, element_cotangent, partial)
-    return {"target": xp.broadcast_to(grad, tuple(operands.target.shape))}
+    return {
+        name: sum_to_shape(
+            xp, times_nonzero(xp, element_cotangent, partial), tuple(getattr(operands, name).shape)
+        )
+        for name, partial in partials.items()
+    }
 
 
 def asymmetric_operand_jvp(
     xp: Namespace, config: AsymmetricConfig, operands: AsymmetricOperands, tangents: Tangents
 ) -> Array:
-    if "target" not in tangents:
+    partials = _operand_partials(xp, config, operands, tangents.keys())
+    if not partials:
         raise ValueError(f"no tangent of a differentiable operand; got {sorted(tangents)}")
-    per_element = _target_partial(xp, config, operands) * tangents["target"]
+    per_element = sum(partial * tangents[name] for name, partial in partials.items())
     return reduce(xp, per_element, config.reduction, element_mean_scale(config, operands.logits))
 
 
 ASYMMETRIC = Family(
     name="asymmetric",
     operands=AsymmetricOperands,
-    differentiable=("target",),
+    differentiable=("target", "weight", "pos_weight"),
     forward=binding(asymmetric_forward),
     vjp=binding(asymmetric_vjp),
     hessian_vector_product=binding(asymmetric_hvp),

@@ -14,12 +14,14 @@ family (:data:`FAMILY_PREPARATIONS`) says how its operands are formed.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import _checks, hyper
+from . import _checks, element_options, hyper
 from .asymmetric import ASYMMETRIC, AsymmetricConfig
+from .detection import QUALITY_FOCAL, VARIFOCAL, QualityFocalConfig, VarifocalConfig
 from .distribution import DISTRIBUTION, prepare_distribution
 from .kernels import index_dtype
 from .registry import Loss, hyperparameters, term_of
@@ -404,6 +406,7 @@ def softmax_keywords(
 
 def _prepare_elementwise(
     config_type: type,
+    unit_target: bool,
     loss: Loss,
     logits: Array,
     target: Array,
@@ -413,11 +416,27 @@ def _prepare_elementwise(
     convert_logits: bool,
     cache_static: bool,
 ) -> Prepared:
-    """An element-wise call (sigmoid, asymmetric): the config holds the reduction and the
-    loss's hyperparameters (:func:`hyperparameters`, by the config's field names; the
-    config's own defaults for the fields the loss has not); the operands' weight fields
-    are the loss's element weights of the same names (None for those it has not)."""
+    """An element-wise call (sigmoid, asymmetric, varifocal, quality focal): the config
+    holds the reduction and the loss's hyperparameters (:func:`hyperparameters`, by the
+    config's field names; the config's own defaults for the fields the loss has not); the
+    operands' weight fields are the loss's element weights of the same names (None for
+    those it has not). The options every element-wise loss takes (``ignore_index``,
+    ``label_smoothing``, a per-class ``alpha``) are folded into the target and the weight
+    (:func:`.element_options.fold`), but a label smoothing that the config holds (the
+    varifocal loss smooths its cross-entropy's target only); `unit_target`: the target
+    must lie in [0, 1]."""
+    given = dict(given)
+    class_alpha = given.get("alpha")
+    if _is_class_vector(class_alpha):  # a per-class α: folded into the weight
+        given["alpha"] = None
+    else:
+        class_alpha = None
     own = hyperparameters(loss, given, arrays=True, check_values=check_values)
+    ignore_index = element_options.check_ignore_index(given.get("ignore_index"))
+    label_smoothing = element_options.check_label_smoothing(given.get("label_smoothing", 0.0))
+    smoothing_in_config = "label_smoothing" in {f.name for f in dataclasses.fields(config_type)}
+    if smoothing_in_config:
+        own["label_smoothing"] = label_smoothing
     xp = _checks.input_namespace(logits, target)
 
     def make_config(reduction: str) -> Any:
@@ -440,18 +459,45 @@ def _prepare_elementwise(
             if check_values:  # as converted (an overflow to inf is refused), else as given
                 _checks.check_weight_values_of(xp, name, value, given_value)
         weights[name] = value
+    alpha = None
+    if class_alpha is not None:
+        alpha = element_options.class_alpha(
+            xp, class_alpha, logits, dtype, check_values=check_values
+        )
+    target, weights["weight"], reduction = element_options.fold(
+        xp,
+        target,
+        weights.get("weight"),
+        dtype=dtype,
+        alpha=alpha,
+        ignore_index=ignore_index,
+        label_smoothing=0.0 if smoothing_in_config else label_smoothing,
+        reduction=config.reduction,
+        unit_target=unit_target,
+        check_values=check_values,
+    )
+    if reduction != config.reduction:
+        config = dataclasses.replace(config, reduction=reduction)
     operands = loss.family.operands(
         xp.astype(logits, dtype, copy=False) if convert_logits else logits,
-        xp.astype(target, dtype, copy=False),
+        target,
         **weights,
         hyper=hyper.operands(xp, config, given, dtype),
     )
     return xp, config, operands
 
 
-def _elementwise(config_type: type) -> Callable[..., Prepared]:
+def _is_class_vector(value: object) -> bool:
+    """A per-class α: an array of at least one dimension or a Python sequence (a number
+    or a 0-d array is the scalar α, a hyperparameter)."""
+    if isinstance(value, (list, tuple)):
+        return True
+    return _checks.is_array(value) and len(getattr(value, "shape", ())) > 0
+
+
+def _elementwise(config_type: type, *, unit_target: bool = False) -> Callable[..., Prepared]:
     def prepare(*args: Any, **keywords: Any) -> Prepared:
-        return _prepare_elementwise(config_type, *args, **keywords)
+        return _prepare_elementwise(config_type, unit_target, *args, **keywords)
 
     return prepare
 
@@ -460,6 +506,8 @@ FAMILY_PREPARATIONS: dict[str, Callable[..., Prepared]] = {
     SOFTMAX.name: _prepare_softmax,
     SIGMOID.name: _elementwise(SigmoidConfig),
     ASYMMETRIC.name: _elementwise(AsymmetricConfig),
+    VARIFOCAL.name: _elementwise(VarifocalConfig, unit_target=True),
+    QUALITY_FOCAL.name: _elementwise(QualityFocalConfig, unit_target=True),
     DISTRIBUTION.name: prepare_distribution,
 }
 """How a family prepares a plain call, by family name: ``(loss, logits, target, given, *,

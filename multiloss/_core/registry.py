@@ -7,13 +7,15 @@ needs to know about a loss besides its math (which is its family's and its term'
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from . import hyper
+from . import _checks, hyper
 from .asymmetric import ASYMMETRIC
+from .detection import QUALITY_FOCAL, VARIFOCAL
 from .distribution import DISTRIBUTION
 from .family import Family
 from .sigmoid import SIGMOID
@@ -125,6 +127,27 @@ _SOFTMAX_OPTIONS = (
 _SOFTMAX_VARIANTS = (PLAIN, LINEAR, VOCAB_PARALLEL)
 
 
+_ELEMENT_WEIGHTS = ("weight", "pos_weight")
+_ELEMENT_STATIC = ("ignore_index", "label_smoothing", "reduction")
+_ELEMENT_OPTIONS = (
+    Option("weight", None, static=False),
+    Option("pos_weight", None, static=False),
+    Option("ignore_index", None),
+    Option("label_smoothing", 0.0),
+    Option("reduction", "mean"),
+)
+"""The options every element-wise (sigmoid) loss takes after its own (:mod:`.element_options`)."""
+
+
+def _number(name: str, low: float, high: float = math.inf) -> Callable[[Any], float]:
+    """The check of a hyperparameter that is a Python number only (the catalogue's)."""
+
+    def check(value: Any) -> float:
+        return _checks.check_real_number(name, value, low=low, high=high)
+
+    return check
+
+
 def _hyperparameter(name: str) -> Callable[[Any], float]:
     """The check of a term's hyperparameter where the call kind takes numbers only (the
     fused heads, the vocabulary-parallel losses): its range is :data:`.hyper.BOUNDS`'s; an
@@ -209,36 +232,52 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
             Loss(
                 "binary_cross_entropy",
                 SIGMOID,
-                element_weights=("weight", "pos_weight"),
-                static=("reduction",),
-                options=(
-                    Option("weight", None, static=False),
-                    Option("pos_weight", None, static=False),
-                    Option("reduction", "mean"),
-                ),
+                element_weights=_ELEMENT_WEIGHTS,
+                static=_ELEMENT_STATIC,
+                options=_ELEMENT_OPTIONS,
             ),
             Loss(
                 "sigmoid_focal_loss",
                 SIGMOID,
-                static=("reduction",),
+                element_weights=_ELEMENT_WEIGHTS,
+                static=_ELEMENT_STATIC,
                 hyperparameters=("alpha", "gamma"),
                 options=(
-                    Option("alpha", 0.25, check=_optional(_hyperparameter("alpha"))),
+                    Option("alpha", 0.25, static=False, check=_optional(_hyperparameter("alpha"))),
                     Option("gamma", 2.0, check=_hyperparameter("gamma")),
-                    Option("reduction", "mean"),
+                    *_ELEMENT_OPTIONS,
                 ),
             ),
             Loss(
                 "asymmetric_loss",
                 ASYMMETRIC,
-                static=("reduction",),
+                element_weights=_ELEMENT_WEIGHTS,
+                static=_ELEMENT_STATIC,
                 hyperparameters=("gamma_pos", "gamma_neg", "clip"),
                 options=(
                     Option("gamma_pos", 0.0, check=_hyperparameter("gamma_pos")),
                     Option("gamma_neg", 4.0, check=_hyperparameter("gamma_neg")),
                     Option("clip", 0.05, check=_hyperparameter("clip")),
-                    Option("reduction", "mean"),
+                    *_ELEMENT_OPTIONS,
                 ),
+            ),
+            Loss(
+                "varifocal_loss",
+                VARIFOCAL,
+                element_weights=_ELEMENT_WEIGHTS,
+                static=(*_ELEMENT_STATIC, "alpha", "gamma"),
+                options=(
+                    Option("alpha", 0.75, check=_number("alpha", 0.0, 1.0)),
+                    Option("gamma", 2.0, check=_number("gamma", 0.0)),
+                    *_ELEMENT_OPTIONS,
+                ),
+            ),
+            Loss(
+                "quality_focal_loss",
+                QUALITY_FOCAL,
+                element_weights=_ELEMENT_WEIGHTS,
+                static=(*_ELEMENT_STATIC, "beta"),
+                options=(Option("beta", 2.0, check=_number("beta", 0.0)), *_ELEMENT_OPTIONS),
             ),
             Loss(
                 "distribution_focal_loss",

@@ -8,7 +8,9 @@ Per element, with logit x, target y ∈ [0, 1], σ = sigmoid and softplus(x) = l
     ∂L/∂x = w · α_t · m^γ · (γ·(1 - 2y) · σ(x)σ(-x)·ce / m + (1-y)·σ(x) - pw·y·σ(-x))
 
 `binary_cross_entropy` is γ = 0 with no α (``BCEWithLogitsLoss``: weight w, pos_weight pw);
-`sigmoid_focal_loss` is pw = w = 1 (``torchvision.ops.sigmoid_focal_loss``, Lin et al. 2017).
+`sigmoid_focal_loss` is ``torchvision.ops.sigmoid_focal_loss`` (Lin et al. 2017) with w and
+pw as kornia's binary focal loss takes them. ``ignore_index``, label smoothing and a
+per-class α arrive folded into y and w (:mod:`.element_options`).
 Every term is a product of non-negative factors, so nothing cancels; σ(x)σ(-x)·ce/m
 tends to 0 where m → 0, which keeps γ < 1 finite at saturated logits.
 
@@ -225,7 +227,7 @@ def sigmoid_directional_derivative(
 # First order with respect to the target, the weight and pos_weight
 
 
-def _sum_to_shape(xp: Namespace, values: Array, shape: tuple[int, ...]) -> Array:
+def sum_to_shape(xp: Namespace, values: Array, shape: tuple[int, ...]) -> Array:
     """`values` summed over the axes along which an operand of `shape` was broadcast."""
     lead = values.ndim - len(shape)
     if lead:
@@ -288,7 +290,7 @@ def sigmoid_operand_vjp(
     grads = {}
     for name, partial in partials.items():
         grad = times_nonzero(xp, element_cotangent, partial)
-        grads[name] = _sum_to_shape(xp, grad, tuple(getattr(operands, name).shape))
+        grads[name] = sum_to_shape(xp, grad, tuple(getattr(operands, name).shape))
     return grads
 
 

@@ -85,6 +85,7 @@ except ImportError as error:
     raise missing_backend(__name__, "JAX", "jax") from error
 
 from .._core.counting import count_elements, count_targets
+from ._detection import quality_focal_loss, varifocal_loss
 from ._engine import engine
 from ._validation import checked, validate_labels
 from .linear import linear_cross_entropy, linear_focal_loss, linear_poly_loss
@@ -112,8 +113,10 @@ __all__ = [
     "linear_focal_loss",
     "linear_poly_loss",
     "poly_loss",
+    "quality_focal_loss",
     "sigmoid_focal_loss",
     "validate_labels",
+    "varifocal_loss",
 ]
 
 

@@ -37,7 +37,7 @@ Array = jax.Array
 Weights = Array | np.ndarray | Sequence[float] | None
 
 
-def _run(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array:
+def run_loss(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> Array:
     """Validate (at trace time), then run the custom_jvp loss of the registry's `loss`."""
     static, weights = loss.static, loss.weights
     normalizer = as_jax_weight(split_normalizer(options))
@@ -224,7 +224,7 @@ def cross_entropy(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    return _run(LOSSES["cross_entropy"], logits, target, options)
+    return run_loss(LOSSES["cross_entropy"], logits, target, options)
 
 
 def focal_loss(
@@ -309,7 +309,7 @@ def focal_loss(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    return _run(LOSSES["focal_loss"], logits, target, options)
+    return run_loss(LOSSES["focal_loss"], logits, target, options)
 
 
 def poly_loss(
@@ -377,7 +377,7 @@ def poly_loss(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    return _run(LOSSES["poly_loss"], logits, target, options)
+    return run_loss(LOSSES["poly_loss"], logits, target, options)
 
 
 def binary_cross_entropy(
@@ -386,6 +386,8 @@ def binary_cross_entropy(
     *,
     weight: Weights = None,
     pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -404,6 +406,10 @@ def binary_cross_entropy(
         weight: per-element weight, broadcast to the logits' shape (may be traced).
         pos_weight: weight of the positive term, broadcast to the logits' shape (a length-$C$
             vector weights the last axis, as in PyTorch; may be traced).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing (static).
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras (static).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
@@ -429,18 +435,24 @@ def binary_cross_entropy(
     options = {
         "weight": weight,
         "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _run(LOSSES["binary_cross_entropy"], logits, target, options)
+    return run_loss(LOSSES["binary_cross_entropy"], logits, target, options)
 
 
 def sigmoid_focal_loss(
     logits: Array,
     target: Array,
     *,
-    alpha: float | Array | None = 0.25,
+    alpha: float | Array | Weights = 0.25,
     gamma: float | Array = 2.0,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -458,10 +470,18 @@ def sigmoid_focal_loss(
 
     Args:
         logits, target: as in [`binary_cross_entropy`][multiloss.jax.binary_cross_entropy].
-        alpha: $\alpha \in [0, 1]$, or None for no $\alpha_t$ weighting
-            (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
+        alpha: $\alpha \in [0, 1]$ (a number, or a 0-d array traced without recompiling:
+            [Schedules][schedules]), a per-class vector $\alpha_c$ (length C, the last
+            axis; may be traced), or None for no $\alpha_t$ weighting.
         gamma: focusing parameter $\gamma \ge 0$
             (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
+        weight: per-element weight, broadcast to the logits' shape (may be traced).
+        pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
+            vector weights the last axis, as in PyTorch) (may be traced).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing (static).
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras (static).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
@@ -486,8 +506,17 @@ def sigmoid_focal_loss(
         >>> round(float(sigmoid_focal_loss(x, y, alpha=None)), 6)  # 0.5² · log 2
         0.173287
     """
-    options = {"alpha": alpha, "gamma": gamma, "reduction": reduction, "normalizer": normalizer}
-    return _run(LOSSES["sigmoid_focal_loss"], logits, target, options)
+    options = {
+        "alpha": alpha,
+        "gamma": gamma,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
+    return run_loss(LOSSES["sigmoid_focal_loss"], logits, target, options)
 
 
 def asymmetric_loss(
@@ -497,6 +526,10 @@ def asymmetric_loss(
     gamma_pos: float | Array = 0.0,
     gamma_neg: float | Array = 4.0,
     clip: float | Array = 0.05,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -518,6 +551,13 @@ def asymmetric_loss(
         gamma_neg: $\gamma_- \ge 0$
             (a number, or a 0-d array traced without recompiling: [Schedules][schedules]).
         clip: margin in [0, 1) (a number or a 0-d array): negatives with $p \le$ clip contribute 0.
+        weight: per-element weight, broadcast to the logits' shape (may be traced).
+        pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
+            vector weights the last axis, as in PyTorch) (may be traced).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing (static).
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras (static).
         reduction: `"mean"` over all elements, `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
@@ -543,10 +583,14 @@ def asymmetric_loss(
         "gamma_pos": gamma_pos,
         "gamma_neg": gamma_neg,
         "clip": clip,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _run(LOSSES["asymmetric_loss"], logits, target, options)
+    return run_loss(LOSSES["asymmetric_loss"], logits, target, options)
 
 
 def distribution_focal_loss(
@@ -599,4 +643,4 @@ def distribution_focal_loss(
         1.386294
     """
     options = {"axis": axis, "weight": weight, "reduction": reduction, "normalizer": normalizer}
-    return _run(LOSSES["distribution_focal_loss"], logits, target, options)
+    return run_loss(LOSSES["distribution_focal_loss"], logits, target, options)

@@ -28,6 +28,14 @@ from __future__ import annotations
 
 from .._backends import public_names
 from .._core.counting import count_elements, count_targets
+from ._detection import (
+    quality_focal_loss,
+    quality_focal_loss_grad,
+    quality_focal_loss_value_and_grad,
+    varifocal_loss,
+    varifocal_loss_grad,
+    varifocal_loss_value_and_grad,
+)
 from ._distribution import (
     distribution_focal_loss,
     distribution_focal_loss_grad,
@@ -97,9 +105,15 @@ __all__ = [
     "poly_loss",
     "poly_loss_grad",
     "poly_loss_value_and_grad",
+    "quality_focal_loss",
+    "quality_focal_loss_grad",
+    "quality_focal_loss_value_and_grad",
     "sigmoid_focal_loss",
     "sigmoid_focal_loss_grad",
     "sigmoid_focal_loss_value_and_grad",
+    "varifocal_loss",
+    "varifocal_loss_grad",
+    "varifocal_loss_value_and_grad",
 ]
 
 

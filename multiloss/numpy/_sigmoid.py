@@ -16,6 +16,8 @@ def binary_cross_entropy(
     *,
     weight: Weights = None,
     pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
@@ -34,6 +36,10 @@ def binary_cross_entropy(
         weight: per-element weight, broadcast to the logits' shape.
         pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
             vector weights the last axis, as in PyTorch).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing.
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras.
         reduction: `"mean"` (over all elements), `"sum"` or `"none"`.
         dtype: computation and result dtype (None keeps the input's).
         normalizer: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
@@ -55,6 +61,8 @@ def binary_cross_entropy(
     options = {
         "weight": weight,
         "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
         "reduction": reduction,
         "normalizer": normalizer,
     }
@@ -67,6 +75,8 @@ def binary_cross_entropy_grad(
     *,
     weight: Weights = None,
     pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
@@ -90,6 +100,8 @@ def binary_cross_entropy_grad(
         dtype,
         weight=weight,
         pos_weight=pos_weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
         reduction=reduction,
         normalizer=normalizer,
     )
@@ -101,6 +113,8 @@ def binary_cross_entropy_value_and_grad(
     *,
     weight: Weights = None,
     pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
@@ -123,6 +137,8 @@ def binary_cross_entropy_value_and_grad(
         dtype,
         weight=weight,
         pos_weight=pos_weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
         reduction=reduction,
         normalizer=normalizer,
     )
@@ -132,8 +148,12 @@ def sigmoid_focal_loss(
     logits: ArrayLike,
     target: ArrayLike,
     *,
-    alpha: float | None = 0.25,
+    alpha: float | Weights = 0.25,
     gamma: float = 2.0,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
@@ -151,8 +171,16 @@ def sigmoid_focal_loss(
         logits: as in [`binary_cross_entropy`][multiloss.numpy.binary_cross_entropy].
         target: as in [`binary_cross_entropy`][multiloss.numpy.binary_cross_entropy].
         dtype: as in [`binary_cross_entropy`][multiloss.numpy.binary_cross_entropy].
-        alpha: α in [0, 1], or None for no $\alpha_t$ weighting.
+        alpha: α in [0, 1], a per-class vector $\alpha_c$ (length C, the last axis: $\alpha_c$
+            on positives, $1 - \alpha_c$ on negatives), or None for no $\alpha_t$ weighting.
         gamma: focusing parameter γ ≥ 0.
+        weight: per-element weight, broadcast to the logits' shape.
+        pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
+            vector weights the last axis, as in PyTorch).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing.
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras.
         reduction: `"mean"` (over all elements), `"sum"` or `"none"`.
         normalizer: as in [`cross_entropy`][multiloss.numpy.cross_entropy].
 
@@ -177,6 +205,10 @@ def sigmoid_focal_loss(
     options = {
         "alpha": alpha,
         "gamma": gamma,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
         "reduction": reduction,
         "normalizer": normalizer,
     }
@@ -187,8 +219,12 @@ def sigmoid_focal_loss_grad(
     logits: ArrayLike,
     target: ArrayLike,
     *,
-    alpha: float | None = 0.25,
+    alpha: float | Weights = 0.25,
     gamma: float = 2.0,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
@@ -212,6 +248,10 @@ def sigmoid_focal_loss_grad(
         dtype,
         alpha=alpha,
         gamma=gamma,
+        weight=weight,
+        pos_weight=pos_weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
         reduction=reduction,
         normalizer=normalizer,
     )
@@ -221,8 +261,12 @@ def sigmoid_focal_loss_value_and_grad(
     logits: ArrayLike,
     target: ArrayLike,
     *,
-    alpha: float | None = 0.25,
+    alpha: float | Weights = 0.25,
     gamma: float = 2.0,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
@@ -245,6 +289,10 @@ def sigmoid_focal_loss_value_and_grad(
         dtype,
         alpha=alpha,
         gamma=gamma,
+        weight=weight,
+        pos_weight=pos_weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
         reduction=reduction,
         normalizer=normalizer,
     )
@@ -257,6 +305,10 @@ def asymmetric_loss(
     gamma_pos: float = 0.0,
     gamma_neg: float = 4.0,
     clip: float = 0.05,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
@@ -280,6 +332,13 @@ def asymmetric_loss(
         gamma_pos: focusing parameter γ+ ≥ 0 of the positive term.
         gamma_neg: focusing parameter γ- ≥ 0 of the negative term.
         clip: probability margin in [0, 1): negatives with $p \le$ clip contribute 0.
+        weight: per-element weight, broadcast to the logits' shape.
+        pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
+            vector weights the last axis, as in PyTorch).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing.
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras.
         reduction: `"mean"` over all elements, `"sum"` (timm's `AsymmetricLossMultiLabel`
             returns this sum, with its eps clamps at saturated logits) or `"none"`.
         dtype: as in [`binary_cross_entropy`][multiloss.numpy.binary_cross_entropy].
@@ -308,6 +367,10 @@ def asymmetric_loss(
         "gamma_pos": gamma_pos,
         "gamma_neg": gamma_neg,
         "clip": clip,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
         "reduction": reduction,
         "normalizer": normalizer,
     }
@@ -321,6 +384,10 @@ def asymmetric_loss_grad(
     gamma_pos: float = 0.0,
     gamma_neg: float = 4.0,
     clip: float = 0.05,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
@@ -345,6 +412,10 @@ def asymmetric_loss_grad(
         gamma_pos=gamma_pos,
         gamma_neg=gamma_neg,
         clip=clip,
+        weight=weight,
+        pos_weight=pos_weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
         reduction=reduction,
         normalizer=normalizer,
     )
@@ -357,6 +428,10 @@ def asymmetric_loss_value_and_grad(
     gamma_pos: float = 0.0,
     gamma_neg: float = 4.0,
     clip: float = 0.05,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
@@ -380,6 +455,10 @@ def asymmetric_loss_value_and_grad(
         gamma_pos=gamma_pos,
         gamma_neg=gamma_neg,
         clip=clip,
+        weight=weight,
+        pos_weight=pos_weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
         reduction=reduction,
         normalizer=normalizer,
     )

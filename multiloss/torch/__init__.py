@@ -7,6 +7,8 @@ The losses of [`multiloss`](multiloss.md) for `torch.Tensor` inputs, with autogr
   [`binary_cross_entropy`][multiloss.torch.binary_cross_entropy],
   [`sigmoid_focal_loss`][multiloss.torch.sigmoid_focal_loss],
   [`asymmetric_loss`][multiloss.torch.asymmetric_loss],
+  [`varifocal_loss`][multiloss.torch.varifocal_loss],
+  [`quality_focal_loss`][multiloss.torch.quality_focal_loss],
   [`distribution_focal_loss`][multiloss.torch.distribution_focal_loss] (class axis 1, the
   `(N, C, d1..dk)` convention of `torch.nn.functional.cross_entropy`; an unbatched `(C,)`
   input works too);
@@ -15,6 +17,8 @@ The losses of [`multiloss`](multiloss.md) for `torch.Tensor` inputs, with autogr
   [`BCEWithLogitsLoss`][multiloss.torch.BCEWithLogitsLoss],
   [`SigmoidFocalLoss`][multiloss.torch.SigmoidFocalLoss],
   [`AsymmetricLoss`][multiloss.torch.AsymmetricLoss],
+  [`VarifocalLoss`][multiloss.torch.VarifocalLoss],
+  [`QualityFocalLoss`][multiloss.torch.QualityFocalLoss],
   [`DistributionFocalLoss`][multiloss.torch.DistributionFocalLoss], with the argument names of
   `nn.CrossEntropyLoss` and `nn.BCEWithLogitsLoss`; `weight`, a per-class `alpha` and
   `pos_weight` are buffers (they follow `.to(device, dtype)`, live in `state_dict`, pickle
@@ -58,6 +62,14 @@ except ImportError as error:
     raise missing_backend(__name__, "PyTorch", "torch") from error
 
 from .._core.counting import count_elements, count_targets
+from ._detection import quality_focal_loss, varifocal_loss
+from ._element_modules import (
+    AsymmetricLoss,
+    BCEWithLogitsLoss,
+    QualityFocalLoss,
+    SigmoidFocalLoss,
+    VarifocalLoss,
+)
 from ._native import CHUNK_ELEMENTS as _CHUNK_ELEMENTS  # noqa: F401  (the slab passes' tests)
 from .engine import engine, get_engine, set_engine
 from .functional import (
@@ -76,15 +88,7 @@ from .linear import (
     linear_focal_loss,
     linear_poly_loss,
 )
-from .modules import (
-    AsymmetricLoss,
-    BCEWithLogitsLoss,
-    CrossEntropyLoss,
-    DistributionFocalLoss,
-    FocalLoss,
-    PolyLoss,
-    SigmoidFocalLoss,
-)
+from .modules import CrossEntropyLoss, DistributionFocalLoss, FocalLoss, PolyLoss
 
 __all__ = [
     "AsymmetricLoss",
@@ -95,7 +99,9 @@ __all__ = [
     "LinearCrossEntropyLoss",
     "LinearFocalLoss",
     "PolyLoss",
+    "QualityFocalLoss",
     "SigmoidFocalLoss",
+    "VarifocalLoss",
     "asymmetric_loss",
     "binary_cross_entropy",
     "count_elements",
@@ -109,8 +115,10 @@ __all__ = [
     "linear_focal_loss",
     "linear_poly_loss",
     "poly_loss",
+    "quality_focal_loss",
     "set_engine",
     "sigmoid_focal_loss",
+    "varifocal_loss",
 ]
 
 

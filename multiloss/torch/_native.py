@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .. import _core
-from .._core import SIGMOID, SOFTMAX, SoftmaxKernels
+from .._core import SOFTMAX, SoftmaxKernels
 from .._core._reduce import mean_scale, per_element_cotangent, reduce
 from .._core.hyper import is_zero
 from .._core.sigmoid import SigmoidOperands
@@ -55,7 +55,7 @@ def takes_16_bit(plan: Any, config: Any, logits: Tensor) -> bool:
         return False
     if config.family is SOFTMAX:
         return config.hard_target and is_zero(config.label_smoothing) and config.softcap is None
-    if config.family is not SIGMOID:
+    if config.family.operands is not SigmoidOperands:
         return False
     return plan.slabs and logits.ndim >= 2 and logits.numel() > CHUNK_ELEMENTS
 
@@ -187,8 +187,8 @@ def _sigmoid_slabs(prepared: Any, plan: Any) -> list[SigmoidOperands] | None:
     call is not split (softmax losses, small or 1-d inputs, other plans)."""
     _, config, operands = prepared
     logits = operands.logits
-    if config.family is not SIGMOID or not plan.slabs:
-        return None
+    if config.family.operands is not SigmoidOperands or not plan.slabs:
+        return None  # (the sigmoid family and the detection losses share its operands)
     if logits.ndim < 2 or logits.numel() <= CHUNK_ELEMENTS:
         return None
     full = [None if t is None else t.expand(logits.shape) for t in operands[:4]]
@@ -209,10 +209,10 @@ def forward(prepared: Any, plan: Any) -> tuple[Tensor, Any]:
     if slabs is None:
         return _core.forward(prepared, kernels)
     if config.reduction == "none":
-        pieces = [SIGMOID.forward(xp, config, slab, kernels)[0] for slab in slabs]
+        pieces = [config.family.forward(xp, config, slab, kernels)[0] for slab in slabs]
         return torch.cat(pieces), None
     summed = replace(config, reduction="sum")
-    sums = torch.stack([SIGMOID.forward(xp, summed, slab, kernels)[0] for slab in slabs])
+    sums = torch.stack([config.family.forward(xp, summed, slab, kernels)[0] for slab in slabs])
     scale = mean_scale(xp, _core.mean_denominator(prepared))
     return reduce(xp, sums, config.reduction, scale), None
 
@@ -236,10 +236,10 @@ def vjp(prepared: Any, residuals: Any, cotangent: Tensor, plan: Any) -> Tensor:
             strict=True,
         )
         for slab, out, slab_cotangent in pieces:
-            out.copy_(SIGMOID.vjp(xp, config, slab, None, slab_cotangent, kernels))
+            out.copy_(config.family.vjp(xp, config, slab, None, slab_cotangent, kernels))
         return grad
     summed = replace(config, reduction="sum")
     outs = grad.split([slab.logits.shape[0] for slab in slabs])
     for slab, out in zip(slabs, outs, strict=True):
-        out.copy_(SIGMOID.vjp(xp, summed, slab, None, element_cotangent, kernels))
+        out.copy_(config.family.vjp(xp, summed, slab, None, element_cotangent, kernels))
     return grad

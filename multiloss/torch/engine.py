@@ -12,7 +12,9 @@
 Under every engine some calls keep the eager plans, which have what the kernels lack:
 the distribution focal loss (no kernel takes its two-hot target), float64 logits of the
 softmax family (its kernels compute in float32), a gradient with
-respect to a target or a weight, forward-mode AD and the `torch.func` transforms. A
+respect to a target or a weight, forward-mode AD and the `torch.func` transforms; the
+varifocal and quality focal losses and an Asymmetric Loss with `weight` or `pos_weight`
+(no kernel flags for them yet). A
 second derivative (``create_graph=True``) through a kernel call is taken by the eager
 plans' closed forms.
 
@@ -164,6 +166,19 @@ def _eager_only(tensors: Sequence[object]) -> bool:
     return tangents_possible() or any_functorch(*present)
 
 
+def _has_kernel(config: Any, operands: Any) -> bool:
+    """Whether the sigmoid kernels compute this element-wise call: binary cross-entropy and
+    sigmoid focal (their ignore_index, label smoothing and per-class α arrive folded into
+    the target and weight), the Asymmetric Loss without weights; the varifocal and quality
+    focal losses, and the Asymmetric Loss with `weight` or `pos_weight`, keep the eager
+    plans (no kernel flags for them yet)."""
+    if isinstance(config, SigmoidConfig):
+        return True
+    if isinstance(config, AsymmetricConfig):
+        return operands.weight is None and operands.pos_weight is None
+    return False
+
+
 def kernel_loss(
     config: SoftmaxConfig | SigmoidConfig | AsymmetricConfig | DistributionConfig,
     logits: Tensor,
@@ -184,6 +199,8 @@ def kernel_loss(
     if operands.hyper:  # a hyperparameter given as a tensor: the kernels specialise on it
         return None
     if _current == "eager" or not kernels_for(logits, float64=not softmax):
+        return None
+    if not (softmax or _has_kernel(config, operands)):
         return None
     if _eager_only(given):
         return None

@@ -9,7 +9,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._core import LOSSES, Loss, apply_normalizer, hyper, prepare_call, split_normalizer
+from .._core import (
+    LOSSES,
+    Loss,
+    SoftmaxConfig,
+    apply_normalizer,
+    hyper,
+    prepare_call,
+    split_normalizer,
+)
+from .._core.element_options import folds_target
 from ._autograd import LossFunction, LossSpec, function
 from ._namespace import (
     NO_TORCHSCRIPT,
@@ -26,7 +35,7 @@ from .engine import kernel_loss
 Weights = Tensor | Sequence[float] | None
 
 
-def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -> Tensor:
+def run_loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -> Tensor:
     """Validate (the core's `prepare_call` of the loss's record), then run the chosen
     engine (`_run_engine`)."""
     if torch.jit.is_tracing():
@@ -49,6 +58,12 @@ def _loss(loss: Loss, logits: Tensor, target: Tensor, options: dict[str, Any]) -
         convert_logits=False,
         cache_static=not tracing,
     )
+    if not isinstance(config, SoftmaxConfig) and folds_target(
+        options.get("ignore_index"), options.get("label_smoothing")
+    ):
+        # the element-wise losses' target as prepared (ignore_index and label smoothing
+        # folded in), whose gradient reaches the user's target through autograd
+        target = operands.target
     result = _run_engine(config, logits, target, operands, weights, normalizer is None)
     if normalizer is not None:
         checkable = not tracing and all_concrete(normalizer)
@@ -191,7 +206,7 @@ def cross_entropy(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    return _loss(LOSSES["cross_entropy"], logits, target, options)
+    return run_loss(LOSSES["cross_entropy"], logits, target, options)
 
 
 def focal_loss(
@@ -282,7 +297,7 @@ def focal_loss(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    return _loss(LOSSES["focal_loss"], logits, target, options)
+    return run_loss(LOSSES["focal_loss"], logits, target, options)
 
 
 def poly_loss(
@@ -369,7 +384,7 @@ def poly_loss(
         "softcap": softcap,
         "normalizer": normalizer,
     }
-    return _loss(LOSSES["poly_loss"], logits, target, options)
+    return run_loss(LOSSES["poly_loss"], logits, target, options)
 
 
 def binary_cross_entropy(
@@ -378,6 +393,8 @@ def binary_cross_entropy(
     *,
     weight: Weights = None,
     pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
@@ -395,6 +412,10 @@ def binary_cross_entropy(
         weight: per-element weight, broadcast to the logits' shape.
         pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
             vector weights the last axis, as in PyTorch).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing.
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras.
         reduction: `"mean"` (over all elements), `"sum"` or `"none"`.
         normalizer: as in [`cross_entropy`][multiloss.torch.cross_entropy].
 
@@ -420,18 +441,24 @@ def binary_cross_entropy(
     options = {
         "weight": weight,
         "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _loss(LOSSES["binary_cross_entropy"], logits, target, options)
+    return run_loss(LOSSES["binary_cross_entropy"], logits, target, options)
 
 
 def sigmoid_focal_loss(
     logits: Tensor,
     target: Tensor,
     *,
-    alpha: float | Tensor | None = 0.25,
+    alpha: float | Tensor | Weights = 0.25,
     gamma: float | Tensor = 2.0,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
@@ -447,9 +474,18 @@ def sigmoid_focal_loss(
     Args:
         logits: any shape (e.g. `(N, C)` multi-label scores or `(N, A, C)` anchors).
         target: the logits' shape, in [0, 1].
-        alpha: α in [0, 1], or None for no $\alpha_t$ weighting. α and γ may be 0-d
-            tensors, for a schedule without recompiling ([Schedules][schedules]).
+        alpha: α in [0, 1], a per-class vector $\alpha_c$ (length C, the last axis: $\alpha_c$
+            on positives, $1 - \alpha_c$ on negatives), or None for no $\alpha_t$ weighting.
+            A scalar α and γ may be 0-d tensors, for a schedule without recompiling
+            ([Schedules][schedules]).
         gamma: focusing parameter γ ≥ 0.
+        weight: per-element weight, broadcast to the logits' shape.
+        pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
+            vector weights the last axis, as in PyTorch).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing.
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras.
         reduction: `"mean"` (over all elements, torchvision's default is `"none"`),
             `"sum"` or `"none"`.
         normalizer: as in [`cross_entropy`][multiloss.torch.cross_entropy].
@@ -477,8 +513,17 @@ def sigmoid_focal_loss(
         >>> round(sigmoid_focal_loss(torch.zeros(1), torch.ones(1), alpha=None).item(), 6)
         0.173287
     """
-    options = {"alpha": alpha, "gamma": gamma, "reduction": reduction, "normalizer": normalizer}
-    return _loss(LOSSES["sigmoid_focal_loss"], logits, target, options)
+    options = {
+        "alpha": alpha,
+        "gamma": gamma,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
+    return run_loss(LOSSES["sigmoid_focal_loss"], logits, target, options)
 
 
 def asymmetric_loss(
@@ -488,6 +533,10 @@ def asymmetric_loss(
     gamma_pos: float | Tensor = 0.0,
     gamma_neg: float | Tensor = 4.0,
     clip: float | Tensor = 0.05,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: str = "mean",
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
@@ -508,6 +557,13 @@ def asymmetric_loss(
             tensors, for a schedule without recompiling ([Schedules][schedules]).
         gamma_neg: γ- ≥ 0, focusing of the negative term.
         clip: margin in [0, 1): negatives with $p \le$ clip contribute 0.
+        weight: per-element weight, broadcast to the logits' shape.
+        pos_weight: weight of the positive term, broadcast to the logits' shape (a length-C
+            vector weights the last axis, as in PyTorch).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing.
+        label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras.
         reduction: `"mean"` over all elements, `"sum"` (what timm's
             `AsymmetricLossMultiLabel` returns) or `"none"`.
         normalizer: as in [`cross_entropy`][multiloss.torch.cross_entropy].
@@ -537,10 +593,14 @@ def asymmetric_loss(
         "gamma_pos": gamma_pos,
         "gamma_neg": gamma_neg,
         "clip": clip,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
         "reduction": reduction,
         "normalizer": normalizer,
     }
-    return _loss(LOSSES["asymmetric_loss"], logits, target, options)
+    return run_loss(LOSSES["asymmetric_loss"], logits, target, options)
 
 
 def distribution_focal_loss(
@@ -593,7 +653,7 @@ def distribution_focal_loss(
         1.386294
     """
     options = {"axis": axis, "weight": weight, "reduction": reduction, "normalizer": normalizer}
-    return _loss(LOSSES["distribution_focal_loss"], logits, target, options)
+    return run_loss(LOSSES["distribution_focal_loss"], logits, target, options)
 
 
 refuse_torchscript(

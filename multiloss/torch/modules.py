@@ -15,13 +15,10 @@ from ._migration import migration_errors as _migration_errors
 from ._namespace import NO_TORCHSCRIPT, XP
 from .functional import (
     Weights,
-    asymmetric_loss,
-    binary_cross_entropy,
     cross_entropy,
     distribution_focal_loss,
     focal_loss,
     poly_loss,
-    sigmoid_focal_loss,
 )
 
 
@@ -74,7 +71,7 @@ def _check_axis(axis: object) -> int | None:
     return int(axis)
 
 
-class _Criterion(nn.Module):
+class Criterion(nn.Module):
     """The modules' common base: refuses TorchScript with a clear error."""
 
     # The float hyperparameters of the criteria that have them: a float, or a 0-d tensor
@@ -105,7 +102,7 @@ class _Criterion(nn.Module):
         raise NotImplementedError(NO_TORCHSCRIPT)
 
 
-class SoftmaxCriterion(_Criterion):
+class SoftmaxCriterion(Criterion):
     """The softmax criteria's common options: checked once, passed on each call."""
 
     alpha: Tensor | float | None
@@ -413,181 +410,7 @@ class PolyLoss(SoftmaxCriterion):
         return text + self._repr_options()
 
 
-class BCEWithLogitsLoss(_Criterion):
-    r"""Sigmoid cross-entropy criterion, a drop-in for `torch.nn.BCEWithLogitsLoss`.
-
-    $L = -w \left[ p_w y \log \sigma(x) + (1-y) \log(1-\sigma(x)) \right]$ per element; see
-    [`binary_cross_entropy`][multiloss.torch.binary_cross_entropy].
-
-    Args:
-        weight: per-element weight broadcast to the input's shape, kept as a buffer.
-        reduction: `"mean"`, `"sum"` or `"none"` (keyword-only).
-        pos_weight: weight of the positive term, broadcast to the input's shape (a
-            length-C vector weights the last axis), kept as a buffer.
-
-    Examples:
-        >>> import torch
-        >>> from multiloss.torch import BCEWithLogitsLoss
-        >>> criterion = BCEWithLogitsLoss(pos_weight=[1.0, 3.0])
-        >>> criterion
-        BCEWithLogitsLoss(reduction='mean', pos_weight=[1.0, 3.0])
-        >>> round(criterion(torch.zeros(1, 2), torch.ones(1, 2)).item(), 6)  # 2·log 2
-        1.386294
-    """
-
-    weight: Tensor | None
-    pos_weight: Tensor | None
-
-    @_migration_errors(
-        "torch.nn.BCEWithLogitsLoss", "weight", "size_average", "reduce", "reduction", "pos_weight"
-    )
-    def __init__(
-        self,
-        weight: Weights = None,
-        *,
-        reduction: str = "mean",
-        pos_weight: Weights = None,
-    ) -> None:
-        super().__init__()
-        self.register_buffer("weight", as_buffer("weight", weight, class_vector=False))
-        self.register_buffer("pos_weight", as_buffer("pos_weight", pos_weight, class_vector=False))
-        self.reduction = _checks.check_reduction(reduction)
-
-    def forward(
-        self, input: Tensor, target: Tensor, *, normalizer: Tensor | float | None = None
-    ) -> Tensor:
-        """The loss of one call; `normalizer` as in
-        [`cross_entropy`][multiloss.torch.cross_entropy] (a ``"mean"``'s global count)."""
-        return binary_cross_entropy(
-            input,
-            target,
-            weight=self.weight,
-            pos_weight=self.pos_weight,
-            reduction=self.reduction,
-            normalizer=normalizer,
-        )
-
-    def extra_repr(self) -> str:
-        text = "" if self.weight is None else f"weight={describe(self.weight)}, "
-        text += f"reduction={self.reduction!r}"
-        if self.pos_weight is not None:
-            text += f", pos_weight={describe(self.pos_weight)}"
-        return text
-
-
-class SigmoidFocalLoss(_Criterion):
-    r"""Sigmoid focal loss criterion (Lin et al. 2017), as `torchvision.ops.sigmoid_focal_loss`.
-
-    $L = \alpha_t (1 - p_t)^\gamma \mathrm{BCE}(x, y)$ per element; see
-    [`sigmoid_focal_loss`][multiloss.torch.sigmoid_focal_loss].
-
-    Args:
-        alpha: α in [0, 1], or None for no $\alpha_t$ weighting.
-        gamma: focusing parameter γ ≥ 0.
-        reduction: `"mean"`, `"sum"` or `"none"`.
-
-    Examples:
-        >>> import torch
-        >>> from multiloss.torch import SigmoidFocalLoss
-        >>> criterion = SigmoidFocalLoss(alpha=0.25, gamma=2.0)
-        >>> criterion
-        SigmoidFocalLoss(alpha=0.25, gamma=2.0, reduction='mean')
-        >>> logits = torch.randn(4, 5, requires_grad=True)
-        >>> criterion(logits, torch.randint(0, 2, (4, 5)).float()).backward()
-    """
-
-    @_migration_errors("torchvision.ops.sigmoid_focal_loss", "alpha", "gamma", "reduction")
-    def __init__(
-        self, *, alpha: float | None = 0.25, gamma: float = 2.0, reduction: str = "mean"
-    ) -> None:
-        super().__init__()
-        if alpha is None:
-            self.alpha = None
-        else:
-            self._set_hyperparameter("alpha", alpha)
-        self._set_hyperparameter("gamma", gamma)
-        self.reduction = _checks.check_reduction(reduction)
-
-    def forward(
-        self, input: Tensor, target: Tensor, *, normalizer: Tensor | float | None = None
-    ) -> Tensor:
-        """The loss of one call; `normalizer` as in
-        [`cross_entropy`][multiloss.torch.cross_entropy] (a ``"mean"``'s global count)."""
-        return sigmoid_focal_loss(
-            input,
-            target,
-            alpha=self.alpha,
-            gamma=self.gamma,
-            reduction=self.reduction,
-            normalizer=normalizer,
-        )
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}"
-
-
-class AsymmetricLoss(_Criterion):
-    r"""Asymmetric Loss criterion for multi-label heads (Ridnik et al., ICCV 2021).
-
-    $L = -y (1-p)^{\gamma_+} \log p - (1-y) p_m^{\gamma_-} \log(1 - p_m)$ per element,
-    $p_m = \max(p - \mathrm{clip}, 0)$; see
-    [`asymmetric_loss`][multiloss.torch.asymmetric_loss]. timm's `AsymmetricLossMultiLabel`
-    is `AsymmetricLoss(gamma_pos=1.0, gamma_neg=4.0, clip=0.05, reduction="sum")`.
-
-    Args:
-        gamma_pos: γ+ ≥ 0.
-        gamma_neg: γ- ≥ 0.
-        clip: margin in [0, 1).
-        reduction: `"mean"`, `"sum"` or `"none"`.
-
-    Examples:
-        >>> import torch
-        >>> from multiloss.torch import AsymmetricLoss
-        >>> criterion = AsymmetricLoss()
-        >>> criterion
-        AsymmetricLoss(gamma_pos=0.0, gamma_neg=4.0, clip=0.05, reduction='mean')
-        >>> logits = torch.randn(4, 5, requires_grad=True)
-        >>> criterion(logits, torch.randint(0, 2, (4, 5)).float()).backward()
-    """
-
-    @_migration_errors("timm's AsymmetricLossMultiLabel", "gamma_neg", "gamma_pos", "clip")
-    def __init__(
-        self,
-        *,
-        gamma_pos: float = 0.0,
-        gamma_neg: float = 4.0,
-        clip: float = 0.05,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__()
-        self._set_hyperparameter("gamma_pos", gamma_pos)
-        self._set_hyperparameter("gamma_neg", gamma_neg)
-        self._set_hyperparameter("clip", clip)
-        self.reduction = _checks.check_reduction(reduction)
-
-    def forward(
-        self, input: Tensor, target: Tensor, *, normalizer: Tensor | float | None = None
-    ) -> Tensor:
-        """The loss of one call; `normalizer` as in
-        [`cross_entropy`][multiloss.torch.cross_entropy] (a ``"mean"``'s global count)."""
-        return asymmetric_loss(
-            input,
-            target,
-            gamma_pos=self.gamma_pos,
-            gamma_neg=self.gamma_neg,
-            clip=self.clip,
-            reduction=self.reduction,
-            normalizer=normalizer,
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"gamma_pos={self.gamma_pos}, gamma_neg={self.gamma_neg}, clip={self.clip}, "
-            f"reduction={self.reduction!r}"
-        )
-
-
-class DistributionFocalLoss(_Criterion):
+class DistributionFocalLoss(Criterion):
     r"""Distribution focal loss criterion (ultralytics' `DFLoss`, mmdetection's):
     [`distribution_focal_loss`][multiloss.torch.distribution_focal_loss], with `weight`
     (a per-anchor weight changes with the batch) an argument of each call.
@@ -630,12 +453,4 @@ class DistributionFocalLoss(_Criterion):
         )
 
 
-__all__ = [
-    "AsymmetricLoss",
-    "BCEWithLogitsLoss",
-    "CrossEntropyLoss",
-    "DistributionFocalLoss",
-    "FocalLoss",
-    "PolyLoss",
-    "SigmoidFocalLoss",
-]
+__all__ = ["CrossEntropyLoss", "DistributionFocalLoss", "FocalLoss", "PolyLoss"]

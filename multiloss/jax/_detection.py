@@ -1,0 +1,155 @@
+"""The detection losses of [`multiloss.jax`][multiloss.jax]: varifocal and quality focal
+loss (validation at trace time, then the custom rule)."""
+
+from __future__ import annotations
+
+import jax
+
+from .._core import LOSSES
+from .losses import Weights, run_loss
+
+Array = jax.Array
+
+
+def varifocal_loss(
+    logits: Array,
+    target: Array,
+    *,
+    alpha: float = 0.75,
+    gamma: float = 2.0,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    normalizer: Array | float | None = None,
+) -> Array:
+    r"""Varifocal loss (Zhang et al., CVPR 2021) for an IoU-aware soft target q in [0, 1].
+
+    $$
+    L = \mathrm{BCE}(x, q) \cdot \begin{cases} q & q > 0 \\ \alpha\, \sigma(x)^\gamma & q = 0
+    \end{cases}
+    $$
+
+    Positives are weighted by their target, negatives by $\alpha p^\gamma$ (with its
+    gradient, as ultralytics' `VarifocalLoss` and mmdetection's `varifocal_loss` give it).
+
+
+    Args:
+        logits: any shape (e.g. `(N, A, C)` anchors × classes, one logit per class).
+        target: the logits' shape, q in [0, 1] (0 for a negative).
+        alpha: α in [0, 1], the negatives' weight (static).
+        gamma: focusing parameter γ ≥ 0 of the negatives (static).
+        weight: per-element weight, broadcast to the logits' shape (may be traced).
+        pos_weight: weight of the positive log-term, broadcast to the logits' shape (a
+            length-C vector weights the last axis, as in PyTorch; may be traced).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing (static).
+        label_smoothing: $\varepsilon \in [0, 1]$ (static): the cross-entropy's target becomes
+            $q (1 - \varepsilon) + \varepsilon / 2$ (the weights read q as given).
+        reduction: `"mean"` (over all elements), `"sum"` or `"none"`.
+        normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
+
+    Returns:
+        The loss, in the logits' dtype: 0-d for `"mean"` and `"sum"`, per element for
+            `"none"`.
+
+    Raises:
+        TypeError: at trace time, for a dtype or argument type that does not fit, or a
+            static hyperparameter given as a traced array.
+        ValueError: a wrong shape or hyperparameter, a target outside [0, 1] (an error where
+            its values are known at trace time, else NaN) (see [Bad input][bad-input]).
+
+    References:
+        Zhang, Wang, Dayoub and Sünderhauf, "VarifocalNet: An IoU-aware Dense Object
+        Detector", CVPR 2021, [arXiv:2008.13367](https://arxiv.org/abs/2008.13367).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from multiloss.jax import varifocal_loss
+        >>> round(float(varifocal_loss(jnp.zeros(2), jnp.array([1.0, 0.0]))), 6)
+        0.411556
+    """
+    options = {
+        "alpha": alpha,
+        "gamma": gamma,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
+    return run_loss(LOSSES["varifocal_loss"], logits, target, options)
+
+
+def quality_focal_loss(
+    logits: Array,
+    target: Array,
+    *,
+    beta: float = 2.0,
+    weight: Weights = None,
+    pos_weight: Weights = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    normalizer: Array | float | None = None,
+) -> Array:
+    r"""Quality focal loss (Li et al., NeurIPS 2020, Generalized Focal Loss) for a soft
+    target y in [0, 1].
+
+    $$
+    L = |y - \sigma(x)|^\beta \cdot \mathrm{BCE}(x, y)
+    $$
+
+    with $|y - \sigma(x)|$ formed as $|y \sigma(-x) - (1 - y) \sigma(x)|$, exact where
+    σ saturates. For 0/1 targets it is the sigmoid focal loss with γ = β and no α.
+
+    Args:
+        logits: any shape.
+        target: the logits' shape, in [0, 1].
+        beta: focusing parameter β ≥ 0 (static).
+        weight: per-element weight, broadcast to the logits' shape (may be traced).
+        pos_weight: weight of the positive log-term, broadcast to the logits' shape (a
+            length-C vector weights the last axis, as in PyTorch; may be traced).
+        ignore_index: a target value whose elements contribute 0 (value and gradient) and
+            are not counted by `"mean"`; None (the default) ignores nothing (static).
+        label_smoothing: $\varepsilon \in [0, 1]$ (static): the target becomes
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras.
+        reduction: `"mean"` (over all elements), `"sum"` or `"none"`.
+        normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
+
+    Returns:
+        The loss, in the logits' dtype: 0-d for `"mean"` and `"sum"`, per element for
+            `"none"`.
+
+    Raises:
+        TypeError: at trace time, for a dtype or argument type that does not fit, or a
+            static hyperparameter given as a traced array.
+        ValueError: a wrong shape or hyperparameter, a target outside [0, 1] (an error where
+            its values are known at trace time, else NaN) (see [Bad input][bad-input]).
+
+    References:
+        Li, Wang, Wu, Chen, Hu, Li, Tang and Yang, "Generalized Focal Loss: Learning
+        Qualified and Distributed Bounding Boxes for Dense Object Detection", NeurIPS 2020,
+        [arXiv:2006.04388](https://arxiv.org/abs/2006.04388).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from multiloss.jax import quality_focal_loss
+        >>> round(float(quality_focal_loss(jnp.zeros(1), jnp.ones(1))), 6)  # 0.5² · log 2
+        0.173287
+    """
+    options = {
+        "beta": beta,
+        "weight": weight,
+        "pos_weight": pos_weight,
+        "ignore_index": ignore_index,
+        "label_smoothing": label_smoothing,
+        "reduction": reduction,
+        "normalizer": normalizer,
+    }
+    return run_loss(LOSSES["quality_focal_loss"], logits, target, options)
+
+
+__all__ = ["quality_focal_loss", "varifocal_loss"]
