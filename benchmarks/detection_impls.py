@@ -56,9 +56,7 @@ def detection_implementations(kind: str) -> dict[str, LossFn]:
             "ultralytics DFL (formula)": ultralytics_dfl,
             "multiloss DFL": lambda z, t: mt.distribution_focal_loss(z, t),
         }
-    rows: dict[str, LossFn] = {"textbook VFL (mmdetection formula)": textbook_varifocal}
-    if hasattr(mt, "varifocal_loss"):  # from issue 24's sigmoid-options branch
-        rows["multiloss VFL"] = lambda z, y: mt.varifocal_loss(  # type: ignore[attr-defined]
-            z, y, alpha=VFL_ALPHA, gamma=VFL_GAMMA
-        )
-    return rows
+    return {
+        "textbook VFL (mmdetection formula)": textbook_varifocal,
+        "multiloss VFL": lambda z, y: mt.varifocal_loss(z, y, alpha=VFL_ALPHA, gamma=VFL_GAMMA),
+    }

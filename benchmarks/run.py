@@ -43,7 +43,6 @@ from harness import (
     DETECTION_KINDS,
     KINDS,
     RECOMPILE,
-    VARIFOCAL,
     Group,
     Measurement,
     Settings,
@@ -154,13 +153,6 @@ def run_batch_in_process(
     return results, notes
 
 
-def varifocal_available() -> bool:
-    """Whether the library has ``varifocal_loss`` (its registry, without importing torch)."""
-    from multiloss._core import LOSSES
-
-    return "varifocal_loss" in LOSSES
-
-
 def select_groups(
     backends: Sequence[str],
     kinds: Sequence[str],
@@ -175,8 +167,6 @@ def select_groups(
         for kind in kinds:
             if backend != "torch" and kind in TORCH_ONLY_KINDS:
                 continue
-            if kind == VARIFOCAL and not varifocal_available():
-                continue  # the loss comes with issue 24's sigmoid-options branch
             chosen = [
                 shape
                 for shape in shapes_for(kind, quick, large)

@@ -75,9 +75,7 @@ def test_quick_mode_writes_table_json_and_plot(tmp_path: Path) -> None:
     raw = json.loads((tmp_path / "benchmarks.json").read_text(encoding="utf-8"))
     measured = raw["measurements"]
     assert {m["backend"] for m in measured} == {"torch", "jax"}
-    groups = {"softmax", "poly", "bce", "sigmoid focal", "asl", "dfl"}
-    if _has_varifocal():  # the loss of issue 24's sigmoid-options branch
-        groups.add("varifocal")
+    groups = {"softmax", "poly", "bce", "sigmoid focal", "asl", "dfl", "varifocal"}
     assert {m["group"] for m in measured} == groups
     rows = {(m["backend"], m["group"], m["implementation"]): m for m in measured}
     for backend, kind, implementation, reference in (
@@ -111,12 +109,6 @@ def test_quick_mode_writes_table_json_and_plot(tmp_path: Path) -> None:
     assert (tmp_path / "benchmarks.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def _has_varifocal() -> bool:
-    from multiloss._core import LOSSES
-
-    return "varifocal_loss" in LOSSES
-
-
 def test_detection_formulas_compute_the_same_losses(bench: ModuleType) -> None:
     """The detection groups compare like with like: ultralytics' DFL formula and
     mmdetection's varifocal formula give multiloss's numbers on the groups' data."""
@@ -128,11 +120,7 @@ def test_detection_formulas_compute_the_same_losses(bench: ModuleType) -> None:
         logits, target = (
             torch.from_numpy(a).double() for a in make_data(shapes_for(kind, True)[0], kind)
         )
-        rows = list(detection_implementations(kind).values())
-        if len(rows) == 1:
-            assert kind == VARIFOCAL and not _has_varifocal()
-            continue
-        reference, ours = rows
+        reference, ours = list(detection_implementations(kind).values())
         assert torch.allclose(ours(logits, target), reference(logits, target), rtol=1e-12)
 
 
