@@ -5,6 +5,11 @@
   itself never changes JAX's configuration.
 * Triton's kernels run in its interpreter (``TRITON_INTERPRET=1``) unless the
   environment says otherwise.
+* PyTorch runs on one thread (``OMP_NUM_THREADS=1`` unless the environment says
+  otherwise), in the test process and in the processes it starts. The
+  tests' arrays are tiny, and the README's command runs one pytest worker per core: with
+  a team of OpenMP threads per worker, a worker's threads wait for cores the other worker
+  holds, and an operation on a 3×4 tensor took 20 ms instead of 2 µs on a busy machine.
 * Hypothesis has a derandomised ``ci`` profile (the default) and a ``long`` profile:
   ``HYPOTHESIS_PROFILE=long pytest``.
 """
@@ -16,6 +21,8 @@ import os
 # The Triton kernels run in Triton's interpreter on this CPU (read when triton defines a
 # kernel, so before anything imports it); a CUDA run sets TRITON_INTERPRET=0.
 os.environ.setdefault("TRITON_INTERPRET", "1")
+# One thread per worker (see above): read when torch starts, so before anything imports it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 from backends import XP_NAMES, namespace
