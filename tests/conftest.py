@@ -16,7 +16,8 @@
   to run (emptied at the start of a run once it passes 1 GiB). The tests still trace and
   lower every program; only XLA's compilation of a program compiled before, with the same
   JAX, flags and devices, is read back instead of redone: on a second run the JAX-heavy
-  files take half the CPU time, on a first run a few per cent more (the writes).
+  files take half the CPU time, and a first run already gains (programs compiled again
+  under new function objects within the run are read back).
 * Hypothesis has a derandomised ``ci`` profile (the default) and a ``long`` profile:
   ``HYPOTHESIS_PROFILE=long pytest``.
 """
