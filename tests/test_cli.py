@@ -126,10 +126,17 @@ def test_torch_trains_at_one_thread_and_restores_the_setting(
         return original(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(demo, "per_class_scores", recording)
-    before = torch.get_num_threads()
-    trained = demo.train_torch(demo.make_dataset(0), "cross_entropy", {}, 3, 0, None)
-    assert seen == [demo.TORCH_THREADS]
-    assert torch.get_num_threads() == before
+    original_threads = torch.get_num_threads()
+    # The test session runs torch at one thread (tests/conftest.py): start from another
+    # setting, so that restoring it is seen.
+    before = demo.TORCH_THREADS + 1
+    torch.set_num_threads(before)
+    try:
+        trained = demo.train_torch(demo.make_dataset(0), "cross_entropy", {}, 3, 0, None)
+        assert seen == [demo.TORCH_THREADS]
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(original_threads)
     assert trained.curve_steps.tolist() == [3] and trained.seconds > 0
 
 
