@@ -178,8 +178,12 @@ def _detection_element(
     d = s σ' - (1 - s) σ for the quality focal loss (K' = -β sgn(d) |d|^{β-1} σσ', formed
     as K · σσ' / |d| for β < 1, taken as 0 where d = 0)."""
     sp_pos, sp_neg, s_pos, s_neg = sigmoid_softplus(x)
-    s = q if SMOOTHING == 0 else q * (1.0 - SMOOTHING) + 0.5 * SMOOTHING
-    negative = 1.0 - s
+    if SMOOTHING == 0:
+        s = q
+        negative = 1.0 - q
+    else:  # 1 - s formed as (1 - q)(1 - ε) + ε/2: no rounding of s before the subtraction
+        s = q * (1.0 - SMOOTHING) + 0.5 * SMOOTHING
+        negative = (1.0 - q) * (1.0 - SMOOTHING) + 0.5 * SMOOTHING
     positive = s * pw if HAS_PW else s
     ce = _times_nonzero(positive, sp_neg) + _times_nonzero(negative, sp_pos)
     if QUALITY:
