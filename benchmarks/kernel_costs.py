@@ -15,9 +15,12 @@ reads of a logits-sized target are shown apart and the pass targets do not count
 reference (``F.cross_entropy`` for the softmax family; for the sigmoid family
 ``F.binary_cross_entropy_with_logits``, torchvision's sigmoid focal formula, timm's ASL
 formula or mmdetection's varifocal formula, each for its own loss; the quality focal loss
-against ``F.binary_cross_entropy_with_logits``). multiloss rows run under ``multiloss.torch.engine("eager")``
-(today's plans, as a GPU runs them) and ``engine("triton")`` (the kernel engine: on meta
-tensors its custom operators' fake implementations, each one kernel). Without the engine
+against ``F.binary_cross_entropy_with_logits``). multiloss rows run under
+``multiloss.torch.engine("eager")`` (today's plans, as a GPU runs them) and
+``engine("triton")`` (the kernel engine: on meta tensors its custom operators' fake
+implementations, each one kernel; the varifocal and quality focal rows add the traced
+check of their target, in [0, 1], that meta tensors leave to the preparation: a NaN folded
+into a logits-sized weight where values cannot be read). Without the engine
 (``multiloss.torch.engine`` absent, or ``triton`` not importable) the kernel rows say so.
 """
 
