@@ -523,6 +523,34 @@ def test_the_kernel_cost_report_counts_rows_and_judges_targets(bench: ModuleType
     assert "| 64×10 | " in compact and f"({eager_kernels} / 9 / " in compact
 
 
+def test_the_kernel_cost_report_counts_the_detection_rows(bench: ModuleType) -> None:
+    """The varifocal and quality focal rows: under the kernel engine one forward and one
+    backward custom operator (the rest is the traced check of the target that meta
+    tensors leave to the preparation), far fewer kernels than the eager plan's."""
+    pytest.importorskip("torch")
+    import kernel_costs
+    from harness import Shape
+
+    if kernel_costs.engine_available():
+        pytest.skip("no kernel engine here")
+    variants = [v for v in kernel_costs.sigmoid_variants() if v.loss in ("VFL", "QFL")]
+    rows = kernel_costs.count_all([Shape("64×10", (64, 10))], variants)
+    by_name = {r.name: r for r in rows}
+    assert set(by_name) >= {
+        "textbook VFL (mmdetection formula)",
+        "multiloss VFL, kernels",
+        "multiloss QFL β=2, kernels",
+    }
+    for name in ("multiloss VFL", "multiloss QFL β=2"):
+        kernel, eager = by_name[name + ", kernels"], by_name[name + ", eager"]
+        assert kernel.kernels is not None and eager.kernels is not None, kernel.why
+        assert kernel.by_kernel["multiloss::sigmoid_loss"] == 1, kernel.by_kernel
+        assert kernel.by_kernel["multiloss::sigmoid_loss_backward"] == 1, kernel.by_kernel
+        assert kernel.kernels < eager.kernels
+    assert by_name["multiloss VFL, kernels"].modelled_ratio is not None
+    assert not [v for v in kernel_costs.verdicts(rows) if "VFL" in v.target or "QFL" in v.target]
+
+
 # --------------------------------------------------------------------------------------
 # The device check's script, without a GPU
 

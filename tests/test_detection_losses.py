@@ -380,11 +380,11 @@ def test_every_face_agrees(name):
 # ------------------------------------------------------------------ engines
 
 
-def test_torch_kernel_engine_takes_the_folded_options_and_leaves_the_others_eager(monkeypatch):
-    """BCE and sigmoid focal with ignore_index, smoothing and a per-class α run the Triton
-    sigmoid kernel (the options arrive folded into target and weight); the varifocal and
-    quality focal losses and an Asymmetric Loss with a weight (ignore_index is one) keep
-    the eager plans."""
+def test_torch_kernel_engine_takes_the_folded_options_and_the_new_losses(monkeypatch):
+    """Every element-wise loss with ignore_index, smoothing, a per-class α, weight and
+    pos_weight runs the Triton sigmoid kernel (the options arrive folded into target and
+    weight; the varifocal loss's smoothing is a kernel flag); a hyperparameter given as a
+    tensor keeps the eager plans."""
     pytest.importorskip("triton")
     from multiloss.torch._triton import sigmoid as kernels
 
@@ -403,10 +403,11 @@ def test_torch_kernel_engine_takes_the_folded_options_and_leaves_the_others_eage
         ("binary_cross_entropy", {"ignore_index": 255, "label_smoothing": 0.1}, True),
         ("sigmoid_focal_loss", {"alpha": list(ALPHA), "ignore_index": 255}, True),
         ("asymmetric_loss", {"label_smoothing": 0.1}, True),
-        ("asymmetric_loss", {"ignore_index": 255}, False),  # folded into a weight
-        ("asymmetric_loss", {"pos_weight": [2.0] * 5}, False),
-        ("varifocal_loss", {"ignore_index": 255}, False),
-        ("quality_focal_loss", {"ignore_index": 255}, False),
+        ("asymmetric_loss", {"ignore_index": 255}, True),  # folded into a weight
+        ("asymmetric_loss", {"pos_weight": [2.0] * 5}, True),
+        ("varifocal_loss", {"ignore_index": 255, "label_smoothing": 0.1}, True),
+        ("quality_focal_loss", {"ignore_index": 255}, True),
+        ("asymmetric_loss", {"pos_weight": [2.0] * 5, "gamma_neg": torch.tensor(4.0)}, False),
     ]
     for name, options, kernel in cases:
         calls.clear()

@@ -1,7 +1,9 @@
 """The sigmoid family's Triton kernels (`multiloss.torch._triton.sigmoid`) and the shared
 device math (`multiloss.torch._triton._math`), in Triton's interpreter on CPU tensors.
 
-* accuracy of every loss × option against the 50-digit mpmath oracles (`tests/oracles.py`),
+* accuracy of every loss × option against the 50-digit mpmath oracles (`tests/oracles.py`,
+  `tests/detection_oracles.py`: the varifocal and quality focal losses, the weighted
+  Asymmetric Loss composed from the definition),
   in units of eps · (1 + |reference|) with the core's bounds (5 eps per element, 10 for a
   reduced loss), float32 and float64; float16 logits held to float32's bound for the loss
   (computed in float32) and float16's for the gradient (rounded once);
@@ -25,6 +27,8 @@ from pathlib import Path
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
+import detection_oracles
+import mpmath
 import numpy as np
 import oracles
 import pytest
@@ -51,11 +55,18 @@ ULP_BOUND = 5.0
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16}
 PREPARE = {
     name: CORE_PREPARE[name]
-    for name in ("binary_cross_entropy", "sigmoid_focal_loss", "asymmetric_loss")
+    for name in (
+        "binary_cross_entropy",
+        "sigmoid_focal_loss",
+        "asymmetric_loss",
+        "varifocal_loss",
+        "quality_focal_loss",
+    )
 }
 prepare_binary_cross_entropy = PREPARE["binary_cross_entropy"]
 prepare_sigmoid_focal_loss = PREPARE["sigmoid_focal_loss"]
 prepare_asymmetric_loss = PREPARE["asymmetric_loss"]
+DETECTION = ("varifocal_loss", "quality_focal_loss")
 
 
 def run_kernel(name, logits, target, *, dtype="float32", reduction="mean", cotangent=None,
@@ -70,6 +81,7 @@ def run_kernel(name, logits, target, *, dtype="float32", reduction="mean", cotan
         else v
         for key, v in options.items()
     }
+
     _, config, operands = PREPARE[name](x, y, reduction=reduction, convert_logits=False,
                                         **options)  # fmt: skip
     weight = getattr(operands, "weight", None)
@@ -192,6 +204,160 @@ def test_float16_logits(name, options):
     finite = np.abs(ref_grad) < 6e4  # float16's range
     assert_eps(loss, ref_loss, "float32", ULP_BOUND, "loss")
     assert_eps(grad[finite], ref_grad[finite], "float16", 1.0, "grad")
+
+
+# ------------------------------------------- varifocal, quality focal, weighted ASL
+
+
+def _detection_problem():
+    """4 × 18: each row one target (0, 1, soft 0.3 and 0.85: the varifocal loss's q = 0
+    and q > 0, the quality focal loss's d = q - σ of both signs) over logits from tiny to
+    saturated."""
+    rng = np.random.default_rng(8)
+    x = np.concatenate(
+        [rng.normal(scale=4.0, size=8), [0, 1e-8, -0.5, 2.0, 20, -20, 36.8, -36.8, 1e4, -1e4]]
+    )
+    targets = np.array([0.0, 1.0, 0.3, 0.85])
+    return np.tile(x, (4, 1)), np.repeat(targets[:, None], x.size, axis=1)
+
+
+def _detection_weights():
+    """A weight along the last axis and a pos_weight per row (broadcast through strides)."""
+    rng = np.random.default_rng(9)
+    return rng.uniform(0.5, 2.0, size=18), rng.uniform(0.5, 3.0, size=(4, 1))
+
+
+def _detection_configs():
+    for gamma in (2.0, 0.5, 1.5):
+        yield "varifocal_loss", {"alpha": 0.75, "gamma": gamma}
+    yield "varifocal_loss", {"alpha": 0.75, "gamma": 2.0, "label_smoothing": 0.1}
+    yield "varifocal_loss", {"alpha": 0.5, "gamma": 0.5, "label_smoothing": 0.2, "weighted": True}
+    yield "varifocal_loss", {"alpha": 0.75, "gamma": 2.0, "weighted": True}
+    for beta in (2.0, 1.5, 0.5, 1.0):
+        yield "quality_focal_loss", {"beta": beta}
+    yield "quality_focal_loss", {"beta": 2.0, "weighted": True}
+    yield "quality_focal_loss", {"beta": 0.5, "weighted": True}
+    yield "asymmetric_loss", {"gamma_pos": 1.0, "gamma_neg": 4.0, "clip": 0.05, "weighted": True}
+    yield "asymmetric_loss", {"gamma_pos": 0.0, "gamma_neg": 0.5, "clip": 0.0, "weighted": True}
+
+
+DETECTION_CONFIGS = [
+    pytest.param(name, options, id="-".join([name, *(f"{k}={v}" for k, v in options.items())]))
+    for name, options in _detection_configs()
+]
+
+
+def _mp_varifocal_smoothed(x, q, *, alpha, gamma, label_smoothing, weight, pos_weight):
+    """The varifocal loss of one element with label smoothing ε, from the definition: the
+    weight reads q as given, the cross-entropy q (1 - ε) + ε/2."""
+    s = q * (1 - mpmath.mpf(label_smoothing)) + mpmath.mpf(label_smoothing) / 2
+    p = 1 / (1 + mpmath.exp(-x))
+    k = q if q > 0 else alpha * p ** mpmath.mpf(gamma)
+    return weight * k * detection_oracles._mp_bce(x, s, pos_weight)
+
+
+def _weighted_asymmetric(x, y, weight, pos_weight, options):
+    """w (pw y P + (1 - y) N) from the mpmath ASL oracle's P (y = 1) and N (y = 0)."""
+    w = np.broadcast_to(weight, x.shape)
+    pw = np.broadcast_to(pos_weight, x.shape)
+    parts = [oracles.mp_asymmetric_loss(x, np.full(x.shape, t), reduction="none", **options)
+             for t in (1.0, 0.0)]  # fmt: skip
+    (p_loss, p_grad), (n_loss, n_grad) = parts
+    return w * (pw * y * p_loss + (1 - y) * n_loss), w * (pw * y * p_grad + (1 - y) * n_grad)
+
+
+@functools.cache
+def _detection_reference(name, option_items, dtype):
+    """Per-element loss and slope (float64) of the problem's logits rounded to `dtype`."""
+    options = dict(option_items)
+    weighted = options.pop("weighted", False)
+    logits, target = _detection_problem()
+    x = logits.astype(dtype).astype(np.float64)
+    weight, pos_weight = _detection_weights() if weighted else (1.0, 1.0)
+    if name == "asymmetric_loss":
+        return _weighted_asymmetric(x, target, weight, pos_weight, options)
+    if "label_smoothing" in options:
+        return detection_oracles._mp_family(
+            _mp_varifocal_smoothed, x, target, options, weight, pos_weight, "none", None
+        )
+    oracle = {"varifocal_loss": detection_oracles.mp_varifocal_loss,
+              "quality_focal_loss": detection_oracles.mp_quality_focal_loss}[name]  # fmt: skip
+    return oracle(x, target, reduction="none", weight=weight, pos_weight=pos_weight, **options)
+
+
+def _run_detection(name, options, dtype, reduction):
+    options = dict(options)
+    if options.pop("weighted", False):
+        weight, pos_weight = _detection_weights()
+        options.update(weight=weight, pos_weight=pos_weight)
+    logits, target = _detection_problem()
+    return run_kernel(name, logits, target, dtype=dtype, reduction=reduction, **options)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(("name", "options"), DETECTION_CONFIGS)
+def test_detection_elementwise_accuracy(name, options, dtype):
+    loss, grad = _run_detection(name, options, dtype, "none")
+    ref_loss, ref_grad = _detection_reference(name, _items(options), dtype)
+    finite = np.isfinite(ref_loss)
+    assert np.array_equal(np.isfinite(loss), finite) and np.all(np.isfinite(grad))
+    assert_eps(loss[finite], ref_loss[finite], dtype, ULP_BOUND, "loss")
+    assert_eps(grad, ref_grad, dtype, ULP_BOUND, "grad")
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize(("name", "options"), DETECTION_CONFIGS)
+def test_detection_reduced_accuracy(name, options, reduction):
+    """The reduced loss (one program's sum, the mean's 1 / n folded in) and the slopes
+    times the 0-d cotangent."""
+    loss, grad = _run_detection(name, options, "float32", reduction)
+    ref_loss, ref_grad = _detection_reference(name, _items(options), "float32")
+    scale = 1.0 if reduction == "sum" else 1.0 / ref_loss.size
+    assert loss.shape == ()
+    assert_eps(loss, math.fsum(ref_loss.ravel()) * scale, "float32", 2 * ULP_BOUND, "loss")
+    assert_eps(grad, ref_grad * scale, "float32", ULP_BOUND, "grad")
+
+
+@pytest.mark.parametrize(("name", "options"), DETECTION_CONFIGS[::2])
+def test_detection_float16_logits(name, options):
+    """float16 logits (±1e4 become ±inf): the loss computed in float32 and held to its
+    bound, the gradient rounded once to float16."""
+    loss, grad = _run_detection(name, options, "float16", "none")
+    ref_loss, ref_grad = _detection_reference(name, _items(options), "float16")
+    x = _detection_problem()[0].astype(np.float16)
+    finite = np.isfinite(x) & np.isfinite(ref_loss)
+    assert_eps(loss[finite], ref_loss[finite], "float32", ULP_BOUND, "loss")
+    assert_eps(grad[finite], ref_grad[finite], "float16", 1.0, "grad")
+    assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("varifocal_loss", {"alpha": 0.75, "gamma": 0.5}),
+        ("quality_focal_loss", {"beta": 2.0}),
+        ("quality_focal_loss", {"beta": 0.5}),
+    ],
+)
+def test_detection_second_order(name, options):
+    """create_graph=True through the kernel call: the eager plans' closed forms, H·t
+    against the mpmath oracle's (weight and pos_weight given)."""
+    x64 = np.array([-3.0, -0.4, 0.0, 0.7, 2.5, 9.0])
+    y64 = np.array([1.0, 0.0, 0.3, 0.0, 0.85, 1.0])
+    t64 = np.array([0.5, -1.0, 2.0, 0.25, 1.5, -0.75])
+    w64, pw64 = np.linspace(0.5, 1.5, 6), np.full(6, 2.0)
+    x = torch.tensor(x64, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    y = torch.tensor(y64, dtype=torch.float64, device=DEVICE)
+    _, config, operands = PREPARE[name](x, y, reduction="sum", weight=torch.tensor(w64),
+                                        pos_weight=torch.tensor(pw64), **options)  # fmt: skip
+    loss = sigmoid_loss(config, x, operands.target, operands.weight, operands.pos_weight)
+    (grad,) = torch.autograd.grad(loss, x, create_graph=True)
+    (hvp,) = torch.autograd.grad((grad * torch.tensor(t64, device=DEVICE)).sum(), x)
+    oracle = {"varifocal_loss": detection_oracles.mp_varifocal_loss,
+              "quality_focal_loss": detection_oracles.mp_quality_focal_loss}[name]  # fmt: skip
+    _, ref_hvp = oracle(x64, y64, reduction="sum", tangent=t64, weight=w64, pos_weight=pw64,
+                        **options)  # fmt: skip
+    assert_eps(hvp.cpu().numpy(), ref_hvp, "float64", 8.0, "H·t")
 
 
 # ------------------------------------------------------------------ PyTorch's own BCE
@@ -494,6 +660,72 @@ def test_through_the_engine(name, options, reduction):
     assert half.dtype == torch.float16
 
 
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("varifocal_loss", {"alpha": 0.75, "gamma": 2.0, "label_smoothing": 0.1, "weighted": True}),
+        ("quality_focal_loss", {"beta": 1.5, "weighted": True}),
+        ("asymmetric_loss", {"gamma_pos": 1.0, "gamma_neg": 4.0, "clip": 0.05, "weighted": True}),
+    ],
+)
+def test_detection_through_the_engine(name, options):
+    """The varifocal and quality focal losses and the weighted Asymmetric Loss run the
+    kernels under engine("triton") (one forward op, one backward op) and meet the oracle."""
+    import multiloss.torch as mt
+
+    logits, target = _detection_problem()
+    weight, pos_weight = _detection_weights()
+    own = {k: v for k, v in options.items() if k != "weighted"}
+    x = torch.tensor(logits, dtype=torch.float32, device=DEVICE, requires_grad=True)
+    y = torch.tensor(target, dtype=torch.float32, device=DEVICE)
+    w, pw = torch.tensor(weight).float(), torch.tensor(pos_weight).float()
+    results = {}
+
+    def step():
+        with mt.engine("triton"):
+            loss = getattr(mt, name)(x, y, weight=w, pos_weight=pw, reduction="sum", **own)
+        loss.backward()
+        results["loss"] = loss
+
+    ops = _ops_run(step)
+    assert ops.count("multiloss::sigmoid_loss") == 1, ops
+    assert ops.count("multiloss::sigmoid_loss_backward") == 1, ops
+    ref_loss, ref_grad = _detection_reference(name, _items(options), "float32")
+    loss = results["loss"].detach().double().cpu().numpy()
+    assert_eps(loss, math.fsum(ref_loss.ravel()), "float32", 2 * ULP_BOUND, "loss")
+    assert_eps(x.grad.double().cpu().numpy(), ref_grad, "float32", ULP_BOUND, "grad")
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("sigmoid_focal_loss", {"gamma": torch.tensor(2.0), "alpha": 0.25}),
+        ("asymmetric_loss", {"gamma_neg": torch.tensor(4.0), "weight": torch.rand(18)}),
+        ("asymmetric_loss", {"clip": torch.tensor(0.05), "pos_weight": torch.rand(4, 1) + 1}),
+    ],
+)
+def test_array_hyperparameters_keep_the_eager_plans(name, options):
+    """A hyperparameter given as a tensor: the kernels specialise on the numbers, so the
+    call keeps the eager plans (the same value as with the number). The varifocal and
+    quality focal losses take numbers only (a tensor is refused by their checks)."""
+    import multiloss.torch as mt
+
+    logits, target = _detection_problem()
+    x = torch.tensor(logits, dtype=torch.float32, device=DEVICE)
+    y = torch.tensor(target, dtype=torch.float32, device=DEVICE)
+    results = {}
+
+    def step():
+        with mt.engine("triton"):
+            results["loss"] = getattr(mt, name)(x, y, **options)
+
+    assert "multiloss::sigmoid_loss" not in _ops_run(step)
+    numbers = {k: v.item() if getattr(v, "ndim", 1) == 0 else v for k, v in options.items()}
+    with mt.engine("triton"):
+        expected = getattr(mt, name)(x, y, **numbers)
+    torch.testing.assert_close(results["loss"], expected, rtol=2e-6, atol=1e-7)
+
+
 # --------------------------------------------------------------- operators and cost
 
 
@@ -505,13 +737,20 @@ def test_custom_operators_opcheck():
     forward = torch.ops.multiloss.sigmoid_loss.default
     backward = torch.ops.multiloss.sigmoid_loss_backward.default
     for reduction in ("none", "mean"):
-        args = (x, y, w, pw, False, 2.0, 0.25, 0.0, 0.0, reduction)
+        args = (x, y, w, pw, 0, 2.0, 0.25, 0.0, 0.0, 0.0, reduction)
         torch.library.opcheck(forward, (*args, False))
         cotangent = torch.randn(5, 7) if reduction == "none" else torch.tensor(0.5)
         cotangent = cotangent.to(DEVICE)
         torch.library.opcheck(backward, (cotangent, x.detach(), *args[1:]))
-    args = (x.half(), y, None, None, True, 1.0, None, 4.0, 0.05, "sum", True)
+    args = (x.half(), y, None, None, 1, 1.0, None, 4.0, 0.05, 0.0, "sum", True)
     torch.library.opcheck(forward, args)
+    # the weighted asymmetric, varifocal (smoothed) and quality focal losses
+    q = torch.where(y > 0.5, y, 0.0)
+    for kind, gamma, alpha, smoothing in ((1, 1.0, None, 0.0), (2, 0.5, 0.75, 0.1),
+                                          (3, 1.5, None, 0.0)):  # fmt: skip
+        args = (x, q, w, pw, kind, gamma, alpha, 4.0 if kind == 1 else 0.0, 0.0, smoothing, "mean")
+        torch.library.opcheck(forward, (*args, False))
+        torch.library.opcheck(backward, (torch.tensor(0.5).to(DEVICE), x.detach(), *args[1:]))
 
 
 @pytest.mark.parametrize("shape", [(256, 80), (8192, 1000)], ids=["256x80", "8192x1000"])
@@ -528,13 +767,24 @@ def test_three_kernels_on_meta(name, reduction, shape):
     x = torch.empty(shape, device="meta", requires_grad=True)
     y = torch.empty(shape, device="meta")
     options = {}
-    if name == "binary_cross_entropy":
+    if name != "sigmoid_focal_loss":
         options = {"weight": torch.empty(shape[1], device="meta"),
                    "pos_weight": torch.empty(shape[1], device="meta")}  # fmt: skip
 
+    def prepared():
+        return PREPARE[name](x, y, reduction=reduction, check_values=False,
+                             convert_logits=False, **options)  # fmt: skip
+
+    if name in DETECTION:
+        # their target is checked to lie in [0, 1]; meta has no values to read, so the
+        # preparation folds the traced check (NaN outside) into a logits-sized weight: the
+        # kernels' own cost is counted with the given weights instead
+        _, config, operands = prepared()
+        prepared = lambda: (None, config, operands._replace(  # noqa: E731
+            weight=options["weight"], pos_weight=options["pos_weight"]))  # fmt: skip
+
     def step():
-        _, config, operands = PREPARE[name](x, y, reduction=reduction, check_values=False,
-                                            convert_logits=False, **options)  # fmt: skip
+        _, config, operands = prepared()
         loss = sigmoid_loss(config, x, operands.target, getattr(operands, "weight", None),
                             getattr(operands, "pos_weight", None))  # fmt: skip
         (loss.sum() if reduction == "none" else loss).backward()
@@ -584,18 +834,24 @@ def compile_for_gpu(fn, flags, types):
 
 modes = {"X_MODE": 2, "Y_MODE": 2, "W_MODE": 2, "PW_MODE": 2, "COMPUTE": tl.float32, "STEPS": 4,
          "BLOCK_SIZE": kernels.BLOCK}
-focal = kernels._flags((False, 0.5, 0.25, 0.0, 0.0))
+focal = kernels._flags((0, 0.5, 0.25, 0.0, 0.0, 0.0))
 types = {"X": "*fp16", "Y": "*fp32", "W": "*fp32", "PW": "*fp32", "OUT": "*fp32",
          "scale": "fp32"}
 compile_for_gpu(device.forward_kernel, {**focal, **modes, "REDUCE": 1, "INT64": True}, types)
 compile_for_gpu(device.forward_kernel, {**focal, **modes, "REDUCE": 2, "INT64": False}, types)
 summing = {"COMPUTE": tl.float32, "STEPS": 8, "BLOCK_SIZE": 1024, "INT64": False}
 compile_for_gpu(device.sum_kernel, summing, {"PARTIALS": "*fp32", "OUT": "*bf16"})
-asymmetric = kernels._flags((True, 2.5, None, 0.5, 0.05))
+asymmetric = kernels._flags((1, 2.5, None, 0.5, 0.05, 0.0))
 types = {"COT": "*fp32", "X": "*bf16", "Y": "*fp32", "W": "*fp32", "PW": "*fp32",
          "GRAD_OUT": "*bf16", "scale": "fp32"}
 flags = {**asymmetric, **modes, "COT_MODE": 2, "REDUCE": False, "INT64": False}
 compile_for_gpu(device.backward_kernel, flags, types)
+for params in ((2, 0.5, 0.75, 0.0, 0.0, 0.1), (3, 1.5, None, 0.0, 0.0, 0.0),
+               (3, 0.5, None, 0.0, 0.0, 0.0), (3, 2.0, None, 0.0, 0.0, 0.0)):
+    flags = {**kernels._flags(params), **modes, "COT_MODE": 2, "REDUCE": False, "INT64": False}
+    compile_for_gpu(device.backward_kernel, flags, types)
+    forward = {**kernels._flags(params), **modes, "REDUCE": 2, "INT64": False}
+    compile_for_gpu(device.forward_kernel, forward, {**types, "OUT": "*fp32"})
 print("compiled")
 """
 

@@ -9,14 +9,16 @@
   that says why;
 * ``"eager"``: the eager plans (PyTorch operations over the array-API core) always.
 
-Under every engine some calls keep the eager plans, which have what the kernels lack:
-the distribution focal loss (no kernel takes its two-hot target), float64 logits of the
-softmax family (its kernels compute in float32), a gradient with
-respect to a target or a weight, forward-mode AD and the `torch.func` transforms; the
-varifocal and quality focal losses and an Asymmetric Loss with `weight` or `pos_weight`
-(no kernel flags for them yet). A
-second derivative (``create_graph=True``) through a kernel call is taken by the eager
-plans' closed forms.
+The kernels take the softmax family's losses and the element-wise ones: binary
+cross-entropy, the sigmoid focal loss, the Asymmetric Loss, the varifocal and quality
+focal losses, each with `weight`, `pos_weight` and the options folded into them
+(``ignore_index``, ``label_smoothing``, a per-class α). Under every engine some calls keep
+the eager plans, which have what the kernels lack: the distribution focal loss (no kernel
+takes its two-hot target), float64 logits of the softmax family (its kernels compute in
+float32), a hyperparameter given as a tensor (the kernels specialise on its value), a
+gradient with respect to a target or a weight, forward-mode AD and the `torch.func`
+transforms. A second derivative (``create_graph=True``) through a kernel call is taken by
+the eager plans' closed forms.
 
 Choose with the context manager [`engine`][multiloss.torch.engine.engine] or, for the
 whole process, [`set_engine`][multiloss.torch.engine.set_engine]. Nothing here imports
@@ -42,7 +44,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._core import AsymmetricConfig, DistributionConfig, SigmoidConfig, SoftmaxConfig
+from .._core import (
+    AsymmetricConfig,
+    DistributionConfig,
+    QualityFocalConfig,
+    SigmoidConfig,
+    SoftmaxConfig,
+    VarifocalConfig,
+)
 
 ENGINES = ("auto", "triton", "eager")
 """The engine names."""
@@ -166,21 +175,20 @@ def _eager_only(tensors: Sequence[object]) -> bool:
     return tangents_possible() or any_functorch(*present)
 
 
+_SIGMOID_KERNEL_CONFIGS = (SigmoidConfig, AsymmetricConfig, VarifocalConfig, QualityFocalConfig)
+
+
 def _has_kernel(config: Any, operands: Any) -> bool:
-    """Whether the sigmoid kernels compute this element-wise call: binary cross-entropy and
-    sigmoid focal (their ignore_index, label smoothing and per-class α arrive folded into
-    the target and weight), the Asymmetric Loss without weights; the varifocal and quality
-    focal losses, and the Asymmetric Loss with `weight` or `pos_weight`, keep the eager
-    plans (no kernel flags for them yet)."""
-    if isinstance(config, SigmoidConfig):
-        return True
-    if isinstance(config, AsymmetricConfig):
-        return operands.weight is None and operands.pos_weight is None
-    return False
+    """Whether the sigmoid kernels compute this element-wise call: binary cross-entropy,
+    sigmoid focal, the Asymmetric Loss, the varifocal and quality focal losses, each with
+    `weight` and `pos_weight` (ignore_index, label smoothing and a per-class α arrive
+    folded into the target and weight; the varifocal loss's smoothing is a kernel flag)."""
+    del operands
+    return isinstance(config, _SIGMOID_KERNEL_CONFIGS)
 
 
 def kernel_loss(
-    config: SoftmaxConfig | SigmoidConfig | AsymmetricConfig | DistributionConfig,
+    config: Any,
     logits: Tensor,
     operands: Any,
     given: Sequence[object],

@@ -1,10 +1,13 @@
 r"""The device code of the sigmoid family's kernels (`multiloss.torch._triton.sigmoid`
-launches them): the loss and slope of one element of BCE / sigmoid focal loss and of the
-asymmetric loss, the forward kernel (per-element losses, partial sums, or one program's
-whole sum), the kernel that sums partial sums, and the backward kernel.
+launches them): the loss and slope of one element of BCE / sigmoid focal loss, of the
+asymmetric loss and of the varifocal and quality focal losses, the forward kernel
+(per-element losses, partial sums, or one program's whole sum), the kernel that sums
+partial sums, and the backward kernel.
 
-The math restates the core's forms (`multiloss._core.sigmoid`, `multiloss._core.asymmetric`)
-element by element; see `multiloss.torch._triton.sigmoid` for the flags.
+The math restates the core's forms (`multiloss._core.sigmoid`, `multiloss._core.asymmetric`,
+`multiloss._core.detection`) element by element; see `multiloss.torch._triton.sigmoid` for
+the flags. The loss is chosen by the compile-time KIND: 0 BCE / sigmoid focal, 1 asymmetric,
+2 varifocal, 3 quality focal.
 """
 
 import triton
@@ -98,14 +101,19 @@ def _sigmoid_element(
 def _asymmetric_element(
     x,
     y,
+    w,
+    pw,
     GRAD: tl.constexpr,
     GAMMA_POS: tl.constexpr,
     GAMMA_POS_INT: tl.constexpr,
     GAMMA_NEG: tl.constexpr,
     GAMMA_NEG_INT: tl.constexpr,
     CLIP: tl.constexpr,
+    HAS_W: tl.constexpr,
+    HAS_PW: tl.constexpr,
 ):
-    """The asymmetric loss's L (GRAD False) or ∂L/∂x (GRAD True), as `_core.asymmetric`."""
+    """The asymmetric loss's L (GRAD False) or ∂L/∂x (GRAD True), as `_core.asymmetric`:
+    w (pw y P + (1 - y) N) and its slope."""
     sp_pos, sp_neg, s_pos, s_neg = sigmoid_softplus(x)
     if CLIP == 0:
         q = s_pos
@@ -141,7 +149,83 @@ def _asymmetric_element(
     else:
         positive = _times_nonzero(weight_pos, sp_neg)
         negative = _times_nonzero(weight_neg, log_term)
-    return _times_nonzero(y, positive) + _times_nonzero(1.0 - y, negative)
+    value = _times_nonzero(y * pw if HAS_PW else y, positive) + _times_nonzero(1.0 - y, negative)
+    if HAS_W:
+        value = _times_nonzero(w, value)
+    return value
+
+
+@triton.jit
+def _detection_element(
+    x,
+    q,
+    w,
+    pw,
+    GRAD: tl.constexpr,
+    QUALITY: tl.constexpr,
+    GAMMA: tl.constexpr,
+    GAMMA_INT: tl.constexpr,
+    ALPHA: tl.constexpr,
+    SMOOTHING: tl.constexpr,
+    HAS_W: tl.constexpr,
+    HAS_PW: tl.constexpr,
+):
+    """The varifocal (QUALITY False: α = ALPHA, γ = GAMMA, label smoothing ε = SMOOTHING)
+    or quality focal (QUALITY True: β = GAMMA) loss w K ce (GRAD False), or its slope
+    w (K' ce + K ce') (GRAD True), as `_core.detection`: ce the cross-entropy against
+    s = q (1 - ε) + ε/2 with pw on its positive term; K = q (q > 0) or α σ^γ (q = 0) for
+    the varifocal loss (K' = γ α σ^γ σ' on the negatives), K = |d|^β with
+    d = s σ' - (1 - s) σ for the quality focal loss (K' = -β sgn(d) |d|^{β-1} σσ', formed
+    as K · σσ' / |d| for β < 1, taken as 0 where d = 0)."""
+    sp_pos, sp_neg, s_pos, s_neg = sigmoid_softplus(x)
+    if SMOOTHING == 0:
+        s = q
+        negative = 1.0 - q
+    else:  # 1 - s formed as (1 - q)(1 - ε) + ε/2: no rounding of s before the subtraction
+        s = q * (1.0 - SMOOTHING) + 0.5 * SMOOTHING
+        negative = (1.0 - q) * (1.0 - SMOOTHING) + 0.5 * SMOOTHING
+    positive = s * pw if HAS_PW else s
+    ce = _times_nonzero(positive, sp_neg) + _times_nonzero(negative, sp_pos)
+    if QUALITY:
+        d = s * s_neg - negative * s_pos
+        a = tl.abs(d)
+        if GAMMA == 0:
+            k = tl.full(x.shape, 1.0, x.dtype)
+        elif GAMMA_INT > 0:
+            k = _power(a, a, GAMMA, GAMMA_INT)
+        else:
+            k = _power(a, tl.log(a), GAMMA, GAMMA_INT)
+        if GRAD:
+            v = s_pos * s_neg
+            if GAMMA == 0:
+                k_rho = tl.zeros(x.shape, x.dtype)
+            elif GAMMA == 1:
+                k_rho = v
+            elif GAMMA_INT > 1:
+                k_rho = _power(a, a, GAMMA - 1.0, GAMMA_INT - 1) * v
+            elif GAMMA > 1:
+                k_rho = exp((GAMMA - 1.0) * tl.log(a)) * v
+            else:  # β < 1: K · v / a, 0 where a = 0
+                vanishing = a == 0
+                k_rho = tl.where(vanishing, 0.0, k * div(v, tl.where(vanishing, 1.0, a)))
+            sign = tl.where(d > 0, 1.0, tl.where(d < 0, -1.0, 0.0))
+            k_slope = -GAMMA * sign * k_rho
+    else:
+        if GAMMA == 0:
+            focus = tl.full(x.shape, ALPHA, x.dtype)
+        else:
+            focus = ALPHA * _power(s_pos, -sp_neg, GAMMA, GAMMA_INT)
+        hit = q > 0
+        k = tl.where(hit, q, focus)
+        if GRAD:
+            k_slope = tl.where(hit, 0.0, GAMMA * focus * s_neg)
+    if GRAD:
+        value = _times_nonzero(k_slope, ce) + k * (negative * s_pos - positive * s_neg)
+    else:
+        value = _times_nonzero(k, ce)
+    if HAS_W:
+        value = _times_nonzero(w, value)
+    return value
 
 
 @triton.jit
@@ -168,7 +252,7 @@ def _element(
     sp1,
     sp2,
     GRAD: tl.constexpr,
-    ASYMMETRIC: tl.constexpr,
+    KIND: tl.constexpr,
     GAMMA: tl.constexpr,
     GAMMA_INT: tl.constexpr,
     ALPHA: tl.constexpr,
@@ -176,6 +260,7 @@ def _element(
     GAMMA_NEG: tl.constexpr,
     GAMMA_NEG_INT: tl.constexpr,
     CLIP: tl.constexpr,
+    SMOOTHING: tl.constexpr,
     X_MODE: tl.constexpr,
     Y_MODE: tl.constexpr,
     W_MODE: tl.constexpr,
@@ -187,17 +272,25 @@ def _element(
     y = tl.load(Y + _offset(i, D1, D2, D12, sy0, sy1, sy2, Y_MODE), mask=mask, other=0.0)
     x = x.to(COMPUTE)
     y = y.to(COMPUTE)
-    if ASYMMETRIC:
-        value = _asymmetric_element(x, y, GRAD, GAMMA, GAMMA_INT, GAMMA_NEG, GAMMA_NEG_INT, CLIP)
+    w = x
+    pw = x
+    if W_MODE != 0:
+        w_offset = _offset(i, D1, D2, D12, sw0, sw1, sw2, W_MODE)
+        w = tl.load(W + w_offset, mask=mask, other=0.0).to(COMPUTE)
+    if PW_MODE != 0:
+        pw_offset = _offset(i, D1, D2, D12, sp0, sp1, sp2, PW_MODE)
+        pw = tl.load(PW + pw_offset, mask=mask, other=0.0).to(COMPUTE)
+    if KIND == 1:
+        value = _asymmetric_element(
+            x, y, w, pw, GRAD, GAMMA, GAMMA_INT, GAMMA_NEG, GAMMA_NEG_INT, CLIP,
+            W_MODE != 0, PW_MODE != 0,
+        )  # fmt: skip
+    elif KIND >= 2:
+        value = _detection_element(
+            x, y, w, pw, GRAD, KIND == 3, GAMMA, GAMMA_INT, ALPHA, SMOOTHING,
+            W_MODE != 0, PW_MODE != 0,
+        )  # fmt: skip
     else:
-        w = x
-        pw = x
-        if W_MODE != 0:
-            w_offset = _offset(i, D1, D2, D12, sw0, sw1, sw2, W_MODE)
-            w = tl.load(W + w_offset, mask=mask, other=0.0).to(COMPUTE)
-        if PW_MODE != 0:
-            pw_offset = _offset(i, D1, D2, D12, sp0, sp1, sp2, PW_MODE)
-            pw = tl.load(PW + pw_offset, mask=mask, other=0.0).to(COMPUTE)
         value = _sigmoid_element(
             x, y, w, pw, GRAD, GAMMA, GAMMA_INT, ALPHA, HAS_ALPHA, W_MODE != 0, PW_MODE != 0
         )
@@ -238,7 +331,7 @@ def forward_kernel(
     sp0,
     sp1,
     sp2,
-    ASYMMETRIC: tl.constexpr,
+    KIND: tl.constexpr,
     GAMMA: tl.constexpr,
     GAMMA_INT: tl.constexpr,
     ALPHA: tl.constexpr,
@@ -246,6 +339,7 @@ def forward_kernel(
     GAMMA_NEG: tl.constexpr,
     GAMMA_NEG_INT: tl.constexpr,
     CLIP: tl.constexpr,
+    SMOOTHING: tl.constexpr,
     X_MODE: tl.constexpr,
     Y_MODE: tl.constexpr,
     W_MODE: tl.constexpr,
@@ -268,8 +362,8 @@ def forward_kernel(
             loss = _element(
                 X, Y, W, PW, i, mask, D1, D2, D12,
                 sx0, sx1, sx2, sy0, sy1, sy2, sw0, sw1, sw2, sp0, sp1, sp2,
-                False, ASYMMETRIC, GAMMA, GAMMA_INT, ALPHA, HAS_ALPHA, GAMMA_NEG, GAMMA_NEG_INT,
-                CLIP, X_MODE, Y_MODE, W_MODE, PW_MODE, COMPUTE,
+                False, KIND, GAMMA, GAMMA_INT, ALPHA, HAS_ALPHA, GAMMA_NEG, GAMMA_NEG_INT,
+                CLIP, SMOOTHING, X_MODE, Y_MODE, W_MODE, PW_MODE, COMPUTE,
             )  # fmt: skip
             total += tl.where(mask, loss, 0.0)
         result = tl.sum(total, axis=0) * scale
@@ -279,8 +373,8 @@ def forward_kernel(
         loss = _element(
             X, Y, W, PW, i, mask, D1, D2, D12,
             sx0, sx1, sx2, sy0, sy1, sy2, sw0, sw1, sw2, sp0, sp1, sp2,
-            False, ASYMMETRIC, GAMMA, GAMMA_INT, ALPHA, HAS_ALPHA, GAMMA_NEG, GAMMA_NEG_INT, CLIP,
-            X_MODE, Y_MODE, W_MODE, PW_MODE, COMPUTE,
+            False, KIND, GAMMA, GAMMA_INT, ALPHA, HAS_ALPHA, GAMMA_NEG, GAMMA_NEG_INT, CLIP,
+            SMOOTHING, X_MODE, Y_MODE, W_MODE, PW_MODE, COMPUTE,
         )  # fmt: skip
         if REDUCE == 1:
             partial = tl.sum(tl.where(mask, loss, 0.0), axis=0) * scale
@@ -330,7 +424,7 @@ def backward_kernel(
     sp0,
     sp1,
     sp2,
-    ASYMMETRIC: tl.constexpr,
+    KIND: tl.constexpr,
     GAMMA: tl.constexpr,
     GAMMA_INT: tl.constexpr,
     ALPHA: tl.constexpr,
@@ -338,6 +432,7 @@ def backward_kernel(
     GAMMA_NEG: tl.constexpr,
     GAMMA_NEG_INT: tl.constexpr,
     CLIP: tl.constexpr,
+    SMOOTHING: tl.constexpr,
     X_MODE: tl.constexpr,
     Y_MODE: tl.constexpr,
     W_MODE: tl.constexpr,
@@ -354,8 +449,8 @@ def backward_kernel(
     slope = _element(
         X, Y, W, PW, i, mask, D1, D2, D12,
         sx0, sx1, sx2, sy0, sy1, sy2, sw0, sw1, sw2, sp0, sp1, sp2,
-        True, ASYMMETRIC, GAMMA, GAMMA_INT, ALPHA, HAS_ALPHA, GAMMA_NEG, GAMMA_NEG_INT, CLIP,
-        X_MODE, Y_MODE, W_MODE, PW_MODE, COMPUTE,
+        True, KIND, GAMMA, GAMMA_INT, ALPHA, HAS_ALPHA, GAMMA_NEG, GAMMA_NEG_INT, CLIP,
+        SMOOTHING, X_MODE, Y_MODE, W_MODE, PW_MODE, COMPUTE,
     )  # fmt: skip
     if REDUCE:
         cotangent = tl.load(COT).to(COMPUTE) * scale

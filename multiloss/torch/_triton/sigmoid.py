@@ -1,15 +1,18 @@
-r"""Triton kernels of the sigmoid family: binary cross-entropy (`weight`, `pos_weight`),
-sigmoid focal loss and the asymmetric loss, one element-wise kernel for the loss and one
-for the gradient.
+r"""Triton kernels of the sigmoid family: binary cross-entropy, sigmoid focal loss, the
+asymmetric loss and the varifocal and quality focal losses (each with `weight` and
+`pos_weight`), one element-wise kernel for the loss and one for the gradient.
 
-The kernels restate the core's forms (`multiloss._core.sigmoid`, `multiloss._core.asymmetric`)
-element by element, in float32 registers for 16-bit logits (float64 for float64 logits):
-softplus(±x) and σ(±x) from one exponential (`_math.sigmoid_softplus`), products taken as 0
-where their coefficient is 0 (so 0 · inf = 0 at infinite logits), the focal weight of γ < 1
-finite at saturated logits (σσ'·ce / m taken as 0 where m = 0), the asymmetric loss's
-1 - q as min(σ' + clip, 1). The options are compile-time flags (`tl.constexpr`): the
-family, γ (0, a small integer: products; otherwise exp(γ log m)), α, clip, which operands
-are present and how each is addressed, the reduction.
+The kernels restate the core's forms (`multiloss._core.sigmoid`,
+`multiloss._core.asymmetric`, `multiloss._core.detection`) element by element, in float32
+registers for 16-bit logits (float64 for float64 logits): softplus(±x) and σ(±x) from one
+exponential (`_math.sigmoid_softplus`), products taken as 0 where their coefficient is 0 (so
+0 · inf = 0 at infinite logits), the focal weight of γ < 1 finite at saturated logits
+(σσ'·ce / m taken as 0 where m = 0), the asymmetric loss's 1 - q as min(σ' + clip, 1), the
+varifocal weight α σ^γ from -softplus(-x) (no negative power of σ), the quality focal weight
+|d|^β from d = s σ' - (1 - s) σ (no cancellation where σ saturates). The options are
+compile-time flags (`tl.constexpr`): the loss (KIND), γ (0, a small integer: products;
+otherwise exp(γ log m); β of the quality focal loss), α, clip, the varifocal loss's label
+smoothing, which operands are present and how each is addressed, the reduction.
 
 Operands are read where they lie: `weight` and `pos_weight` broadcast against the logits
 through the strides of their expanded views (a stride 0 repeats an entry; nothing of the
@@ -39,6 +42,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..._core.asymmetric import AsymmetricConfig
+from ..._core.detection import QualityFocalConfig, VarifocalConfig
 from ..._core.sigmoid import SigmoidConfig
 from ._sigmoid_kernels import backward_kernel, forward_kernel, sum_kernel
 
@@ -52,6 +56,9 @@ SINGLE_PROGRAM_BLOCK = 2048
 _MAX_INTEGER_POWER = 16
 """Integral exponents up to this are products; larger ones exp(γ log m)."""
 _INT32_LIMIT = 2**31 - 1
+
+# The loss of a call (the kernels' KIND)
+SIGMOID, ASYMMETRIC, VARIFOCAL, QUALITY_FOCAL = 0, 1, 2, 3
 
 # Addressing modes of an operand (compile-time): absent, contiguous, strided over the
 # last 1, 2 or 3 coalesced dimensions
@@ -151,9 +158,9 @@ _TL_DTYPES = {torch.float32: tl.float32, torch.float64: tl.float64}
 
 def _flags(params: tuple[Any, ...]) -> dict[str, Any]:
     """The compile-time flags of a loss from the op's parameters."""
-    asymmetric, gamma, alpha, gamma_neg, clip = params
+    kind, gamma, alpha, gamma_neg, clip, smoothing = params
     return {
-        "ASYMMETRIC": bool(asymmetric),
+        "KIND": int(kind),
         "GAMMA": float(gamma),
         "GAMMA_INT": _integral(gamma),
         "ALPHA": 0.0 if alpha is None else float(alpha),
@@ -161,6 +168,7 @@ def _flags(params: tuple[Any, ...]) -> dict[str, Any]:
         "GAMMA_NEG": float(gamma_neg),
         "GAMMA_NEG_INT": _integral(gamma_neg),
         "CLIP": float(clip),
+        "SMOOTHING": float(smoothing),
     }
 
 
@@ -261,16 +269,17 @@ def _sigmoid_loss_op(
     target: Tensor,
     weight: Tensor | None,
     pos_weight: Tensor | None,
-    asymmetric: bool,
+    kind: int,
     gamma: float,
     alpha: float | None,
     gamma_neg: float,
     clip: float,
+    smoothing: float,
     reduction: str,
     keep_dtype: bool,
 ) -> Tensor:
     """The reduced loss of a call."""
-    params = (asymmetric, gamma, alpha, gamma_neg, clip)
+    params = (kind, gamma, alpha, gamma_neg, clip, smoothing)
     return _launch_forward(logits, target, weight, pos_weight, params, reduction, keep_dtype)
 
 
@@ -280,11 +289,12 @@ def _(
     target: Tensor,
     weight: Tensor | None,
     pos_weight: Tensor | None,
-    asymmetric: bool,
+    kind: int,
     gamma: float,
     alpha: float | None,
     gamma_neg: float,
     clip: float,
+    smoothing: float,
     reduction: str,
     keep_dtype: bool,
 ) -> Tensor:
@@ -299,16 +309,17 @@ def _sigmoid_loss_backward_op(
     target: Tensor,
     weight: Tensor | None,
     pos_weight: Tensor | None,
-    asymmetric: bool,
+    kind: int,
     gamma: float,
     alpha: float | None,
     gamma_neg: float,
     clip: float,
+    smoothing: float,
     reduction: str,
 ) -> Tensor:
     """cotangent · ∂loss/∂logits in the logits' dtype (the cotangent of the forward op's
     output: per element for "none", else 0-d)."""
-    params = (asymmetric, gamma, alpha, gamma_neg, clip)
+    params = (kind, gamma, alpha, gamma_neg, clip, smoothing)
     return _launch_backward(cotangent, logits, target, weight, pos_weight, params, reduction)
 
 
@@ -319,17 +330,18 @@ def _(
     target: Tensor,
     weight: Tensor | None,
     pos_weight: Tensor | None,
-    asymmetric: bool,
+    kind: int,
     gamma: float,
     alpha: float | None,
     gamma_neg: float,
     clip: float,
+    smoothing: float,
     reduction: str,
 ) -> Tensor:
     return torch.empty(tuple(logits.shape), dtype=logits.dtype, device=logits.device)
 
 
-_PARAMETERS = ("asymmetric", "gamma", "alpha", "gamma_neg", "clip", "reduction")
+_PARAMETERS = ("kind", "gamma", "alpha", "gamma_neg", "clip", "smoothing", "reduction")
 """The forward op's parameters after its tensors, which the backward op takes (not
 `keep_dtype`: the cotangent's dtype is read by the kernel)."""
 
@@ -357,12 +369,31 @@ def _backward(ctx: Any, cotangent: Tensor) -> tuple[Tensor | None, ...]:
     return (grad,) + (None,) * (4 + len(_PARAMETERS))
 
 
-def _config(parameters: tuple[Any, ...]) -> SigmoidConfig | AsymmetricConfig:
+Config = SigmoidConfig | AsymmetricConfig | VarifocalConfig | QualityFocalConfig
+"""The configs the kernels take."""
+
+
+def _config(parameters: tuple[Any, ...]) -> Config:
     """The core's config back from the op's parameters."""
-    asymmetric, gamma, alpha, gamma_neg, clip, reduction = parameters
-    if asymmetric:
+    kind, gamma, alpha, gamma_neg, clip, smoothing, reduction = parameters
+    if kind == ASYMMETRIC:
         return AsymmetricConfig(gamma, gamma_neg, clip, reduction)
+    if kind == VARIFOCAL:
+        return VarifocalConfig(alpha, gamma, smoothing, reduction)
+    if kind == QUALITY_FOCAL:
+        return QualityFocalConfig(gamma, reduction)
     return SigmoidConfig(gamma=gamma, alpha=alpha, reduction=reduction)
+
+
+def _parameters(config: Config) -> tuple[int, float, float | None, float, float, float]:
+    """The op's parameters of a config (its hyperparameters are Python numbers here)."""
+    if isinstance(config, AsymmetricConfig):
+        return (ASYMMETRIC, config.gamma_pos, None, config.gamma_neg, config.clip, 0.0)
+    if isinstance(config, VarifocalConfig):
+        return (VARIFOCAL, config.gamma, config.alpha, 0.0, 0.0, config.label_smoothing)
+    if isinstance(config, QualityFocalConfig):
+        return (QUALITY_FOCAL, config.beta, None, 0.0, 0.0, 0.0)
+    return (SIGMOID, config.gamma, config.alpha, 0.0, 0.0, 0.0)
 
 
 def _differentiable_gradient(
@@ -393,7 +424,7 @@ _sigmoid_loss_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def sigmoid_loss(
-    config: SigmoidConfig | AsymmetricConfig,
+    config: Config,
     logits: Tensor,
     target: Tensor,
     weight: Tensor | None,
@@ -405,12 +436,13 @@ def sigmoid_loss(
 
     Args:
         config: the core's config (`prepare_call` of binary cross-entropy, the
-            sigmoid focal loss or the asymmetric loss).
+            sigmoid focal loss, the asymmetric loss, the varifocal or the quality focal
+            loss), its hyperparameters Python numbers.
         logits: any shape, float16, bfloat16, float32 or float64 (16-bit computed in
             float32).
         target: the logits' shape, in the compute dtype (as the core's `prepare` leaves it).
-        weight: None, or broadcastable to the logits (BCE's `weight`).
-        pos_weight: None, or broadcastable to the logits (BCE's `pos_weight`).
+        weight: None, or broadcastable to the logits (the element weight).
+        pos_weight: None, or broadcastable to the logits (the positive term's weight).
         keep_dtype: return the loss in the logits' dtype (16-bit logits: rounded once from
             float32 in the kernel) instead of the compute dtype.
 
@@ -428,11 +460,7 @@ def sigmoid_loss(
             raise ValueError(
                 f"the Triton sigmoid kernels differentiate the logits only; {name} requires grad"
             )
-    params: tuple[bool, float, float | None, float, float]
-    if isinstance(config, AsymmetricConfig):
-        params = (True, config.gamma_pos, None, config.gamma_neg, config.clip)
-    else:
-        params = (False, config.gamma, config.alpha, 0.0, 0.0)
+    params = _parameters(config)
     return _sigmoid_loss_op(
         logits, target, weight, pos_weight, *params, config.reduction, keep_dtype
     )
