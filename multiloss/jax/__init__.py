@@ -85,7 +85,7 @@ except ImportError as error:
     raise missing_backend(__name__, "JAX", "jax") from error
 
 from .._core.counting import count_elements, count_targets
-from ._detection import quality_focal_loss, varifocal_loss
+from ._detection import distribution_focal_loss, quality_focal_loss, varifocal_loss
 from ._engine import engine
 from ._validation import checked, validate_labels
 from .linear import linear_cross_entropy, linear_focal_loss, linear_poly_loss
@@ -93,7 +93,6 @@ from .losses import (
     asymmetric_loss,
     binary_cross_entropy,
     cross_entropy,
-    distribution_focal_loss,
     focal_loss,
     poly_loss,
     sigmoid_focal_loss,

@@ -1,9 +1,10 @@
 """The detection losses of [`multiloss.jax`][multiloss.jax]: varifocal and quality focal
-loss (validation at trace time, then the custom rule)."""
+loss, and the distribution focal loss (validation at trace time, then the custom rule)."""
 
 from __future__ import annotations
 
 import jax
+import numpy as np
 
 from .._core import LOSSES
 from .losses import Weights, run_loss
@@ -152,4 +153,57 @@ def quality_focal_loss(
     return run_loss(LOSSES["quality_focal_loss"], logits, target, options)
 
 
-__all__ = ["quality_focal_loss", "varifocal_loss"]
+def distribution_focal_loss(
+    logits: Array,
+    target: Array,
+    *,
+    axis: int = -1,
+    weight: Array | np.ndarray | None = None,
+    reduction: str = "mean",
+    normalizer: Array | float | None = None,
+) -> Array:
+    r"""Distribution focal loss (Li et al., NeurIPS 2020, Generalized Focal Loss).
+
+    The bins $0, \dots, n - 1$ of a box side along `axis`, a continuous target
+    $t \in [0, n - 1]$ and $k = \min(\lfloor t \rfloor, n - 2)$:
+
+    $$
+    L = -w \, \big[(k + 1 - t) \log p_k + (t - k) \log p_{k+1}\big]
+    $$
+
+    from two gathered log-probabilities (no two-hot array); gradient $w\,(p - c)$,
+    second order in closed form.
+
+    Args:
+        logits: scores over at least 2 bins along `axis`.
+        target: floating positions in $[0, n - 1]$, the logits' shape without `axis`.
+        axis: the bin axis (static).
+        weight: element weights broadcast against `target` (a mask, a per-anchor weight).
+        reduction: `"mean"` over the target's elements, `"sum"` or `"none"` (static).
+        normalizer: divide the sum by it instead: mmdetection's `avg_factor`, ultralytics'
+            `target_scores_sum` ([Detection normalisers][detection-normalisers]).
+
+    Returns:
+        The loss in the logits' dtype.
+
+    Raises:
+        TypeError: at trace time, an integer target or another dtype that does not fit.
+        ValueError: at trace time, shapes that do not fit or fewer than 2 bins; a target
+            outside $[0, n - 1]$ or NaN where its values are known. A traced bad target
+            makes its element NaN, and [`checked`][multiloss.jax.checked] reports it.
+
+    References:
+        Li et al., "Generalized Focal Loss", NeurIPS 2020, arXiv:2006.04388.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from multiloss.jax import distribution_focal_loss
+        >>> logits = jnp.zeros((2, 4))  # uniform over 4 bins: log 4 whatever the target
+        >>> round(float(distribution_focal_loss(logits, jnp.array([0.5, 3.0]))), 6)
+        1.386294
+    """
+    options = {"axis": axis, "weight": weight, "reduction": reduction, "normalizer": normalizer}
+    return run_loss(LOSSES["distribution_focal_loss"], logits, target, options)
+
+
+__all__ = ["distribution_focal_loss", "quality_focal_loss", "varifocal_loss"]

@@ -62,7 +62,7 @@ except ImportError as error:
     raise missing_backend(__name__, "PyTorch", "torch") from error
 
 from .._core.counting import count_elements, count_targets
-from ._detection import quality_focal_loss, varifocal_loss
+from ._detection import distribution_focal_loss, quality_focal_loss, varifocal_loss
 from ._element_modules import (
     AsymmetricLoss,
     BCEWithLogitsLoss,
@@ -76,7 +76,6 @@ from .functional import (
     asymmetric_loss,
     binary_cross_entropy,
     cross_entropy,
-    distribution_focal_loss,
     focal_loss,
     poly_loss,
     sigmoid_focal_loss,

@@ -603,59 +603,6 @@ def asymmetric_loss(
     return run_loss(LOSSES["asymmetric_loss"], logits, target, options)
 
 
-def distribution_focal_loss(
-    logits: Tensor,
-    target: Tensor,
-    *,
-    axis: int | None = None,
-    weight: Tensor | None = None,
-    reduction: str = "mean",
-    normalizer: Tensor | float | None = None,
-) -> Tensor:
-    r"""Distribution focal loss (Li et al., NeurIPS 2020; ultralytics' `DFLoss`).
-
-    The bins $0, \dots, n - 1$ of a box side along `axis`, a continuous target
-    $t \in [0, n - 1]$ and $k = \min(\lfloor t \rfloor, n - 2)$:
-
-    $$
-    L = -w \, \big[(k + 1 - t) \log p_k + (t - k) \log p_{k+1}\big]
-    $$
-
-    from two gathered log-probabilities (no two-hot tensor); gradient $w\,(p - c)$.
-
-    Args:
-        logits: `(N, n, d1..dk)` or unbatched `(n,)` scores over at least 2 bins.
-        target: floating positions in $[0, n - 1]$, the logits' shape without `axis`.
-        axis: the bin axis; None (the default) follows PyTorch: 1, or 0 for `(n,)`.
-        weight: element weights broadcast against `target` (a per-anchor weight, a mask).
-        reduction: `"mean"` over the target's elements, `"sum"` or `"none"`.
-        normalizer: divide the sum by it instead: mmdetection's `avg_factor`, ultralytics'
-            `target_scores_sum` ([Detection normalisers][detection-normalisers]).
-
-    Returns:
-        The loss, in the logits' dtype.
-
-    Raises:
-        TypeError: logits that are not a floating `torch.Tensor`, an integer target.
-        ValueError: a target outside $[0, n - 1]$ or NaN (naming the values; on tensors
-            whose values are known), fewer than 2 bins, a shape that does not fit.
-        NotImplementedError: under `torch.jit.trace`.
-
-    References:
-        Li et al., "Generalized Focal Loss", NeurIPS 2020,
-        [arXiv:2006.04388](https://arxiv.org/abs/2006.04388).
-
-    Examples:
-        >>> import torch
-        >>> from multiloss.torch import distribution_focal_loss
-        >>> logits = torch.zeros(2, 4)  # uniform over 4 bins: log 4 whatever the target
-        >>> round(distribution_focal_loss(logits, torch.tensor([0.5, 3.0])).item(), 6)
-        1.386294
-    """
-    options = {"axis": axis, "weight": weight, "reduction": reduction, "normalizer": normalizer}
-    return run_loss(LOSSES["distribution_focal_loss"], logits, target, options)
-
-
 refuse_torchscript(
     cross_entropy,
     focal_loss,
@@ -663,5 +610,4 @@ refuse_torchscript(
     binary_cross_entropy,
     sigmoid_focal_loss,
     asymmetric_loss,
-    distribution_focal_loss,
 )

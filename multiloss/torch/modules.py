@@ -11,15 +11,10 @@ import torch
 from torch import Tensor, nn
 
 from .._core import _checks, hyper
+from ._detection import distribution_focal_loss
 from ._migration import migration_errors as _migration_errors
 from ._namespace import NO_TORCHSCRIPT, XP
-from .functional import (
-    Weights,
-    cross_entropy,
-    distribution_focal_loss,
-    focal_loss,
-    poly_loss,
-)
+from .functional import Weights, cross_entropy, focal_loss, poly_loss
 
 
 def as_buffer(name: str, value: Weights, *, class_vector: bool) -> Tensor | None:
