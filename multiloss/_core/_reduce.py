@@ -15,9 +15,11 @@ and the sum is multiplied by that scale (:func:`normalized`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from . import _checks
+from ._numerics import times_nonzero
 
 Array = Any
 Namespace = Any
@@ -95,3 +97,57 @@ def per_element_cotangent(
     if reduction == "mean":
         return cotangent * scale
     return cotangent
+
+
+# --------------------------------------------------------------------------------------
+# The operands' derivatives of an element-wise loss (sigmoid, asymmetric, detection,
+# distribution): per-element partials ∂ℓ/∂operand, reduced as the loss is.
+
+
+def sum_to_shape(xp: Namespace, values: Array, shape: tuple[int, ...]) -> Array:
+    """`values` summed over the axes along which an operand of `shape` was broadcast."""
+    lead = values.ndim - len(shape)
+    if lead:
+        values = xp.sum(values, axis=tuple(range(lead)))
+    axes = tuple(d for d, size in enumerate(shape) if size == 1 and values.shape[d] != 1)
+    if axes:
+        values = xp.sum(values, axis=axes, keepdims=True)
+    return xp.reshape(values, shape)
+
+
+def operand_cotangents(
+    xp: Namespace,
+    partials: Mapping[str, Array],
+    cotangent: Array,
+    reduction: str,
+    scale: Any,
+    operands: Any,
+) -> dict[str, Array]:
+    """The cotangent of each operand named in `partials` (its per-element partial of the
+    loss): the partial times the loss's per-element cotangent, summed back to the
+    operand's shape (an operand broadcast against the logits)."""
+    element = per_element_cotangent(xp, cotangent, reduction, scale)
+    return {
+        name: sum_to_shape(
+            xp, times_nonzero(xp, element, partial), tuple(getattr(operands, name).shape)
+        )
+        for name, partial in partials.items()
+    }
+
+
+def operand_tangent(
+    xp: Namespace,
+    partials: Mapping[str, Array],
+    tangents: Mapping[str, Array],
+    reduction: str,
+    scale: Any,
+) -> Array:
+    """The loss's directional derivative along the operands' `tangents`: Σ partial · tangent
+    per element (linear in the tangents: JAX transposes it), reduced as the loss is."""
+    if not partials:
+        raise ValueError(f"no tangent of a differentiable operand; got {sorted(tangents)}")
+    terms = [partial * tangents[name] for name, partial in partials.items()]
+    per_element = terms[0]
+    for term in terms[1:]:
+        per_element = per_element + term
+    return reduce(xp, per_element, reduction, scale)

@@ -33,7 +33,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from . import _checks
 from ._numerics import power, times_nonzero
-from ._reduce import per_element_cotangent, reduce
+from ._reduce import operand_cotangents, operand_tangent, per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
 from .hyper import binding, is_zero, static
 from .kernels import GENERIC_SIGMOID, SigmoidKernels
@@ -43,7 +43,6 @@ from .sigmoid import (
     element_loss_shape,
     element_mean_scale,
     sigmoid_directional_derivative,
-    sum_to_shape,
 )
 
 Array = Any
@@ -283,24 +282,23 @@ def asymmetric_operand_vjp(
     wanted: Wanted,
 ) -> dict[str, Array]:
     partials = _operand_partials(xp, config, operands, wanted)
-    scale = element_mean_scale(config, operands.logits)
-    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, scale)
-    return {
-        name: sum_to_shape(
-            xp, times_nonzero(xp, element_cotangent, partial), tuple(getattr(operands, name).shape)
-        )
-        for name, partial in partials.items()
-    }
+    return operand_cotangents(
+        xp,
+        partials,
+        cotangent,
+        config.reduction,
+        element_mean_scale(config, operands.logits),
+        operands,
+    )
 
 
 def asymmetric_operand_jvp(
     xp: Namespace, config: AsymmetricConfig, operands: AsymmetricOperands, tangents: Tangents
 ) -> Array:
     partials = _operand_partials(xp, config, operands, tangents.keys())
-    if not partials:
-        raise ValueError(f"no tangent of a differentiable operand; got {sorted(tangents)}")
-    per_element = sum(partial * tangents[name] for name, partial in partials.items())
-    return reduce(xp, per_element, config.reduction, element_mean_scale(config, operands.logits))
+    return operand_tangent(
+        xp, partials, tangents, config.reduction, element_mean_scale(config, operands.logits)
+    )
 
 
 ASYMMETRIC = Family(

@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 from . import _checks
 from ._numerics import power, times_nonzero
-from ._reduce import per_element_cotangent, reduce
+from ._reduce import operand_cotangents, operand_tangent, per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
 from .kernels import GENERIC_SIGMOID, SigmoidKernels
 from .sigmoid import (
@@ -55,7 +55,6 @@ from .sigmoid import (
     element_loss_shape,
     element_mean_scale,
     sigmoid_directional_derivative,
-    sum_to_shape,
 )
 
 Array = Any
@@ -273,24 +272,23 @@ def detection_operand_vjp(
     wanted: Wanted,
 ) -> dict[str, Array]:
     partials = _operand_partials(xp, config, operands, wanted)
-    scale = element_mean_scale(config, operands.logits)
-    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, scale)
-    return {
-        name: sum_to_shape(
-            xp, times_nonzero(xp, element_cotangent, partial), tuple(getattr(operands, name).shape)
-        )
-        for name, partial in partials.items()
-    }
+    return operand_cotangents(
+        xp,
+        partials,
+        cotangent,
+        config.reduction,
+        element_mean_scale(config, operands.logits),
+        operands,
+    )
 
 
 def detection_operand_jvp(
     xp: Namespace, config: DetectionConfig, operands: SigmoidOperands, tangents: Tangents
 ) -> Array:
     partials = _operand_partials(xp, config, operands, tangents.keys())
-    if not partials:
-        raise ValueError(f"no tangent of a differentiable operand; got {sorted(tangents)}")
-    per_element = sum(partial * tangents[name] for name, partial in partials.items())
-    return reduce(xp, per_element, config.reduction, element_mean_scale(config, operands.logits))
+    return operand_tangent(
+        xp, partials, tangents, config.reduction, element_mean_scale(config, operands.logits)
+    )
 
 
 def _family(name: str) -> Family:

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from . import _checks
 from ._numerics import times_nonzero
-from ._reduce import count_scale, per_element_cotangent, reduce
+from ._reduce import count_scale, operand_cotangents, operand_tangent, per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
 from .kernels import GENERIC, SoftmaxKernels, class_ids, index_dtype, max_and_log_sum_exp
 from .policy import host
@@ -192,17 +192,6 @@ def distribution_directional_derivative(
     return xp.sum(product, axis=config.axis)
 
 
-def _sum_to_shape(xp: Namespace, values: Array, shape: tuple[int, ...]) -> Array:
-    """`values` summed over the axes along which an operand of `shape` was broadcast."""
-    lead = values.ndim - len(shape)
-    if lead:
-        values = xp.sum(values, axis=tuple(range(lead)))
-    axes = tuple(d for d, size in enumerate(shape) if size == 1 and values.shape[d] != 1)
-    if axes:
-        values = xp.sum(values, axis=axes, keepdims=True)
-    return xp.reshape(values, shape)
-
-
 def _operand_partials(
     xp: Namespace, config: DistributionConfig, operands: DistributionOperands, wanted: Wanted
 ) -> dict[str, Array]:
@@ -228,26 +217,18 @@ def distribution_operand_vjp(
     wanted: Wanted,
 ) -> dict[str, Array]:
     partials = _operand_partials(xp, config, operands, wanted)
-    scale = _mean_scale(config, operands.target)
-    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, scale)
-    grads = {}
-    for name, partial in partials.items():
-        grad = times_nonzero(xp, element_cotangent, partial)
-        grads[name] = _sum_to_shape(xp, grad, tuple(getattr(operands, name).shape))
-    return grads
+    return operand_cotangents(
+        xp, partials, cotangent, config.reduction, _mean_scale(config, operands.target), operands
+    )
 
 
 def distribution_operand_jvp(
     xp: Namespace, config: DistributionConfig, operands: DistributionOperands, tangents: Tangents
 ) -> Array:
     partials = _operand_partials(xp, config, operands, tangents.keys())
-    per_element = None
-    for name, partial in partials.items():
-        term = partial * tangents[name]  # linear in the tangent (JAX transposes it)
-        per_element = term if per_element is None else per_element + term
-    if per_element is None:
-        raise ValueError(f"no tangent of a differentiable operand; got {sorted(tangents)}")
-    return reduce(xp, per_element, config.reduction, _mean_scale(config, operands.target))
+    return operand_tangent(
+        xp, partials, tangents, config.reduction, _mean_scale(config, operands.target)
+    )
 
 
 def _denominator(

@@ -37,7 +37,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from . import _checks
 from ._numerics import power, times_nonzero
-from ._reduce import count_scale, per_element_cotangent, reduce
+from ._reduce import count_scale, operand_cotangents, operand_tangent, per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
 from .hyper import binding, is_zero
 from .kernels import GENERIC_SIGMOID, SigmoidKernels, softplus_pair
@@ -227,17 +227,6 @@ def sigmoid_directional_derivative(
 # First order with respect to the target, the weight and pos_weight
 
 
-def sum_to_shape(xp: Namespace, values: Array, shape: tuple[int, ...]) -> Array:
-    """`values` summed over the axes along which an operand of `shape` was broadcast."""
-    lead = values.ndim - len(shape)
-    if lead:
-        values = xp.sum(values, axis=tuple(range(lead)))
-    axes = tuple(d for d, size in enumerate(shape) if size == 1 and values.shape[d] != 1)
-    if axes:
-        values = xp.sum(values, axis=axes, keepdims=True)
-    return xp.reshape(values, shape)
-
-
 def _operand_partials(
     xp: Namespace, config: SigmoidConfig, operands: SigmoidOperands, wanted: Wanted
 ) -> dict[str, Array]:
@@ -285,26 +274,23 @@ def sigmoid_operand_vjp(
     wanted: Wanted,
 ) -> dict[str, Array]:
     partials = _operand_partials(xp, config, operands, wanted)
-    scale = element_mean_scale(config, operands.logits)
-    element_cotangent = per_element_cotangent(xp, cotangent, config.reduction, scale)
-    grads = {}
-    for name, partial in partials.items():
-        grad = times_nonzero(xp, element_cotangent, partial)
-        grads[name] = sum_to_shape(xp, grad, tuple(getattr(operands, name).shape))
-    return grads
+    return operand_cotangents(
+        xp,
+        partials,
+        cotangent,
+        config.reduction,
+        element_mean_scale(config, operands.logits),
+        operands,
+    )
 
 
 def sigmoid_operand_jvp(
     xp: Namespace, config: SigmoidConfig, operands: SigmoidOperands, tangents: Tangents
 ) -> Array:
     partials = _operand_partials(xp, config, operands, tangents.keys())
-    per_element = None
-    for name, partial in partials.items():
-        term = partial * tangents[name]  # linear in the tangent, as above
-        per_element = term if per_element is None else per_element + term
-    if per_element is None:
-        raise ValueError(f"no tangent of a differentiable operand; got {sorted(tangents)}")
-    return reduce(xp, per_element, config.reduction, element_mean_scale(config, operands.logits))
+    return operand_tangent(
+        xp, partials, tangents, config.reduction, element_mean_scale(config, operands.logits)
+    )
 
 
 # The element-wise families (sigmoid, asymmetric) share these: they read only the logits'
