@@ -433,10 +433,12 @@ def _prepare_elementwise(
         class_alpha = None
     own = hyperparameters(loss, given, arrays=True, check_values=check_values)
     ignore_index = element_options.check_ignore_index(given.get("ignore_index"))
-    label_smoothing = element_options.check_label_smoothing(given.get("label_smoothing", 0.0))
+    smoothing = hyper.check(
+        "label_smoothing", given.get("label_smoothing", 0.0), check_values=check_values
+    )
     smoothing_in_config = "label_smoothing" in {f.name for f in dataclasses.fields(config_type)}
-    if smoothing_in_config:
-        own["label_smoothing"] = label_smoothing
+    if smoothing_in_config:  # a number, or the marker of an array carried by the operands
+        own["label_smoothing"] = smoothing
     xp = _checks.input_namespace(logits, target)
 
     def make_config(reduction: str) -> Any:
@@ -448,6 +450,8 @@ def _prepare_elementwise(
     facts = (tuple(logits.shape), logits.dtype, tuple(target.shape), target.dtype)
     config = _static(compute, cache_static, loss.name, *facts, *own.values(), given["reduction"])
     dtype = _checks.compute_dtype(xp, logits.dtype)
+    if hyper.is_traced(smoothing) and not smoothing_in_config:  # folded by the backend's ops
+        smoothing = hyper.folded(xp, "label_smoothing", given["label_smoothing"], dtype)
     shape = tuple(logits.shape)
     weights: dict[str, Array | None] = {}
     fields: tuple[str, ...] = loss.family.operands._fields  # type: ignore[attr-defined]
@@ -471,7 +475,7 @@ def _prepare_elementwise(
         dtype=dtype,
         alpha=alpha,
         ignore_index=ignore_index,
-        label_smoothing=0.0 if smoothing_in_config else label_smoothing,
+        label_smoothing=0.0 if smoothing_in_config else smoothing,
         reduction=config.reduction,
         unit_target=unit_target,
         check_values=check_values,
