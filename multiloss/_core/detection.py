@@ -45,9 +45,9 @@ from typing import Any, ClassVar
 
 from . import _checks
 from ._numerics import power, times_nonzero
-from .hyper import binding, is_zero, static
 from ._reduce import per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
+from .hyper import binding, is_zero, static
 from .kernels import GENERIC_SIGMOID, SigmoidKernels
 from .sigmoid import (
     SigmoidOperands,
@@ -98,9 +98,7 @@ def _bce_target(config: DetectionConfig, q: Array) -> Array:
     return q if is_zero(epsilon) else q * (1.0 - epsilon) + 0.5 * epsilon
 
 
-def _power_or(
-    xp: Namespace, beta: Any, threshold: int, power_form: Any, otherwise: Any
-) -> Array:
+def _power_or(xp: Namespace, beta: Any, threshold: int, power_form: Any, otherwise: Any) -> Array:
     """``power_form(β - threshold)`` where β ≥ threshold (a power of a with a non-negative
     exponent), else ``otherwise()``: chosen in Python for a number, per value for an array
     (its exponent kept ≥ 0 on the side not taken, so that neither side overflows)."""

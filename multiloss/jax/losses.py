@@ -387,7 +387,7 @@ def binary_cross_entropy(
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Array = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -409,7 +409,8 @@ def binary_cross_entropy(
         ignore_index: a target value whose elements contribute 0 (value and gradient) and
             are not counted by `"mean"`; None (the default) ignores nothing (static).
         label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
-            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras (static).
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras; a number or a 0-d
+            array ([Schedules][schedules]).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
@@ -452,7 +453,7 @@ def sigmoid_focal_loss(
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Array = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -481,7 +482,8 @@ def sigmoid_focal_loss(
         ignore_index: a target value whose elements contribute 0 (value and gradient) and
             are not counted by `"mean"`; None (the default) ignores nothing (static).
         label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
-            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras (static).
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras; a number or a 0-d
+            array ([Schedules][schedules]).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
@@ -529,7 +531,7 @@ def asymmetric_loss(
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Array = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -557,7 +559,8 @@ def asymmetric_loss(
         ignore_index: a target value whose elements contribute 0 (value and gradient) and
             are not counted by `"mean"`; None (the default) ignores nothing (static).
         label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
-            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras (static).
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras; a number or a 0-d
+            array ([Schedules][schedules]).
         reduction: `"mean"` over all elements, `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
