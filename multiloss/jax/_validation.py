@@ -115,6 +115,21 @@ def debug_check_hyperparameter(name: str, value: Array) -> None:
     )
 
 
+def check_hyperparameters(
+    options: dict[str, Any], names: tuple[str, ...], carried: tuple[str, ...]
+) -> None:
+    """Each hyperparameter among `names` given as an array in a traced call: a concrete one
+    (its value known now) checked now; a traced one that the preparation folded into an
+    operand (not among the config's `carried`: a label smoothing) checked at run time,
+    under checkify (the carried ones are checked with the operands: :func:`debug_checks`)."""
+    for name in names:
+        value = options[name]
+        if value is not None and not is_tracer(value):
+            hyper.check(name, value)
+        elif is_tracer(value) and name not in carried:
+            debug_check_hyperparameter(name, value)
+
+
 def check_labels(target: Array, num_classes: int, ignore_index: int, *, debug: bool) -> None:
     """The class indices' checkify check (`debug`: a debug check, active only under
     checkify)."""

@@ -27,7 +27,7 @@ from ._validation import (
     as_jax,
     as_jax_weight,
     check_host_labels,
-    debug_check_hyperparameter,
+    check_hyperparameters,
     debug_checks,
     is_host_data,
     is_tracer,
@@ -73,12 +73,7 @@ def run_loss(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> A
                 _checks.check_weight_values(np, key, np.asarray(weight, dtype=np.float64))
             else:
                 unchecked.append((key, index))
-        carried = hyper.names(config)
-        for key in loss.hyperparameters:  # a concrete array's value is known: checked now
-            if options[key] is not None and not is_tracer(options[key]):
-                hyper.check(key, options[key])
-            elif is_tracer(options[key]) and key not in carried:  # folded into an operand
-                debug_check_hyperparameter(key, options[key])
+        check_hyperparameters(options, loss.hyperparameters, hyper.names(config))
     total = _call_loss(config, operands, unchecked)
     checkable = normalizer is not None and not is_tracer(normalizer)
     total = apply_normalizer(jax.numpy, total, normalizer, check_values=checkable)
