@@ -428,7 +428,11 @@ def test_torch_array_hyperparameters_never_read_by_the_host():
                                 "softcap": 5.0}),
         ("poly_loss", labels, {"epsilon": 1.0, "gamma": 2.0}),
         ("sigmoid_focal_loss", binary, {"gamma": 0.5, "alpha": 0.3}),
-        ("asymmetric_loss", binary, {"gamma_pos": 1.0, "gamma_neg": 2.0, "clip": 0.0}),
+        ("asymmetric_loss", binary, {"gamma_pos": 1.0, "gamma_neg": 2.0, "clip": 0.0,
+                                     "label_smoothing": 0.1}),
+        ("varifocal_loss", binary, {"alpha": 0.75, "gamma": 0.5, "label_smoothing": 0.1}),
+        ("quality_focal_loss", binary, {"beta": 1.5, "label_smoothing": 0.1}),
+        ("binary_cross_entropy", binary, {"label_smoothing": 0.1}),
     ]  # fmt: skip
     with mt.engine("eager"), Recorder() as recorder:
         for name, target, options in calls:
