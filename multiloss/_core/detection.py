@@ -36,6 +36,11 @@ The derivatives with respect to the target (first order; docs/math.md):
     ∂K/∂q = 1 (VFL, q > 0), 0 (VFL, q = 0: the branch's own), β sgn(d) a^{β-1} (QFL),
 
 and ∂L/∂w = K ce, ∂L/∂pw = w K s softplus(-x).
+
+α, γ, ε and β may each be a 0-d array (docs/semantics.md, Schedules): the configs then
+hold :class:`.hyper.Traced` markers, the family functions run on the bound config
+(:func:`.hyper.binding`), and the forms above are chosen per value (β ≥ 1 and β ≥ 2 by
+``where``, no γ = 0 or β = 0 shortcut), the same formulas as for numbers.
 """
 
 from __future__ import annotations
