@@ -201,7 +201,11 @@ _ONE_OF_EACH = {
     "poly_loss": {"epsilon": 1.0},
     "sigmoid_focal_loss": {"alpha": 0.25, "gamma": 2.0},
     "asymmetric_loss": {"gamma_pos": 1.0, "gamma_neg": 4.0, "clip": 0.05},
+    "varifocal_loss": {"alpha": 0.75, "gamma": 2.0, "label_smoothing": 0.1},
+    "quality_focal_loss": {"beta": 2.0},
 }
+"""Hyperparameters whose derivative is refused by name (those the config holds; a label
+smoothing folded into the target is differentiated: test_folded_label_smoothing_*)."""
 
 
 def _call(module, name, z, hyper_name, value, others):
@@ -424,7 +428,11 @@ def test_torch_array_hyperparameters_never_read_by_the_host():
                                 "softcap": 5.0}),
         ("poly_loss", labels, {"epsilon": 1.0, "gamma": 2.0}),
         ("sigmoid_focal_loss", binary, {"gamma": 0.5, "alpha": 0.3}),
-        ("asymmetric_loss", binary, {"gamma_pos": 1.0, "gamma_neg": 2.0, "clip": 0.0}),
+        ("asymmetric_loss", binary, {"gamma_pos": 1.0, "gamma_neg": 2.0, "clip": 0.0,
+                                     "label_smoothing": 0.1}),
+        ("varifocal_loss", binary, {"alpha": 0.75, "gamma": 0.5, "label_smoothing": 0.1}),
+        ("quality_focal_loss", binary, {"beta": 1.5, "label_smoothing": 0.1}),
+        ("binary_cross_entropy", binary, {"label_smoothing": 0.1}),
     ]  # fmt: skip
     with mt.engine("eager"), Recorder() as recorder:
         for name, target, options in calls:
@@ -469,6 +477,207 @@ def test_torch_kernels_leave_array_hyperparameters_to_the_eager_plans():
         assert not ran_kernels(
             mt.sigmoid_focal_loss(logits, _TB, gamma=torch.tensor(2.0)), family="sigmoid"
         )
+
+
+# ------------------------------------------------------- detection losses, label smoothing
+
+_Q = np.where(_B > 0, np.random.default_rng(9).random((6, 5)), 0.0).astype(np.float32)
+"""An IoU-aware soft target: q > 0 on the positives, 0 on the negatives."""
+_SATURATED = np.array([[-30.0, -8.0, -1.0, 0.0, 0.5, 3.0, 12.0, 40.0]] * 3)
+_SOFT = np.array([[0.0, 0.3, 1.0, 0.5, 0.0, 0.9, 1.0, 0.0], [1.0] * 8, [0.0] * 8])
+
+_DETECTION_CASES = [
+    ("varifocal_loss", {"alpha": 0.6, "gamma": gamma, "label_smoothing": 0.1})
+    for gamma in (0.0, 0.5, 2.0)
+] + [
+    ("quality_focal_loss", {"beta": beta, "label_smoothing": smoothing})
+    for beta, smoothing in ((0.0, 0.0), (0.5, 0.1), (1.0, 0.0), (1.5, 0.2), (2.0, 0.0), (3.0, 0.1))
+] + [
+    (name, {"label_smoothing": 0.2})
+    for name in ("binary_cross_entropy", "sigmoid_focal_loss", "asymmetric_loss")
+]  # fmt: skip
+"""γ = 0 and β = 0 (the shortcuts), β < 1, 1 ≤ β < 2 and β ≥ 2 (the three forms of the
+focusing factor's derivatives), and every element-wise loss's label smoothing."""
+
+
+@pytest.mark.parametrize("xp_name", _NAMESPACES)
+@pytest.mark.parametrize(("name", "options"), _DETECTION_CASES, ids=lambda v: str(v))
+def test_detection_and_smoothing_arrays_equal_the_static_calls(xp_name, name, options):
+    """Values and gradients (float64, saturated logits, soft and 0/1 targets) of the general
+    path, within a few ulp of the static path's (itself held to the oracles in
+    tests/test_detection_losses.py); the Hessian-vector product of the detection losses."""
+    xp = namespace(xp_name)
+    arrays = {key: np.asarray(value) for key, value in options.items()}
+    got = run_numpy(xp, name, _SATURATED, _SOFT, dtype="float64", reduction="none", **arrays)
+    expected = run_numpy(xp, name, _SATURATED, _SOFT, dtype="float64", reduction="none",
+                         **options)  # fmt: skip
+    assert np.all(np.isfinite(got[0])) and np.all(np.isfinite(got[1]))
+    assert_close(got[0], expected[0], rtol=1e-13, atol=1e-300, what="loss")
+    assert_close(got[1], expected[1], rtol=1e-13, atol=1e-300, what="grad")
+    if name not in ("varifocal_loss", "quality_focal_loss") or xp_name != "numpy":
+        return
+    tangent = np.random.default_rng(4).normal(size=_SATURATED.shape)
+    hvps = [
+        second_order.hessian_vector_product(
+            _core.PREPARE[name](_SATURATED, _SOFT, reduction="sum", **given), tangent
+        )
+        for given in (arrays, options)
+    ]
+    assert_close(hvps[0], hvps[1], rtol=1e-12, atol=1e-300, what="hvp")
+
+
+def test_jax_detection_schedule_compiles_once():
+    """A 20-step schedule of the varifocal γ (with α and ε) and the quality focal β (with
+    ε): one trace, one compilation; every 4th step held to the static call."""
+    traces = []
+
+    @jax.jit
+    def step(z, q, value):
+        traces.append(value)
+        vfl = jax.value_and_grad(mlj.varifocal_loss)(
+            z, q, alpha=0.5 + value / 8, gamma=value, label_smoothing=value / 30
+        )
+        qfl = jax.value_and_grad(mlj.quality_focal_loss)(
+            z, q, beta=value, label_smoothing=value / 30
+        )
+        return vfl, qfl
+
+    for index, value in enumerate(SCHEDULE):
+        got = step(_Z, _Q, jnp.float32(value))
+        if index % 4:
+            continue
+        smoothing = float(value) / 30
+        expected = (
+            _static("varifocal_loss", _Z, _Q, alpha=0.5 + float(value) / 8, gamma=float(value),
+                    label_smoothing=smoothing),
+            _static("quality_focal_loss", _Z, _Q, beta=float(value), label_smoothing=smoothing),
+        )  # fmt: skip
+        for (value_got, grad_got), (value_expected, grad_expected) in zip(
+            got, expected, strict=True
+        ):
+            assert_close(value_got, value_expected, rtol=1e-5, atol=1e-7, what=f"loss {value}")
+            assert_close(grad_got, grad_expected, rtol=1e-5, atol=1e-6, what=f"grad {value}")
+    assert len(traces) == 1
+    assert step._cache_size() == 1
+
+
+def test_jax_detection_and_folded_smoothing_out_of_range_are_nan_and_checked():
+    from jax.experimental import checkify
+
+    vfl = jax.jit(lambda z, q, g: mlj.varifocal_loss(z, q, gamma=g))
+    qfl = jax.jit(lambda z, q, b: mlj.quality_focal_loss(z, q, beta=b))
+    bce = jax.jit(lambda z, q, s: mlj.binary_cross_entropy(z, q, label_smoothing=s))
+    assert np.isnan(vfl(_Z, _Q, jnp.float32(-1.0)))
+    assert np.isnan(qfl(_Z, _Q, jnp.float32(-0.5)))
+    assert np.isnan(bce(_Z, _B, jnp.float32(1.5)))
+    assert np.isfinite(mlj.checked(bce)(_Z, _B, jnp.float32(0.1)))
+    for fn, target, value, message in (
+        (vfl, _Q, -1.0, r"gamma must be finite and >= 0"),
+        (qfl, _Q, -0.5, r"beta must be finite and >= 0"),
+        (bce, _B, 1.5, r"label_smoothing must be in \[0, 1\]"),  # folded into the target
+    ):
+        with pytest.raises(checkify.JaxRuntimeError, match=message):
+            mlj.checked(fn)(_Z, target, jnp.float32(value))
+
+
+def _naive_smoothed(name, logits, target, epsilon):
+    """A naive float64 reference in torch's ops, for autodiff with respect to ε: the binary
+    cross-entropy of the smoothed target s = y (1 - ε) + ε/2, and the quality focal loss
+    |s - σ|^β times it (β = 2)."""
+    s = target * (1 - epsilon) + epsilon / 2
+    p = torch.sigmoid(logits)
+    bce = -(s * torch.log(p) + (1 - s) * torch.log1p(-p))
+    return (bce if name == "binary_cross_entropy" else (s - p).abs() ** 2 * bce).mean()
+
+
+@pytest.mark.parametrize("name", ["binary_cross_entropy", "quality_focal_loss"])
+def test_folded_label_smoothing_is_differentiated(name):
+    """ε given as a 0-d array is folded into the target by the backend's own operations,
+    so its derivative is autodiff's of the folding times the loss's derivative with
+    respect to the target: against autodiff of a naive float64 reference (torch and JAX)."""
+    logits = torch.from_numpy(_Z).double()
+    target = torch.from_numpy(_Q).double()
+    epsilon = torch.tensor(0.1, dtype=torch.float64, requires_grad=True)
+    (got,) = torch.autograd.grad(getattr(mt, name)(logits, target, label_smoothing=epsilon),
+                                 epsilon)  # fmt: skip
+    reference = epsilon.detach().clone().requires_grad_()
+    (expected,) = torch.autograd.grad(_naive_smoothed(name, logits, target, reference), reference)
+    assert_close(got, expected, rtol=1e-10, atol=1e-14, what=f"{name} d/dε (torch)")
+    jax_grad = jax.grad(lambda e: getattr(mlj, name)(_Z, _Q, label_smoothing=e))(jnp.float32(0.1))
+    assert_close(jax_grad, expected.numpy(), rtol=2e-4, atol=1e-6, what=f"{name} d/dε (JAX)")
+
+
+def test_torch_compile_one_graph_for_a_detection_schedule():
+    """torch.compile(fullgraph=True): one graph for a 20-step schedule of the varifocal γ
+    (α, ε) and the quality focal β (ε) given as 0-d tensors, held to the static calls."""
+    from torch._dynamo.testing import CompileCounter
+
+    counter = CompileCounter()
+    target = torch.from_numpy(_Q)
+
+    @torch.compile(backend=counter, fullgraph=True)
+    def step(z, q, value):
+        vfl = mt.varifocal_loss(
+            z, q, alpha=0.5 + value / 8, gamma=value, label_smoothing=value / 30
+        )
+        return vfl, mt.quality_focal_loss(z, q, beta=value, label_smoothing=value / 30)
+
+    for index, value in enumerate(SCHEDULE):
+        got = step(_TZ, target, torch.tensor(value, dtype=torch.float32))
+        if index % 4:
+            continue
+        smoothing = value / 30
+        expected = (
+            mt.varifocal_loss(_TZ, target, alpha=0.5 + value / 8, gamma=float(value),
+                              label_smoothing=smoothing),
+            mt.quality_focal_loss(_TZ, target, beta=float(value), label_smoothing=smoothing),
+        )  # fmt: skip
+        for a, b in zip(got, expected, strict=True):
+            assert_close(a, b, rtol=5e-6, atol=1e-7, what=f"schedule step {value}")
+    assert counter.frame_count == 1
+
+
+def test_torch_criteria_keep_detection_and_smoothing_tensors_as_buffers():
+    """The criteria hold a 0-d tensor as a buffer (the same value as the number's), a
+    number as a float."""
+    target = torch.from_numpy(_Q)
+    criteria = [
+        (mt.VarifocalLoss, {"alpha": 0.6, "gamma": 1.5, "label_smoothing": 0.1}),
+        (mt.QualityFocalLoss, {"beta": 1.5, "label_smoothing": 0.1}),
+        (mt.BCEWithLogitsLoss, {"label_smoothing": 0.1}),
+        (mt.SigmoidFocalLoss, {"label_smoothing": 0.1}),
+        (mt.AsymmetricLoss, {"label_smoothing": 0.1}),
+    ]
+    for cls, options in criteria:
+        tensors = cls(**{key: torch.tensor(value) for key, value in options.items()})
+        assert set(options) <= set(dict(tensors.named_buffers())), cls.__name__
+        numbers = cls(**options)
+        assert all(isinstance(getattr(numbers, key), float) for key in options)
+        assert_close(tensors(_TZ, target), numbers(_TZ, target), rtol=2e-6, atol=1e-7,
+                     what=cls.__name__)  # fmt: skip
+
+
+def test_torch_kernels_read_a_folded_label_smoothing_as_data():
+    """A label smoothing tensor is folded into the target, which the sigmoid kernels read
+    as data: they run (and agree with the eager plans); one that requires grad takes the
+    eager plans, as a target that does; the detection losses keep the eager plans."""
+    pytest.importorskip("triton")
+    from test_triton_engine import ran_kernels
+
+    logits = _TZ.clone().requires_grad_()
+    epsilon = torch.tensor(0.1)
+    with mt.engine("triton"):
+        kernel = mt.sigmoid_focal_loss(logits, _TB, label_smoothing=epsilon)
+        assert ran_kernels(kernel, family="sigmoid")
+        wanted = epsilon.clone().requires_grad_()
+        assert not ran_kernels(mt.binary_cross_entropy(logits, _TB, label_smoothing=wanted),
+                               family="sigmoid")  # fmt: skip
+        assert not ran_kernels(
+            mt.quality_focal_loss(logits, _TB, beta=torch.tensor(2.0)), family="sigmoid"
+        )
+    with mt.engine("eager"):
+        eager = mt.sigmoid_focal_loss(logits, _TB, label_smoothing=0.1)
+    assert_close(kernel.detach(), eager.detach(), rtol=1e-6, atol=1e-7, what="kernels")
 
 
 # ----------------------------------------------------------------------------- variants

@@ -36,6 +36,11 @@ The derivatives with respect to the target (first order; docs/math.md):
     ∂K/∂q = 1 (VFL, q > 0), 0 (VFL, q = 0: the branch's own), β sgn(d) a^{β-1} (QFL),
 
 and ∂L/∂w = K ce, ∂L/∂pw = w K s softplus(-x).
+
+α, γ, ε and β may each be a 0-d array (docs/semantics.md, Schedules): the configs then
+hold :class:`.hyper.Traced` markers, the family functions run on the bound config
+(:func:`.hyper.binding`), and the forms above are chosen per value (β ≥ 1 and β ≥ 2 by
+``where``, no γ = 0 or β = 0 shortcut), the same formulas as for numbers.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from . import _checks
 from ._numerics import power, times_nonzero
 from ._reduce import operand_cotangents, operand_tangent, per_element_cotangent, reduce
 from .family import Family, Tangents, Wanted
+from .hyper import binding, is_zero, static
 from .kernels import GENERIC_SIGMOID, SigmoidKernels
 from .sigmoid import (
     SigmoidOperands,
@@ -67,9 +73,11 @@ class VarifocalConfig:
 
     family: ClassVar[Family]
 
-    alpha: float
-    gamma: float
-    label_smoothing: float
+    alpha: Any
+    """α: a float, or a 0-d array here and :class:`.hyper.Traced` until bound (so are γ and
+    ε: docs/semantics.md, Schedules)."""
+    gamma: Any
+    label_smoothing: Any
     reduction: str
 
 
@@ -79,7 +87,8 @@ class QualityFocalConfig:
 
     family: ClassVar[Family]
 
-    beta: float
+    beta: Any
+    """β: a float, or a 0-d array here and :class:`.hyper.Traced` until bound."""
     reduction: str
 
 
@@ -90,7 +99,18 @@ def _bce_target(config: DetectionConfig, q: Array) -> Array:
     """s: the varifocal loss smooths its cross-entropy's target itself (the quality focal
     loss's target arrives smoothed from the preparation)."""
     epsilon = getattr(config, "label_smoothing", 0.0)
-    return q if epsilon == 0 else q * (1.0 - epsilon) + 0.5 * epsilon
+    return q if is_zero(epsilon) else q * (1.0 - epsilon) + 0.5 * epsilon
+
+
+def _power_or(xp: Namespace, beta: Any, threshold: int, power_form: Any, otherwise: Any) -> Array:
+    """``power_form(β - threshold)`` where β ≥ threshold (a power of a with a non-negative
+    exponent), else ``otherwise()``: chosen in Python for a number, per value for an array
+    (its exponent kept ≥ 0 on the side not taken, so that neither side overflows)."""
+    number = static(beta)
+    if number is not None:
+        return power_form(number - threshold) if number >= threshold else otherwise()
+    above = beta >= threshold
+    return xp.where(above, power_form(xp.where(above, beta - threshold, 0.0)), otherwise())
 
 
 def _focus(
@@ -120,15 +140,15 @@ def _focus(
     a = xp.abs(d)
     k = power(a, beta)
     values = [k]
-    if order == 0 or beta == 0:
+    if order == 0 or is_zero(beta):
         return values + [xp.zeros_like(k)] * order
     vanishing = a == 0
     rho = xp.where(vanishing, 0.0, v / xp.where(vanishing, 1.0, a))
-    k_rho = power(a, beta - 1) * v if beta >= 1 else k * rho  # a^{β-1} v
+    k_rho = _power_or(xp, beta, 1, lambda e: power(a, e) * v, lambda: k * rho)  # a^{β-1} v
     sign = xp.sign(d)
     values.append(-beta * sign * k_rho)
-    if order >= 2:
-        k_rho2 = power(a, beta - 2) * (v * v) if beta >= 2 else k_rho * rho  # a^{β-2} v²
+    if order >= 2:  # a^{β-2} v²
+        k_rho2 = _power_or(xp, beta, 2, lambda e: power(a, e) * (v * v), lambda: k_rho * rho)
         values.append(beta * (beta - 1) * k_rho2 - beta * sign * (sigma_neg - sigma_pos) * k_rho)
     return values
 
@@ -253,10 +273,13 @@ def _operand_partials(
             beta = config.beta
             d = s * sigma_neg - (1.0 - s) * sigma_pos
             a = xp.abs(d)
-            if beta >= 1:
-                head = power(a, beta - 1)
-            else:
-                head = xp.where(a == 0, 0.0, k / xp.where(a == 0, 1.0, a))
+            head = _power_or(  # a^{β-1}
+                xp,
+                beta,
+                1,
+                lambda e: power(a, e),
+                lambda: xp.where(a == 0, 0.0, k / xp.where(a == 0, 1.0, a)),
+            )
             k_target = beta * xp.sign(d) * head
         partials["target"] = _weighted(
             xp, operands, times_nonzero(xp, k_target, ce) + k * ce_target
@@ -296,12 +319,12 @@ def _family(name: str) -> Family:
         name=name,
         operands=SigmoidOperands,
         differentiable=("target", "weight", "pos_weight"),
-        forward=detection_forward,
-        vjp=detection_vjp,
-        hessian_vector_product=detection_hvp,
+        forward=binding(detection_forward),
+        vjp=binding(detection_vjp),
+        hessian_vector_product=binding(detection_hvp),
         directional_derivative=sigmoid_directional_derivative,
-        operand_vjp=detection_operand_vjp,
-        operand_jvp=detection_operand_jvp,
+        operand_vjp=binding(detection_operand_vjp),
+        operand_jvp=binding(detection_operand_jvp),
         denominator=element_count,
         loss_shape=element_loss_shape,
         logits_cotangent=element_logits_cotangent,

@@ -13,14 +13,16 @@ unchanged (docs/semantics.md, Sigmoid losses):
 The mean over the counted elements is thus Σ w ℓ / Σ c, 0 (with a zero gradient) where
 nothing is counted, as for the softmax losses. The gradients with respect to the target,
 the weight and α reach the user's arrays through the backend's own autodiff of these
-few operations (they are formed outside the loss's custom derivative).
+few operations (they are formed outside the loss's custom derivative); so does the
+gradient with respect to an ε given as a 0-d array (a schedule: docs/semantics.md,
+Schedules), folded whatever its value, NaN where out of range (:func:`.hyper.folded`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import _checks
+from . import _checks, hyper
 from ._reduce import mean_scale
 from .policy import host
 
@@ -28,19 +30,15 @@ Array = Any
 Namespace = Any
 
 
-def check_label_smoothing(label_smoothing: object) -> float:
-    """ε in [0, 1] (a Python real)."""
-    return _checks.check_real_number("label_smoothing", label_smoothing, low=0.0, high=1.0)
-
-
 def check_ignore_index(ignore_index: object) -> int | None:
     """None (nothing ignored) or an integer."""
     return None if ignore_index is None else _checks.check_ignore_index(ignore_index)
 
 
-def smooth(target: Array, label_smoothing: float) -> Array:
-    """y (1 - ε) + ε / 2: each element's own two-class smoothing (Keras)."""
-    if label_smoothing == 0:
+def smooth(target: Array, label_smoothing: float | Array) -> Array:
+    """y (1 - ε) + ε / 2: each element's own two-class smoothing (Keras); ε a number or a
+    0-d array (formed by the backend's operations whatever its value)."""
+    if hyper.is_zero(label_smoothing):
         return target
     return target * (1.0 - label_smoothing) + 0.5 * label_smoothing
 
@@ -98,7 +96,7 @@ def fold(
     dtype: Any,
     alpha: Array | None,
     ignore_index: int | None,
-    label_smoothing: float,
+    label_smoothing: float | Array,
     reduction: str,
     unit_target: bool = False,
     check_values: bool = True,
@@ -134,14 +132,13 @@ def fold(
 def folds_target(ignore_index: object, label_smoothing: object) -> bool:
     """Whether a call's target is changed by its preparation beyond the compute dtype (an
     adapter then keeps the prepared target for the backward pass, not the user's)."""
-    return ignore_index is not None or (
-        isinstance(label_smoothing, (int, float)) and label_smoothing != 0
-    )
+    if ignore_index is not None or hyper.is_0d_array(label_smoothing):
+        return True  # an array ε: folded whatever its value (never read by the host)
+    return isinstance(label_smoothing, (int, float)) and label_smoothing != 0
 
 
 __all__ = [
     "check_ignore_index",
-    "check_label_smoothing",
     "class_alpha",
     "fold",
     "folds_target",

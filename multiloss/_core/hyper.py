@@ -80,6 +80,7 @@ BOUNDS: dict[str, Bounds] = {
     "gamma_pos": Bounds(0.0),
     "gamma_neg": Bounds(0.0),
     "clip": Bounds(0.0, 1.0, high_open=True),
+    "beta": Bounds(0.0),
 }
 """Every hyperparameter that may be given as a 0-d array, by its name, with its range."""
 
@@ -191,16 +192,24 @@ def operands(xp: Namespace, config: Any, given: dict[str, object], dtype: Any) -
     """The arrays behind `config`'s markers (:func:`names`), taken from the call's `given`
     options and converted to the compute `dtype`: the operands' ``hyper`` field. Each must
     be an array of the logits' namespace `xp`."""
-    arrays = []
-    for name in names(config):
-        value = given[name]
-        if _checks.namespace_of(array=value) is not xp:
-            raise TypeError(
-                f"{name} must be a Python number or a 0-d array of the logits' backend; got "
-                f"{type(value).__module__}.{type(value).__name__}"
-            )
-        arrays.append(xp.astype(value, dtype))
-    return tuple(arrays)
+    return tuple(_converted(xp, name, given[name], dtype) for name in names(config))
+
+
+def _converted(xp: Namespace, name: str, value: Any, dtype: Any) -> Array:
+    if _checks.namespace_of(array=value) is not xp:
+        raise TypeError(
+            f"{name} must be a Python number or a 0-d array of the logits' backend; got "
+            f"{type(value).__module__}.{type(value).__name__}"
+        )
+    return xp.astype(value, dtype)
+
+
+def folded(xp: Namespace, name: str, value: Any, dtype: Any) -> Array:
+    """A hyperparameter array that the preparation folds into an operand by the backend's
+    own operations (the element-wise losses' label smoothing, into the target): converted
+    to the compute `dtype`, NaN where out of range. It never reaches the config, and its
+    derivative is the backend's autodiff of the folding (docs/semantics.md, Schedules)."""
+    return _poisoned(xp, name, _converted(xp, name, value, dtype))
 
 
 def in_range(xp: Namespace, name: str, value: Array) -> Array:

@@ -407,6 +407,7 @@ def softmax_keywords(
 def _prepare_elementwise(
     config_type: type,
     unit_target: bool,
+    smoothing_in_config: bool,
     loss: Loss,
     logits: Array,
     target: Array,
@@ -424,7 +425,7 @@ def _prepare_elementwise(
     ``label_smoothing``, a per-class ``alpha``) are folded into the target and the weight
     (:func:`.element_options.fold`), but a label smoothing that the config holds (the
     varifocal loss smooths its cross-entropy's target only); `unit_target`: the target
-    must lie in [0, 1]."""
+    must lie in [0, 1]; `smoothing_in_config`: the config holds the label smoothing."""
     given = dict(given)
     class_alpha = given.get("alpha")
     if _is_class_vector(class_alpha):  # a per-class α: folded into the weight
@@ -433,10 +434,11 @@ def _prepare_elementwise(
         class_alpha = None
     own = hyperparameters(loss, given, arrays=True, check_values=check_values)
     ignore_index = element_options.check_ignore_index(given.get("ignore_index"))
-    label_smoothing = element_options.check_label_smoothing(given.get("label_smoothing", 0.0))
-    smoothing_in_config = "label_smoothing" in {f.name for f in dataclasses.fields(config_type)}
-    if smoothing_in_config:
-        own["label_smoothing"] = label_smoothing
+    smoothing = hyper.check(
+        "label_smoothing", given.get("label_smoothing", 0.0), check_values=check_values
+    )
+    if smoothing_in_config:  # a number, or the marker of an array carried by the operands
+        own["label_smoothing"] = smoothing
     xp = _checks.input_namespace(logits, target)
 
     def make_config(reduction: str) -> Any:
@@ -448,6 +450,8 @@ def _prepare_elementwise(
     facts = (tuple(logits.shape), logits.dtype, tuple(target.shape), target.dtype)
     config = _static(compute, cache_static, loss.name, *facts, *own.values(), given["reduction"])
     dtype = _checks.compute_dtype(xp, logits.dtype)
+    if hyper.is_traced(smoothing) and not smoothing_in_config:  # folded by the backend's ops
+        smoothing = hyper.folded(xp, "label_smoothing", given["label_smoothing"], dtype)
     shape = tuple(logits.shape)
     weights: dict[str, Array | None] = {}
     fields: tuple[str, ...] = loss.family.operands._fields  # type: ignore[attr-defined]
@@ -471,7 +475,7 @@ def _prepare_elementwise(
         dtype=dtype,
         alpha=alpha,
         ignore_index=ignore_index,
-        label_smoothing=0.0 if smoothing_in_config else label_smoothing,
+        label_smoothing=0.0 if smoothing_in_config else smoothing,
         reduction=config.reduction,
         unit_target=unit_target,
         check_values=check_values,
@@ -495,9 +499,16 @@ def _is_class_vector(value: object) -> bool:
     return _checks.is_array(value) and len(getattr(value, "shape", ())) > 0
 
 
-def _elementwise(config_type: type, *, unit_target: bool = False) -> Callable[..., Prepared]:
+def _elementwise(
+    config_type: type, *, unit_target: bool = False, smoothing_in_config: bool = False
+) -> Callable[..., Prepared]:
+    """The preparation of an element-wise family whose config is `config_type` (known here,
+    not looked up while a compiler traces the call)."""
+
     def prepare(*args: Any, **keywords: Any) -> Prepared:
-        return _prepare_elementwise(config_type, unit_target, *args, **keywords)
+        return _prepare_elementwise(
+            config_type, unit_target, smoothing_in_config, *args, **keywords
+        )
 
     return prepare
 
@@ -506,7 +517,7 @@ FAMILY_PREPARATIONS: dict[str, Callable[..., Prepared]] = {
     SOFTMAX.name: _prepare_softmax,
     SIGMOID.name: _elementwise(SigmoidConfig),
     ASYMMETRIC.name: _elementwise(AsymmetricConfig),
-    VARIFOCAL.name: _elementwise(VarifocalConfig, unit_target=True),
+    VARIFOCAL.name: _elementwise(VarifocalConfig, unit_target=True, smoothing_in_config=True),
     QUALITY_FOCAL.name: _elementwise(QualityFocalConfig, unit_target=True),
     DISTRIBUTION.name: prepare_distribution,
 }

@@ -7,13 +7,12 @@ needs to know about a loss besides its math (which is its family's and its term'
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from . import _checks, hyper
+from . import hyper
 from .asymmetric import ASYMMETRIC
 from .detection import QUALITY_FOCAL, VARIFOCAL
 from .distribution import DISTRIBUTION
@@ -128,7 +127,8 @@ _SOFTMAX_VARIANTS = (PLAIN, LINEAR, VOCAB_PARALLEL)
 
 
 _ELEMENT_WEIGHTS = ("weight", "pos_weight")
-_ELEMENT_STATIC = ("ignore_index", "label_smoothing", "reduction")
+_ELEMENT_STATIC = ("ignore_index", "reduction")
+_ELEMENT_HYPER = ("label_smoothing",)
 _ELEMENT_OPTIONS = (
     Option("weight", None, static=False),
     Option("pos_weight", None, static=False),
@@ -137,15 +137,6 @@ _ELEMENT_OPTIONS = (
     Option("reduction", "mean"),
 )
 """The options every element-wise (sigmoid) loss takes after its own (:mod:`.element_options`)."""
-
-
-def _number(name: str, low: float, high: float = math.inf) -> Callable[[Any], float]:
-    """The check of a hyperparameter that is a Python number only (the catalogue's)."""
-
-    def check(value: Any) -> float:
-        return _checks.check_real_number(name, value, low=low, high=high)
-
-    return check
 
 
 def _hyperparameter(name: str) -> Callable[[Any], float]:
@@ -234,6 +225,7 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 SIGMOID,
                 element_weights=_ELEMENT_WEIGHTS,
                 static=_ELEMENT_STATIC,
+                hyperparameters=_ELEMENT_HYPER,
                 options=_ELEMENT_OPTIONS,
             ),
             Loss(
@@ -241,7 +233,7 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 SIGMOID,
                 element_weights=_ELEMENT_WEIGHTS,
                 static=_ELEMENT_STATIC,
-                hyperparameters=("alpha", "gamma"),
+                hyperparameters=("alpha", "gamma", *_ELEMENT_HYPER),
                 options=(
                     Option("alpha", 0.25, static=False, check=_optional(_hyperparameter("alpha"))),
                     Option("gamma", 2.0, check=_hyperparameter("gamma")),
@@ -253,7 +245,7 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 ASYMMETRIC,
                 element_weights=_ELEMENT_WEIGHTS,
                 static=_ELEMENT_STATIC,
-                hyperparameters=("gamma_pos", "gamma_neg", "clip"),
+                hyperparameters=("gamma_pos", "gamma_neg", "clip", *_ELEMENT_HYPER),
                 options=(
                     Option("gamma_pos", 0.0, check=_hyperparameter("gamma_pos")),
                     Option("gamma_neg", 4.0, check=_hyperparameter("gamma_neg")),
@@ -265,10 +257,11 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 "varifocal_loss",
                 VARIFOCAL,
                 element_weights=_ELEMENT_WEIGHTS,
-                static=(*_ELEMENT_STATIC, "alpha", "gamma"),
+                static=_ELEMENT_STATIC,
+                hyperparameters=("alpha", "gamma", *_ELEMENT_HYPER),
                 options=(
-                    Option("alpha", 0.75, check=_number("alpha", 0.0, 1.0)),
-                    Option("gamma", 2.0, check=_number("gamma", 0.0)),
+                    Option("alpha", 0.75, check=_hyperparameter("alpha")),
+                    Option("gamma", 2.0, check=_hyperparameter("gamma")),
                     *_ELEMENT_OPTIONS,
                 ),
             ),
@@ -276,8 +269,9 @@ LOSSES: Mapping[str, Loss] = MappingProxyType(
                 "quality_focal_loss",
                 QUALITY_FOCAL,
                 element_weights=_ELEMENT_WEIGHTS,
-                static=(*_ELEMENT_STATIC, "beta"),
-                options=(Option("beta", 2.0, check=_number("beta", 0.0)), *_ELEMENT_OPTIONS),
+                static=_ELEMENT_STATIC,
+                hyperparameters=("beta", *_ELEMENT_HYPER),
+                options=(Option("beta", 2.0, check=_hyperparameter("beta")), *_ELEMENT_OPTIONS),
             ),
             Loss(
                 "distribution_focal_loss",

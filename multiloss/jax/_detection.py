@@ -16,12 +16,12 @@ def varifocal_loss(
     logits: Array,
     target: Array,
     *,
-    alpha: float = 0.75,
-    gamma: float = 2.0,
+    alpha: float | Array = 0.75,
+    gamma: float | Array = 2.0,
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Array = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -39,14 +39,15 @@ def varifocal_loss(
     Args:
         logits: any shape (e.g. `(N, A, C)` anchors × classes, one logit per class).
         target: the logits' shape, q in [0, 1] (0 for a negative).
-        alpha: α in [0, 1], the negatives' weight (static).
-        gamma: focusing parameter γ ≥ 0 of the negatives (static).
+        alpha: α in [0, 1], the negatives' weight: a number or a 0-d array.
+        gamma: focusing parameter γ ≥ 0 of the negatives: a number or a 0-d array.
         weight: per-element weight, broadcast to the logits' shape (may be traced).
         pos_weight: weight of the positive log-term, broadcast to the logits' shape (a
             length-C vector weights the last axis, as in PyTorch; may be traced).
         ignore_index: a target value whose elements contribute 0 (value and gradient) and
             are not counted by `"mean"`; None (the default) ignores nothing (static).
-        label_smoothing: $\varepsilon \in [0, 1]$ (static): the cross-entropy's target becomes
+        label_smoothing: $\varepsilon \in [0, 1]$, a number or a 0-d array: the
+            cross-entropy's target becomes
             $q (1 - \varepsilon) + \varepsilon / 2$ (the weights read q as given).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"`.
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
@@ -57,7 +58,7 @@ def varifocal_loss(
 
     Raises:
         TypeError: at trace time, for a dtype or argument type that does not fit, or a
-            static hyperparameter given as a traced array.
+            static option (`ignore_index`, `reduction`) given as a traced array.
         ValueError: a wrong shape or hyperparameter, a target outside [0, 1] (an error where
             its values are known at trace time, else NaN) (see [Bad input][bad-input]).
 
@@ -88,11 +89,11 @@ def quality_focal_loss(
     logits: Array,
     target: Array,
     *,
-    beta: float = 2.0,
+    beta: float | Array = 2.0,
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Array = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -109,13 +110,14 @@ def quality_focal_loss(
     Args:
         logits: any shape.
         target: the logits' shape, in [0, 1].
-        beta: focusing parameter β ≥ 0 (static).
+        beta: focusing parameter β ≥ 0: a number or a 0-d array.
         weight: per-element weight, broadcast to the logits' shape (may be traced).
         pos_weight: weight of the positive log-term, broadcast to the logits' shape (a
             length-C vector weights the last axis, as in PyTorch; may be traced).
         ignore_index: a target value whose elements contribute 0 (value and gradient) and
             are not counted by `"mean"`; None (the default) ignores nothing (static).
-        label_smoothing: $\varepsilon \in [0, 1]$ (static): the target becomes
+        label_smoothing: $\varepsilon \in [0, 1]$, a number or a 0-d array: the target
+            becomes
             $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras.
         reduction: `"mean"` (over all elements), `"sum"` or `"none"`.
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
@@ -126,7 +128,7 @@ def quality_focal_loss(
 
     Raises:
         TypeError: at trace time, for a dtype or argument type that does not fit, or a
-            static hyperparameter given as a traced array.
+            static option (`ignore_index`, `reduction`) given as a traced array.
         ValueError: a wrong shape or hyperparameter, a target outside [0, 1] (an error where
             its values are known at trace time, else NaN) (see [Bad input][bad-input]).
 

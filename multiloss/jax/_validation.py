@@ -94,11 +94,7 @@ def debug_checks(config: Any, operands: Any, weights: tuple[tuple[str, int], ...
             jnp.max(jnp.where(good, -jnp.inf, jnp.ravel(operands.target)), initial=-jnp.inf),
         )
     for name, value in zip(hyper.names(config), operands.hyper, strict=True):
-        checkify.debug_check(
-            hyper.in_range(jnp, name, value),
-            f"{name} must be {hyper.BOUNDS[name].describe()} and not NaN; got {{}}",
-            value,
-        )
+        debug_check_hyperparameter(name, value)
     for name, index in weights:
         weight = operands[index]
         good = (weight >= 0) & jnp.isfinite(weight)  # False for NaN too
@@ -107,6 +103,31 @@ def debug_checks(config: Any, operands: Any, weights: tuple[tuple[str, int], ...
             f"{name} must be non-negative and finite (not NaN or inf); got for example {{}}",
             jnp.min(jnp.where(good, jnp.inf, weight)),  # the most negative, or NaN
         )
+
+
+def debug_check_hyperparameter(name: str, value: Array) -> None:
+    """The run-time range check of a hyperparameter given as a traced array (active only
+    under checkify): the config's, or one folded into an operand by the preparation."""
+    checkify.debug_check(
+        hyper.in_range(jnp, name, value),
+        f"{name} must be {hyper.BOUNDS[name].describe()} and not NaN; got {{}}",
+        value,
+    )
+
+
+def check_hyperparameters(
+    options: dict[str, Any], names: tuple[str, ...], carried: tuple[str, ...]
+) -> None:
+    """Each hyperparameter among `names` given as an array in a traced call: a concrete one
+    (its value known now) checked now; a traced one that the preparation folded into an
+    operand (not among the config's `carried`: a label smoothing) checked at run time,
+    under checkify (the carried ones are checked with the operands: :func:`debug_checks`)."""
+    for name in names:
+        value = options[name]
+        if value is not None and not is_tracer(value):
+            hyper.check(name, value)
+        elif is_tracer(value) and name not in carried:
+            debug_check_hyperparameter(name, value)
 
 
 def check_labels(target: Array, num_classes: int, ignore_index: int, *, debug: bool) -> None:

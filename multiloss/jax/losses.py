@@ -27,6 +27,7 @@ from ._validation import (
     as_jax,
     as_jax_weight,
     check_host_labels,
+    check_hyperparameters,
     debug_checks,
     is_host_data,
     is_tracer,
@@ -72,9 +73,7 @@ def run_loss(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> A
                 _checks.check_weight_values(np, key, np.asarray(weight, dtype=np.float64))
             else:
                 unchecked.append((key, index))
-        for key in loss.hyperparameters:  # a concrete array's value is known: checked now
-            if options[key] is not None and not is_tracer(options[key]):
-                hyper.check(key, options[key])
+        check_hyperparameters(options, loss.hyperparameters, hyper.names(config))
     total = _call_loss(config, operands, unchecked)
     checkable = normalizer is not None and not is_tracer(normalizer)
     total = apply_normalizer(jax.numpy, total, normalizer, check_values=checkable)
@@ -387,7 +386,7 @@ def binary_cross_entropy(
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Array = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -409,7 +408,8 @@ def binary_cross_entropy(
         ignore_index: a target value whose elements contribute 0 (value and gradient) and
             are not counted by `"mean"`; None (the default) ignores nothing (static).
         label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
-            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras (static).
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras; a number or a 0-d
+            array ([Schedules][schedules]).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
@@ -452,7 +452,7 @@ def sigmoid_focal_loss(
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Array = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -481,7 +481,8 @@ def sigmoid_focal_loss(
         ignore_index: a target value whose elements contribute 0 (value and gradient) and
             are not counted by `"mean"`; None (the default) ignores nothing (static).
         label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
-            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras (static).
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras; a number or a 0-d
+            array ([Schedules][schedules]).
         reduction: `"mean"` (over all elements), `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 
@@ -529,7 +530,7 @@ def asymmetric_loss(
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Array = 0.0,
     reduction: str = "mean",
     normalizer: Array | float | None = None,
 ) -> Array:
@@ -557,7 +558,8 @@ def asymmetric_loss(
         ignore_index: a target value whose elements contribute 0 (value and gradient) and
             are not counted by `"mean"`; None (the default) ignores nothing (static).
         label_smoothing: $\varepsilon \in [0, 1]$: the target becomes
-            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras (static).
+            $y (1 - \varepsilon) + \varepsilon / 2$, as in Keras; a number or a 0-d
+            array ([Schedules][schedules]).
         reduction: `"mean"` over all elements, `"sum"` or `"none"` (static).
         normalizer: as in [`cross_entropy`][multiloss.jax.cross_entropy].
 

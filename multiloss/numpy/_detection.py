@@ -15,12 +15,12 @@ def varifocal_loss(
     logits: ArrayLike,
     target: ArrayLike,
     *,
-    alpha: float = 0.75,
-    gamma: float = 2.0,
+    alpha: float | np.ndarray = 0.75,
+    gamma: float | np.ndarray = 2.0,
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | np.ndarray = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
@@ -40,7 +40,8 @@ def varifocal_loss(
         logits: any shape.
         target: the logits' shape, q in [0, 1] (0 for a negative).
         alpha: α in [0, 1], the negatives' weight.
-        gamma: focusing parameter γ ≥ 0 of the negatives.
+        gamma: focusing parameter γ ≥ 0 of the negatives. Each of `alpha`, `gamma` and
+            `label_smoothing` is a number or a 0-d array ([Schedules][schedules]).
         weight: per-element weight, broadcast to the logits' shape.
         pos_weight: weight of the positive log-term, broadcast to the logits' shape (a
             length-C vector weights the last axis, as in PyTorch).
@@ -87,12 +88,12 @@ def varifocal_loss_grad(
     logits: ArrayLike,
     target: ArrayLike,
     *,
-    alpha: float = 0.75,
-    gamma: float = 2.0,
+    alpha: float | np.ndarray = 0.75,
+    gamma: float | np.ndarray = 2.0,
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | np.ndarray = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
@@ -129,12 +130,12 @@ def varifocal_loss_value_and_grad(
     logits: ArrayLike,
     target: ArrayLike,
     *,
-    alpha: float = 0.75,
-    gamma: float = 2.0,
+    alpha: float | np.ndarray = 0.75,
+    gamma: float | np.ndarray = 2.0,
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | np.ndarray = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
@@ -166,11 +167,11 @@ def quality_focal_loss(
     logits: ArrayLike,
     target: ArrayLike,
     *,
-    beta: float = 2.0,
+    beta: float | np.ndarray = 2.0,
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | np.ndarray = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
@@ -188,7 +189,8 @@ def quality_focal_loss(
     Args:
         logits: any shape.
         target: the logits' shape, in [0, 1].
-        beta: focusing parameter β ≥ 0.
+        beta: focusing parameter β ≥ 0. It and `label_smoothing` are each a number or
+            a 0-d array ([Schedules][schedules]).
         weight: per-element weight, broadcast to the logits' shape.
         pos_weight: weight of the positive log-term, broadcast to the logits' shape (a
             length-C vector weights the last axis, as in PyTorch).
@@ -234,11 +236,11 @@ def quality_focal_loss_grad(
     logits: ArrayLike,
     target: ArrayLike,
     *,
-    beta: float = 2.0,
+    beta: float | np.ndarray = 2.0,
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | np.ndarray = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,
@@ -274,11 +276,11 @@ def quality_focal_loss_value_and_grad(
     logits: ArrayLike,
     target: ArrayLike,
     *,
-    beta: float = 2.0,
+    beta: float | np.ndarray = 2.0,
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | np.ndarray = 0.0,
     reduction: str = "mean",
     normalizer: ArrayLike | float | None = None,
     dtype: DTypeLike | None = np.float64,

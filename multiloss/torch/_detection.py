@@ -15,12 +15,12 @@ def varifocal_loss(
     logits: Tensor,
     target: Tensor,
     *,
-    alpha: float = 0.75,
-    gamma: float = 2.0,
+    alpha: float | Tensor = 0.75,
+    gamma: float | Tensor = 2.0,
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Tensor = 0.0,
     reduction: str = "mean",
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
@@ -40,7 +40,8 @@ def varifocal_loss(
         logits: any shape (e.g. `(N, A, C)` anchors × classes).
         target: the logits' shape, q in [0, 1] (0 for a negative).
         alpha: α in [0, 1], the negatives' weight.
-        gamma: focusing parameter γ ≥ 0 of the negatives.
+        gamma: focusing parameter γ ≥ 0 of the negatives. Each of `alpha`, `gamma` and
+            `label_smoothing` is a number or a 0-d tensor ([Schedules][schedules]).
         weight: per-element weight, broadcast to the logits' shape.
         pos_weight: weight of the positive log-term, broadcast to the logits' shape (a
             length-C vector weights the last axis, as in PyTorch).
@@ -88,11 +89,11 @@ def quality_focal_loss(
     logits: Tensor,
     target: Tensor,
     *,
-    beta: float = 2.0,
+    beta: float | Tensor = 2.0,
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Tensor = 0.0,
     reduction: str = "mean",
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
@@ -112,7 +113,8 @@ def quality_focal_loss(
     Args:
         logits: any shape.
         target: the logits' shape, in [0, 1].
-        beta: focusing parameter β ≥ 0.
+        beta: focusing parameter β ≥ 0. It and `label_smoothing` are each a number or
+            a 0-d tensor ([Schedules][schedules]).
         weight: per-element weight, broadcast to the logits' shape.
         pos_weight: weight of the positive log-term, broadcast to the logits' shape (a
             length-C vector weights the last axis, as in PyTorch).

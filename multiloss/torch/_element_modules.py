@@ -9,11 +9,16 @@ from typing import Any
 from torch import Tensor
 
 from .._core import _checks
-from .._core.element_options import check_ignore_index, check_label_smoothing
+from .._core.element_options import check_ignore_index
 from ._detection import quality_focal_loss, varifocal_loss
 from ._migration import migration_errors as _migration_errors
 from .functional import Weights, asymmetric_loss, binary_cross_entropy, sigmoid_focal_loss
 from .modules import Criterion, as_buffer, describe
+
+
+def _unless_zero(value: float | Tensor) -> float | Tensor | None:
+    """A hyperparameter for the repr, None where it is the number 0 (never read: a tensor)."""
+    return None if isinstance(value, (int, float)) and value == 0 else value
 
 
 class ElementCriterion(Criterion):
@@ -29,13 +34,13 @@ class ElementCriterion(Criterion):
         weight: Weights,
         pos_weight: Weights,
         ignore_index: int | None,
-        label_smoothing: float,
+        label_smoothing: float | Tensor,
         reduction: str,
     ) -> None:
         self.register_buffer("weight", as_buffer("weight", weight, class_vector=False))
         self.register_buffer("pos_weight", as_buffer("pos_weight", pos_weight, class_vector=False))
         self.ignore_index = check_ignore_index(ignore_index)
-        self.label_smoothing = check_label_smoothing(label_smoothing)
+        self._set_hyperparameter("label_smoothing", label_smoothing)  # a 0-d tensor: a buffer
         self.reduction = _checks.check_reduction(reduction)
 
     def _element_options(self) -> dict[str, Any]:
@@ -53,7 +58,7 @@ class ElementCriterion(Criterion):
             "weight": None if self.weight is None else describe(self.weight),
             "pos_weight": None if self.pos_weight is None else describe(self.pos_weight),
             "ignore_index": self.ignore_index,
-            "label_smoothing": self.label_smoothing or None,
+            "label_smoothing": _unless_zero(self.label_smoothing),
         }
         return "".join(f", {n}={given[n]}" for n in names if given[n] is not None)
 
@@ -70,7 +75,8 @@ class BCEWithLogitsLoss(ElementCriterion):
         pos_weight: weight of the positive term, broadcast to the input's shape (a
             length-C vector weights the last axis), kept as a buffer.
         ignore_index: a target value not counted, or None.
-        label_smoothing: ε in [0, 1] (each target becomes y·(1 − ε) + ε/2).
+        label_smoothing: ε in [0, 1] (each target becomes y·(1 − ε) + ε/2); a 0-d
+            tensor is kept as a buffer, for a schedule ([Schedules][schedules]).
 
     Examples:
         >>> import torch
@@ -95,7 +101,7 @@ class BCEWithLogitsLoss(ElementCriterion):
         reduction: str = "mean",
         pos_weight: Weights = None,
         ignore_index: int | None = None,
-        label_smoothing: float = 0.0,
+        label_smoothing: float | Tensor = 0.0,
     ) -> None:
         super().__init__()
         self._set_element_options(
@@ -134,7 +140,8 @@ class SigmoidFocalLoss(ElementCriterion):
         weight: per-element weight broadcast to the input's shape, kept as a buffer.
         pos_weight: weight of the positive log-term, kept as a buffer.
         ignore_index: a target value not counted, or None.
-        label_smoothing: ε in [0, 1] (each target becomes y·(1 − ε) + ε/2).
+        label_smoothing: ε in [0, 1] (each target becomes y·(1 − ε) + ε/2); a 0-d
+            tensor is kept as a buffer, for a schedule ([Schedules][schedules]).
         reduction: `"mean"`, `"sum"` or `"none"`.
 
     Examples:
@@ -158,7 +165,7 @@ class SigmoidFocalLoss(ElementCriterion):
         weight: Weights = None,
         pos_weight: Weights = None,
         ignore_index: int | None = None,
-        label_smoothing: float = 0.0,
+        label_smoothing: float | Tensor = 0.0,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
@@ -214,7 +221,8 @@ class AsymmetricLoss(ElementCriterion):
         weight: per-element weight broadcast to the input's shape, kept as a buffer.
         pos_weight: weight of the positive log-term, kept as a buffer.
         ignore_index: a target value not counted, or None.
-        label_smoothing: ε in [0, 1] (each target becomes y·(1 − ε) + ε/2).
+        label_smoothing: ε in [0, 1] (each target becomes y·(1 − ε) + ε/2); a 0-d
+            tensor is kept as a buffer, for a schedule ([Schedules][schedules]).
         reduction: `"mean"`, `"sum"` or `"none"`.
 
     Examples:
@@ -237,7 +245,7 @@ class AsymmetricLoss(ElementCriterion):
         weight: Weights = None,
         pos_weight: Weights = None,
         ignore_index: int | None = None,
-        label_smoothing: float = 0.0,
+        label_smoothing: float | Tensor = 0.0,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
@@ -289,6 +297,9 @@ class VarifocalLoss(ElementCriterion):
         label_smoothing: ε in [0, 1] (the cross-entropy's target only).
         reduction: `"mean"`, `"sum"` or `"none"`.
 
+    Each of `alpha`, `gamma` and `label_smoothing` is a number or a 0-d tensor (kept as a
+    buffer, for a schedule that does not recompile: [Schedules][schedules]).
+
     Examples:
         >>> import torch
         >>> from multiloss.torch import VarifocalLoss
@@ -299,20 +310,22 @@ class VarifocalLoss(ElementCriterion):
         >>> criterion(logits, torch.rand(4, 5) * (torch.rand(4, 5) < 0.2)).backward()
     """
 
+    alpha: float | Tensor
+
     def __init__(
         self,
         *,
-        alpha: float = 0.75,
-        gamma: float = 2.0,
+        alpha: float | Tensor = 0.75,
+        gamma: float | Tensor = 2.0,
         weight: Weights = None,
         pos_weight: Weights = None,
         ignore_index: int | None = None,
-        label_smoothing: float = 0.0,
+        label_smoothing: float | Tensor = 0.0,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        self.alpha = _checks.check_real_number("alpha", alpha, low=0.0, high=1.0)
-        self.gamma = _checks.check_real_number("gamma", gamma, low=0.0)
+        self._set_hyperparameter("alpha", alpha)  # a number, or a 0-d tensor's buffer
+        self._set_hyperparameter("gamma", gamma)
         self._set_element_options(
             weight=weight,
             pos_weight=pos_weight,
@@ -330,7 +343,7 @@ class VarifocalLoss(ElementCriterion):
             input,
             target,
             alpha=self.alpha,
-            gamma=self.gamma,  # type: ignore[arg-type]  # a float: a number only here
+            gamma=self.gamma,
             **self._element_options(),
             normalizer=normalizer,
         )
@@ -355,6 +368,9 @@ class QualityFocalLoss(ElementCriterion):
         label_smoothing: ε in [0, 1].
         reduction: `"mean"`, `"sum"` or `"none"`.
 
+    `beta` and `label_smoothing` are each a number or a 0-d tensor (kept as a buffer, for a
+    schedule that does not recompile: [Schedules][schedules]).
+
     Examples:
         >>> import torch
         >>> from multiloss.torch import QualityFocalLoss
@@ -365,18 +381,20 @@ class QualityFocalLoss(ElementCriterion):
         >>> criterion(logits, torch.rand(4, 5)).backward()
     """
 
+    beta: float | Tensor
+
     def __init__(
         self,
         *,
-        beta: float = 2.0,
+        beta: float | Tensor = 2.0,
         weight: Weights = None,
         pos_weight: Weights = None,
         ignore_index: int | None = None,
-        label_smoothing: float = 0.0,
+        label_smoothing: float | Tensor = 0.0,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        self.beta = _checks.check_real_number("beta", beta, low=0.0)
+        self._set_hyperparameter("beta", beta)  # a number, or a 0-d tensor's buffer
         self._set_element_options(
             weight=weight,
             pos_weight=pos_weight,

@@ -394,7 +394,7 @@ def binary_cross_entropy(
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Tensor = 0.0,
     reduction: str = "mean",
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
@@ -458,7 +458,7 @@ def sigmoid_focal_loss(
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Tensor = 0.0,
     reduction: str = "mean",
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
@@ -536,7 +536,7 @@ def asymmetric_loss(
     weight: Weights = None,
     pos_weight: Weights = None,
     ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
+    label_smoothing: float | Tensor = 0.0,
     reduction: str = "mean",
     normalizer: Tensor | float | None = None,
 ) -> Tensor:
