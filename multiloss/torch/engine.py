@@ -9,16 +9,16 @@
   that says why;
 * ``"eager"``: the eager plans (PyTorch operations over the array-API core) always.
 
-The kernels take the softmax family's losses and the element-wise ones: binary
-cross-entropy, the sigmoid focal loss, the Asymmetric Loss, the varifocal and quality
-focal losses, each with `weight`, `pos_weight` and the options folded into them
-(``ignore_index``, ``label_smoothing``, a per-class α). Under every engine some calls keep
-the eager plans, which have what the kernels lack: the distribution focal loss (no kernel
-takes its two-hot target), float64 logits of the softmax family (its kernels compute in
-float32), a hyperparameter given as a tensor (the kernels specialise on its value), a
-gradient with respect to a target or a weight, forward-mode AD and the `torch.func`
-transforms. A second derivative (``create_graph=True``) through a kernel call is taken by
-the eager plans' closed forms.
+The kernels take the softmax family's losses, the distribution focal loss (with its
+`weight`, bins along any axis) and the element-wise ones: binary cross-entropy, the
+sigmoid focal loss, the Asymmetric Loss, the varifocal and quality focal losses, each with
+`weight`, `pos_weight` and the options folded into them (``ignore_index``,
+``label_smoothing``, a per-class α). Under every engine some calls keep the eager plans,
+which have what the kernels lack: float64 logits of the softmax family and of the
+distribution focal loss (their kernels compute in float32), a hyperparameter given as a
+tensor (the kernels specialise on its value), a gradient with respect to a target or a
+weight, forward-mode AD and the `torch.func` transforms. A second derivative
+(``create_graph=True``) through a kernel call is taken by the eager plans' closed forms.
 
 Choose with the context manager [`engine`][multiloss.torch.engine.engine] or, for the
 whole process, [`set_engine`][multiloss.torch.engine.set_engine]. Nothing here imports
@@ -201,9 +201,8 @@ def kernel_loss(
     `given` the call's tensors as the user gave them (logits first), which decide whether
     a gradient other than the logits' is wanted.
     """
-    if isinstance(config, DistributionConfig):
-        return None  # no kernel takes a two-hot target yet: the eager plans (tested)
-    softmax = isinstance(config, SoftmaxConfig)
+    # the softmax family and the distribution focal loss compute in float32 only
+    softmax = isinstance(config, (SoftmaxConfig, DistributionConfig))
     if operands.hyper:  # a hyperparameter given as a tensor: the kernels specialise on it
         return None
     if _current == "eager" or not kernels_for(logits, float64=not softmax):
@@ -212,6 +211,12 @@ def kernel_loss(
         return None
     if _eager_only(given):
         return None
+    if isinstance(config, DistributionConfig):
+        from ._triton.distribution import distribution_loss
+
+        return distribution_loss(
+            config, logits, operands.target, operands.weight, keep_dtype=keep_dtype
+        )
     if isinstance(config, SoftmaxConfig):
         from ._triton.softmax import softmax_loss
 
