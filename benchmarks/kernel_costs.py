@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from cost_model import Cost, count_torch
-from harness import ASL_FULL, POLY_FULL, SIGMOID_FULL, SOFTMAX_FULL, Shape
+from harness import ASL_FULL, DFL_FULL, POLY_FULL, SIGMOID_FULL, SOFTMAX_FULL, Shape
 from report import format_bytes, format_ratio, format_seconds
 from torch_impls import chosen_engine, engine_available
 
@@ -46,6 +46,7 @@ BCE_REFERENCE = "F.binary_cross_entropy_with_logits"
 FOCAL_REFERENCE = "torchvision sigmoid focal (formula)"
 ASL_REFERENCE = "textbook ASL (timm formula)"
 VFL_REFERENCE = "textbook VFL (mmdetection formula)"
+DFL_REFERENCE = "ultralytics DFL (formula)"
 LARGE_NUMEL = 8192 * 1000
 """Softmax shapes of at least this many logits are held to the tighter time target."""
 
@@ -57,11 +58,12 @@ class Variant:
     name: str
     loss: str
     """The loss it computes ("CE", "focal", "poly", "BCE", "sigmoid focal", "ASL", "VFL",
-    "QFL")."""
+    "QFL", "DFL")."""
     engine: str | None
     """multiloss's engine ("eager", "triton"), or None for a peer."""
     target: str
-    """"index" (class indices), "probs" (probability targets) or "multilabel"."""
+    """"index" (class indices), "probs" (probability targets), "multilabel" or "bins"
+    (the distribution focal loss's positions, the logits' shape without axis 1)."""
     make: Callable[[Shape], LossFn]
     reference: str
     smoothing: bool = False
@@ -294,6 +296,29 @@ def sigmoid_variants() -> list[Variant]:
     return rows
 
 
+def dfl_variants() -> list[Variant]:
+    """The distribution focal loss's rows: ultralytics' formula and multiloss's DFL per
+    engine."""
+    from detection_impls import ultralytics_dfl
+
+    import multiloss.torch as mt
+
+    rows = [Variant(DFL_REFERENCE, "DFL", None, "bins", lambda s: ultralytics_dfl, DFL_REFERENCE)]
+    for engine in ("eager", "triton"):
+        suffix = ", kernels" if engine == "triton" else ", eager"
+        rows.append(
+            Variant(
+                "multiloss DFL" + suffix,
+                "DFL",
+                engine,
+                "bins",
+                lambda s: lambda z, t: mt.distribution_focal_loss(z, t),
+                DFL_REFERENCE,
+            )
+        )
+    return rows
+
+
 def softmax_shapes() -> list[Shape]:
     """Every softmax and poly benchmark shape, once."""
     return list({s.name: s for s in SOFTMAX_FULL + POLY_FULL}.values())
@@ -314,6 +339,9 @@ def meta_operands(shape: Shape, target: str) -> tuple[Any, Any]:
 
     dtype = getattr(torch, shape.dtype)
     logits = torch.empty(shape.logits, dtype=dtype, device="meta", requires_grad=True)
+    if target == "bins":
+        positions = shape.logits[:1] + shape.logits[2:]
+        return logits, torch.empty(positions, dtype=torch.float32, device="meta")
     if target == "index":
         labels = torch.empty(shape.logits[:1] + shape.logits[2:], dtype=torch.int64, device="meta")
         return logits, labels
@@ -424,7 +452,8 @@ def verdicts(rows: list[Counted]) -> list[Verdict]:
     found: list[Verdict] = []
     # issue #21 set no targets for the detection losses (issue #24's): their rows are
     # counted in the tables only
-    kernel_rows = [r for r in rows if r.engine == "triton" and r.loss not in ("VFL", "QFL")]
+    detection = ("VFL", "QFL", "DFL")
+    kernel_rows = [r for r in rows if r.engine == "triton" and r.loss not in detection]
     for r in kernel_rows:
         where = f"{r.name} at {r.shape}"
         if r.kernels is None or r.passes is None:
@@ -628,7 +657,7 @@ def docs_tables(rows: list[Counted]) -> list[str]:
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--shapes", default="", help="comma-separated words a shape's name holds")
-    parser.add_argument("--family", choices=("softmax", "sigmoid", "both"), default="both")
+    parser.add_argument("--family", choices=("softmax", "sigmoid", "dfl", "both"), default="both")
     parser.add_argument("--json", type=Path, default=None, help="also write every count here")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown here too")
     parser.add_argument(
@@ -649,6 +678,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += count_all(chosen(softmax_shapes()), softmax_variants())
     if args.family in ("sigmoid", "both"):
         rows += count_all(chosen(sigmoid_shapes()), sigmoid_variants())
+    if args.family in ("dfl", "both"):
+        rows += count_all(chosen(DFL_FULL), dfl_variants())
     found = verdicts(rows)
     why = engine_available()
     text = markdown(rows, found)
