@@ -96,6 +96,21 @@ def test_loss_and_gradient_against_the_two_hot_oracle(layout, dtype, reduction):
     assert_eps(grad.double().cpu().numpy(), ref_grad, grad_eps, BOUND, "gradient")
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_partial_sums_of_several_programs(monkeypatch, reduction):
+    """16 rows a program: 37 rows are 3 partial sums, then one program sums them."""
+    from multiloss.torch._triton import distribution
+
+    monkeypatch.setattr(distribution, "BLOCK_R", 16)
+    x, t, w = _problem((37, 16), 1, False, torch.float32, seed=2)
+    x.requires_grad_()
+    loss = distribution_loss(DistributionConfig(1, 16, reduction), x, t, w)
+    (grad,) = torch.autograd.grad(loss, x)
+    ref_loss, ref_grad = _reference(x.detach(), t, w, 1, reduction)
+    assert_eps(loss.detach().double().numpy(), ref_loss, "float32", 2 * BOUND, "loss")
+    assert_eps(grad.double().numpy(), ref_grad, "float32", BOUND, "gradient")
+
+
 @pytest.mark.parametrize("reduction", ["none", "mean"])
 def test_weight_broadcast_and_cotangent(reduction):
     """A weight broadcast against the target (one per box side) and a non-unit cotangent."""

@@ -25,7 +25,6 @@ from torch import Tensor
 from ..._core.distribution import DistributionConfig
 from ._distribution_kernels import distribution_backward_kernel, distribution_forward_kernel
 from ._sigmoid_kernels import sum_kernel
-from .sigmoid import _steps
 
 BLOCK_R = 64
 """Rows per program."""
@@ -56,6 +55,11 @@ def _rows(logits: Tensor, axis: int) -> tuple[Tensor, int, int, int, int, int]:
     inner = math.prod(shape[axis + 1 :])
     rows = math.prod(shape[:axis]) * inner
     return logits, rows, inner, outer_stride, strides[axis], inner_stride
+
+
+def _sum_steps(count: int) -> int:
+    """Blocks the sum program walks: a power of two ≥ count / block (few variants)."""
+    return 1 << max(triton.cdiv(count, _SUM_BLOCK) - 1, 0).bit_length()
 
 
 def _block_n(n: int) -> tuple[int, int]:
@@ -111,7 +115,7 @@ def _forward_op(
     if reduce and programs > 1:
         sum_kernel[(1,)](
             destination, out, programs, COMPUTE=triton.language.float32,
-            STEPS=_steps(programs, _SUM_BLOCK), BLOCK_SIZE=_SUM_BLOCK, num_warps=4,
+            STEPS=_sum_steps(programs), BLOCK_SIZE=_SUM_BLOCK, num_warps=4,
         )  # fmt: skip
     return out, lse
 
