@@ -111,6 +111,12 @@ SIGMOID: dict[str, tuple[LossFn, tuple[int, ...]]] = {
 CASES: dict[str, tuple[LossFn, str, tuple[int, ...]]] = {
     **SOFTMAX,
     **{name: (fn, "multilabel", shape) for name, (fn, shape) in SIGMOID.items()},
+    # the distribution focal loss: 4 box sides of 2100 anchors, 16 bins along axis 1
+    "DFL weight": (
+        lambda z, t: mt.distribution_focal_loss(z, t, weight=torch.linspace(0, 2, 4).cuda()),
+        "bins",
+        (2100, 16, 4),
+    ),
 }
 TOLERANCE = {
     torch.float32: (1e-5, 1e-6),
@@ -120,6 +126,9 @@ TOLERANCE = {
 
 
 def _target(kind: str, shape: tuple[int, ...], seed: int) -> Any:
+    if kind == "bins":  # positions in [0, n - 1], the bin axis (1) dropped
+        positions = torch.rand(shape[:1] + shape[2:], generator=_generator(seed))
+        return (positions * (shape[1] - 1)).cuda()
     if kind == "probs":
         return _probabilities(shape, seed)
     if kind == "multilabel":
