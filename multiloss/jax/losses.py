@@ -10,7 +10,6 @@ import jax
 import numpy as np
 
 from .._core import (
-    DISTRIBUTION,
     LOSSES,
     Loss,
     _checks,
@@ -122,7 +121,7 @@ def _checked_loss(config: Any, unchecked: list[tuple[str, int]] | None, operands
         debug_checks(config, operands, tuple(unchecked))
     # The engine hook (multiloss.jax.engine): the Pallas kernels where chosen while tracing,
     # for static hyperparameters (an array one takes XLA: the kernels specialise on them).
-    if uses_kernels() and config.family is not DISTRIBUTION and not operands.hyper:
+    if uses_kernels() and not operands.hyper:
         return pallas_loss(config, operands)
     return custom_loss(config, operands)
 
