@@ -89,7 +89,7 @@ def test_matches_float64_two_hot_oracle(dtype, bound):
     out = STEP(z, t, w, cotangent)
     rounded = [np.asarray(a, np.float64) for a in (z, t, w)]
     loss, grad = _oracle(*rounded)
-    plain, plain_grad = _oracle(rounded[0], rounded[1], 1.0)
+    plain, _ = _oracle(rounded[0], rounded[1], 1.0)
     count = len(target)
 
     def close(actual, expected, what, scale=1.0):
@@ -143,7 +143,7 @@ def test_axis_not_last_fewer_rows_than_a_block_and_vmap():
     expected, expected_grad = _oracle(logits, target, 1.0, axis=1)
     assert_close(value, expected.sum(), rtol=F32, atol=F32, what="loss, axis 1")
     assert_close(grad, expected_grad, rtol=F32, atol=F32, what="gradient, axis 1")
-    expected_batched = np.stack([_oracle(z, t, 1.0)[1] for z, t in zip(stacked, targets)])
+    expected_batched = np.stack([_oracle(z, t, 1.0)[1] for z, t in zip(stacked, targets, strict=True)])
     assert_close(batched, expected_batched, rtol=F32, atol=F32, what="vmap(grad)")
 
 

@@ -180,7 +180,7 @@ def _inputs(operands: core.DistributionOperands, spec: Spec, layout: _Layout) ->
         "logits": _blocks.pad_row_blocks(layout.rows(operands.logits), b, -math.inf),
         "target": _blocks.pad_rows(jnp.ravel(operands.target), b, 0.0, spec.dtype),
     }
-    if spec.weighted:
+    if operands.weight is not None:
         weight = jnp.broadcast_to(operands.weight, operands.target.shape)
         inputs["weight"] = _blocks.pad_rows(jnp.ravel(weight), b, 0.0, spec.dtype)
     return inputs
