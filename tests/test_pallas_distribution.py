@@ -131,9 +131,7 @@ def test_axis_not_last_fewer_rows_than_a_block_and_vmap():
     def run(z, t, zs, ts):
         loss = mlj.distribution_focal_loss
         with mlj.engine("pallas"):
-            value, grad = jax.value_and_grad(
-                lambda z: loss(z, t, axis=1, reduction="sum")
-            )(z)
+            value, grad = jax.value_and_grad(lambda z: loss(z, t, axis=1, reduction="sum"))(z)
             batched = jax.vmap(jax.grad(lambda z, t: loss(z, t, reduction="sum")))(zs, ts)
         return value, grad, batched
 
@@ -143,7 +141,9 @@ def test_axis_not_last_fewer_rows_than_a_block_and_vmap():
     expected, expected_grad = _oracle(logits, target, 1.0, axis=1)
     assert_close(value, expected.sum(), rtol=F32, atol=F32, what="loss, axis 1")
     assert_close(grad, expected_grad, rtol=F32, atol=F32, what="gradient, axis 1")
-    expected_batched = np.stack([_oracle(z, t, 1.0)[1] for z, t in zip(stacked, targets, strict=True)])
+    expected_batched = np.stack(
+        [_oracle(z, t, 1.0)[1] for z, t in zip(stacked, targets, strict=True)]
+    )
     assert_close(batched, expected_batched, rtol=F32, atol=F32, what="vmap(grad)")
 
 
