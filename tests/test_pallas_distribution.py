@@ -11,6 +11,8 @@ covers the reductions (compile time dominates in the interpreter).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from backends import assert_close
@@ -168,3 +170,23 @@ def test_runs_the_kernels_only_under_pallas():
             text = str(jax.make_jaxpr(jax.value_and_grad(mlj.distribution_focal_loss))(z, t))
         assert text.count("pallas_call") == count, name
         assert ("multiloss_distribution_forward" in text) == bool(count)
+
+
+def test_cost_model_dfl_row(monkeypatch):
+    """benchmarks/pallas_costs.py's DFL row on the CUDA lowering (33600×16, float32 and
+    bfloat16): 2 kernels, 3 logits-sized passes (no widened copy of bfloat16 logits: the
+    bytes halve), a few small operations around them."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import pallas_costs
+    from harness import DFL, DFL_FULL, Shape
+
+    (shape,) = DFL_FULL
+    widths = {}
+    for dtype in ("float32", "bfloat16"):
+        rows = pallas_costs.measure(DFL, Shape(shape.name, shape.logits, dtype=dtype), cpu=False)
+        (row,) = [row for row in rows if row.implementation.endswith(pallas_costs.PALLAS)]
+        assert (row.gpu_kernels, row.gpu_passes) == (2, 3), row
+        assert row.gpu_other_ops <= 4, row
+        widths[dtype] = row.gpu_bytes
+    logits = 33600 * 16
+    assert widths["float32"] - widths["bfloat16"] == 3 * 2 * logits, widths

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from .._core import (
+    DISTRIBUTION,
     LOSSES,
     Loss,
     _checks,
@@ -57,6 +58,8 @@ def run_loss(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> A
     # Python sequence as it is), never an array that it converted under a trace itself.
     check_values = values_readable(target, *(options[key] for key in weights))
     _, config, operands = prepare(check_values=check_values)
+    if uses_kernels() and config.family is DISTRIBUTION:  # its preparation always widens
+        operands = operands._replace(logits=logits)
     unchecked = None  # None: checked already; else the weights to check at run time
     if not check_values:
         unchecked = []
