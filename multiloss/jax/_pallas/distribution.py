@@ -37,7 +37,7 @@ from ..._core._numerics import times_nonzero
 from ..._core._reduce import count_scale, per_element_cotangent, reduce
 from . import _blocks
 from ._blocks import Blocks
-from .softmax import _Layout
+from .softmax import Layout, rows_layout
 
 Array = jax.Array
 
@@ -154,11 +154,9 @@ def _backward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
 
 def _setup(
     config: core.DistributionConfig, operands: core.DistributionOperands
-) -> tuple[Spec, _Layout]:
+) -> tuple[Spec, Layout]:
     logits = operands.logits
-    axis = config.axis % logits.ndim
-    shape = list(logits.shape)
-    layout = _Layout(axis, logits.ndim, tuple(shape[:axis] + shape[axis + 1 :] + [shape[axis]]))
+    layout = rows_layout(config, logits)  # the bin axis moved last (a transpose if need be)
     rows = math.prod(layout.batch_shape)
     edge_rows = _blocks.edge_rows_for(logits)
     blocks = _blocks.blocks(rows, config.num_bins, logits.dtype, edge_rows=edge_rows)
@@ -172,7 +170,7 @@ def _setup(
     return spec, layout
 
 
-def _inputs(operands: core.DistributionOperands, spec: Spec, layout: _Layout) -> dict[str, Array]:
+def _inputs(operands: core.DistributionOperands, spec: Spec, layout: Layout) -> dict[str, Array]:
     """The logits as rows (padded, with -inf, only where there are fewer rows than a
     block), the target and the weight as columns of the compute dtype."""
     b = spec.blocks
