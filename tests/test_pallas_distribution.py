@@ -190,3 +190,20 @@ def test_cost_model_dfl_row(monkeypatch):
         widths[dtype] = row.gpu_bytes
     logits = 33600 * 16
     assert widths["float32"] - widths["bfloat16"] == 3 * 2 * logits, widths
+
+
+@pytest.mark.parametrize("platform", ["cuda", "tpu"])
+def test_kernels_lower_for_gpu_and_tpu(platform):
+    """The DFL kernels lower for Triton (GPU) and Mosaic (TPU) on this CPU, float32 and
+    bfloat16, with a weight and a partial last row block: two custom calls per
+    value_and_grad (what the compilers then do needs the device)."""
+    from multiloss.jax._engine import lowering_for
+
+    kernel = "tpu_custom_call" if platform == "tpu" else "__gpu$xla.gpu.triton"
+    for dtype in (jnp.float32, jnp.bfloat16):
+        z = jax.ShapeDtypeStruct((60, BINS), dtype)
+        t = w = jax.ShapeDtypeStruct((60,), jnp.float32)
+        step = jax.value_and_grad(lambda z, t, w: mlj.distribution_focal_loss(z, t, weight=w))
+        with mlj.engine("pallas"), lowering_for(platform):
+            lowered = jax.jit(step).trace(z, t, w).lower(lowering_platforms=(platform,))
+        assert lowered.as_text().count(f"custom_call @{kernel}") == 2, dtype
