@@ -45,6 +45,9 @@ from harness import (
     ASL_FULL,
     ASL_QUICK,
     BCE,
+    DFL,
+    DFL_FULL,
+    DFL_QUICK,
     POLY,
     POLY_FULL,
     POLY_QUICK,
@@ -72,6 +75,7 @@ GROUPS_FULL = [
     (BCE, SIGMOID_FULL),
     (SIGMOID_FOCAL, SIGMOID_FULL),
     (ASL, ASL_FULL),
+    (DFL, DFL_FULL),
 ]
 GROUPS_QUICK = [
     (SOFTMAX, SOFTMAX_QUICK),
@@ -79,6 +83,7 @@ GROUPS_QUICK = [
     (BCE, SIGMOID_QUICK),
     (SIGMOID_FOCAL, SIGMOID_QUICK),
     (ASL, ASL_QUICK),
+    (DFL, DFL_QUICK),
 ]
 PALLAS = " (pallas)"
 
@@ -116,6 +121,8 @@ def abstract_arguments(kind: str, shape: Shape) -> tuple[Any, Any]:
     logits = jax.ShapeDtypeStruct(dims, getattr(jnp, shape.dtype))
     if kind in SIGMOID_KINDS:
         return logits, jax.ShapeDtypeStruct(dims, jnp.float32)
+    if kind == DFL:  # a position in [0, n - 1] per row
+        return logits, jax.ShapeDtypeStruct(dims[:-1], jnp.float32)
     return logits, jax.ShapeDtypeStruct(dims[:-1], jnp.int32)
 
 
@@ -130,11 +137,32 @@ def with_pallas(function: Callable[..., Any]) -> Callable[..., Any]:
     return traced
 
 
+def textbook_dfl(z: Any, y: Any) -> Any:
+    """The distribution focal loss as the detectors write it: the cross-entropies against
+    the bins left and right of the target, weighted by the distances (mean over rows)."""
+    import jax
+    import jax.numpy as jnp
+
+    left = jnp.minimum(jnp.floor(y), z.shape[-1] - 2).astype(jnp.int32)
+    log_p = jax.nn.log_softmax(z, axis=-1)
+    low = jnp.take_along_axis(log_p, left[:, None], axis=-1)[:, 0]
+    high = jnp.take_along_axis(log_p, left[:, None] + 1, axis=-1)[:, 0]
+    return -jnp.mean((left + 1 - y) * low + (y - left) * high)
+
+
 def implementations(kind: str, shape: Shape) -> dict[str, Callable[..., Any]]:
     """optax's (or the textbook's) reference first, then multiloss on XLA and on Pallas."""
     from jax_impls import jax_implementations
 
-    functions = dict(jax_implementations(kind, shape))
+    if kind == DFL:
+        import multiloss.jax as mlj
+
+        functions = {
+            "textbook DFL (two gathered log-softmax terms)": textbook_dfl,
+            "multiloss DFL": lambda z, y: mlj.distribution_focal_loss(z, y),
+        }
+    else:
+        functions = dict(jax_implementations(kind, shape))
     for name in [name for name in functions if name.startswith("multiloss")]:
         functions[name + PALLAS] = with_pallas(functions[name])
     return functions

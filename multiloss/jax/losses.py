@@ -58,6 +58,8 @@ def run_loss(loss: Loss, logits: Any, target: Any, options: dict[str, Any]) -> A
     # Python sequence as it is), never an array that it converted under a trace itself.
     check_values = values_readable(target, *(options[key] for key in weights))
     _, config, operands = prepare(check_values=check_values)
+    if uses_kernels() and config.family is DISTRIBUTION:  # its preparation always widens
+        operands = operands._replace(logits=logits)
     unchecked = None  # None: checked already; else the weights to check at run time
     if not check_values:
         unchecked = []
@@ -122,7 +124,7 @@ def _checked_loss(config: Any, unchecked: list[tuple[str, int]] | None, operands
         debug_checks(config, operands, tuple(unchecked))
     # The engine hook (multiloss.jax.engine): the Pallas kernels where chosen while tracing,
     # for static hyperparameters (an array one takes XLA: the kernels specialise on them).
-    if uses_kernels() and config.family is not DISTRIBUTION and not operands.hyper:
+    if uses_kernels() and not operands.hyper:
         return pallas_loss(config, operands)
     return custom_loss(config, operands)
 

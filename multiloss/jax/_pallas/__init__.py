@@ -4,7 +4,8 @@
 gives the reduced loss in the compute dtype, like the XLA engine's rule in
 `multiloss.jax._autodiff`; it is a `jax.custom_vjp` whose forward rule is one forward
 kernel and whose backward rule is one backward kernel (the softmax family:
-:mod:`.softmax`; BCE, sigmoid focal and asymmetric: :mod:`.elementwise`). The derivatives
+:mod:`.softmax`; BCE, sigmoid focal and asymmetric: :mod:`.elementwise`; the distribution
+focal loss: :mod:`.distribution`). The derivatives
 with respect to a probability target and the weights are the core's closed forms, formed
 only for operands that are being differentiated (`symbolic_zeros`).
 
@@ -23,15 +24,17 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero, custom_vjp_primal_tree_values
 
 from ... import _core
-from ..._core import SOFTMAX
+from ..._core import DISTRIBUTION, SOFTMAX
 from .._engine import uses_kernels
-from . import elementwise, softmax
+from . import distribution, elementwise, softmax
 
 Array = jax.Array
 
 
 def _module(config: Any) -> Any:
-    return softmax if config.family is SOFTMAX else elementwise
+    if config.family is SOFTMAX:
+        return softmax
+    return distribution if config.family is DISTRIBUTION else elementwise
 
 
 @jax.tree_util.register_static

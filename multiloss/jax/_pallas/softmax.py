@@ -275,7 +275,7 @@ def _backward_kernel(spec: Spec, names: tuple[str, ...], *refs: Any) -> None:
 
 
 @dataclass(frozen=True)
-class _Layout:
+class Layout:
     """Where the rows of a call come from: the class axis moved last, then flattened."""
 
     axis: int
@@ -297,11 +297,12 @@ class _Layout:
         return jnp.moveaxis(array, -1, self.axis) if self.axis != self.ndim - 1 else array
 
 
-def _layout(config: core.SoftmaxConfig, logits: Array) -> _Layout:
+def rows_layout(config: Any, logits: Array) -> Layout:
+    """The rows view of `logits` along `config.axis` (any family's config with one)."""
     axis = config.axis % logits.ndim
     shape = list(logits.shape)
     moved = tuple(shape[:axis] + shape[axis + 1 :] + [shape[axis]])
-    return _Layout(axis, logits.ndim, moved)
+    return Layout(axis, logits.ndim, moved)
 
 
 def _spec(config: core.SoftmaxConfig, operands: core.SoftmaxOperands, blocks: Blocks) -> Spec:
@@ -327,7 +328,7 @@ _INT32 = (-(2**31), 2**31 - 1)
 
 
 def _inputs(
-    config: core.SoftmaxConfig, operands: core.SoftmaxOperands, spec: Spec, layout: _Layout
+    config: core.SoftmaxConfig, operands: core.SoftmaxOperands, spec: Spec, layout: Layout
 ) -> dict[str, Array]:
     """The kernels' inputs, never padded (the kernels mask the last chunk of classes and
     the last block of rows) unless there are fewer rows than a block: then the logits
@@ -346,8 +347,8 @@ def _inputs(
     return inputs
 
 
-def _setup(config: core.SoftmaxConfig, operands: core.SoftmaxOperands) -> tuple[Spec, _Layout]:
-    layout = _layout(config, operands.logits)
+def _setup(config: core.SoftmaxConfig, operands: core.SoftmaxOperands) -> tuple[Spec, Layout]:
+    layout = rows_layout(config, operands.logits)
     rows = math.prod(layout.batch_shape)
     edge_rows = _blocks.edge_rows_for(operands.logits)
     blocks = _blocks.blocks(rows, config.num_classes, operands.logits.dtype, edge_rows=edge_rows)
@@ -422,9 +423,9 @@ def backward(
 # The vocabulary-parallel entry: one shard's row partials and its gradient
 
 
-def _shard_setup(config: Any, logits: Array) -> tuple[Spec, _Layout]:
+def _shard_setup(config: Any, logits: Array) -> tuple[Spec, Layout]:
     """The spec of a vocabulary shard (`config`: the core's `VocabParallelConfig`)."""
-    layout = _layout(config, logits)
+    layout = rows_layout(config, logits)
     rows = math.prod(layout.batch_shape)
     edge_rows = _blocks.edge_rows_for(logits)
     blocks = _blocks.blocks(rows, config.local_classes, logits.dtype, edge_rows=edge_rows)
@@ -448,7 +449,7 @@ def _shard_setup(config: Any, logits: Array) -> tuple[Spec, _Layout]:
     return spec, layout
 
 
-def _shard_inputs(spec: Spec, layout: _Layout, logits: Array, local_target: Array) -> dict:
+def _shard_inputs(spec: Spec, layout: Layout, logits: Array, local_target: Array) -> dict:
     """The shard's logits as rows, and the target's index in the shard as an int32 column
     (clipped to [-1, C_l]: a class on another shard matches no column)."""
     b = spec.blocks
@@ -459,7 +460,7 @@ def _shard_inputs(spec: Spec, layout: _Layout, logits: Array, local_target: Arra
     }
 
 
-def _unrows_column(column: Array, spec: Spec, layout: _Layout) -> Array:
+def _unrows_column(column: Array, spec: Spec, layout: Layout) -> Array:
     """A `(rows_padded, 1)` kernel column as the logits' shape with the class axis kept."""
     values = jnp.reshape(column[: spec.blocks.rows, 0], layout.batch_shape)
     return jnp.expand_dims(values, layout.axis)
