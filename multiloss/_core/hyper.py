@@ -147,7 +147,7 @@ def is_traced(value: object) -> bool:
 
 def static(value: object) -> float | None:
     """The value of a hyperparameter given as a Python number; None for an array."""
-    if isinstance(value, numbers.Real):
+    if type(value) is float or isinstance(value, numbers.Real):
         return float(value)
     return None
 
@@ -155,6 +155,8 @@ def static(value: object) -> float | None:
 def is_zero(value: object) -> bool:
     """Whether a hyperparameter is the Python number 0 (a shortcut may be taken); False for
     an array, which takes the general form whatever its value."""
+    if type(value) is float or type(value) is int:  # a checked number: every small call
+        return value == 0
     return isinstance(value, numbers.Real) and value == 0
 
 
@@ -192,7 +194,17 @@ def operands(xp: Namespace, config: Any, given: dict[str, object], dtype: Any) -
     """The arrays behind `config`'s markers (:func:`names`), taken from the call's `given`
     options and converted to the compute `dtype`: the operands' ``hyper`` field. Each must
     be an array of the logits' namespace `xp`."""
+    if not any(_may_be_0d_array(value) for value in given.values()):
+        return ()  # numbers only (every small call): no marker to look for
     return tuple(_converted(xp, name, given[name], dtype) for name in names(config))
+
+
+def _may_be_0d_array(value: object) -> bool:
+    """False for what cannot be a hyperparameter given as an array (a Python number, None,
+    an array of some dimensions); cheap, for the calls that give numbers only."""
+    if value is None or isinstance(value, (int, float, str)):
+        return False
+    return getattr(value, "ndim", None) == 0
 
 
 def _converted(xp: Namespace, name: str, value: Any, dtype: Any) -> Array:

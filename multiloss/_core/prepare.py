@@ -359,8 +359,9 @@ def _prepare_softmax(
     xp = _checks.input_namespace(logits, target)
     static = softmax_keywords(loss, given, term, class_weight is not None, check_values)
     for name in ("label_smoothing", "z_loss", "softcap"):  # a 0-d array: its marker
-        if static[name] is not None:
-            static[name] = hyper.check(name, static[name], check_values=check_values)
+        value = static[name]  # a number is checked with the static part (cached)
+        if value is not None and not isinstance(value, (int, float)):
+            static[name] = hyper.check(name, value, check_values=check_values)
 
     def compute() -> SoftmaxConfig:
         return softmax_static(xp, logits, target, **static)
