@@ -133,10 +133,14 @@ def check_number(name: str, value: object) -> float:
 
 
 def is_0d_array(value: object) -> bool:
-    """Whether `value` is a 0-d array of some namespace (not a Python or NumPy scalar)."""
-    return (
-        not isinstance(value, numbers.Real) and _checks.is_array(value) and tuple(value.shape) == ()  # type: ignore[attr-defined]
-    )
+    """Whether `value` is a 0-d array of some namespace (not a Python or NumPy scalar).
+    Cheap for the common answers (a Python number, None, an array of some dimensions):
+    every call asks it of its options."""
+    if value is None or isinstance(value, (int, float, str)):
+        return False
+    if getattr(value, "ndim", None) != 0:
+        return False
+    return not isinstance(value, numbers.Real) and _checks.is_array(value)
 
 
 def is_traced(value: object) -> bool:
@@ -194,17 +198,9 @@ def operands(xp: Namespace, config: Any, given: dict[str, object], dtype: Any) -
     """The arrays behind `config`'s markers (:func:`names`), taken from the call's `given`
     options and converted to the compute `dtype`: the operands' ``hyper`` field. Each must
     be an array of the logits' namespace `xp`."""
-    if not any(_may_be_0d_array(value) for value in given.values()):
+    if not any(is_0d_array(value) for value in given.values()):
         return ()  # numbers only (every small call): no marker to look for
     return tuple(_converted(xp, name, given[name], dtype) for name in names(config))
-
-
-def _may_be_0d_array(value: object) -> bool:
-    """False for what cannot be a hyperparameter given as an array (a Python number, None,
-    an array of some dimensions); cheap, for the calls that give numbers only."""
-    if value is None or isinstance(value, (int, float, str)):
-        return False
-    return getattr(value, "ndim", None) == 0
 
 
 def _converted(xp: Namespace, name: str, value: Any, dtype: Any) -> Array:
